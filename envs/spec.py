@@ -1,0 +1,227 @@
+"""`TaskSpec`: the one description of a multi-task evidence-aggregation task (SPEC.md section 2).
+
+Every parameter of the generative model lives here, validated at construction. The fixed random
+parts of a task (boundary normals, offsets, encoder weights) are drawn from ``seed`` by
+:mod:`envs.task`, never from global state, so two processes holding equal specs see the same task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+BOUNDARIES = ("auto", "lines", "random", "hyperbolic", "circles")
+PRIORS = ("uniform", "correlated")
+NOISES = ("gaussian", "anisotropic", "ar1", "gumbel")
+ENCODERS = ("none", "relu_mlp", "quadratic")
+TARGETS = ("paper", "decision_only", "ddm_bound")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"TaskSpec.{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(name: str, value: Any, low: float, high: float, *, open_low: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise ValueError(
+            f"TaskSpec.{name} must be a finite number in {bracket}{low}, {high}], got {value!r}"
+        )
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"TaskSpec.{name} must be one of {list(allowed)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Every parameter of one task family member. Frozen, validated, JSON round-trips.
+
+    Time is counted in steps (paper: dt = 100 ms). One trial is
+    ``fixation_steps + stimulus_steps + delay_steps + decision_steps`` steps long.
+    """
+
+    latent_dim: int = 2
+    """D: dimension of the hidden latent x* (paper default 2; up to 10 in the paper)."""
+    n_tasks: int = 24
+    """N: number of binary classifications (paper: 2, 3, 6, 12, 24)."""
+    sigma: float = 0.2
+    """Per-step evidence noise SD (paper default 0.2; swept over 0.1-0.6)."""
+    fixation_steps: int = 1
+    """Steps before the evidence with the go channel on and no evidence."""
+    stimulus_steps: int = 20
+    """T: steps of noisy evidence X(t) = x* + eps(t)."""
+    delay_steps: int = 0
+    """Steps between the evidence and the decision (no evidence, go channel on)."""
+    decision_steps: int = 1
+    """Steps with the go channel off, at which the report is scored / labels are the target."""
+    boundaries: str = "auto"
+    """'lines' (D = 2, phi_i = (i + 1/2) pi / N), 'random' unit normals (any D), 'hyperbolic'
+    quadrant tasks (D = 2, N divisible by 4), 'circles' (|x*| > r_k, any D);
+    'auto' = 'lines' when D = 2 else 'random'."""
+    offset_scale: float = 0.0
+    """Offsets b_i ~ U[-offset_scale, offset_scale] for the linear families (0: through origin)."""
+    prior: str = "uniform"
+    """'uniform': x* ~ U[-0.5, 0.5]^D; 'correlated': Gaussian copula Phi(z) - 0.5 with corr rho."""
+    rho: float = 0.0
+    """Copula correlation between every pair of factors (prior='correlated' only)."""
+    noise: str = "gaussian"
+    """'gaussian' iid N(0, sigma^2); 'anisotropic' (axes after the first get anisotropy*sigma);
+    'ar1' (coefficient ar_coef, stationary SD sigma); 'gumbel' (scale sigma, centred to mean 0)."""
+    anisotropy: float = 2.0
+    """SD ratio of axes 2..D to axis 1 for noise='anisotropic' (paper: sigma_2 = 2 sigma_1)."""
+    ar_coef: float = 0.7
+    """AR(1) coefficient for noise='ar1' (paper: 0.7)."""
+    encoder: str = "relu_mlp"
+    """Frozen random observation encoder f: 'none', 'relu_mlp' (D -> 100 -> 100 -> 40, ReLU),
+    'quadratic' (same sizes, element-wise square instead of ReLU). Paper default on."""
+    encoder_sizes: tuple[int, ...] = (100, 100, 40)
+    """Layer widths of the encoder; the last one is the encoded evidence width."""
+    targets: str = "paper"
+    """'paper': BCE targets = labels at decision steps, 0.5 elsewhere, loss on every step;
+    'decision_only': labels, loss masked to decision steps; 'ddm_bound': running signed evidence
+    sum c_i . X(s) clipped at +-ddm_bound (free reaction time, MSE on ddm_bound * tanh)."""
+    ddm_bound: float = 5.0
+    """Bound of the drift-diffusion targets (targets='ddm_bound')."""
+    seed: int = 0
+    """Seed of the task's fixed random parts (boundary normals, offsets, encoder weights)."""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Free-form user metadata carried in spec.json (not used by the task)."""
+
+    def __post_init__(self) -> None:
+        _check_int("latent_dim", self.latent_dim, 1)
+        _check_int("n_tasks", self.n_tasks, 1)
+        _check_float("sigma", self.sigma, 0.0, 1e6, open_low=True)
+        _check_int("fixation_steps", self.fixation_steps, 0)
+        _check_int("stimulus_steps", self.stimulus_steps, 1)
+        _check_int("delay_steps", self.delay_steps, 0)
+        _check_int("decision_steps", self.decision_steps, 1)
+        _check_choice("boundaries", self.boundaries, BOUNDARIES)
+        if self.boundaries == "auto":
+            object.__setattr__(self, "boundaries", "lines" if self.latent_dim == 2 else "random")
+        if self.boundaries in ("lines", "hyperbolic") and self.latent_dim != 2:
+            raise ValueError(
+                f"TaskSpec.boundaries={self.boundaries!r} needs latent_dim=2, got latent_dim="
+                f"{self.latent_dim}; use 'random' or 'circles' for other dimensions"
+            )
+        if self.boundaries == "hyperbolic" and self.n_tasks % 4:
+            raise ValueError(
+                f"TaskSpec.n_tasks must be divisible by 4 for boundaries='hyperbolic' (tasks per "
+                f"quadrant), got {self.n_tasks}"
+            )
+        _check_float("offset_scale", self.offset_scale, 0.0, 0.5, open_low=False)
+        if self.offset_scale > 0 and self.boundaries not in ("lines", "random"):
+            raise ValueError(
+                "TaskSpec.offset_scale applies to linear boundaries ('lines', 'random') only, "
+                f"got boundaries={self.boundaries!r}"
+            )
+        _check_choice("prior", self.prior, PRIORS)
+        low = -1.0 / (self.latent_dim - 1) if self.latent_dim > 1 else -1.0
+        if not (isinstance(self.rho, (int, float)) and math.isfinite(self.rho)) or not (
+            low < self.rho < 1.0
+        ):
+            raise ValueError(
+                f"TaskSpec.rho must lie in ({low:.3g}, 1) for latent_dim={self.latent_dim} "
+                f"(equicorrelation must be positive definite), got {self.rho!r}"
+            )
+        if self.prior == "uniform" and self.rho != 0.0:
+            raise ValueError("TaskSpec.rho is only used with prior='correlated'; got prior='uniform'")
+        _check_choice("noise", self.noise, NOISES)
+        _check_float("anisotropy", self.anisotropy, 0.0, 1e3, open_low=True)
+        _check_float("ar_coef", self.ar_coef, -0.999, 0.999, open_low=False)
+        _check_choice("encoder", self.encoder, ENCODERS)
+        sizes = tuple(self.encoder_sizes)
+        if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+            raise ValueError(
+                f"TaskSpec.encoder_sizes must be a non-empty sequence of positive integers, "
+                f"got {self.encoder_sizes!r}"
+            )
+        object.__setattr__(self, "encoder_sizes", sizes)
+        _check_choice("targets", self.targets, TARGETS)
+        _check_float("ddm_bound", self.ddm_bound, 0.0, 1e6, open_low=True)
+        if self.targets == "ddm_bound" and not self.is_linear:
+            raise ValueError(
+                "TaskSpec.targets='ddm_bound' needs linear boundaries ('lines' or 'random'), "
+                f"got boundaries={self.boundaries!r}"
+            )
+        _check_int("seed", self.seed, 0)
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"TaskSpec.extra must be a dict, got {type(self.extra).__name__}")
+
+    # ---- derived sizes -------------------------------------------------------------------
+    @property
+    def n_steps(self) -> int:
+        """Steps per trial (fixation + stimulus + delay + decision)."""
+        return self.fixation_steps + self.stimulus_steps + self.delay_steps + self.decision_steps
+
+    @property
+    def stimulus_start(self) -> int:
+        """Index of the first evidence step."""
+        return self.fixation_steps
+
+    @property
+    def decision_start(self) -> int:
+        """Index of the first decision step."""
+        return self.fixation_steps + self.stimulus_steps + self.delay_steps
+
+    @property
+    def evidence_dim(self) -> int:
+        """Width of the (encoded) evidence part of the observation."""
+        return self.latent_dim if self.encoder == "none" else self.encoder_sizes[-1]
+
+    @property
+    def obs_dim(self) -> int:
+        """Observation width: encoded evidence channels followed by the go channel."""
+        return self.evidence_dim + 1
+
+    @property
+    def is_linear(self) -> bool:
+        """True for the linear boundary families (labels 1[c_i . x* + b_i > 0])."""
+        return self.boundaries in ("lines", "random")
+
+    # ---- construction / serialisation ----------------------------------------------------
+    def replace(self, **changes: Any) -> TaskSpec:
+        """A copy with some fields changed (validated again)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown TaskSpec field(s) {sorted(unknown)}; allowed: {field_names()}")
+        if "latent_dim" in changes and "boundaries" not in changes:
+            # keep 'auto' semantics when only the dimension changes
+            if self.boundaries == "lines":
+                changes["boundaries"] = "auto"
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["encoder_sizes"] = list(self.encoder_sizes)
+        return d
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **({"indent": 2} | kwargs))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskSpec:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TaskSpec field(s) {sorted(unknown)}; allowed: {field_names()}")
+        d = dict(d)
+        if "encoder_sizes" in d:
+            d["encoder_sizes"] = tuple(d["encoder_sizes"])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> TaskSpec:
+        return cls.from_dict(json.loads(text))
+
+
+def field_names() -> list[str]:
+    """Names of every TaskSpec field (for CLI and sweep validation)."""
+    return [f.name for f in dataclasses.fields(TaskSpec)]

@@ -1,0 +1,272 @@
+"""The one vectorised trial generator (SPEC.md section 2). Numpy, batch-first.
+
+Everything that varies per trial is drawn from the ``np.random.Generator`` you pass, in a fixed
+order (latent, then noise), so equal seeds give equal trials. The single env, the native vector
+env, the supervised sampler and the probes' recorder all build trials here.
+
+Shapes: B trials, T = ``spec.n_steps`` steps, D = latent_dim, N = n_tasks, O = obs_dim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr
+
+from envs.spec import TaskSpec
+from envs.task import orthant_index, task_geometry
+
+FIXATION, STIMULUS, DELAY, DECISION = 0, 1, 2, 3
+PERIOD_NAMES = ("fixation", "stimulus", "delay", "decision")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A part of latent space to draw x* from (for out-of-distribution tests).
+
+    orthants: allowed orthant indices (bit d set = x_d > 0; see ``envs.task.orthant_index``).
+    halfspace: a normal w [D]; allowed latents have w . x > 0.
+    Both may be given (intersection).
+    """
+
+    orthants: tuple[int, ...] | None = None
+    halfspace: tuple[float, ...] | None = None
+
+    def validate(self, latent_dim: int) -> None:
+        if self.orthants is None and self.halfspace is None:
+            raise ValueError("Region needs 'orthants' or 'halfspace' (or both)")
+        if self.orthants is not None:
+            if len(self.orthants) == 0:
+                raise ValueError("Region.orthants must not be empty")
+            bad = [o for o in self.orthants if not 0 <= int(o) < 2**latent_dim]
+            if bad:
+                raise ValueError(
+                    f"Region.orthants must be integers in [0, {2**latent_dim}) for latent_dim="
+                    f"{latent_dim}, got {bad}"
+                )
+        if self.halfspace is not None:
+            w = np.asarray(self.halfspace, dtype=float)
+            if w.shape != (latent_dim,) or not np.all(np.isfinite(w)) or not np.any(w):
+                raise ValueError(
+                    f"Region.halfspace must be a finite non-zero vector of length {latent_dim}, "
+                    f"got {self.halfspace!r}"
+                )
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        """Boolean [B]: which latents x [B, D] lie in the region."""
+        ok = np.ones(x.shape[0], dtype=bool)
+        if self.orthants is not None:
+            ok &= np.isin(orthant_index(x), np.asarray(self.orthants))
+        if self.halfspace is not None:
+            ok &= x @ np.asarray(self.halfspace, dtype=float) > 0
+        return ok
+
+    @classmethod
+    def coerce(cls, region: Region | dict | None) -> Region | None:
+        if region is None or isinstance(region, Region):
+            return region
+        if isinstance(region, dict):
+            unknown = set(region) - {"orthants", "halfspace"}
+            if unknown:
+                raise ValueError(f"unknown region key(s) {sorted(unknown)}; allowed: orthants, halfspace")
+            o = region.get("orthants")
+            h = region.get("halfspace")
+            return cls(
+                tuple(int(v) for v in o) if o is not None else None,
+                tuple(float(v) for v in h) if h is not None else None,
+            )
+        raise ValueError(f"region must be a Region, a dict or None, got {type(region).__name__}")
+
+
+@dataclass
+class TrialBatch:
+    """B trials. All arrays batch-first.
+
+    latent:   [B, D] float64, x*.
+    evidence: [B, T, D] float64, raw evidence x* + eps(t) at stimulus steps, 0 elsewhere.
+    obs:      [B, T, O] float32, encoded evidence channels then the go channel.
+    labels:   [B, N] float32 0/1.
+    targets:  [B, T, N] float32 (scheme of ``spec.targets``).
+    mask:     [B, T] float32 loss weights.
+    period:   [T] int8 period code of each step (0 fixation, 1 stimulus, 2 delay, 3 decision).
+    """
+
+    spec: TaskSpec
+    latent: np.ndarray
+    evidence: np.ndarray
+    obs: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray
+    mask: np.ndarray
+    period: np.ndarray
+
+    @property
+    def batch_size(self) -> int:
+        return self.latent.shape[0]
+
+    @property
+    def stimulus_evidence(self) -> np.ndarray:
+        """[B, T_stim, D] the raw evidence samples X(1..T_stim)."""
+        s = self.spec
+        return self.evidence[:, s.stimulus_start : s.stimulus_start + s.stimulus_steps]
+
+    def __getitem__(self, idx: int | slice | np.ndarray) -> TrialBatch:
+        """Sub-batch (an int keeps a batch axis of 1)."""
+        if isinstance(idx, (int, np.integer)):
+            idx = slice(int(idx), int(idx) + 1)
+        return TrialBatch(
+            self.spec,
+            self.latent[idx],
+            self.evidence[idx],
+            self.obs[idx],
+            self.labels[idx],
+            self.targets[idx],
+            self.mask[idx],
+            self.period,
+        )
+
+
+def period_codes(spec: TaskSpec) -> np.ndarray:
+    """[T] int8 period code of each step of a trial."""
+    return np.repeat(
+        np.array([FIXATION, STIMULUS, DELAY, DECISION], dtype=np.int8),
+        [spec.fixation_steps, spec.stimulus_steps, spec.delay_steps, spec.decision_steps],
+    )
+
+
+def _equicorrelation_cholesky(spec: TaskSpec) -> np.ndarray:
+    d = spec.latent_dim
+    corr = np.full((d, d), spec.rho) + (1 - spec.rho) * np.eye(d)
+    return np.linalg.cholesky(corr)
+
+
+def _draw_prior(spec: TaskSpec, rng: np.random.Generator, n: int) -> np.ndarray:
+    if spec.prior == "uniform":
+        return rng.random((n, spec.latent_dim)) - 0.5
+    z = rng.standard_normal((n, spec.latent_dim)) @ _equicorrelation_cholesky(spec).T
+    return ndtr(z) - 0.5
+
+
+def sample_latents(
+    spec: TaskSpec, rng: np.random.Generator, n: int, region: Region | dict | None = None
+) -> np.ndarray:
+    """Draw n latents [n, D] from the prior, optionally restricted to ``region``."""
+    region = Region.coerce(region)
+    if region is None:
+        return _draw_prior(spec, rng, n)
+    region.validate(spec.latent_dim)
+    if spec.prior == "uniform" and region.halfspace is None:
+        # Exact and rejection-free: the uniform prior is symmetric under sign flips of each axis.
+        mags = 0.5 * rng.random((n, spec.latent_dim))
+        which = np.asarray(region.orthants)[rng.integers(len(region.orthants), size=n)]
+        signs = np.where((which[:, None] >> np.arange(spec.latent_dim)) & 1, 1.0, -1.0)
+        return mags * signs
+    out = np.empty((0, spec.latent_dim))
+    for _ in range(1000):
+        draw = _draw_prior(spec, rng, max(2 * (n - len(out)), 64))
+        out = np.concatenate([out, draw[region.contains(draw)]])
+        if len(out) >= n:
+            return out[:n]
+    raise ValueError(f"region {region} has too little prior mass to sample from")
+
+
+def sample_noise(spec: TaskSpec, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Draw the evidence noise eps [n, T_stim, D] of ``spec.noise`` (mean 0)."""
+    shape = (n, spec.stimulus_steps, spec.latent_dim)
+    if spec.noise == "gumbel":
+        return rng.gumbel(0.0, spec.sigma, size=shape) - spec.sigma * np.euler_gamma
+    eps = rng.standard_normal(shape) * spec.sigma
+    if spec.noise == "anisotropic":
+        eps *= noise_scales(spec)
+    elif spec.noise == "ar1":
+        a = spec.ar_coef
+        innov = np.sqrt(1.0 - a * a)
+        for t in range(1, spec.stimulus_steps):  # a loop over time steps, vectorised over trials
+            eps[:, t] = a * eps[:, t - 1] + innov * eps[:, t]
+    return eps
+
+
+def noise_scales(spec: TaskSpec) -> np.ndarray:
+    """Per-axis stationary noise SD [D]."""
+    scales = np.full(spec.latent_dim, float(spec.sigma))
+    if spec.noise == "anisotropic":
+        scales[1:] *= spec.anisotropy
+    elif spec.noise == "gumbel":
+        scales *= np.pi / np.sqrt(6.0)
+    return scales
+
+
+def build_trials(spec: TaskSpec, latent: np.ndarray, noise: np.ndarray) -> TrialBatch:
+    """Deterministic part of the generator: trials from given latents [B, D] and noise [B, Ts, D]."""
+    geo = task_geometry(spec)
+    latent = np.asarray(latent, dtype=np.float64)
+    b, t_all = latent.shape[0], spec.n_steps
+    s0, s1 = spec.stimulus_start, spec.stimulus_start + spec.stimulus_steps
+    evidence = np.zeros((b, t_all, spec.latent_dim))
+    evidence[:, s0:s1] = latent[:, None, :] + noise
+
+    obs = np.empty((b, t_all, spec.obs_dim), dtype=np.float32)
+    obs[:, :, :-1] = geo.encode(np.zeros(spec.latent_dim))  # f(0) outside the stimulus period
+    obs[:, s0:s1, :-1] = geo.encode(evidence[:, s0:s1])
+    obs[:, :, -1] = 1.0
+    obs[:, spec.decision_start :, -1] = 0.0
+
+    labels = geo.labels(latent)
+    mask = np.ones((b, t_all), dtype=np.float32)
+    if spec.targets == "ddm_bound":
+        targets = ddm_targets(spec, evidence)
+    else:
+        targets = np.full((b, t_all, spec.n_tasks), 0.5, dtype=np.float32)
+        targets[:, spec.decision_start :] = labels[:, None, :]
+        if spec.targets == "decision_only":
+            mask[:, : spec.decision_start] = 0.0
+    return TrialBatch(spec, latent, evidence, obs, labels, targets, mask, period_codes(spec))
+
+
+def ddm_targets(spec: TaskSpec, evidence: np.ndarray) -> np.ndarray:
+    """Drift-diffusion targets [B, T, N]: running sum of c_i . X(s) + b_i over evidence steps,
+    absorbed at +-ddm_bound (once the bound is hit the target stays there)."""
+    geo = task_geometry(spec)
+    stim = period_codes(spec) == STIMULUS
+    drift = evidence @ geo.normals.T + geo.offsets * stim[None, :, None]
+    run = np.cumsum(drift, axis=1)
+    hit = np.abs(run) >= spec.ddm_bound
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1), run.shape[1])  # [B, N]
+    steps = np.arange(run.shape[1])[None, :, None]
+    at_hit = np.take_along_axis(run, np.minimum(first, run.shape[1] - 1)[:, None, :], axis=1)
+    absorbed = np.sign(at_hit) * spec.ddm_bound
+    return np.where(steps >= first[:, None, :], absorbed, run).astype(np.float32)
+
+
+def generate(
+    spec: TaskSpec,
+    n: int,
+    rng: np.random.Generator | int | None = None,
+    *,
+    region: Region | dict | None = None,
+    latent: np.ndarray | Sequence | None = None,
+) -> TrialBatch:
+    """Generate n trials of ``spec``.
+
+    rng: a ``np.random.Generator`` (or an int seed). Draw order: latents, then noise.
+    region: restrict x* to orthants / a half-space (see :class:`Region`).
+    latent: given latents [n, D] (then nothing is drawn for them; ``region`` must be None).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n (number of trials) must be a positive integer, got {n!r}")
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    if latent is not None:
+        if region is not None:
+            raise ValueError("give either 'latent' or 'region', not both")
+        latent = np.asarray(latent, dtype=np.float64)
+        if latent.shape != (n, spec.latent_dim) or not np.all(np.isfinite(latent)):
+            raise ValueError(
+                f"latent must be a finite array of shape ({n}, {spec.latent_dim}), "
+                f"got shape {latent.shape}"
+            )
+    else:
+        latent = sample_latents(spec, rng, int(n), region)
+    return build_trials(spec, latent, sample_noise(spec, rng, int(n)))
