@@ -1,0 +1,1 @@
+"""Sub-commands of `mte` (each: add_arguments(parser), run(args) -> int)."""
