@@ -133,7 +133,9 @@ class TaskSpec:
                 f"(equicorrelation must be positive definite), got {self.rho!r}"
             )
         if self.prior == "uniform" and self.rho != 0.0:
-            raise ValueError("TaskSpec.rho is only used with prior='correlated'; got prior='uniform'")
+            raise ValueError(
+                "TaskSpec.rho is only used with prior='correlated'; got prior='uniform'"
+            )
         _check_choice("noise", self.noise, NOISES)
         _check_float("anisotropy", self.anisotropy, 0.0, 1e3, open_low=True)
         _check_float("ar_coef", self.ar_coef, -0.999, 0.999, open_low=False)
@@ -192,7 +194,9 @@ class TaskSpec:
         """A copy with some fields changed (validated again)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise ValueError(f"unknown TaskSpec field(s) {sorted(unknown)}; allowed: {field_names()}")
+            raise ValueError(
+                f"unknown TaskSpec field(s) {sorted(unknown)}; allowed: {field_names()}"
+            )
         if "latent_dim" in changes and "boundaries" not in changes:
             # keep 'auto' semantics when only the dimension changes
             if self.boundaries == "lines":
@@ -211,7 +215,9 @@ class TaskSpec:
     def from_dict(cls, d: dict[str, Any]) -> TaskSpec:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown TaskSpec field(s) {sorted(unknown)}; allowed: {field_names()}")
+            raise ValueError(
+                f"unknown TaskSpec field(s) {sorted(unknown)}; allowed: {field_names()}"
+            )
         d = dict(d)
         if "encoder_sizes" in d:
             d["encoder_sizes"] = tuple(d["encoder_sizes"])

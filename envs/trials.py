@@ -70,7 +70,9 @@ class Region:
         if isinstance(region, dict):
             unknown = set(region) - {"orthants", "halfspace"}
             if unknown:
-                raise ValueError(f"unknown region key(s) {sorted(unknown)}; allowed: orthants, halfspace")
+                raise ValueError(
+                    f"unknown region key(s) {sorted(unknown)}; allowed: orthants, halfspace"
+                )
             o = region.get("orthants")
             h = region.get("halfspace")
             return cls(
@@ -177,10 +179,8 @@ def sample_noise(spec: TaskSpec, rng: np.random.Generator, n: int) -> np.ndarray
     shape = (n, spec.stimulus_steps, spec.latent_dim)
     if spec.noise == "gumbel":
         return rng.gumbel(0.0, spec.sigma, size=shape) - spec.sigma * np.euler_gamma
-    eps = rng.standard_normal(shape) * spec.sigma
-    if spec.noise == "anisotropic":
-        eps *= noise_scales(spec)
-    elif spec.noise == "ar1":
+    eps = rng.standard_normal(shape) * noise_scales(spec)
+    if spec.noise == "ar1":
         a = spec.ar_coef
         innov = np.sqrt(1.0 - a * a)
         for t in range(1, spec.stimulus_steps):  # a loop over time steps, vectorised over trials

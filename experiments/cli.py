@@ -13,7 +13,10 @@ import sys
 COMMANDS = {
     "train": ("experiments.commands.train", "train a supervised or RL agent into runs/<name>/"),
     "probe": ("experiments.commands.probe", "measure disentanglement of a trained run"),
-    "sweep": ("experiments.commands.sweep", "train and probe a grid of settings (local pool or Ray)"),
+    "sweep": (
+        "experiments.commands.sweep",
+        "train and probe a grid of settings (local pool or Ray)",
+    ),
     "reproduce": ("experiments.commands.reproduce", "reproduce a figure of the paper"),
 }
 
