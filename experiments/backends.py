@@ -1,0 +1,260 @@
+"""Where sweep points run: a local process pool (default) or a Ray cluster.
+
+Both backends run :func:`execute_point` on a worker: it pins torch to ``threads`` threads, calls
+the point function and turns any exception into a ``failed`` outcome, so one bad point never
+stops the others. A worker that dies (killed, out of memory) makes only the points it was running
+fail: the local pool is rebuilt for the rest, and Ray reports the lost task on its own.
+
+The engine keeps at most ``capacity()`` points in flight, so "running" in the progress display is
+what really runs, and a crash loses at most that many points (they re-run on the next call).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+
+def _pin_threads(threads: int) -> None:
+    """One process per core: torch/BLAS thread pools larger than this only fight each other."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return
+    torch.set_num_threads(threads)
+
+
+def execute_point(
+    fn: Callable[..., Mapping[str, Any]],
+    point: Any,
+    run_dir: str,
+    kwargs: Mapping[str, Any],
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Run one point on a worker: ``{"status": "ok", "metrics", "elapsed_s", "host"}`` or
+    ``{"status": "failed", "error", "traceback", ...}``. Never raises for an ordinary exception."""
+    _pin_threads(threads)
+    t0 = time.perf_counter()
+    host = socket.gethostname()
+    try:
+        metrics = fn(point, run_dir, **dict(kwargs))
+        return {
+            "status": "ok",
+            "metrics": dict(metrics or {}),
+            "elapsed_s": time.perf_counter() - t0,
+            "host": host,
+        }
+    except Exception as e:  # noqa: BLE001 - failure isolation is the point
+        return {
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(),
+            "elapsed_s": time.perf_counter() - t0,
+            "host": host,
+        }
+
+
+def _crashed(e: BaseException) -> dict[str, Any]:
+    return {
+        "status": "failed",
+        "error": f"worker crashed: {type(e).__name__}: {e}",
+        "traceback": "".join(traceback.format_exception(e)),
+    }
+
+
+class Backend(Protocol):
+    """What the sweep engine needs from an executor."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def capacity(self) -> int:
+        """How many points may be in flight at once."""
+        ...
+
+    def submit(
+        self, fn: Callable[..., Any], point: Any, run_dir: str, kwargs: Mapping[str, Any]
+    ) -> Any: ...
+
+    def wait(self, handles: Sequence[Any], timeout: float) -> list[Any]:
+        """The handles among ``handles`` that finished (waits up to ``timeout`` s for one)."""
+        ...
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        """The outcome of a finished handle (a crash becomes a ``failed`` outcome)."""
+        ...
+
+    def close(self, cancel: bool = False) -> None: ...
+
+
+def _pool_init(threads: int) -> None:
+    _pin_threads(threads)
+
+
+class LocalBackend:
+    """A ``ProcessPoolExecutor`` over ``workers`` processes (default: the CPU count).
+
+    Processes are started with ``spawn`` (torch and fork do not mix) and reused across points.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, threads: int = 1) -> None:
+        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if int(threads) < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        self.workers = int(workers or os.cpu_count() or 1)
+        self.threads = int(threads)
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_pool_init,
+                initargs=(self.threads,),
+            )
+
+    def capacity(self) -> int:
+        return self.workers
+
+    def submit(
+        self, fn: Callable[..., Any], point: Any, run_dir: str, kwargs: Mapping[str, Any]
+    ) -> cf.Future:
+        self.start()
+        assert self._pool is not None
+        try:
+            return self._pool.submit(execute_point, fn, point, run_dir, kwargs, self.threads)
+        except cf.process.BrokenProcessPool:
+            # a worker died: the pool is unusable; start a fresh one for the remaining points
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            self.start()
+            return self._pool.submit(execute_point, fn, point, run_dir, kwargs, self.threads)
+
+    def wait(self, handles: Sequence[cf.Future], timeout: float) -> list[cf.Future]:
+        done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return list(done)
+
+    def result(self, handle: cf.Future) -> dict[str, Any]:
+        try:
+            return handle.result()
+        except cf.process.BrokenProcessPool as e:
+            return _crashed(e)
+        except Exception as e:  # noqa: BLE001 - e.g. an unpicklable point function
+            return _crashed(e)
+
+    def close(self, cancel: bool = False) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            self._pool = None
+
+
+class RayBackend:
+    """Points as Ray tasks (``num_cpus=threads`` each).
+
+    address: an existing cluster (``"ray://head:10001"``, ``"head:6379"`` or ``"auto"``);
+        None starts a local cluster for the sweep with ``workers`` CPUs (default: the CPU
+        count), bound to 127.0.0.1, without the dashboard, and shuts it down afterwards.
+    If Ray is already initialised in this process (e.g. by the caller), it is used as is and
+    left running.
+    Run folders are written by the workers: on a multi-machine cluster the sweep folder must
+    be on a filesystem every node shares (or pass an absolute path on such a mount).
+    """
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None, threads: int = 1):
+        try:
+            import ray  # noqa: F401
+        except ImportError as e:  # pragma: no cover - ray is an optional dependency
+            raise ValueError(
+                "backend='ray' needs Ray: pip install 'multitask-evidence[ray]'"
+            ) from e
+        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        self.workers = workers
+        self.address = address
+        self.threads = int(threads)
+        self._owns = False
+        self._remote: Any = None
+        self._capacity = 1
+
+    def start(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:
+                ray.init(
+                    num_cpus=int(self.workers or os.cpu_count() or 1),
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    log_to_driver=False,
+                )
+                self._owns = True
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self._capacity = max(1, cpus // self.threads)
+        if self.workers and self.address:
+            self._capacity = min(self._capacity, int(self.workers))
+        # max_retries=0: a point that fails is recorded, not silently re-run
+        self._remote = ray.remote(num_cpus=self.threads, max_retries=0)(execute_point)
+
+    def capacity(self) -> int:
+        return self._capacity
+
+    def submit(
+        self, fn: Callable[..., Any], point: Any, run_dir: str, kwargs: Mapping[str, Any]
+    ) -> Any:
+        return self._remote.remote(fn, point, run_dir, dict(kwargs), self.threads)
+
+    def wait(self, handles: Sequence[Any], timeout: float) -> list[Any]:
+        import ray
+
+        done, _ = ray.wait(list(handles), num_returns=1, timeout=timeout)
+        if done:  # collect everything else that is already finished too
+            more, _ = ray.wait(list(handles), num_returns=len(handles), timeout=0)
+            done = list(dict.fromkeys([*done, *more]))
+        return done
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        import ray
+
+        try:
+            return ray.get(handle)
+        except Exception as e:  # noqa: BLE001 - WorkerCrashedError, RayTaskError, ...
+            return _crashed(e)
+
+    def close(self, cancel: bool = False) -> None:
+        import ray
+
+        if self._owns and ray.is_initialized():
+            ray.shutdown()
+            self._owns = False
+
+
+def make_backend(
+    backend: Any, *, workers: int | None = None, address: str | None = None, threads: int = 1
+) -> Any:
+    """``"local"`` / ``"ray"`` / a backend instance -> a backend instance."""
+    if not isinstance(backend, str):
+        return backend
+    if backend == "local":
+        if address:
+            raise ValueError("address is only used with backend='ray'")
+        return LocalBackend(workers=workers, threads=threads)
+    if backend == "ray":
+        return RayBackend(workers=workers, address=address, threads=threads)
+    raise ValueError(f"backend must be one of ['local', 'ray'], got {backend!r}")

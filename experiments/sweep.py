@@ -1,0 +1,824 @@
+"""Sweeps: a grid of settings, each trained and probed in its own run folder, gathered in one table.
+
+A grid is a mapping from parameter names to lists of values; its points are the Cartesian product
+(axes in the order given, ``seed`` last). A parameter name is
+
+- a :class:`envs.TaskSpec` field (``n_tasks``, ``sigma``, ``latent_dim`` ...), or ``task.<field>``;
+- a field of the agent's configuration (:class:`agents.config.TrainConfig` for ``algo=supervised``,
+  the algorithm's config dataclass in ``agents.rl.ALGOS`` otherwise), or ``agent.<field>``;
+- ``algo`` (``supervised`` by default, or a key of ``agents.rl.ALGOS``);
+- ``seed``: the network's seed (the agent config's ``seed``). The task's own seed (boundary
+  normals, encoder weights) is ``task.seed`` and stays at its default unless you set it.
+
+Every name, type and value is checked before anything trains (:func:`parse_grid` and
+:meth:`Grid.points`): an unknown field, an empty list, a value of the wrong type or a value the
+TaskSpec / config rejects raises ``ValueError`` naming the field.
+
+Folder layout of a sweep (``sweep_dir``)::
+
+    sweep.json            the grid (for the record)
+    runs/<point id>/      one run folder per point (spec.json, config.json, model.pt, probe.json ...)
+    rows/<point id>.json  the point's row, written atomically when it finished: the point is done
+    rows/<point id>.error.json   the error of a failed point (retried on the next run)
+    results.csv / results.json   one row per point: every parameter and every headline metric
+
+Re-running the same sweep skips the points whose row file exists; a failing point is recorded
+with its error while the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUPERVISED = "supervised"
+RESERVED = ("algo", "seed")
+
+# ----------------------------------------------------------------------------------------------
+# Field catalogues
+# ----------------------------------------------------------------------------------------------
+
+
+def task_fields() -> dict[str, dataclasses.Field]:
+    """TaskSpec fields by name (``envs.spec.field_names()`` order)."""
+    from envs.spec import TaskSpec, field_names
+
+    by_name = {f.name: f for f in dataclasses.fields(TaskSpec)}
+    return {n: by_name[n] for n in field_names()}
+
+
+def algo_names() -> list[str]:
+    """Allowed values of ``algo``: ``supervised`` and the keys of ``agents.rl.ALGOS`` (if built)."""
+    names = [SUPERVISED]
+    try:
+        from agents.rl import ALGOS
+    except ImportError:  # RL agents not installed / not built yet
+        return names
+    return names + [a for a in ALGOS if a != SUPERVISED]
+
+
+def default_config_class(algo: str) -> type:
+    """The configuration dataclass of an algorithm (``TrainConfig`` for ``supervised``)."""
+    if algo == SUPERVISED:
+        from agents.config import TrainConfig
+
+        return TrainConfig
+    try:
+        from agents.rl import ALGOS
+    except ImportError as e:
+        raise ValueError(
+            f"algo={algo!r} needs the reinforcement-learning agents (agents.rl), which could not "
+            f"be imported ({e}); allowed: {algo_names()}"
+        ) from e
+    if algo not in ALGOS:
+        raise ValueError(f"algo must be one of {algo_names()}, got {algo!r}")
+    return ALGOS[algo][0]
+
+
+ConfigResolver = Callable[[str], type]
+
+# ----------------------------------------------------------------------------------------------
+# Type coercion (command-line strings and YAML/JSON values -> the field's type)
+# ----------------------------------------------------------------------------------------------
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _field_kind(f: dataclasses.Field) -> tuple[str, bool]:
+    """(kind, optional): kind in bool/int/float/str/seq/dict/any; optional = None allowed."""
+    ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    optional = "None" in ann or "Optional" in ann
+    default = _field_default(f)
+    if default is None:
+        optional = True
+    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if type(default) is types:
+            return kind, optional
+    if isinstance(default, (tuple, list)):
+        return "seq", optional
+    if isinstance(default, dict):
+        return "dict", optional
+    base = re.sub(r"\s*\|\s*None|None\s*\|\s*|Optional\[(.*)\]", r"\1", ann).strip()
+    for kind in ("bool", "int", "float", "str"):
+        if base == kind:
+            return kind, optional
+    if base.startswith(("tuple", "list", "Sequence")):
+        return "seq", optional
+    if base.startswith(("dict", "Mapping")):
+        return "dict", optional
+    return "any", optional
+
+
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+def coerce_value(name: str, value: Any, kind: str, optional: bool) -> Any:
+    """Convert one grid value to the field's type, or raise ``ValueError`` naming the field."""
+
+    def bad(expected: str) -> ValueError:
+        return ValueError(
+            f"grid field {name!r}: type mismatch, expected {expected}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+
+    if optional and (
+        value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+    ):
+        return None
+    if kind == "any":
+        return value
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise bad("a boolean (true/false)")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                try:  # accept scientific notation for budgets: 1e5
+                    as_float = float(value)
+                except ValueError:
+                    raise bad("an integer") from None
+                if math.isfinite(as_float) and as_float.is_integer():
+                    return int(as_float)
+        raise bad("an integer")
+    if kind == "float":
+        if isinstance(value, bool):
+            raise bad("a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise bad("a number") from None
+        raise bad("a number")
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        raise bad("a string")
+    if kind == "seq":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise bad("a list such as [100,100,40]") from None
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        raise bad("a list such as [100,100,40]")
+    if kind == "dict":
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise bad("a mapping")
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Points and grids
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    """One setting of a sweep: everything a worker needs to train and probe it (picklable).
+
+    params: the parameters as named in the grid (ordered, values coerced);
+    task / agent: keyword arguments for ``TaskSpec`` and the agent config (``seed`` included);
+    id: folder-safe name, readable (the varying axes) plus a hash of every parameter.
+    """
+
+    id: str
+    params: dict[str, Any]
+    algo: str
+    seed: int
+    task: dict[str, Any]
+    agent: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "params": _jsonable(self.params),
+            "algo": self.algo,
+            "seed": self.seed,
+            "task": _jsonable(self.task),
+            "agent": _jsonable(self.agent),
+        }
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def point_id(params: Mapping[str, Any], varying: Sequence[str]) -> str:
+    """Folder-safe id: ``k=v,k=v`` over the varying axes, then 8 hex digits hashing all params."""
+    canon = json.dumps(_jsonable(dict(params)), sort_keys=True, default=str)
+    digest = hashlib.sha1(canon.encode()).hexdigest()[:8]
+    parts = []
+    for k in varying:
+        v = params[k]
+        v = "-".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+        parts.append(f"{k.split('.')[-1]}={v}")
+    readable = _UNSAFE.sub("-", "_".join(parts))[:100].strip("-_")
+    return f"{readable}-{digest}" if readable else digest
+
+
+@dataclass
+class Grid:
+    """A validated grid: ordered axes name -> list of values (``seed`` last, ``algo`` optional).
+
+    Build it with :func:`parse_grid`, :func:`grid_from_cli` or :func:`load_grid_file`; then
+    :meth:`points` expands and validates every point against TaskSpec and the agent config.
+    """
+
+    axes: dict[str, list[Any]]
+    name: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return math.prod(len(v) for v in self.axes.values())
+
+    @property
+    def varying(self) -> list[str]:
+        """Axes with more than one value (they name the points)."""
+        return [k for k, v in self.axes.items() if len(v) > 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "grid": _jsonable(self.axes), "meta": _jsonable(self.meta)}
+
+    def points(self, config_resolver: ConfigResolver | None = None) -> list[Point]:
+        """Every point, validated by building its TaskSpec and agent config (no training)."""
+        from envs.spec import TaskSpec
+
+        resolver = config_resolver or default_config_class
+        tfields = task_fields()
+        names = list(self.axes)
+        varying = self.varying
+        points: list[Point] = []
+        classes: dict[str, type] = {}
+        for combo in itertools.product(*(self.axes[n] for n in names)):
+            params = dict(zip(names, combo))
+            algo = params.get("algo", SUPERVISED)
+            if algo not in classes:
+                try:
+                    classes[algo] = resolver(algo)
+                except ValueError as e:
+                    raise ValueError(f"grid field 'algo': {e}") from None
+            cfg_cls = classes[algo]
+            cfg_fields = {f.name: f for f in dataclasses.fields(cfg_cls)}
+            task: dict[str, Any] = {}
+            agent: dict[str, Any] = {}
+            seed = int(params.get("seed", 0))
+            for name, value in params.items():
+                if name in RESERVED:
+                    continue
+                scope, fname = _resolve(name, tfields, cfg_fields, algo)
+                if scope == "task":
+                    task[fname] = coerce_value(name, value, *_field_kind(tfields[fname]))
+                else:
+                    agent[fname] = coerce_value(name, value, *_field_kind(cfg_fields[fname]))
+            if "seed" in cfg_fields:
+                agent.setdefault("seed", seed)
+            pid = point_id(params, varying)
+            try:
+                TaskSpec(**task)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"grid point {pid}: invalid task: {e}") from None
+            try:
+                _build_config(cfg_cls, agent)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"grid point {pid}: invalid {algo} config: {e}") from None
+            points.append(Point(pid, params, algo, seed, task, agent))
+        ids = [p.id for p in points]
+        if len(set(ids)) != len(ids):  # pragma: no cover - a hash collision
+            raise ValueError("two grid points share an id; rename a parameter")
+        return points
+
+
+def _build_config(cfg_cls: type, kwargs: dict[str, Any]) -> Any:
+    """Build an agent config, through a ``preset`` if the class offers one and it is set."""
+    return cfg_cls(**kwargs)
+
+
+def _resolve(
+    name: str, tfields: Mapping[str, Any], cfg_fields: Mapping[str, Any], algo: str
+) -> tuple[str, str]:
+    """Which dataclass a grid name belongs to: ('task' | 'agent', field name)."""
+    if name.startswith("task."):
+        fname = name[5:]
+        if fname not in tfields:
+            raise ValueError(
+                f"grid field {name!r}: {fname!r} is not a TaskSpec field; allowed: {list(tfields)}"
+            )
+        return "task", fname
+    if name.startswith("agent."):
+        fname = name[6:]
+        if fname not in cfg_fields:
+            raise ValueError(
+                f"grid field {name!r}: {fname!r} is not a field of the {algo} config; "
+                f"allowed: {list(cfg_fields)}"
+            )
+        return "agent", fname
+    in_task, in_cfg = name in tfields, name in cfg_fields
+    if in_task and in_cfg:
+        raise ValueError(
+            f"grid field {name!r} is both a TaskSpec field and a {algo} config field; "
+            f"write task.{name} or agent.{name}"
+        )
+    if in_task:
+        return "task", name
+    if in_cfg:
+        return "agent", name
+    raise ValueError(
+        f"grid field {name!r} is unknown: not a TaskSpec field ({list(tfields)}), not a {algo} "
+        f"config field ({list(cfg_fields)}), and not one of {list(RESERVED)}"
+    )
+
+
+def parse_grid(
+    axes: Mapping[str, Any],
+    seeds: Sequence[int] | None = None,
+    *,
+    name: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+    config_resolver: ConfigResolver | None = None,
+) -> Grid:
+    """Check and order a grid: every axis a non-empty list, names known, values of the right type.
+
+    ``axes`` maps names to a list of values (a scalar is a one-value axis); ``seeds`` (or an
+    axis ``seed``) lists the network seeds, default ``[0]``. Expands the points once, so that
+    every error (including TaskSpec / config validation) is raised here, before any training.
+    """
+    if not isinstance(axes, Mapping):
+        raise ValueError(f"a grid must be a mapping of field -> list of values, got {axes!r}")
+    ordered: dict[str, list[Any]] = {}
+    for key, values in axes.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"grid field names must be non-empty strings, got {key!r}")
+        if isinstance(values, (list, tuple)):
+            values = list(values)
+        else:
+            values = [values]
+        if not values:
+            raise ValueError(f"grid field {key!r} has an empty list of values")
+        ordered[key] = values
+    if seeds is not None:
+        if "seed" in ordered:
+            raise ValueError("grid field 'seed' given twice (as an axis and as seeds)")
+        ordered["seed"] = list(seeds)
+    if "seed" not in ordered:
+        ordered["seed"] = [0]
+    seed_values = ordered.pop("seed")
+    if not seed_values:
+        raise ValueError("grid field 'seed' has an empty list of values")
+    ordered["seed"] = [coerce_value("seed", s, "int", False) for s in seed_values]
+    if any(s < 0 for s in ordered["seed"]):
+        raise ValueError(f"grid field 'seed' must hold integers >= 0, got {ordered['seed']}")
+    if "algo" in ordered:
+        allowed = algo_names() if config_resolver is None else None
+        for a in ordered["algo"]:
+            if not isinstance(a, str) or (allowed is not None and a not in allowed):
+                raise ValueError(f"grid field 'algo' must be one of {allowed}, got {a!r}")
+    for key, values in ordered.items():
+        dup = [v for i, v in enumerate(values) if v in values[:i]]
+        if dup:
+            raise ValueError(f"grid field {key!r} repeats the value(s) {dup}")
+    grid = Grid(ordered, name=name, meta=dict(meta or {}))
+    grid.points(config_resolver)  # validates every point now, before anything trains
+    return grid
+
+
+def parse_set(items: Iterable[str]) -> dict[str, list[Any]]:
+    """Parse ``--set name=v1,v2`` items (values as strings; ``name=[...]`` is parsed as JSON)."""
+    axes: dict[str, list[Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects name=value[,value...], got {item!r}")
+        key, _, raw = item.partition("=")
+        key, raw = key.strip().replace("-", "_"), raw.strip()
+        if key in axes:
+            raise ValueError(f"grid field {key!r} given twice in --set")
+        if raw.startswith("["):
+            try:
+                values = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ValueError(
+                    f"grid field {key!r}: cannot parse {raw!r} as a JSON list: {e}"
+                ) from None
+            if not isinstance(values, list):
+                raise ValueError(f"grid field {key!r}: expected a JSON list, got {raw!r}")
+        else:
+            values = [v.strip() for v in raw.split(",")] if raw else []
+            if any(v == "" for v in values):
+                raise ValueError(f"grid field {key!r} has an empty value in {raw!r}")
+        axes[key] = values
+    return axes
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``"0,1,2"`` -> [0, 1, 2]; ``"0-4"`` -> [0, 1, 2, 3, 4]; None -> None."""
+    if text is None:
+        return None
+    text = text.strip()
+    m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", text)
+    if m:
+        lo, hi = int(m.group(1)), int(m.group(2))
+        if hi < lo:
+            raise ValueError(f"--seeds range {text!r} is empty")
+        return list(range(lo, hi + 1))
+    if not text:
+        raise ValueError("grid field 'seed' has an empty list of values")
+    return [coerce_value("seed", s, "int", False) for s in text.split(",")]
+
+
+def load_grid_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON grid file.
+
+    Either a plain mapping ``name: [values]``, or ``{grid: {...}, seeds: [...], name: ...,
+    point: {...}}`` where ``point`` holds options of the point function (probe size ...).
+    """
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        import yaml
+
+        data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"grid file {path}: expected a mapping at the top level")
+    if "grid" not in data:
+        return {"grid": data}
+    unknown = set(data) - {"grid", "seeds", "name", "point"}
+    if unknown:
+        raise ValueError(
+            f"grid file {path}: unknown top-level key(s) {sorted(unknown)}; allowed: grid, "
+            "seeds, name, point"
+        )
+    return data
+
+
+def grid_from_cli(
+    sets: Sequence[str] = (),
+    seeds: str | None = None,
+    file: str | Path | None = None,
+    *,
+    config_resolver: ConfigResolver | None = None,
+) -> tuple[Grid, dict[str, Any]]:
+    """Grid from ``--file`` and/or ``--set`` items (``--set`` overrides file axes) and ``--seeds``.
+
+    Returns the grid and the point options read from the file (``point:``).
+    """
+    axes: dict[str, Any] = {}
+    file_seeds = None
+    name = None
+    point_opts: dict[str, Any] = {}
+    if file is not None:
+        data = load_grid_file(file)
+        if not isinstance(data["grid"], dict):
+            raise ValueError(f"grid file {file}: 'grid' must be a mapping")
+        axes.update(data["grid"])
+        file_seeds = data.get("seeds")
+        name = data.get("name")
+        point_opts = dict(data.get("point") or {})
+    for key, values in parse_set(sets).items():
+        axes[key] = values
+    cli_seeds = parse_seeds(seeds)
+    chosen = cli_seeds if cli_seeds is not None else file_seeds
+    if chosen is not None and not isinstance(chosen, list):
+        chosen = [chosen]
+    if chosen is not None and "seed" in axes:
+        axes.pop("seed")
+    grid = parse_grid(axes, chosen, name=name, config_resolver=config_resolver)
+    return grid, point_opts
+
+
+# ----------------------------------------------------------------------------------------------
+# Atomic files and rows
+# ----------------------------------------------------------------------------------------------
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file via a temporary file in the same folder + rename (readers never see half)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=_json_default, allow_nan=True)
+
+
+@dataclass
+class SweepPaths:
+    """Where a sweep keeps its files."""
+
+    root: Path
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def rows(self) -> Path:
+        return self.root / "rows"
+
+    def run_dir(self, pid: str) -> Path:
+        return self.runs / pid
+
+    def row(self, pid: str) -> Path:
+        return self.rows / f"{pid}.json"
+
+    def error(self, pid: str) -> Path:
+        return self.rows / f"{pid}.error.json"
+
+    @property
+    def csv(self) -> Path:
+        return self.root / "results.csv"
+
+    @property
+    def json(self) -> Path:
+        return self.root / "results.json"
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> ``a.b`` keys; lists stay lists (JSON) so per-fold values survive."""
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten_metrics(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The engine
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: rows in grid order, counts and the table paths."""
+
+    rows: list[dict[str, Any]]
+    n_ran: int
+    n_skipped: int
+    n_failed: int
+    csv_path: Path
+    json_path: Path
+    elapsed_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.n_failed == 0 and all(r["status"] == "ok" for r in self.rows)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["status"] == "failed"]
+
+
+def default_point_fn() -> Callable[..., dict[str, Any]]:
+    from experiments.point import run_point
+
+    return run_point
+
+
+def run_sweep(
+    grid: Grid,
+    sweep_dir: str | Path,
+    *,
+    backend: Any = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    threads: int = 1,
+    point_fn: Callable[..., dict[str, Any]] | None = None,
+    point_kwargs: Mapping[str, Any] | None = None,
+    retry_failed: bool = True,
+    progress: bool = True,
+    config_resolver: ConfigResolver | None = None,
+) -> SweepResult:
+    """Run every point of ``grid`` not yet done, in parallel, and write the results table.
+
+    backend: ``"local"`` (process pool, ``workers`` processes, default: CPU count), ``"ray"``
+        (``address`` of an existing cluster, or a local one with ``workers`` CPUs), or a
+        :class:`experiments.backends.Backend` instance.
+    threads: torch threads per worker (1: one point per core).
+    point_fn: ``point_fn(point, run_dir, **point_kwargs) -> metrics dict`` (module level, so
+        that it pickles); default :func:`experiments.point.run_point` (train + probe).
+    retry_failed: re-run points that failed last time (their error files); done points are
+        always skipped.
+    """
+    from experiments.backends import make_backend
+
+    t0 = time.perf_counter()
+    points = grid.points(config_resolver)  # raises on a bad grid before any worker starts
+    paths = SweepPaths(Path(sweep_dir))
+    paths.rows.mkdir(parents=True, exist_ok=True)
+    paths.runs.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(paths.root / "sweep.json", dumps(grid.to_dict()))
+    fn = point_fn or default_point_fn()
+    kwargs = dict(point_kwargs or {})
+
+    todo = deque(
+        p
+        for p in points
+        if not paths.row(p.id).exists() and (retry_failed or not paths.error(p.id).exists())
+    )
+    n_skipped = len(points) - len(todo)
+    n_ran = n_failed = 0
+    if not todo:
+        rows = write_table(points, paths)
+        return SweepResult(rows, 0, n_skipped, 0, paths.csv, paths.json, time.perf_counter() - t0)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(points),
+        initial=n_skipped,
+        desc=f"sweep {grid.name or paths.root.name}",
+        unit="pt",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    be = make_backend(backend, workers=workers, address=address, threads=threads)
+    in_flight: dict[Any, Any] = {}
+    try:
+        be.start()
+        while todo or in_flight:
+            while todo and len(in_flight) < be.capacity():
+                p = todo.popleft()
+                handle = be.submit(fn, p, str(paths.run_dir(p.id)), kwargs)
+                in_flight[handle] = p
+            bar.set_postfix(
+                done=bar.n - n_failed, running=len(in_flight), failed=n_failed, refresh=True
+            )
+            finished = be.wait(list(in_flight), timeout=1.0)
+            for handle in finished:
+                p = in_flight.pop(handle)
+                outcome = be.result(handle)
+                ok = _record(p, outcome, paths)
+                n_ran += 1
+                if not ok:
+                    n_failed += 1
+                    bar.write(f"point {p.id} FAILED: {outcome.get('error')}")
+                bar.update(1)
+            bar.set_postfix(
+                done=bar.n - n_failed, running=len(in_flight), failed=n_failed, refresh=True
+            )
+    finally:
+        bar.close()
+        be.close(cancel=bool(in_flight or todo))
+        rows = write_table(points, paths)
+    return SweepResult(
+        rows, n_ran, n_skipped, n_failed, paths.csv, paths.json, time.perf_counter() - t0
+    )
+
+
+def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool:
+    """Write the point's row (success) or error file (failure); True on success."""
+    base = {
+        **point.to_dict(),
+        "run_dir": str(paths.run_dir(point.id)),
+        "elapsed_s": outcome.get("elapsed_s"),
+        "host": outcome.get("host"),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if outcome.get("status") == "ok":
+        row = {**base, "status": "ok", "metrics": outcome.get("metrics") or {}}
+        atomic_write_text(paths.row(point.id), dumps(row))
+        paths.error(point.id).unlink(missing_ok=True)
+        return True
+    err = {
+        **base,
+        "status": "failed",
+        "error": outcome.get("error", "unknown error"),
+        "traceback": outcome.get("traceback", ""),
+    }
+    atomic_write_text(paths.error(point.id), dumps(err))
+    return False
+
+
+def read_rows(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, Any]]:
+    """One record per point in grid order: its row, its error, or status 'pending'."""
+    rows = []
+    for p in points:
+        rec: dict[str, Any]
+        if paths.row(p.id).exists():
+            rec = json.loads(paths.row(p.id).read_text())
+        elif paths.error(p.id).exists():
+            rec = json.loads(paths.error(p.id).read_text())
+        else:
+            rec = {**p.to_dict(), "status": "pending", "run_dir": str(paths.run_dir(p.id))}
+        rows.append(rec)
+    return rows
+
+
+def table_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Flat rows: id, status, every grid parameter, elapsed_s, every metric, error, run_dir."""
+    flat = []
+    for rec in records:
+        row: dict[str, Any] = {"id": rec["id"], "status": rec["status"]}
+        for k, v in rec.get("params", {}).items():
+            row[k] = v
+        row["algo"] = rec.get("algo", SUPERVISED)
+        row["elapsed_s"] = rec.get("elapsed_s")
+        row.update(flatten_metrics(rec.get("metrics") or {}))
+        row["error"] = rec.get("error", "")
+        row["run_dir"] = rec.get("run_dir", "")
+        flat.append(row)
+    return flat
+
+
+def write_table(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, Any]]:
+    """Gather every point's record into results.json and results.csv (atomically)."""
+    records = read_rows(points, paths)
+    flat = table_rows(records)
+    columns: list[str] = []
+    for row in flat:
+        for k in row:
+            if k not in columns:
+                columns.append(k)
+    tail = [c for c in ("error", "run_dir") if c in columns]
+    columns = [c for c in columns if c not in tail] + tail
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in flat:
+        writer.writerow(
+            {
+                k: json.dumps(_jsonable(v), default=_json_default)
+                if isinstance(v, (list, tuple, dict))
+                else ("" if v is None else v)
+                for k, v in row.items()
+            }
+        )
+    atomic_write_text(paths.csv, buf.getvalue())
+    atomic_write_text(paths.json, dumps(flat))
+    return flat
+
+
+def load_results(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of a finished sweep's results.json."""
+    return json.loads((Path(sweep_dir) / "results.json").read_text())
