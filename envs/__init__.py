@@ -3,6 +3,8 @@
 ``import envs`` registers the ``MultiTaskEvidence*-v0`` ids with Gymnasium.
 """
 
+from envs.env import MultiTaskEvidenceEnv, TrialEndedError
+from envs.registration import ENV_IDS, register_envs
 from envs.spec import TaskSpec
 from envs.task import TaskGeometry, orthant_index, task_geometry
 from envs.trials import (
@@ -17,10 +19,15 @@ from envs.trials import (
     sample_latents,
     sample_noise,
 )
+from envs.vector import MultiTaskEvidenceVectorEnv
 
 __all__ = [
     "DECISION",
     "DELAY",
+    "ENV_IDS",
+    "MultiTaskEvidenceEnv",
+    "MultiTaskEvidenceVectorEnv",
+    "TrialEndedError",
     "FIXATION",
     "STIMULUS",
     "Region",
@@ -32,5 +39,8 @@ __all__ = [
     "orthant_index",
     "sample_latents",
     "sample_noise",
+    "register_envs",
     "task_geometry",
 ]
+
+register_envs()

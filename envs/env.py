@@ -1,0 +1,343 @@
+"""`MultiTaskEvidenceEnv`: one trial of the multi-task evidence task as one Gymnasium episode.
+
+See the class docstring for spaces, rewards, termination and arguments. Trials come from the one
+generator (:mod:`envs.trials`) in blocks (:mod:`envs.stream`), scored by :mod:`envs.scoring`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import ResetNeeded
+
+from envs.scoring import correct, score
+from envs.spec import TaskSpec
+from envs.stream import Block, EnvOptions, build_block, draw_block, ideal_block, split_kwargs
+from envs.trials import DECISION, FIXATION, STIMULUS, Region, period_codes, sample_latents
+
+_UNSIGNED = {
+    np.dtype(t): np.dtype(u) for t, u in [("i1", "u1"), ("i2", "u2"), ("i4", "u4"), ("i8", "u8")]
+}
+_UNSIGNED.update({np.dtype(u): np.dtype(u) for u in ("u1", "u2", "u4", "u8")})
+
+
+class TrialEndedError(ResetNeeded):
+    """``step()`` was called after the trial (episode) ended, without ``reset()``."""
+
+
+class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Multi-task evidence aggregation (Vafidis, Bhargava & Rangel 2025), one trial per episode.
+
+    A hidden latent x* [D] is fixed for the trial; each stimulus step shows a noisy sample
+    X(t) = x* + eps(t) (through the task's frozen encoder); the agent reports, for N boundaries, on
+    which side x* lies. The task is a :class:`envs.TaskSpec` (defaults: the paper's task, D = 2,
+    N = 24, sigma = 0.2, 1 fixation + 20 stimulus + 1 decision step, ReLU encoder on).
+
+    **Observation** ``Box(float32, (O',))``: the generator's observation row: encoded evidence
+    channels (``spec.evidence_dim``, unbounded; f(0) outside the stimulus period), then the go
+    channel (1 before the decision period, 0 at the decision steps; free response: 1 during
+    fixation only, 0 from stimulus onset on), then, for ``report="wager"`` with ``offer_prob < 1``
+    only, a cue channel that is 1 at the delay and decision steps of trials that offer the opt-out.
+    ``reset`` returns step 0's row; step k of a trial returns row k + 1; the terminal observation
+    repeats the last row (a copy).
+
+    **Actions** (validated on every step; a bad action raises ValueError):
+
+    - ``report="choice"``: ``MultiDiscrete([2] * N)``, the current answer to every task.
+    - ``report="wager"``: ``MultiDiscrete([3] * N)``: 0 below, 1 above, 2 opt out (earns
+      ``sure_reward`` if the trial offers it, else 0).
+    - ``report="confidence"``: ``Box(0, 1, (N,), float32)``, reported P(y_i = 1), scored by the
+      strictly proper ``scoring`` rule ('log' default, or 'brier'), normalised so 0.5 scores 0 and a
+      certain correct report 1 (see :mod:`envs.scoring`).
+    - ``response="free"`` adds one last component, wait (0) / commit (1) (for confidence: one more
+      Box component, > 0.5 means commit).
+
+    **Rewards and termination**, fixed response (``response="fixed"``): reward 0 except at decision
+    steps, where the action is scored: trial score (mean over tasks, fraction correct for choice)
+    divided by ``decision_steps``, so a trial's return is in [min score, 1]. The trial terminates
+    after the last decision step. Free response: a commit during fixation aborts the trial (reward
+    0, ``info['aborted'] = True``); a commit at a stimulus step, after t evidence samples, scores
+    the report given with that action and ends the trial; at the deadline (the last stimulus step)
+    the report is scored as if committed (delay and decision steps are not used). Every stimulus
+    step costs ``evidence_cost`` (reward -evidence_cost at each step whose sample was seen, so the
+    return is score - evidence_cost * t). Never truncated.
+
+    **info**: every step ``latent`` [D], ``labels`` [N], ``step`` (steps taken in the trial, 0 at
+    reset), ``period`` (period code of the returned observation: 0 fixation, 1 stimulus, 2 delay,
+    3 decision), ``offered`` (wager). At the end of a trial also ``correct`` [N] bool (last
+    scored report; opt-outs are not correct), ``score`` (the report's score without costs),
+    ``ideal_action`` [N] and ``ideal_reward``: the ideal observer's report and reward on the same
+    evidence (free response: after the same number of samples; its reward minus the same evidence
+    cost), and for free response ``reaction_time`` (evidence samples seen at commit) and ``aborted``.
+
+    **Seeding**: ``reset(seed=s)`` reseeds ``self.np_random``; trials are drawn in blocks of
+    ``block_size`` K: an env seeded s plays ``envs.generate(spec, K, np.random.default_rng(s))`` as
+    its first K trials, then the next block from the same generator. ``reset(options=...)`` may set
+    ``latent`` (x* [D] for the next trial) or ``region`` (a :class:`envs.Region` or dict) for the
+    next trial: its noise is still the block's, its latent is replaced (``region``: drawn from
+    ``np_random``).
+
+    Args:
+        spec: a TaskSpec (default ``TaskSpec()``); any TaskSpec field given as a keyword replaces it.
+        report: 'choice' | 'wager' | 'confidence'.
+        response: 'fixed' | 'free'.
+        scoring: 'log' | 'brier' (confidence).
+        sure_reward: opt-out reward in [0, 1] (wager; default 0.7).
+        offer_prob: fraction of trials offering the opt-out, in [0, 1] (wager; default 1).
+        evidence_cost: cost per evidence sample, >= 0 (free response).
+        block_size: trials drawn per block (default 16).
+        ideal_info: put the ideal observer's answer and reward in the end-of-trial info (default
+            True; False skips the observer).
+    Every bad value raises ValueError naming the argument and the allowed values.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self, spec: TaskSpec | None = None, *, render_mode: str | None = None, **kwargs: Any
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
+        self.render_mode = None
+        task, opts = split_kwargs(spec, kwargs)
+        self.task_spec: TaskSpec = task
+        self.options: EnvOptions = opts
+        self.observation_space = opts.observation_space(task)
+        self.action_space = opts.action_space(task)
+        self._init_constants()
+        self._block: Block | None = None
+        self._pos = 0
+        self._k = -1  # step index of the observation last returned; -1: no trial running
+        self._observer = None
+
+    # ---- setup -------------------------------------------------------------------------------
+    def _init_constants(self) -> None:
+        s, o = self.task_spec, self.options
+        self._free = o.free
+        self._conf = o.report == "confidence"
+        self._wager = o.report == "wager"
+        self._n = s.n_tasks
+        self._T = o.trial_steps(s)
+        self._s0 = s.stimulus_start
+        self._last_stim = s.stimulus_start + s.stimulus_steps - 1
+        self._periods = [int(p) for p in period_codes(s)]
+        self._inv_dec = 1.0 / s.decision_steps
+        self._ashape = self.action_space.shape
+        if self._conf:
+            self._nvec_u = {}
+        else:
+            nvec = self.action_space.nvec
+            self._nvec_u = {dt: nvec.astype(u) for dt, u in _UNSIGNED.items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_observer"] = None  # rebuilt lazily (holds caches / scipy objects)
+        state.pop("_nvec_u", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_constants()
+
+    def _get_observer(self) -> Any:
+        if self._observer is None:
+            from envs.ideal import IdealObserver
+
+            self._observer = IdealObserver(self.task_spec)
+        return self._observer
+
+    # ---- trials ------------------------------------------------------------------------------
+    def _new_block(self) -> None:
+        k = self.options.block_size
+        latent, noise, offered = draw_block(self.task_spec, self.options, self.np_random, k)
+        self._block = build_block(self.task_spec, self.options, latent, noise, offered)
+        self._pos = 0
+
+    def _start_trial(self, options: dict[str, Any] | None) -> None:
+        b = self._block
+        if options:
+            self._override_trial(options)
+        i = self._pos
+        self._obs_trial = b.obs[i]
+        self._latent = b.latent[i]
+        self._labels = b.labels[i]
+        self._offered = bool(b.offered[i])
+        self._k = 0
+        self._last_report = None
+
+    def _override_trial(self, options: dict[str, Any]) -> None:
+        unknown = set(options) - {"latent", "region"}
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; allowed: latent, region")
+        if "latent" in options and "region" in options:
+            raise ValueError("reset options: give either 'latent' or 'region', not both")
+        s, b, i = self.task_spec, self._block, self._pos
+        if options.get("latent") is not None:
+            x = np.asarray(options["latent"], dtype=np.float64)
+            if x.shape != (s.latent_dim,) or not np.all(np.isfinite(x)):
+                raise ValueError(
+                    f"reset option 'latent' must be a finite array of shape ({s.latent_dim},), "
+                    f"got {x.shape}"
+                )
+        elif options.get("region") is not None:
+            region = Region.coerce(options["region"])
+            x = sample_latents(s, self.np_random, 1, region)[0]
+        else:
+            return
+        one = build_block(s, self.options, x[None], b.noise[i : i + 1], b.offered[i : i + 1])
+        b.obs[i] = one.obs[0]
+        b.latent[i] = one.latent[0]
+        b.labels[i] = one.labels[0]
+        b.batch.evidence[i] = one.batch.evidence[0]
+        b.batch.latent[i] = one.batch.latent[0]
+        b.ideal_action = b.ideal_score = None  # recomputed with the new trial when needed
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start the next trial (with ``seed``: reseed and start a fresh block)."""
+        super().reset(seed=seed)
+        if seed is not None or self._block is None:
+            self._new_block()
+        else:
+            self._pos += 1
+            if self._pos >= self.options.block_size:
+                self._new_block()
+        self._start_trial(options)
+        return self._obs_trial[0], self._info(0)
+
+    # ---- step ----------------------------------------------------------------------------------
+    def _check_action(self, action: Any) -> np.ndarray:
+        a = action
+        if type(a) is not np.ndarray:
+            a = np.asarray(a)
+        if a.shape != self._ashape:
+            raise ValueError(
+                f"action must have shape {self._ashape} (action_space {self.action_space}), "
+                f"got shape {a.shape}"
+            )
+        if self._conf:
+            if a.dtype.kind not in "fiub":
+                raise ValueError(f"action must be numeric, got dtype {a.dtype}")
+            # NaN fails both comparisons, so it is caught here too
+            if b"\x00" in (np.greater_equal(a, 0.0) & np.less_equal(a, 1.0)).tobytes():
+                raise ValueError(f"action components must lie in [0, 1] (no NaN), got {a!r}")
+            return a
+        bound = self._nvec_u.get(a.dtype)
+        if bound is None:
+            a = self._coerce_int(a)
+            bound = self._nvec_u[a.dtype]
+        # a negative int viewed as unsigned is huge, so one comparison checks both ends
+        if b"\x01" in np.greater_equal(a.view(bound.dtype), bound).tobytes():
+            raise ValueError(
+                f"action out of range for {self.action_space}: each component must lie in "
+                f"[0, nvec), got {a!r}"
+            )
+        return a
+
+    def _coerce_int(self, a: np.ndarray) -> np.ndarray:
+        if a.dtype.kind == "b":
+            return a.astype(np.int64)
+        if a.dtype.kind == "f":
+            if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+                raise ValueError(f"action must hold integers (no NaN), got {a!r}")
+            return a.astype(np.int64)
+        raise ValueError(f"action must be an integer array for {self.action_space}, got {a.dtype}")
+
+    def _info(self, k: int) -> dict[str, Any]:
+        info = {
+            "latent": self._latent.copy(),
+            "labels": self._labels.copy(),
+            "step": k,
+            "period": self._periods[k],
+        }
+        if self._wager:
+            info["offered"] = self._offered
+        return info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        k = self._k
+        if k < 0:
+            raise TrialEndedError(
+                "step() called after the trial ended (or before reset()); call reset() first"
+            )
+        a = self._check_action(action)
+        if self._free:
+            return self._step_free(a, k)
+        reward = 0.0
+        if self._periods[k] == DECISION:
+            reward = self._score(a) * self._inv_dec
+            self._last_report = a
+        kn = k + 1
+        if kn < self._T:
+            self._k = kn
+            return self._obs_trial[kn], reward, False, False, self._info(kn)
+        self._k = -1
+        info = self._info(k)
+        info["step"] = kn
+        self._end_info(info, self._last_report, None, 0.0)
+        return self._obs_trial[k].copy(), reward, True, False, info
+
+    def _score(self, report: np.ndarray) -> float:
+        o = self.options
+        return float(
+            score(
+                o.report,
+                report,
+                self._labels,
+                scoring=o.scoring,
+                sure_reward=o.sure_reward,
+                offered=self._offered,
+            )
+        )
+
+    def _step_free(self, a: np.ndarray, k: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        commit = a[-1] > 0.5 if self._conf else a[-1] == 1
+        period = self._periods[k]
+        kn = k + 1
+        if period == FIXATION:
+            if commit:  # responding before the evidence: abort
+                self._k = -1
+                info = self._info(k)
+                info["step"] = kn
+                info["aborted"] = True
+                info["reaction_time"] = 0
+                return self._obs_trial[k].copy(), 0.0, True, False, info
+            self._k = kn
+            return self._obs_trial[kn], 0.0, False, False, self._info(kn)
+        assert period == STIMULUS
+        reward = -self.options.evidence_cost
+        if commit or k == self._last_stim:
+            report = a[:-1]
+            s = self._score(report)
+            rt = k - self._s0 + 1
+            self._k = -1
+            info = self._info(k)
+            info["step"] = kn
+            info["aborted"] = False
+            info["reaction_time"] = rt
+            self._end_info(info, report, rt, s)
+            return self._obs_trial[k].copy(), reward + s, True, False, info
+        self._k = kn
+        return self._obs_trial[kn], reward, False, False, self._info(kn)
+
+    def _end_info(self, info: dict, report: np.ndarray | None, rt: int | None, s: float) -> None:
+        o = self.options
+        if report is not None:
+            info["correct"] = correct(o.report, report, self._labels)
+            if rt is None:
+                s = self._score(report)
+            info["score"] = s
+        if not o.ideal_info:
+            return
+        b = self._block
+        if b.ideal_action is None:
+            ideal_block(self.task_spec, o, self._get_observer(), b)
+        if rt is None:
+            info["ideal_action"] = b.ideal_action[self._pos].copy()
+            info["ideal_reward"] = float(b.ideal_score[self._pos])
+        else:
+            info["ideal_action"] = b.ideal_action[self._pos, rt - 1].copy()
+            info["ideal_reward"] = float(b.ideal_score[self._pos, rt - 1]) - o.evidence_cost * rt

@@ -1,0 +1,212 @@
+"""Shared machinery of the single env and the native vector env: options, spaces, trial blocks.
+
+Both envs read trials from the one generator (:mod:`envs.trials`) in *blocks* of K trials per
+(sub-)environment: for each block the env's own ``np.random.Generator`` draws
+``sample_latents(spec, rng, K)``, then ``sample_noise(spec, rng, K)``, then (wager with
+``offer_prob < 1`` only) ``rng.random(K) < offer_prob`` for the opt-out offers. The trials are then
+built by ``build_trials``. So an env seeded s shows exactly ``generate(spec, K,
+np.random.default_rng(s))`` as its first K trials, and sub-env i of a vector env seeded s equals a
+single env seeded s + i. Blocks also let the ideal observer's answer be computed for K trials at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+
+from envs.scoring import REPORTS, RESPONSES, SCORINGS, check_choice, score
+from envs.spec import TaskSpec, field_names
+from envs.trials import TrialBatch, build_trials, sample_latents, sample_noise
+
+DEFAULT_BLOCK_SIZE = 16
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """Report / response options of the env (everything that is not part of the TaskSpec).
+
+    report: 'choice' | 'wager' | 'confidence' (see :mod:`envs.scoring`).
+    response: 'fixed' (score at the decision steps) | 'free' (wait/commit component; see env doc).
+    scoring: 'log' | 'brier' (confidence only).
+    sure_reward: reward of an offered opt-out, in [0, 1] (wager only).
+    offer_prob: probability that a trial offers the opt-out, in [0, 1]; below 1 a cue channel is
+        appended to the observation (wager only).
+    evidence_cost: reward subtracted per evidence sample seen (free response only), >= 0.
+    block_size: K, trials drawn per block per environment (>= 1).
+    ideal_info: compute the ideal observer's answer and reward for the end-of-trial info.
+    """
+
+    report: str = "choice"
+    response: str = "fixed"
+    scoring: str = "log"
+    sure_reward: float = 0.7
+    offer_prob: float = 1.0
+    evidence_cost: float = 0.0
+    block_size: int = DEFAULT_BLOCK_SIZE
+    ideal_info: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice("report", self.report, REPORTS)
+        check_choice("response", self.response, RESPONSES)
+        check_choice("scoring", self.scoring, SCORINGS)
+        _check_unit("sure_reward", self.sure_reward)
+        _check_unit("offer_prob", self.offer_prob)
+        if self.report != "wager" and self.offer_prob != 1.0:
+            raise ValueError("offer_prob applies to report='wager' only (allowed: 1.0 otherwise)")
+        c = self.evidence_cost
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c < 0:
+            raise ValueError(f"evidence_cost must be a finite number >= 0, got {c!r}")
+        if self.response != "free" and c != 0:
+            raise ValueError(
+                "evidence_cost applies to response='free' only (allowed: 0.0 otherwise)"
+            )
+        k = self.block_size
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"block_size must be an integer >= 1, got {k!r}")
+        if not isinstance(self.ideal_info, bool):
+            raise ValueError(f"ideal_info must be True or False, got {self.ideal_info!r}")
+
+    @property
+    def has_cue(self) -> bool:
+        """True when the observation carries the opt-out cue channel (after the go channel)."""
+        return self.report == "wager" and self.offer_prob < 1.0
+
+    @property
+    def free(self) -> bool:
+        return self.response == "free"
+
+    def obs_dim(self, spec: TaskSpec) -> int:
+        return spec.obs_dim + int(self.has_cue)
+
+    def trial_steps(self, spec: TaskSpec) -> int:
+        """Steps of a full-length trial: all of them (fixed) or fixation + stimulus (free)."""
+        return spec.stimulus_start + spec.stimulus_steps if self.free else spec.n_steps
+
+    def observation_space(self, spec: TaskSpec) -> spaces.Box:
+        """Box float32 [O']: encoded evidence (unbounded), go channel in [0, 1], [cue in [0, 1]]."""
+        o = self.obs_dim(spec)
+        low = np.full(o, -np.inf, dtype=np.float32)
+        high = np.full(o, np.inf, dtype=np.float32)
+        low[spec.evidence_dim :] = 0.0
+        high[spec.evidence_dim :] = 1.0
+        return spaces.Box(low, high, dtype=np.float32)
+
+    def action_space(self, spec: TaskSpec) -> spaces.Space:
+        n = spec.n_tasks + int(self.free)
+        if self.report == "confidence":
+            return spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
+        nvec = [3 if self.report == "wager" else 2] * spec.n_tasks + [2] * int(self.free)
+        return spaces.MultiDiscrete(np.array(nvec, dtype=np.int64))
+
+
+def _check_unit(name: str, v: object) -> None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
+
+
+OPTION_NAMES = tuple(f for f in EnvOptions.__dataclass_fields__)
+
+
+def split_kwargs(spec: TaskSpec | None, kwargs: dict) -> tuple[TaskSpec, EnvOptions]:
+    """Split constructor kwargs into a TaskSpec (``spec`` replaced by any TaskSpec fields given) and
+    the EnvOptions. Unknown names raise ValueError listing what is allowed."""
+    fields = set(field_names())
+    unknown = set(kwargs) - fields - set(OPTION_NAMES)
+    if unknown:
+        raise ValueError(
+            f"unknown argument(s) {sorted(unknown)}; allowed: TaskSpec fields {sorted(fields)} "
+            f"and env options {list(OPTION_NAMES)}"
+        )
+    if spec is None:
+        spec = TaskSpec()
+    elif not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be a TaskSpec or None, got {type(spec).__name__}")
+    task_kw = {k: v for k, v in kwargs.items() if k in fields}
+    if task_kw:
+        spec = spec.replace(**task_kw)
+    opts = EnvOptions(**{k: v for k, v in kwargs.items() if k in OPTION_NAMES})
+    return spec, opts
+
+
+# ---- blocks --------------------------------------------------------------------------------
+def draw_block(
+    spec: TaskSpec, opts: EnvOptions, rng: np.random.Generator, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random part of a block of k trials, in the fixed draw order:
+    latents [k, D], noise [k, Ts, D], offered [k] bool (opt-out offers)."""
+    latent = sample_latents(spec, rng, k)
+    noise = sample_noise(spec, rng, k)
+    if opts.has_cue:
+        offered = rng.random(k) < opts.offer_prob
+    else:
+        offered = np.full(k, opts.report == "wager")
+    return latent, noise, offered
+
+
+@dataclass
+class Block:
+    """R trials ready to be played (R = K for the single env, M * K for the vector env).
+
+    obs:     [R, T, O'] float32 observations (free response: go channel 0 from stimulus onset;
+             wager with offer_prob < 1: cue channel last, 1 at delay + decision steps if offered).
+    latent:  [R, D] float64; labels [R, N] float32; noise [R, Ts, D] float64; offered [R] bool.
+    batch:   the generator's TrialBatch (for the ideal observer).
+    ideal_action: [R, N] (fixed) or [R, Ts, N] (free: after t + 1 samples); None until computed.
+    ideal_score:  [R] or [R, Ts] score of ideal_action (no evidence cost).
+    """
+
+    obs: np.ndarray
+    latent: np.ndarray
+    labels: np.ndarray
+    noise: np.ndarray
+    offered: np.ndarray
+    batch: TrialBatch
+    ideal_action: np.ndarray | None = None
+    ideal_score: np.ndarray | None = None
+
+
+def build_block(
+    spec: TaskSpec, opts: EnvOptions, latent: np.ndarray, noise: np.ndarray, offered: np.ndarray
+) -> Block:
+    """Build the trials of a block from its random parts (batched over all R trials)."""
+    batch = build_trials(spec, latent, noise)
+    obs = batch.obs
+    if opts.free:
+        obs[:, spec.stimulus_start :, -1] = 0.0  # responses allowed from stimulus onset
+    if opts.has_cue:
+        cue = np.zeros(obs.shape[:2] + (1,), dtype=np.float32)
+        cue[offered, spec.stimulus_start + spec.stimulus_steps :, 0] = 1.0
+        obs = np.concatenate([obs, cue], axis=2)
+    return Block(obs, batch.latent, batch.labels, noise, offered, batch)
+
+
+def ideal_block(spec: TaskSpec, opts: EnvOptions, observer: object, block: Block) -> None:
+    """Fill ``block.ideal_action`` / ``ideal_score``: the ideal observer's report on the same
+    evidence (fixed: after all Ts samples; free: after every t = 1..Ts samples) and its score."""
+    from envs.ideal import best_report  # local import: envs.ideal is heavier (scipy quadrature)
+
+    if opts.free:
+        q = observer.posterior(block.batch.stimulus_evidence)  # [R, Ts, N]
+        offered = block.offered[:, None]
+        labels = block.labels[:, None, :]
+    else:
+        q = observer.final_posterior(block.batch.stimulus_evidence)  # [R, N]
+        offered = block.offered
+        labels = block.labels
+    action = best_report(q, opts.report, sure_reward=opts.sure_reward)
+    if opts.report == "wager":
+        # best_report assumes the opt-out is offered; when it is not, opting out scores 0
+        action = np.where(offered[..., None] | (action != 2), action, (q > 0.5).astype(np.int64))
+    block.ideal_action = action
+    block.ideal_score = score(
+        opts.report,
+        action,
+        labels,
+        scoring=opts.scoring,
+        sure_reward=opts.sure_reward,
+        offered=offered,
+    )
