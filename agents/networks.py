@@ -1,0 +1,340 @@
+"""Recurrent cores and the readout network (SPEC.md section 4), one interface for all.
+
+Every core maps observations ``obs [B, T, O]`` to hidden states ``hidden [B, T, H]`` (the state a
+probe reads) and has a step-wise form ``step(obs_t [B, O], state) -> (hidden_t [B, H], state)``
+that gives the same numbers as ``forward`` (RL rollouts use it). :class:`Network` adds the linear
+per-task readout. Time is in steps; everything is batch-first.
+
+Architectures (``build_core(arch, ...)``):
+
+- ``rnn``: Elman RNN with leak a, r_t = (1 - a) r_{t-1} + a act(W_in u_t + W_rec r_{t-1} + b),
+  act relu or tanh (paper: relu, a = 1). With a = 1 the fused ``torch.nn.RNN`` kernel runs it.
+- ``rnn_nonleaky``: r_t = r_{t-1} + a relu(W_in u_t + W_rec r_{t-1} + b) (the paper's "non-leaky").
+- ``gru``, ``lstm``: ``torch.nn.GRU`` / ``torch.nn.LSTM`` (hidden = the LSTM's h).
+- ``transformer``: GPT-style causal transformer (pre-LayerNorm blocks, linear input projection,
+  positional embedding none/learned/sinusoidal; paper: 1 layer, 8 heads, width 64, MLP 256, none).
+  hidden = the final residual stream after the final LayerNorm (what the readout reads).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+ARCHS = ("rnn", "rnn_nonleaky", "gru", "lstm", "transformer")
+ACTIVATIONS = ("relu", "tanh")
+POSITIONALS = ("none", "learned", "sinusoidal")
+INITS = ("default", "orthogonal", "identity")
+OUTPUTS = ("sigmoid", "ddm")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class RecurrentCore(nn.Module):
+    """Base class: ``forward(obs [B, T, O]) -> hidden [B, T, H]`` plus the step-wise form."""
+
+    hidden_size: int
+    obs_dim: int
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Any:
+        """The state before the first step (zeros for the recurrent nets)."""
+        raise NotImplementedError
+
+    def step(self, obs_t: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """One step: ``obs_t [B, O]`` -> ``(hidden_t [B, H], new state)``."""
+        raise NotImplementedError
+
+
+class ElmanRNN(RecurrentCore):
+    """Elman RNN with leak ``a`` (``rnn``) or the non-leaky integrator form (``rnn_nonleaky``).
+
+    Parameters live in a ``torch.nn.RNN`` (``W_in = weight_ih_l0``, ``W_rec = weight_hh_l0``,
+    ``b = bias_ih_l0 + bias_hh_l0``) so every variant shares one state-dict layout. The leaky
+    a = 1 case uses the fused kernel; other cases loop over time in Python after computing
+    ``W_in u_t`` for all steps in one matmul (the loop is over T steps, never over trials).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden_size: int = 64,
+        activation: str = "relu",
+        leak: float = 1.0,
+        nonleaky: bool = False,
+        init: str = "default",
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+        if not (isinstance(leak, (int, float)) and 0.0 < float(leak) <= 1.0):
+            raise ValueError(f"leak must be a number in (0, 1], got {leak!r}")
+        if nonleaky and activation != "relu":
+            raise ValueError("rnn_nonleaky uses activation='relu' (SPEC section 4)")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+        self.obs_dim, self.hidden_size = obs_dim, hidden_size
+        self.activation, self.leak, self.nonleaky = activation, float(leak), nonleaky
+        self.rnn = nn.RNN(obs_dim, hidden_size, nonlinearity=activation, batch_first=True)
+        if init == "orthogonal":
+            nn.init.orthogonal_(self.rnn.weight_hh_l0)
+        elif init == "identity":  # IRNN (Le et al. 2015): integrator-friendly start for relu
+            with torch.no_grad():
+                self.rnn.weight_hh_l0.copy_(torch.eye(hidden_size))
+                self.rnn.bias_hh_l0.zero_()
+                self.rnn.bias_ih_l0.zero_()
+        self._fused = not nonleaky and self.leak == 1.0
+
+    def _act(self, x: Tensor) -> Tensor:
+        return torch.relu(x) if self.activation == "relu" else torch.tanh(x)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
+        w = self.rnn.weight_hh_l0
+        return torch.zeros(batch_size, self.hidden_size, device=device or w.device, dtype=w.dtype)
+
+    def _update(self, drive_t: Tensor, r: Tensor) -> Tensor:
+        """r_t from the input drive W_in u_t + b [B, H] and r_{t-1} [B, H]."""
+        pre = drive_t + r @ self.rnn.weight_hh_l0.T
+        if self.nonleaky:
+            return r + self.leak * torch.relu(pre)
+        if self.leak == 1.0:
+            return self._act(pre)
+        return (1.0 - self.leak) * r + self.leak * self._act(pre)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        if self._fused:
+            return self.rnn(obs)[0]
+        drive = F.linear(obs, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
+        r = self.initial_state(obs.shape[0], obs.device)
+        out = []
+        for t in range(obs.shape[1]):
+            r = self._update(drive[:, t], r)
+            out.append(r)
+        return torch.stack(out, dim=1)
+
+    def step(self, obs_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        drive = F.linear(obs_t, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
+        r = self._update(drive, state)
+        return r, r
+
+
+class GatedRNN(RecurrentCore):
+    """``torch.nn.GRU`` or ``torch.nn.LSTM`` (one layer); hidden = h. LSTM state = (h, c)."""
+
+    def __init__(self, obs_dim: int, hidden_size: int = 64, kind: str = "gru") -> None:
+        super().__init__()
+        self.obs_dim, self.hidden_size, self.kind = obs_dim, hidden_size, kind
+        cls = nn.GRU if kind == "gru" else nn.LSTM
+        self.rnn = cls(obs_dim, hidden_size, batch_first=True)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Any:
+        w = self.rnn.weight_hh_l0
+        h = torch.zeros(1, batch_size, self.hidden_size, device=device or w.device, dtype=w.dtype)
+        return h if self.kind == "gru" else (h, torch.zeros_like(h))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.rnn(obs)[0]
+
+    def step(self, obs_t: Tensor, state: Any) -> tuple[Tensor, Any]:
+        out, state = self.rnn(obs_t[:, None, :], state)
+        return out[:, 0], state
+
+
+def sinusoidal_table(n_pos: int, width: int) -> Tensor:
+    """Fixed sinusoidal position table [n_pos, width] (Vaswani et al. 2017)."""
+    pos = torch.arange(n_pos, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
+    table = torch.zeros(n_pos, width)
+    table[:, 0::2] = torch.sin(pos * div)
+    table[:, 1::2] = torch.cos(pos * div)[:, : width // 2]
+    return table
+
+
+class _Block(nn.Module):
+    """Pre-LayerNorm GPT block: x + attn(ln1 x), then x + mlp(ln2 x)."""
+
+    def __init__(self, width: int, heads: int, mlp: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.ln1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.ln2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, mlp), nn.GELU(), nn.Linear(mlp, width))
+        self.drop = nn.Dropout(dropout)
+
+    def _split(self, x: Tensor) -> Tensor:  # [B, T, W] -> [B, heads, T, W / heads]
+        b, t, w = x.shape
+        return x.view(b, t, self.heads, w // self.heads).transpose(1, 2)
+
+    def attend(self, x: Tensor, cache: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Any]:
+        """x [B, t, W] new positions; cache (K, V) of the past [B, heads, t0, W/heads] or None."""
+        q, k, v = self.qkv(self.ln1(x)).split(x.shape[-1], dim=-1)
+        q, k, v = self._split(q), self._split(k), self._split(v)
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        p = self.dropout if self.training else 0.0
+        # a single new query attends to every cached key: causal without a mask
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=cache is None)
+        y = y.transpose(1, 2).reshape(x.shape)
+        x = x + self.drop(self.proj(y))
+        x = x + self.drop(self.mlp(self.ln2(x)))
+        return x, (k, v)
+
+
+class CausalTransformer(RecurrentCore):
+    """GPT-style causal transformer. ``state`` of the step-wise form holds each layer's past keys
+    and values (a KV cache) and the step index, so ``step`` equals ``forward`` exactly."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden_size: int = 64,
+        n_layers: int = 1,
+        n_heads: int = 8,
+        mlp_size: int = 256,
+        dropout: float = 0.0,
+        positional: str = "none",
+        max_len: int = 512,
+    ) -> None:
+        super().__init__()
+        _positive_int("n_layers", n_layers)
+        _positive_int("n_heads", n_heads)
+        _positive_int("mlp_size", mlp_size)
+        _positive_int("max_len", max_len)
+        if hidden_size % n_heads:
+            raise ValueError(
+                f"n_heads must divide the transformer width hidden_size, got hidden_size="
+                f"{hidden_size}, n_heads={n_heads}"
+            )
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        if positional not in POSITIONALS:
+            raise ValueError(f"positional must be one of {list(POSITIONALS)}, got {positional!r}")
+        self.obs_dim, self.hidden_size, self.positional, self.max_len = (
+            obs_dim,
+            hidden_size,
+            positional,
+            max_len,
+        )
+        self.inp = nn.Linear(obs_dim, hidden_size)
+        if positional == "learned":
+            self.pos = nn.Parameter(torch.zeros(max_len, hidden_size))
+            nn.init.normal_(self.pos, std=0.02)
+        elif positional == "sinusoidal":
+            self.register_buffer("pos", sinusoidal_table(max_len, hidden_size), persistent=False)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            _Block(hidden_size, n_heads, mlp_size, dropout) for _ in range(n_layers)
+        )
+        self.ln_f = nn.LayerNorm(hidden_size)
+
+    def _embed(self, obs: Tensor, start: int) -> Tensor:
+        x = self.inp(obs)
+        if self.positional != "none":
+            stop = start + obs.shape[1]
+            if stop > self.max_len:
+                raise ValueError(f"sequence of {stop} steps exceeds max_len={self.max_len}")
+            x = x + self.pos[start:stop]
+        return self.drop(x)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Any:
+        return {"t": 0, "cache": [None] * len(self.blocks)}
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = self._embed(obs, 0)
+        for block in self.blocks:
+            x, _ = block.attend(x, None)
+        return self.ln_f(x)
+
+    def step(self, obs_t: Tensor, state: Any) -> tuple[Tensor, Any]:
+        x = self._embed(obs_t[:, None, :], state["t"])
+        caches = []
+        for block, cache in zip(self.blocks, state["cache"]):
+            x, kv = block.attend(x, cache)
+            caches.append(kv)
+        return self.ln_f(x)[:, 0], {"t": state["t"] + 1, "cache": caches}
+
+
+def build_core(arch: str, obs_dim: int, hidden_size: int = 64, **cfg: Any) -> RecurrentCore:
+    """Build a recurrent core. ``obs_dim`` O, ``hidden_size`` H (transformer: the width).
+
+    cfg: ``activation``, ``leak``, ``init`` (rnn, rnn_nonleaky); ``n_layers``, ``n_heads``,
+    ``mlp_size``, ``dropout``, ``positional``, ``max_len`` (transformer). Keys that do not apply
+    to ``arch`` are ignored, so one config dict can serve every architecture.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
+    _positive_int("obs_dim", obs_dim)
+    _positive_int("hidden_size", hidden_size)
+    if arch in ("rnn", "rnn_nonleaky"):
+        return ElmanRNN(
+            obs_dim,
+            hidden_size,
+            activation=cfg.get("activation", "relu"),
+            leak=cfg.get("leak", 1.0),
+            nonleaky=arch == "rnn_nonleaky",
+            init=cfg.get("init", "default"),
+        )
+    if arch in ("gru", "lstm"):
+        return GatedRNN(obs_dim, hidden_size, kind=arch)
+    return CausalTransformer(
+        obs_dim,
+        hidden_size,
+        n_layers=cfg.get("n_layers", 1),
+        n_heads=cfg.get("n_heads", 8),
+        mlp_size=cfg.get("mlp_size", 256),
+        dropout=cfg.get("dropout", 0.0),
+        positional=cfg.get("positional", "none"),
+        max_len=cfg.get("max_len", 512),
+    )
+
+
+class Network(nn.Module):
+    """A core plus a linear readout per task.
+
+    ``forward(obs [B, T, O]) -> (readout [B, T, N] pre-activation, hidden [B, T, H])``.
+    output='sigmoid': probabilities sigmoid(readout) (the paper's BCE targets);
+    output='ddm': ``ddm_bound * tanh(readout)`` (drift-diffusion targets, MSE).
+    """
+
+    def __init__(
+        self, core: RecurrentCore, n_out: int, output: str = "sigmoid", ddm_bound: float = 5.0
+    ) -> None:
+        super().__init__()
+        _positive_int("n_out", n_out)
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
+        if not ddm_bound > 0:
+            raise ValueError(f"ddm_bound must be positive, got {ddm_bound!r}")
+        self.core, self.output, self.ddm_bound = core, output, float(ddm_bound)
+        self.readout = nn.Linear(core.hidden_size, n_out)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.core.hidden_size
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        hidden = self.core(obs)
+        return self.readout(hidden), hidden
+
+    def activate(self, readout: Tensor) -> Tensor:
+        """Readout -> outputs: probabilities (sigmoid) or ddm_bound * tanh (ddm)."""
+        if self.output == "sigmoid":
+            return torch.sigmoid(readout)
+        return self.ddm_bound * torch.tanh(readout)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Any:
+        return self.core.initial_state(batch_size, device)
+
+    def step(self, obs_t: Tensor, state: Any) -> tuple[Tensor, Tensor, Any]:
+        """``obs_t [B, O]`` -> ``(readout_t [B, N], hidden_t [B, H], state)``."""
+        hidden_t, state = self.core.step(obs_t, state)
+        return self.readout(hidden_t), hidden_t, state

@@ -1,0 +1,279 @@
+"""Supervised training on the multi-task objective (SPEC.md section 2), one loop top to bottom.
+
+Each step draws a fresh batch from the vectorised generator (``envs.generate``) with the run's
+own ``np.random.Generator``, computes the objective of ``spec.targets``
+
+- ``paper``: BCE of sigmoid outputs against targets at every step (0.5 before the decision,
+  labels at it);
+- ``decision_only``: the same BCE masked to the decision steps;
+- ``ddm_bound``: MSE of ``ddm_bound * tanh`` outputs against the drift-diffusion targets;
+
+and takes an Adam step (learning-rate schedule and gradient clipping optional). Every
+``eval_every`` steps the network is scored on a fixed held-out set against the ideal observer
+(:mod:`agents.evaluate`); every ``checkpoint_every`` steps the run folder gets an atomic
+checkpoint from which ``resume=True`` continues bit-for-bit (CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from agents.config import TrainConfig
+from agents.evaluate import HeldOutSet, evaluate
+from agents.run import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SPEC_FILE,
+    Run,
+    atomic_torch_save,
+    atomic_write_text,
+    build_network,
+    decode_state,
+    encode_state,
+    read_metrics,
+)
+from envs import TaskSpec, generate
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the run folder keeps the last good checkpoint."""
+
+
+_HELD_OUT_CACHE: dict[tuple[TaskSpec, int, int], HeldOutSet] = {}
+
+
+def held_out_set(spec: TaskSpec, n: int, seed: int) -> HeldOutSet:
+    """The fixed evaluation set (cached per process: the ideal observer is computed once)."""
+    key = (spec, n, seed)
+    if key not in _HELD_OUT_CACHE:
+        if len(_HELD_OUT_CACHE) > 8:
+            _HELD_OUT_CACHE.clear()
+        _HELD_OUT_CACHE[key] = HeldOutSet.make(spec, n, seed)
+    return _HELD_OUT_CACHE[key]
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("TrainConfig.device='cuda' but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Learning rate for optimizer step ``step`` (0-based) of a resolved config."""
+    lr, total, warm = config.lr, config.steps, config.warmup_steps
+    if warm and step < warm:
+        return lr * (step + 1) / warm
+    if config.schedule == "constant":
+        return lr
+    frac = (step - warm) / max(1, total - warm)
+    if config.schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+    return lr * max(0.0, 1.0 - frac)  # linear
+
+
+def objective(
+    network: torch.nn.Module,
+    readout: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    spec: TaskSpec,
+) -> torch.Tensor:
+    """Mean loss over (trial, step, task) weighted by ``mask [B, T]`` (the spec's targets)."""
+    if spec.targets == "ddm_bound":
+        per = (network.activate(readout) - targets) ** 2
+    else:
+        per = F.binary_cross_entropy_with_logits(readout, targets, reduction="none")
+    return (per * mask[..., None]).sum() / (mask.sum() * per.shape[-1])
+
+
+def _prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: bool) -> bool:
+    """Create / check the run folder. Returns True if there is a checkpoint to resume from."""
+    exists = run_dir.exists() and any(run_dir.iterdir())
+    if exists and not resume:
+        raise ValueError(
+            f"run folder {run_dir} already exists; pass resume=True (mte train --resume) to "
+            f"continue it, or choose another name"
+        )
+    if exists:
+        old_spec = TaskSpec.from_json((run_dir / SPEC_FILE).read_text())
+        old_cfg = json.loads((run_dir / CONFIG_FILE).read_text())
+        old_cfg.pop("kind", None)
+        new_cfg = config.to_dict()
+        differ = {
+            k
+            for k in new_cfg
+            if k not in ("progress", "num_threads", "device") and old_cfg.get(k) != new_cfg[k]
+        }
+        if old_spec != spec or differ:
+            raise ValueError(
+                f"cannot resume {run_dir}: its spec/config differ from the ones given "
+                f"(config fields {sorted(differ)}{', spec' if old_spec != spec else ''})"
+            )
+        return (run_dir / CHECKPOINT_FILE).exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / SPEC_FILE, spec.to_json())
+    atomic_write_text(run_dir / CONFIG_FILE, config.to_json())
+    return False
+
+
+def train(
+    spec: TaskSpec,
+    config: TrainConfig | None = None,
+    run_dir: Path | str | None = None,
+    resume: bool = False,
+) -> Run:
+    """Train a network on ``spec`` with ``config`` (presets resolved); return the :class:`Run`.
+
+    run_dir: folder for spec/config/weights/checkpoints/metrics/tensorboard (None: nothing is
+    written, no checkpoints). resume: continue from the folder's last checkpoint; the result
+    equals an uninterrupted run on CPU (same seeds, same data stream).
+    Raises ValueError for a run folder that exists without resume, TrainingDivergedError when the
+    loss stops being finite (the last good checkpoint is kept).
+    """
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be an envs.TaskSpec, got {type(spec).__name__}")
+    cfg = (config or TrainConfig()).resolve()
+    cfg.validate()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = pick_device(cfg.device)
+
+    torch.manual_seed(cfg.seed)
+    network = build_network(spec, cfg).to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=cfg.lr)
+    data_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0]))
+    held = held_out_set(spec, cfg.eval_trials, cfg.eval_seed)
+
+    folder = Path(run_dir) if run_dir is not None else None
+    start, train_seconds, metrics = 0, 0.0, []
+    if folder is not None and _prepare_folder(folder, spec, cfg, resume):
+        ck = torch.load(folder / CHECKPOINT_FILE, map_location=device, weights_only=True)
+        network.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        data_rng.bit_generator.state = decode_state(ck["np_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        start, train_seconds = int(ck["step"]), float(ck["train_seconds"])
+        # rows logged after the checkpoint will be logged again
+        metrics = [m for m in read_metrics(folder) if m["step"] <= start]
+        atomic_write_text(folder / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
+    writer = None
+    if folder is not None:
+        from torch.utils.tensorboard import SummaryWriter  # lazy: slow import
+
+        writer = SummaryWriter(str(folder), purge_step=start if start else None)
+
+    def checkpoint(step: int) -> None:
+        if folder is None:
+            return
+        state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+        atomic_torch_save(
+            {
+                "step": step,
+                "train_seconds": train_seconds,
+                "model": state,
+                "optimizer": optimizer.state_dict(),
+                "np_rng": encode_state(data_rng.bit_generator.state),
+                "torch_rng": torch.get_rng_state(),
+            },
+            folder / CHECKPOINT_FILE,
+        )
+        atomic_torch_save(state, folder / MODEL_FILE)
+
+    def log_eval(step: int, loss_avg: float, wall0: float) -> dict[str, Any]:
+        row = {
+            "step": step,
+            "train_seconds": train_seconds,
+            "wall_seconds": time.perf_counter() - wall0,
+            "loss": loss_avg,
+            "lr": learning_rate(cfg, max(step - 1, 0)),
+            "trials": step * cfg.batch_size,
+        }
+        row |= evaluate(network, held, device)
+        metrics.append(row)
+        if folder is not None:
+            with open(folder / METRICS_FILE, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for k in ("loss", "lr", "acc", "frac_ideal", "log_loss", "ece"):
+                writer.add_scalar(f"{'train' if k in ('loss', 'lr') else 'eval'}/{k}", row[k], step)
+            writer.add_scalar("eval/ideal_acc", row["ideal_acc"], step)
+            writer.add_scalar("time/train_seconds", train_seconds, step)
+        return row
+
+    network.train()
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        disable=None if cfg.progress else True,
+        desc=f"train {cfg.arch}",
+        dynamic_ncols=True,
+    )
+    loss_sum, loss_n, last_good = 0.0, 0, start
+    d0 = spec.decision_start
+    wall0 = time.perf_counter()
+    step = start
+    try:
+        while step < cfg.steps:
+            if cfg.max_seconds and train_seconds >= cfg.max_seconds:
+                break
+            t0 = time.perf_counter()
+            batch = generate(spec, cfg.batch_size, data_rng)
+            obs = torch.from_numpy(batch.obs).to(device)
+            targets = torch.from_numpy(batch.targets).to(device)
+            mask = torch.from_numpy(batch.mask).to(device)
+            for g in optimizer.param_groups:
+                g["lr"] = learning_rate(cfg, step)
+            readout, _ = network(obs)
+            loss = objective(network, readout, targets, mask, spec)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                where = f"{folder / CHECKPOINT_FILE} (step {last_good})" if folder else "none kept"
+                raise TrainingDivergedError(
+                    f"loss became {loss_value} at step {step + 1}; stopped. Last good checkpoint: "
+                    f"{where}. Try a lower lr or grad_clip > 0."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            train_seconds += time.perf_counter() - t0
+            loss_sum += loss_value
+            loss_n += 1
+            if step % 25 == 0 or step == cfg.steps:
+                with torch.no_grad():
+                    z = readout[:, d0].detach()
+                    y = targets[:, d0]
+                    acc = (z > 0) == (y > 0.5 if spec.targets != "ddm_bound" else y > 0)
+                bar.set_postfix(loss=f"{loss_sum / loss_n:.4f}", acc=f"{acc.float().mean():.3f}")
+            bar.update(1)
+            if step % cfg.eval_every == 0:
+                log_eval(step, loss_sum / loss_n, wall0)
+                loss_sum, loss_n = 0.0, 0
+            if step % cfg.checkpoint_every == 0:
+                checkpoint(step)
+                last_good = step
+        if not metrics or metrics[-1]["step"] != step:
+            log_eval(step, loss_sum / max(loss_n, 1), wall0)
+        if last_good != step:
+            checkpoint(step)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    network.eval()
+    return Run(network, spec, cfg, folder, str(device), metrics=metrics)
