@@ -1,0 +1,811 @@
+"""Native recurrent PPO over any of our networks, on the native vector env.
+
+One module a reader can follow top to bottom (in the spirit of CleanRL's ``ppo_atari_lstm.py``):
+config -> agent -> rollout -> GAE -> clipped PPO update -> run folder. The differences from a
+generic recurrent PPO come from the task's structure:
+
+- **Whole trials as sequences.** Every update resets all ``num_envs`` envs and plays exactly one
+  trial in each (``spec.n_steps`` steps; a free-response trial may end earlier, the rest of its row
+  is padding and masked out). The recurrent state therefore always starts from
+  ``core.initial_state`` at step 0, the rollout is a ``[B, L]`` block of whole trials, and the
+  update recomputes hidden states with the core's own ``forward(obs [B, L, O])``: exact for every
+  architecture (RNN, GRU, LSTM, transformer), no stored states, no truncated backprop.
+- **Scored-step masking** (``mask_unscored``, default on). With a fixed reaction time only the
+  decision-step report is scored: actions at fixation / stimulus steps change nothing, so their
+  log-probabilities would only add noise to the gradient and their entropy bonus would reward
+  noise nobody sees. The policy loss and the entropy bonus are therefore restricted, per action
+  component, to the steps where that component is scored (the report at the decision step(s), or at
+  the commit step in free response; the wait/commit component at every step of the trial). The
+  value loss uses every step of the trial.
+- **Factorised actions.** The N report components (and the commit component) are independent
+  given the hidden state. ``ratio="component"`` (default) clips each component's probability ratio
+  separately, which keeps an update of 24 components from being throttled by their joint ratio;
+  ``ratio="joint"`` clips the product, as textbook PPO does.
+
+The rollout only samples actions; log-probabilities and values are recomputed by one batched
+``forward`` before the update, so they match the training pass exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from agents.networks import ACTIVATIONS, ARCHS, POSITIONALS, build_core
+from agents.rl.heads import CONTINUOUS_HEADS, ActionHead, ActionLayout
+from agents.rl.runfolder import (
+    MetricsLog,
+    atomic_torch_save,
+    prepare_run_dir,
+    read_config,
+)
+from envs.spec import TaskSpec
+
+KIND = "ppo"
+RATIOS = ("component", "joint")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class PPOConfig:
+    """Configuration of one native recurrent-PPO run (one docstring per field = CLI help)."""
+
+    env_id: str = "MultiTaskEvidence-v0"
+    """Registered env id (report kind): MultiTaskEvidence-v0 (choice), -Wager-v0, -Confidence-v0,
+    -FreeRT-v0."""
+    env_kwargs: str = "{}"
+    """JSON dict of extra env constructor options (report/response options, e.g. '{"report":
+    "confidence"}'); task fields come from the spec."""
+    arch: str = "gru"
+    """Policy torso: rnn, rnn_nonleaky, gru, lstm, transformer (agents.networks)."""
+    hidden_size: int = 64
+    """Hidden units H of the torso (transformer: width)."""
+    activation: str = "relu"
+    """Elman RNN nonlinearity (rnn, rnn_nonleaky)."""
+    leak: float = 1.0
+    """Elman RNN leak a in (0, 1]."""
+    n_layers: int = 1
+    """Transformer layers."""
+    n_heads: int = 8
+    """Transformer heads (must divide hidden_size)."""
+    mlp_size: int = 256
+    """Transformer MLP width."""
+    positional: str = "none"
+    """Transformer positional embedding: none, learned, sinusoidal."""
+    critic_hidden: int = 64
+    """Width of the critic's hidden layer on top of the torso (0 = linear critic)."""
+    continuous_head: str = "beta"
+    """Distribution of continuous components (confidence): beta or gaussian (sigmoid-squashed)."""
+    num_envs: int = 512
+    """Parallel envs in the native vector env = whole trials per update."""
+    total_steps: int = 2_000_000
+    """Budget in env steps (steps inside trials; padding after a free-response commit not counted)."""
+    max_seconds: float = 0.0
+    """Stop after this many seconds of training (evaluation excluded; 0 = no limit)."""
+    lr: float = 3e-3
+    """Adam learning rate (initial value when annealed)."""
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the budget."""
+    gamma: float = 1.0
+    """Discount factor per step (trials are short and episodic: 1 is unbiased)."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    update_epochs: int = 4
+    """Passes over each rollout."""
+    num_minibatches: int = 4
+    """Minibatches per pass (split over trials, each a set of whole trials)."""
+    clip_coef: float = 0.2
+    """PPO ratio clipping epsilon."""
+    ratio: str = "component"
+    """Clip the probability ratio per action component (component) or of the joint action (joint)."""
+    clip_vloss: bool = False
+    """Clip the value loss around the rollout's values (CleanRL's option)."""
+    ent_coef: float = 0.003
+    """Entropy bonus coefficient (per scored component)."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip."""
+    norm_adv: bool = True
+    """Normalise advantages over the scored steps of each minibatch."""
+    mask_unscored: bool = True
+    """Restrict the policy loss and entropy of each component to the steps where it is scored."""
+    eval_every: int = 20
+    """Evaluate the deterministic policy every this many updates (and at the end)."""
+    eval_trials: int = 4096
+    """Held-out trials per evaluation."""
+    eval_seed: int = 1_000_003
+    """Seed of the evaluation trials (fixed, so evaluations are on equal evidence)."""
+    checkpoint_every: int = 20
+    """Write an atomic checkpoint every this many updates (and at the end)."""
+    seed: int = 0
+    """Seed of weights, action sampling and the training trial stream."""
+    device: str = "auto"
+    """Device: auto (cuda if available), cpu, cuda."""
+    num_threads: int = 0
+    """torch CPU threads (0 = leave torch's setting alone)."""
+    progress: bool = True
+    """Show a tqdm progress bar."""
+    algo: str = "ppo"
+    """Algorithm name (fixed: ppo)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field and the allowed values."""
+
+        def choice(name: str, allowed: tuple[str, ...]) -> None:
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"PPOConfig.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}"
+                )
+
+        def positive(name: str, integer: bool = True) -> None:
+            v = getattr(self, name)
+            bad = isinstance(v, bool) or not isinstance(v, int if integer else (int, float))
+            if bad or v <= 0:
+                raise ValueError(f"PPOConfig.{name} must be a positive number, got {v!r}")
+
+        def unit(name: str, open_low: bool = False) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not (0 < v <= 1 if open_low else 0 <= v <= 1):
+                raise ValueError(
+                    f"PPOConfig.{name} must lie in {'(' if open_low else '['}0, 1], got {v!r}"
+                )
+
+        choice("arch", ARCHS)
+        choice("activation", ACTIVATIONS)
+        choice("positional", POSITIONALS)
+        choice("continuous_head", CONTINUOUS_HEADS)
+        choice("ratio", RATIOS)
+        choice("device", DEVICES)
+        if self.algo != "ppo":
+            raise ValueError(f"PPOConfig.algo must be 'ppo', got {self.algo!r}")
+        for name in (
+            "hidden_size",
+            "num_envs",
+            "total_steps",
+            "update_epochs",
+            "num_minibatches",
+            "eval_every",
+            "eval_trials",
+            "checkpoint_every",
+            "n_layers",
+            "n_heads",
+            "mlp_size",
+        ):
+            positive(name)
+        for name in ("lr", "clip_coef"):
+            positive(name, integer=False)
+        unit("gamma")
+        unit("gae_lambda")
+        unit("leak", open_low=True)
+        for name in ("ent_coef", "vf_coef", "max_grad_norm", "max_seconds"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
+                raise ValueError(f"PPOConfig.{name} must be a finite number >= 0, got {v!r}")
+        if self.critic_hidden < 0:
+            raise ValueError(f"PPOConfig.critic_hidden must be >= 0, got {self.critic_hidden}")
+        if self.num_minibatches > self.num_envs:
+            raise ValueError(
+                f"PPOConfig.num_minibatches ({self.num_minibatches}) must be <= num_envs "
+                f"({self.num_envs}): minibatches are sets of whole trials"
+            )
+        if self.env_id not in gym.registry:
+            known = sorted(k for k in gym.registry if k.startswith("MultiTaskEvidence"))
+            raise ValueError(
+                f"PPOConfig.env_id must be a registered id, e.g. {known}; got {self.env_id!r}"
+            )
+        self.env_options()  # parses env_kwargs
+
+    def env_options(self) -> dict[str, Any]:
+        """``env_kwargs`` parsed (a JSON object)."""
+        import json
+
+        try:
+            d = json.loads(self.env_kwargs or "{}")
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"PPOConfig.env_kwargs must be a JSON object, got {self.env_kwargs!r}"
+            ) from e
+        if not isinstance(d, dict):
+            raise ValueError(f"PPOConfig.env_kwargs must be a JSON object, got {self.env_kwargs!r}")
+        return d
+
+    def core_options(self) -> dict[str, Any]:
+        return {
+            "activation": self.activation,
+            "leak": self.leak,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "mlp_size": self.mlp_size,
+            "positional": self.positional,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Env: the native vector env, and what is scored when
+# ---------------------------------------------------------------------------------------------
+def make_vector_env(env_id: str, spec: TaskSpec, num_envs: int, env_kwargs: dict[str, Any]) -> Any:
+    """The native vector env of ``env_id`` for ``spec`` (all envs stepped in one numpy call).
+
+    Every rollout reseeds all envs, so each env draws blocks of one trial (``block_size=1``)
+    unless ``env_kwargs`` says otherwise: larger blocks would generate trials that are never played.
+    """
+    kw = {"block_size": 1, **env_kwargs}
+    return gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", spec=spec, **kw
+    )
+
+
+@dataclass(frozen=True)
+class ScoringLayout:
+    """What the env scores when, read from one env of the id.
+
+    report_index: [N] action components holding the report on each task.
+    commit_index: the wait/commit component (free response: the last one), or None.
+    obs_dim: O' (the spec's obs_dim, plus a cue channel for wagers with offer_prob < 1).
+    trial_steps: L, steps of a full-length trial (free response: fixation + stimulus).
+    scored_steps: [L] 1.0 where a fixed-response report is scored (the decision steps).
+    stimulus_start: first step at which a free-response commit is scored (earlier: abort).
+    report: 'choice' | 'wager' | 'confidence'.
+    """
+
+    report_index: np.ndarray
+    commit_index: int | None
+    obs_dim: int
+    trial_steps: int
+    scored_steps: np.ndarray
+    stimulus_start: int
+    report: str
+
+    @classmethod
+    def of(cls, env: Any, layout: ActionLayout) -> ScoringLayout:
+        from envs.trials import DECISION, period_codes
+
+        base = env.unwrapped
+        opts, spec = base.options, base.task_spec
+        commit = layout.n_components - 1 if opts.free else None
+        idx = np.array([c for c in range(layout.n_components) if c != commit], dtype=np.int64)
+        length = opts.trial_steps(spec)
+        scored = (period_codes(spec)[:length] == DECISION).astype(np.float32)
+        return cls(
+            idx,
+            commit,
+            int(env.observation_space.shape[0]),
+            int(length),
+            scored,
+            spec.stimulus_start,
+            opts.report,
+        )
+
+
+def env_info(
+    spec: TaskSpec, env_id: str, env_kwargs: dict[str, Any]
+) -> tuple[ActionLayout, ScoringLayout]:
+    """Action layout and scoring layout of ``env_id`` with ``spec`` (builds one env)."""
+    from envs.spec import field_names
+
+    task_fields = sorted(set(env_kwargs) & set(field_names()))
+    if task_fields:
+        raise ValueError(
+            f"env_kwargs must hold env options only; task fields {task_fields} belong in the spec"
+        )
+    env = gym.make(env_id, spec=spec, **env_kwargs)
+    try:
+        layout = ActionLayout(env.action_space)
+        scoring = ScoringLayout.of(env, layout)
+    finally:
+        env.close()
+    return layout, scoring
+
+
+# ---------------------------------------------------------------------------------------------
+# Agent: torso + actor head + critic
+# ---------------------------------------------------------------------------------------------
+class Agent(nn.Module):
+    """Any recurrent core as torso; a linear actor head and a (small MLP) critic on its hidden state.
+
+    ``forward(obs [B, T, O]) -> (hidden [B, T, H], distribution over [B, T, C], value [B, T])``.
+    """
+
+    def __init__(self, obs_dim: int, layout: ActionLayout, config: PPOConfig):
+        super().__init__()
+        self.core = build_core(config.arch, obs_dim, config.hidden_size, **config.core_options())
+        h = self.core.hidden_size
+        self.actor = ActionHead(layout, h, config.continuous_head)
+        if config.critic_hidden:
+            self.critic = nn.Sequential(
+                nn.Linear(h, config.critic_hidden), nn.Tanh(), nn.Linear(config.critic_hidden, 1)
+            )
+        else:
+            self.critic = nn.Linear(h, 1)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        hidden = self.core(obs)
+        return hidden, self.actor(hidden), self.critic(hidden).squeeze(-1)
+
+    @torch.no_grad()
+    def step(self, obs_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, Any]:
+        """One step of every env: obs_t [B, O] -> (hidden_t [B, H], distribution [B, C], state)."""
+        hidden, state = self.core.step(obs_t, state)
+        return hidden, self.actor(hidden), state
+
+
+# ---------------------------------------------------------------------------------------------
+# Rollout: one whole trial in every env
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Rollout:
+    """One trial per env. B envs, L = spec.n_steps, C action components.
+
+    obs [B, L, O]; actions [B, L, C]; rewards [B, L]; alive [B, L] (1 while the step belongs to the
+    trial); scored [B, L, C] (1 where the component's action is scored); final: terminal infos
+    (numpy arrays [B, ...]) gathered at each trial's last step; actions_final [B, C].
+    """
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    alive: torch.Tensor
+    scored: torch.Tensor
+    final: dict[str, np.ndarray]
+    actions_final: np.ndarray
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.alive.sum().item())
+
+
+def _take_final(final: dict[str, np.ndarray], info: dict[str, Any], ended: np.ndarray) -> None:
+    """Copy the entries of a vector-env info dict for the envs whose trial just ended."""
+    for key, value in info.items():
+        if key.startswith("_") or not isinstance(value, np.ndarray) or value.dtype == object:
+            continue
+        if key not in final:
+            final[key] = np.zeros(value.shape, dtype=value.dtype)
+        mask = ended & info.get(f"_{key}", np.ones(len(ended), dtype=bool))
+        final[key][mask] = value[mask]
+
+
+@torch.no_grad()
+def collect(
+    policy: Any,
+    vec: Any,
+    spec: TaskSpec,
+    layout: ActionLayout,
+    scoring: ScoringLayout,
+    seed: int,
+    device: torch.device,
+    deterministic: bool = False,
+    generator: torch.Generator | None = None,
+) -> Rollout:
+    """Play one trial in each env of ``vec`` (reset with ``seed``; env i gets seed + i).
+
+    policy: an object with ``initial_state(B, device)`` and ``step(obs_t, state) -> (hidden,
+    distribution, state)`` (an :class:`Agent`). Steps after a trial ended (free response) are
+    padding: the env auto-resets there, and those steps are masked out.
+    """
+    n = vec.num_envs
+    length = scoring.trial_steps
+    obs_np, _ = vec.reset(seed=seed)
+    state = policy.core.initial_state(n, device)
+    c = layout.n_components
+    obs = torch.zeros((n, length, scoring.obs_dim), device=device)
+    actions = torch.zeros((n, length, c), device=device)
+    rewards = torch.zeros((n, length), device=device)
+    alive = torch.zeros((n, length), device=device)
+    scored = torch.zeros((n, length, c), device=device)
+    alive_np = np.ones(n, dtype=bool)
+    final: dict[str, np.ndarray] = {}
+    actions_final = np.zeros((n, c), dtype=np.float32)
+    decision = torch.as_tensor(scoring.scored_steps, device=device)
+    for t in range(length):
+        o = torch.as_tensor(obs_np, dtype=torch.float32, device=device)
+        obs[:, t] = o
+        _, dist, state = policy.step(o, state)
+        a = dist.mode() if deterministic else dist.sample(generator)
+        actions[:, t] = a
+        a_np = a.cpu().numpy()
+        obs_np, r, term, trunc, info = vec.step(layout.to_env(a_np))
+        alive_t = torch.as_tensor(alive_np, dtype=torch.float32, device=device)
+        alive[:, t] = alive_t
+        rewards[:, t] = torch.as_tensor(r, dtype=torch.float32, device=device) * alive_t
+        ended = alive_np & (np.asarray(term) | np.asarray(trunc))
+        if scoring.commit_index is None:
+            # fixed reaction time: the report is scored at the decision step(s)
+            scored[:, t, :] = decision[t] * alive_t[:, None]
+        else:
+            scored[:, t, scoring.commit_index] = alive_t
+            # the report counts at the commit / deadline step (a commit during fixation aborts)
+            if t >= scoring.stimulus_start:
+                ended_t = torch.as_tensor(ended, dtype=torch.float32, device=device)
+                scored[:, t, scoring.report_index] = ended_t[:, None]
+        if ended.any():
+            _take_final(final, info, ended)
+            actions_final[ended] = a_np[ended]
+        alive_np = alive_np & ~ended
+        if not alive_np.any():
+            break
+    return Rollout(obs, actions, rewards, alive, scored, final, actions_final)
+
+
+# ---------------------------------------------------------------------------------------------
+# GAE and the PPO update
+# ---------------------------------------------------------------------------------------------
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, alive: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimates over whole trials.
+
+    rewards, values, alive: [B, L]. A trial ends at its last alive step (terminal: no bootstrap).
+    Returns (advantages [B, L], returns [B, L]), zero outside the trial.
+    """
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[:, 0])
+    length = rewards.shape[1]
+    for t in reversed(range(length)):  # a loop over steps, vectorised over trials
+        if t + 1 < length:
+            cont = alive[:, t + 1]
+            next_value = values[:, t + 1]
+        else:
+            cont = torch.zeros_like(last)
+            next_value = torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_value * cont - values[:, t]
+        last = (delta + gamma * lam * cont * last) * alive[:, t]
+        adv[:, t] = last
+    return adv, (adv + values) * alive
+
+
+def ppo_update(
+    agent: Agent,
+    optimizer: torch.optim.Optimizer,
+    ro: Rollout,
+    config: PPOConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Clipped-objective updates over whole-trial minibatches; returns mean loss statistics."""
+    with torch.no_grad():
+        _, dist, values = agent(ro.obs)
+        old_logp = dist.log_prob(ro.actions)
+        values = values * ro.alive
+        adv, returns = gae(ro.rewards, values, ro.alive, config.gamma, config.gae_lambda)
+    weight = ro.scored if config.mask_unscored else ro.alive[..., None].expand_as(ro.scored)
+    n = ro.obs.shape[0]
+    # trim padding columns no trial reached (free response)
+    length = int(ro.alive.sum(0).nonzero().max().item()) + 1
+    mb_size = math.ceil(n / config.num_minibatches)
+    stats: dict[str, list[float]] = {k: [] for k in ("pg", "v", "ent", "kl", "clipfrac")}
+    for _ in range(config.update_epochs):
+        order = torch.randperm(n, generator=generator).to(ro.obs.device)
+        for start in range(0, n, mb_size):
+            idx = order[start : start + mb_size]
+            w = weight[idx, :length]  # [b, L, C]
+            step_w = (w.sum(-1) > 0).float()  # steps with at least one scored component
+            a = adv[idx, :length]
+            if config.norm_adv:
+                sel = a[step_w > 0]
+                a = (a - sel.mean()) / (sel.std() + 1e-8) if sel.numel() > 1 else a
+            _, d, v = agent(ro.obs[idx, :length])
+            logp = d.log_prob(ro.actions[idx, :length])
+            logratio = (logp - old_logp[idx, :length]) * w
+            if config.ratio == "component":
+                ratio = logratio.exp()
+                pg1 = -a[..., None] * ratio
+                pg2 = -a[..., None] * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+                pg = (torch.maximum(pg1, pg2) * w).sum() / w.sum().clamp_min(1.0)
+                clipped = ((ratio - 1).abs() > config.clip_coef).float()
+                clipfrac = (clipped * w).sum() / w.sum().clamp_min(1.0)
+            else:
+                ratio = logratio.sum(-1).exp()
+                pg1 = -a * ratio
+                pg2 = -a * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+                pg = (torch.maximum(pg1, pg2) * step_w).sum() / step_w.sum().clamp_min(1.0)
+                clipped = ((ratio - 1).abs() > config.clip_coef).float()
+                clipfrac = (clipped * step_w).sum() / step_w.sum().clamp_min(1.0)
+            ent = (d.entropy() * w).sum() / w.sum().clamp_min(1.0)
+            alive = ro.alive[idx, :length]
+            ret = returns[idx, :length]
+            if config.clip_vloss:
+                v_old = values[idx, :length]
+                v_clip = v_old + (v - v_old).clamp(-config.clip_coef, config.clip_coef)
+                vl = torch.maximum((v - ret) ** 2, (v_clip - ret) ** 2)
+            else:
+                vl = (v - ret) ** 2
+            v_loss = 0.5 * (vl * alive).sum() / alive.sum()
+            loss = pg - config.ent_coef * ent + config.vf_coef * v_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                kl = (((logratio.exp() - 1) - logratio) * w).sum() / w.sum().clamp_min(1.0)
+            for k, val in zip(stats, (pg, v_loss, ent, kl, clipfrac)):
+                stats[k].append(float(val.detach()))
+    return {k: float(np.mean(v)) for k, v in stats.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Acting for evaluation and probing
+# ---------------------------------------------------------------------------------------------
+class PPOPolicy:
+    """A trained native agent, as evaluation and the probes' recorder use it.
+
+    ``hidden_and_outputs(obs [B, T, O]) -> (hidden [B, T, H], outputs [B, T, N])`` in numpy, where
+    outputs are per task the probability of answering 1 (choice; wager: given not opting out) or
+    the reported confidence (confidence). ``.spec``, ``.config``, ``.agent``.
+    """
+
+    kind = KIND
+
+    def __init__(self, agent: Agent, spec: TaskSpec, config: PPOConfig, scoring: ScoringLayout):
+        self.agent = agent.eval()
+        self.spec = spec
+        self.config = config
+        self.scoring = scoring
+        self.layout = agent.actor.layout
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.agent.parameters()).device
+
+    @torch.no_grad()
+    def hidden_and_outputs(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        hidden, dist, _ = self.agent(x)
+        return hidden.cpu().numpy(), report_outputs(dist, self.layout, self.scoring).cpu().numpy()
+
+    # evaluate.py's actor protocol
+    def initial_state(self, n: int) -> Any:
+        return self.agent.core.initial_state(n, self.device)
+
+    @torch.no_grad()
+    def act(
+        self, obs: np.ndarray, state: Any, deterministic: bool = True
+    ) -> tuple[Any, Any, np.ndarray]:
+        """obs [n, O] -> (env actions, state, agent actions [n, C])."""
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        _, dist, state = self.agent.step(o, state)
+        a = (dist.mode() if deterministic else dist.sample()).cpu().numpy()
+        return self.layout.to_env(a), state, a
+
+
+def report_outputs(dist: Any, layout: ActionLayout, scoring: ScoringLayout) -> torch.Tensor:
+    """Per-task outputs [..., N] of a policy distribution: P(answer 1) or reported confidence."""
+    comps = []
+    disc = {int(c): k for k, c in enumerate(layout.discrete_index)}
+    cont = {int(c): k for k, c in enumerate(layout.continuous_index)}
+    probs = dist.probs() if disc else None
+    means = dist.unit_mean() if cont else None
+    for c in scoring.report_index:
+        c = int(c)
+        if c in disc:
+            p = probs[..., disc[c], :]
+            comps.append(p[..., 1] / (p[..., 0] + p[..., 1]).clamp_min(1e-12))
+        else:
+            comps.append(means[..., cont[c]])
+    return torch.stack(comps, dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training: the run folder around the loop
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class PPORun:
+    """Result of :func:`train`: where the run went and its last numbers."""
+
+    run_dir: Path
+    updates: int
+    env_steps: int
+    train_seconds: float
+    steps_per_second: float
+    final_eval: dict[str, Any]
+    policy: PPOPolicy
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("PPOConfig.device='cuda' but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def build_agent(spec: TaskSpec, config: PPOConfig) -> tuple[Agent, ActionLayout, ScoringLayout]:
+    """The agent for ``spec`` and ``config.env_id`` (reads the action space from one env)."""
+    layout, scoring = env_info(spec, config.env_id, config.env_options())
+    return Agent(scoring.obs_dim, layout, config), layout, scoring
+
+
+def train(
+    spec: TaskSpec,
+    config: PPOConfig,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+) -> PPORun:
+    """Train a native recurrent-PPO agent; write the run folder; return a :class:`PPORun`.
+
+    One update = one whole trial in each of ``num_envs`` envs, then ``update_epochs`` passes of
+    ``num_minibatches`` minibatches. Trials of update u are seeded ``(seed, u)``, so a resumed run
+    continues the same trial stream as an uninterrupted one.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm.auto import tqdm
+
+    from agents.rl.evaluate import evaluate
+
+    if not isinstance(config, PPOConfig):
+        raise ValueError(f"config must be a PPOConfig, got {type(config).__name__}")
+    config.validate()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = _device(config.device)
+    path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, "checkpoint.pt")
+
+    torch.manual_seed(config.seed)
+    agent, layout, scoring = build_agent(spec, config)
+    agent.to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
+    start_update, env_steps, train_seconds = 0, 0, 0.0
+    if resuming:
+        ck = torch.load(path / "checkpoint.pt", weights_only=True, map_location=device)
+        agent.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        start_update, env_steps = int(ck["update"]), int(ck["env_steps"])
+        train_seconds = float(ck["train_seconds"])
+    log = MetricsLog(
+        path / "metrics.jsonl", keep_until=start_update if resuming else None, key="update"
+    )
+    writer = SummaryWriter(str(path))
+
+    vec = make_vector_env(config.env_id, spec, config.num_envs, config.env_options())
+    steps_per_update_max = config.num_envs * scoring.trial_steps
+    n_updates = max(1, math.ceil(config.total_steps / steps_per_update_max))
+    policy = PPOPolicy(agent, spec, config, scoring)
+    last_eval: dict[str, Any] = {}
+
+    def run_eval(update: int, train_rec: dict[str, Any] | None = None) -> dict[str, Any]:
+        agent.eval()
+        res = evaluate(
+            policy, spec, config.env_id, config.env_options(), config.eval_trials, config.eval_seed
+        ).to_dict()
+        agent.train()
+        rec = {
+            "update": update,
+            "env_steps": env_steps,
+            "train_seconds": train_seconds,
+            **(train_rec or {}),
+            **{f"eval/{k}": v for k, v in res.items() if not isinstance(v, dict)},
+        }
+        log.write(rec)
+        for k, v in rec.items():
+            if k.startswith("eval/") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                writer.add_scalar(k, v, env_steps)
+        return res
+
+    def checkpoint(update: int) -> None:
+        state = {
+            "model": agent.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "update": update,
+            "env_steps": env_steps,
+            "train_seconds": train_seconds,
+        }
+        atomic_torch_save(state, path / "checkpoint.pt")
+        atomic_torch_save(agent.state_dict(), path / "model.pt")
+
+    bar = tqdm(
+        total=n_updates,
+        initial=start_update,
+        desc="ppo",
+        unit="upd",
+        disable=not config.progress,
+        dynamic_ncols=True,
+    )
+    update = start_update
+    try:
+        agent.train()
+        for update in range(start_update, n_updates):
+            if config.max_seconds and train_seconds >= config.max_seconds:
+                break
+            t0 = time.perf_counter()
+            frac = 1.0 - update / n_updates
+            lr = config.lr * frac if config.anneal_lr else config.lr
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            # one stream per update: resume-exact without saving RNG states
+            torch.manual_seed(config.seed * 1_000_003 + update)
+            gen = torch.Generator().manual_seed(config.seed * 7_919 + update)
+            env_seed = (config.seed * 1_000_000_007 + update * config.num_envs) % (2**31)
+            ro = collect(agent, vec, spec, layout, scoring, env_seed, device, generator=gen)
+            stats = ppo_update(agent, optimizer, ro, config, gen)
+            if not all(math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(
+                    f"non-finite PPO loss at update {update}: {stats}; last checkpoint kept in {path}"
+                )
+            dt = time.perf_counter() - t0
+            train_seconds += dt
+            n_steps = ro.n_steps
+            env_steps += n_steps
+            rec = {
+                "update": update + 1,
+                "env_steps": env_steps,
+                "train_seconds": train_seconds,
+                "sps": n_steps / dt,
+                "lr": lr,
+                **{f"loss/{k}": v for k, v in stats.items()},
+                **_rollout_metrics(ro),
+            }
+            for k, v in rec.items():
+                if k != "update":
+                    writer.add_scalar(k if "/" in k else f"train/{k}", v, env_steps)
+            bar.update(1)
+            bar.set_postfix(
+                reward=f"{rec['train/reward']:.3f}",
+                frac_ideal=f"{rec.get('train/frac_ideal', float('nan')):.3f}",
+                sps=f"{rec['sps']:.0f}",
+            )
+            done = update + 1 == n_updates
+            if (update + 1) % config.eval_every == 0 or done:
+                last_eval = run_eval(update + 1, rec)
+            else:
+                log.write(rec)
+            if (update + 1) % config.checkpoint_every == 0 or done:
+                checkpoint(update + 1)
+        else:
+            update = n_updates
+    finally:
+        bar.close()
+        vec.close()
+    final_update = update if update == n_updates else update
+    if not last_eval or final_update % config.eval_every:
+        last_eval = run_eval(final_update)
+        checkpoint(final_update)
+    writer.close()
+    return PPORun(
+        path,
+        final_update,
+        env_steps,
+        train_seconds,
+        env_steps / max(train_seconds, 1e-9),
+        last_eval,
+        policy,
+    )
+
+
+def _rollout_metrics(ro: Rollout) -> dict[str, float]:
+    """Training-time metrics of the (stochastic) rollout, from the env's terminal infos."""
+    from agents.rl.evaluate import summarise_final
+
+    out = {"train/reward": float(ro.rewards.sum(1).mean())}
+    s = summarise_final(ro.final)
+    if s.get("frac_ideal") is not None:
+        out["train/frac_ideal"] = s["frac_ideal"]
+        out["train/accuracy"] = s["accuracy"]
+    return out
+
+
+def load(run_dir: str | Path) -> PPOPolicy:
+    """Load a native PPO run folder (weights with ``torch.load(weights_only=True)``)."""
+    path = Path(run_dir)
+    spec = TaskSpec.from_json((path / "spec.json").read_text())
+    config = read_config(path, PPOConfig, KIND)
+    config = (
+        dataclasses.replace(config, device="cpu")
+        if config.device == "cuda" and not torch.cuda.is_available()
+        else config
+    )
+    agent, _, scoring = build_agent(spec, config)
+    agent.load_state_dict(torch.load(path / "model.pt", weights_only=True, map_location="cpu"))
+    return PPOPolicy(agent, spec, config, scoring)

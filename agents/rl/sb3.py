@@ -1,0 +1,444 @@
+"""sb3-contrib ``RecurrentPPO("MlpLstmPolicy")`` on any registered id, in our run-folder layout.
+
+What this adds to a plain ``RecurrentPPO(...).learn()``:
+
+- the env: ``n_envs`` copies of ``gym.make(env_id, spec=spec, ...)`` each wrapped in ``Monitor``,
+  in a ``DummyVecEnv``; actions stay ``MultiDiscrete`` (choice / wager / commit) or ``Box``
+  (confidence; SB3's diagonal Gaussian, clipped to [0, 1]). ``MultiBinary``, ``Tuple`` and
+  ``Dict`` action spaces raise ValueError (RecurrentPPO crashes on ``MultiBinary``);
+- a callback that every ``eval_every`` env steps evaluates the deterministic policy on held-out
+  trials with the shared :func:`agents.rl.evaluate.evaluate` (decision accuracy as a fraction of
+  the ideal observer on the same evidence; calibration for confidence reports), logs it to
+  tensorboard and ``metrics.jsonl``, and writes an atomic checkpoint;
+- the run folder: ``spec.json``, ``config.json`` (``"kind": "sb3"``), ``model.pt`` (the policy's
+  state dict, ``torch.load(weights_only=True)``), ``sb3_checkpoint.zip`` (SB3's own format, for
+  ``resume``), ``metrics.jsonl``, tensorboard events;
+- :func:`load` rebuilds the policy from ``model.pt`` alone and reads the LSTM's hidden states
+  trial by trial (the state starts at zero at every trial's first step, as in the rollouts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from agents.rl.runfolder import MetricsLog, atomic_torch_save, prepare_run_dir, read_config
+from envs.spec import TaskSpec
+
+KIND = "sb3"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class SB3Config:
+    """Configuration of an sb3-contrib RecurrentPPO run (one docstring per field = CLI help).
+
+    Defaults are RecurrentPPO's own except the LSTM width (64, like our networks) and gamma
+    (1: trials are short episodes with the reward at the end).
+    """
+
+    env_id: str = "MultiTaskEvidence-v0"
+    """Registered env id (report kind): MultiTaskEvidence-v0, -Wager-v0, -Confidence-v0, -FreeRT-v0."""
+    env_kwargs: str = "{}"
+    """JSON dict of extra env options (report/response options); task fields come from the spec."""
+    lstm_hidden_size: int = 64
+    """LSTM units of the policy (hidden state the probes read)."""
+    n_lstm_layers: int = 1
+    """LSTM layers."""
+    net_arch: int = 64
+    """Width of the one MLP layer between the LSTM and the actor/critic outputs (0 = none)."""
+    n_envs: int = 8
+    """Parallel envs (DummyVecEnv of Monitor-wrapped single envs)."""
+    total_steps: int = 100_000
+    """Budget in env steps."""
+    max_seconds: float = 0.0
+    """Stop after this many seconds of training (evaluation excluded; 0 = no limit)."""
+    n_steps: int = 128
+    """Rollout steps per env per update."""
+    batch_size: int = 128
+    """Minibatch size (in steps)."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    gamma: float = 1.0
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_range: float = 0.2
+    """PPO clipping epsilon."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    eval_every: int = 20_000
+    """Evaluate (deterministic policy, held-out trials) and checkpoint every this many env steps."""
+    eval_trials: int = 2048
+    """Held-out trials per evaluation."""
+    eval_seed: int = 1_000_003
+    """Seed of the evaluation trials."""
+    seed: int = 0
+    """Seed of SB3 (weights, sampling) and of the envs."""
+    device: str = "cpu"
+    """Device: cpu (SB3's advice for MLP/LSTM policies), cuda, auto."""
+    progress: bool = True
+    """Show a tqdm progress bar."""
+    algo: str = "sb3-recurrent-ppo"
+    """Algorithm name (fixed: sb3-recurrent-ppo)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field and the allowed values."""
+        if self.algo != "sb3-recurrent-ppo":
+            raise ValueError(f"SB3Config.algo must be 'sb3-recurrent-ppo', got {self.algo!r}")
+        if self.device not in DEVICES:
+            raise ValueError(
+                f"SB3Config.device must be one of {list(DEVICES)}, got {self.device!r}"
+            )
+        for name in (
+            "lstm_hidden_size",
+            "n_lstm_layers",
+            "n_envs",
+            "total_steps",
+            "n_steps",
+            "batch_size",
+            "n_epochs",
+            "eval_every",
+            "eval_trials",
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"SB3Config.{name} must be a positive integer, got {v!r}")
+        if (
+            isinstance(self.net_arch, bool)
+            or not isinstance(self.net_arch, int)
+            or self.net_arch < 0
+        ):
+            raise ValueError(f"SB3Config.net_arch must be an integer >= 0, got {self.net_arch!r}")
+        for name in ("lr", "clip_range"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
+                raise ValueError(f"SB3Config.{name} must be a positive number, got {v!r}")
+        for name in ("gamma", "gae_lambda"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ValueError(f"SB3Config.{name} must lie in [0, 1], got {v!r}")
+        for name in ("ent_coef", "vf_coef", "max_grad_norm", "max_seconds"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
+                raise ValueError(f"SB3Config.{name} must be a finite number >= 0, got {v!r}")
+        if self.env_id not in gym.registry:
+            known = sorted(k for k in gym.registry if k.startswith("MultiTaskEvidence"))
+            raise ValueError(
+                f"SB3Config.env_id must be a registered id, e.g. {known}; got {self.env_id!r}"
+            )
+        self.env_options()
+
+    def env_options(self) -> dict[str, Any]:
+        """``env_kwargs`` parsed (a JSON object)."""
+        import json
+
+        try:
+            d = json.loads(self.env_kwargs or "{}")
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"SB3Config.env_kwargs must be a JSON object, got {self.env_kwargs!r}"
+            ) from e
+        if not isinstance(d, dict):
+            raise ValueError(f"SB3Config.env_kwargs must be a JSON object, got {self.env_kwargs!r}")
+        return d
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        arch = [self.net_arch] if self.net_arch else []
+        return {
+            "lstm_hidden_size": self.lstm_hidden_size,
+            "n_lstm_layers": self.n_lstm_layers,
+            "net_arch": {"pi": arch, "vf": arch},
+        }
+
+
+def check_action_space(space: gym.Space, env_id: str) -> None:
+    """ValueError unless SB3's RecurrentPPO can represent ``space`` (MultiDiscrete, Discrete, Box)."""
+    if isinstance(space, gym.spaces.MultiBinary):
+        raise ValueError(
+            f"{env_id}: RecurrentPPO crashes on MultiBinary actions; the env must use "
+            "MultiDiscrete([2] * N) (allowed: Discrete, MultiDiscrete, Box)"
+        )
+    if not isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.Box)):
+        raise ValueError(
+            f"{env_id}: SB3 cannot represent a {type(space).__name__} action space "
+            "(allowed: Discrete, MultiDiscrete, Box); use the native PPO (--algo ppo)"
+        )
+    if isinstance(space, gym.spaces.Box) and not (
+        np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))
+    ):
+        raise ValueError(f"{env_id}: Box actions need finite bounds for SB3, got {space}")
+
+
+def make_sb3_env(spec: TaskSpec, config: SB3Config) -> Any:
+    """``n_envs`` Monitor-wrapped envs in a DummyVecEnv, seeded from ``config.seed``."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    kw = config.env_options()
+
+    def factory() -> gym.Env:
+        return Monitor(gym.make(config.env_id, spec=spec, **kw))
+
+    vec = DummyVecEnv([factory] * config.n_envs)
+    check_action_space(vec.action_space, config.env_id)
+    vec.seed(config.seed)
+    return vec
+
+
+# ---------------------------------------------------------------------------------------------
+# The trained policy, as evaluation and the probes read it
+# ---------------------------------------------------------------------------------------------
+class SB3Policy:
+    """A RecurrentPPO policy: acting (evaluate's actor protocol) and hidden states for probes.
+
+    ``hidden_and_outputs(obs [B, T, O]) -> (hidden [B, T, H], outputs [B, T, N])``: the LSTM's h
+    with the state reset to zero at step 0 of every trial (as in RecurrentPPO's rollouts, where
+    ``episode_start`` zeroes it), and per task P(answer 1) (choice; wager: given not opting out)
+    or the reported confidence (the Gaussian mean clipped to [0, 1]).
+    """
+
+    kind = KIND
+
+    def __init__(self, policy: Any, spec: TaskSpec, config: SB3Config, n_report: int):
+        self.policy = policy.eval()
+        self.spec = spec
+        self.config = config
+        self.n_report = n_report
+
+    @torch.no_grad()
+    def hidden_and_outputs(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = self.policy
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=p.device)
+        b, t, o = x.shape
+        feats = p.extract_features(x.reshape(b * t, o), p.pi_features_extractor)
+        seq = feats.reshape(b, t, -1).transpose(0, 1)  # the LSTM is sequence-first
+        lstm = p.lstm_actor
+        h0 = torch.zeros(lstm.num_layers, b, lstm.hidden_size, device=p.device)
+        out, _ = lstm(seq, (h0, torch.zeros_like(h0)))
+        hidden = out.transpose(0, 1)  # [B, T, H]
+        latent = p.mlp_extractor.forward_actor(hidden.reshape(b * t, -1))
+        dist = p._get_action_dist_from_latent(latent)
+        return hidden.cpu().numpy(), self._outputs(dist).reshape(b, t, -1)
+
+    def _outputs(self, dist: Any) -> np.ndarray:
+        from stable_baselines3.common.distributions import MultiCategoricalDistribution
+
+        n = self.n_report
+        if isinstance(dist, MultiCategoricalDistribution):
+            probs = [c.probs for c in dist.distribution[:n]]
+            out = torch.stack([q[:, 1] / (q[:, 0] + q[:, 1]).clamp_min(1e-12) for q in probs], -1)
+        else:
+            out = dist.distribution.mean[:, :n].clamp(0.0, 1.0)
+        return out.cpu().numpy()
+
+    # evaluate.py's actor protocol
+    def initial_state(self, n: int) -> tuple[Any, np.ndarray]:
+        return None, np.ones(n, dtype=bool)
+
+    def act(
+        self, obs: np.ndarray, state: Any, deterministic: bool = True
+    ) -> tuple[np.ndarray, Any]:
+        lstm_state, starts = state
+        actions, lstm_state = self.policy.predict(
+            obs, state=lstm_state, episode_start=starts, deterministic=deterministic
+        )
+        return actions, (lstm_state, np.zeros_like(starts))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class SB3Run:
+    """Result of :func:`train`."""
+
+    run_dir: Path
+    env_steps: int
+    train_seconds: float
+    steps_per_second: float
+    final_eval: dict[str, Any]
+    policy: SB3Policy
+
+
+def _n_report(spec: TaskSpec, config: SB3Config) -> int:
+    return spec.n_tasks
+
+
+def train(
+    spec: TaskSpec, config: SB3Config, run_dir: str | Path | None = None, resume: bool = False
+) -> SB3Run:
+    """Train RecurrentPPO("MlpLstmPolicy") on ``config.env_id``; write the run folder."""
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm.auto import tqdm
+
+    from agents.rl.evaluate import evaluate
+
+    if not isinstance(config, SB3Config):
+        raise ValueError(f"config must be an SB3Config, got {type(config).__name__}")
+    config.validate()
+    env = make_sb3_env(spec, config)  # checks the action space before anything is written
+    path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, "sb3_checkpoint.zip")
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if resuming:
+        model = RecurrentPPO.load(path / "sb3_checkpoint.zip", env=env, device=device)
+        done_steps = int(model.num_timesteps)
+    else:
+        model = RecurrentPPO(
+            "MlpLstmPolicy",
+            env,
+            learning_rate=config.lr,
+            n_steps=config.n_steps,
+            batch_size=config.batch_size,
+            n_epochs=config.n_epochs,
+            gamma=config.gamma,
+            gae_lambda=config.gae_lambda,
+            clip_range=config.clip_range,
+            ent_coef=config.ent_coef,
+            vf_coef=config.vf_coef,
+            max_grad_norm=config.max_grad_norm,
+            policy_kwargs=config.policy_kwargs(),
+            tensorboard_log=str(path),
+            seed=config.seed,
+            device=device,
+            verbose=0,
+        )
+        done_steps = 0
+    log = MetricsLog(
+        path / "metrics.jsonl", keep_until=done_steps if resuming else None, key="env_steps"
+    )
+    policy = SB3Policy(model.policy, spec, config, _n_report(spec, config))
+    state = {"train_seconds": 0.0, "last_eval": {}, "t0": time.perf_counter()}
+    if resuming and (path / "sb3_state.pt").exists():
+        state["train_seconds"] = float(
+            torch.load(path / "sb3_state.pt", weights_only=True)["train_seconds"]
+        )
+
+    def save() -> None:
+        atomic_torch_save(model.policy.state_dict(), path / "model.pt")
+        tmp = path / ".sb3_checkpoint.tmp.zip"
+        model.save(tmp)
+        tmp.replace(path / "sb3_checkpoint.zip")
+        atomic_torch_save(
+            {"train_seconds": state["train_seconds"], "env_steps": model.num_timesteps},
+            path / "sb3_state.pt",
+        )
+
+    def run_eval() -> dict[str, Any]:
+        res = evaluate(
+            policy, spec, config.env_id, config.env_options(), config.eval_trials, config.eval_seed
+        ).to_dict()
+        rec = {
+            "env_steps": int(model.num_timesteps),
+            "train_seconds": state["train_seconds"],
+            **{f"eval/{k}": v for k, v in res.items() if not isinstance(v, dict)},
+        }
+        log.write(rec)
+        for k, v in rec.items():
+            if k.startswith("eval/") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                model.logger.record(k, v)
+        state["last_eval"] = res
+        return res
+
+    class EvalCallback(BaseCallback):
+        """Evaluates, logs and checkpoints every ``eval_every`` env steps; drives the bar."""
+
+        def _on_training_start(self) -> None:
+            self.next_eval = (model.num_timesteps // config.eval_every + 1) * config.eval_every
+            self.bar = tqdm(
+                total=config.total_steps,
+                initial=model.num_timesteps,
+                desc="sb3",
+                unit="step",
+                disable=not config.progress,
+                dynamic_ncols=True,
+            )
+            self.last = model.num_timesteps
+            state["t0"] = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            now = time.perf_counter()
+            state["train_seconds"] += now - state["t0"]
+            state["t0"] = now
+            self.bar.update(model.num_timesteps - self.last)
+            self.last = model.num_timesteps
+            if model.num_timesteps >= self.next_eval:
+                self.next_eval += config.eval_every
+                res = run_eval()
+                self.bar.set_postfix(frac_ideal=f"{res['frac_ideal']:.3f}")
+                save()
+                state["t0"] = time.perf_counter()  # evaluation time is not training time
+            return not (config.max_seconds and state["train_seconds"] >= config.max_seconds)
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    remaining = config.total_steps - done_steps
+    try:
+        if remaining > 0:
+            model.learn(
+                remaining,
+                callback=EvalCallback(),
+                reset_num_timesteps=not resuming,
+                tb_log_name="sb3",
+            )
+        run_eval()
+        model.logger.dump(model.num_timesteps)
+        save()
+    finally:
+        env.close()
+    steps = int(model.num_timesteps)
+    return SB3Run(
+        path,
+        steps,
+        state["train_seconds"],
+        steps / max(state["train_seconds"], 1e-9),
+        state["last_eval"],
+        policy,
+    )
+
+
+def build_policy(spec: TaskSpec, config: SB3Config) -> Any:
+    """A fresh RecurrentActorCriticPolicy for ``spec`` and ``config`` (no env, no pickle)."""
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+    env = gym.make(config.env_id, spec=spec, **config.env_options())
+    try:
+        check_action_space(env.action_space, config.env_id)
+        obs_space, act_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    return RecurrentActorCriticPolicy(
+        obs_space, act_space, lambda _: config.lr, **config.policy_kwargs()
+    )
+
+
+def load(run_dir: str | Path) -> SB3Policy:
+    """Load an SB3 run folder from ``model.pt`` (``torch.load(weights_only=True)``)."""
+    path = Path(run_dir)
+    spec = TaskSpec.from_json((path / "spec.json").read_text())
+    config = read_config(path, SB3Config, KIND)
+    policy = build_policy(spec, config)
+    policy.load_state_dict(torch.load(path / "model.pt", weights_only=True, map_location="cpu"))
+    return SB3Policy(policy, spec, dataclasses.replace(config), _n_report(spec, config))
