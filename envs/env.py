@@ -6,6 +6,7 @@ generator (:mod:`envs.trials`) in blocks (:mod:`envs.stream`), scored by :mod:`e
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -21,6 +22,16 @@ _UNSIGNED = {
     np.dtype(t): np.dtype(u) for t, u in [("i1", "u1"), ("i2", "u2"), ("i4", "u4"), ("i8", "u8")]
 }
 _UNSIGNED.update({np.dtype(u): np.dtype(u) for u in ("u1", "u2", "u4", "u8")})
+
+
+_INT64 = np.dtype(np.int64)
+# Box [0, 1] check on bit patterns: for IEEE floats, 0 <= x <= 1 iff the bits (as unsigned) are
+# <= bits(1.0); negatives have the sign bit set and NaNs exceed bits(inf).
+_FLOAT_BITS = {
+    np.dtype(np.float32): (np.dtype(np.uint32), np.float32(1.0).view(np.uint32)),
+    np.dtype(np.float64): (np.dtype(np.uint64), np.float64(1.0).view(np.uint64)),
+}
+_LITTLE = sys.byteorder == "little"
 
 
 class TrialEndedError(ResetNeeded):
@@ -130,6 +141,9 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         else:
             nvec = self.action_space.nvec
             self._nvec_u = {dt: nvec.astype(u) for dt, u in _UNSIGNED.items()}
+        # byte-count fast path for native little-endian int64 actions (see _check_action)
+        self._byte_ok = None if self._conf or not _LITTLE else (3 if self._wager else 2)
+        self._last_binary = self._wager and self._free
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -210,6 +224,13 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ---- step ----------------------------------------------------------------------------------
     def _check_action(self, action: Any) -> np.ndarray:
+        """Validate an action (shape, dtype, range, NaN); returns it as an array.
+
+        Fast paths (this runs on every step): for int64 actions the raw bytes are counted (every
+        byte zero except each element's low byte, which must be < nvec), for float32/64 Box
+        actions one unsigned comparison of the bit patterns (in [0, 1] <=> bits <= bits(1.0)).
+        Anything else, or a failing fast check, takes the exact numpy path.
+        """
         a = action
         if type(a) is not np.ndarray:
             a = np.asarray(a)
@@ -218,14 +239,26 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"action must have shape {self._ashape} (action_space {self.action_space}), "
                 f"got shape {a.shape}"
             )
+        dt = a.dtype
         if self._conf:
-            if a.dtype.kind not in "fiub":
-                raise ValueError(f"action must be numeric, got dtype {a.dtype}")
+            fast = _FLOAT_BITS.get(dt)
+            if fast is not None and b"\x01" not in np.greater(a.view(fast[0]), fast[1]).tobytes():
+                return a
+            if dt.kind not in "fiub":
+                raise ValueError(f"action must be numeric, got dtype {dt}")
             # NaN fails both comparisons, so it is caught here too
             if b"\x00" in (np.greater_equal(a, 0.0) & np.less_equal(a, 1.0)).tobytes():
                 raise ValueError(f"action components must lie in [0, 1] (no NaN), got {a!r}")
             return a
-        bound = self._nvec_u.get(a.dtype)
+        if dt is _INT64 and self._byte_ok is not None:
+            bs = a.tobytes()
+            lows = bs[::8]
+            ok = bs.count(0) + lows.count(1)
+            if self._byte_ok == 3:
+                ok += lows.count(2)
+            if ok == len(bs) and (not self._last_binary or lows[-1] < 2):
+                return a
+        bound = self._nvec_u.get(dt)
         if bound is None:
             a = self._coerce_int(a)
             bound = self._nvec_u[a.dtype]

@@ -86,10 +86,12 @@ class EnvOptions:
         return spec.stimulus_start + spec.stimulus_steps if self.free else spec.n_steps
 
     def observation_space(self, spec: TaskSpec) -> spaces.Box:
-        """Box float32 [O']: encoded evidence (unbounded), go channel in [0, 1], [cue in [0, 1]]."""
+        """Box float32 [O']: encoded evidence (any finite float32: the noise is unbounded, and
+        infinite bounds make Gymnasium's checker warn), go channel in [0, 1], [cue in [0, 1]]."""
         o = self.obs_dim(spec)
-        low = np.full(o, -np.inf, dtype=np.float32)
-        high = np.full(o, np.inf, dtype=np.float32)
+        big = np.finfo(np.float32).max
+        low = np.full(o, -big, dtype=np.float32)
+        high = np.full(o, big, dtype=np.float32)
         low[spec.evidence_dim :] = 0.0
         high[spec.evidence_dim :] = 1.0
         return spaces.Box(low, high, dtype=np.float32)
