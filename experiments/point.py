@@ -67,6 +67,8 @@ def train_point(point: Any, run_dir: str | Path) -> dict[str, Any]:
     cfg = cfg_cls(**kwargs)
     out = train_fn(spec, cfg, run_dir=run_dir, resume=resume)
     final = getattr(out, "final", None)
+    if final is None:
+        final = getattr(out, "final_eval", None)
     if isinstance(final, Mapping):
         return dict(final)
     if isinstance(out, Mapping):
@@ -141,19 +143,26 @@ def _load(run_dir: str | Path) -> Any:  # pragma: no cover - until agents.load i
     return load(run_dir)
 
 
+def auto_probe_n(latent_dim: int) -> int:
+    """Probe trials for a latent dimension: 4096, or 32 per orthant when 2^D is large."""
+    return int(max(4096, 32 * 2**latent_dim))
+
+
 def run_point(
     point: Any,
     run_dir: str,
     *,
-    probe_n: int = 4096,
+    probe_n: int | None = None,
     probe_seed: int = 12345,
 ) -> dict[str, Any]:
     """Train and probe one point in ``run_dir``; return its headline metrics (see module doc).
 
-    probe_n: trials recorded for the probes (more for large D: each of the held-out orthants
-    needs trials); probe_seed: seed of those trials (the same for every point, so points are
-    compared on equal evidence).
+    probe_n: trials recorded for the probes; None: :func:`auto_probe_n` (more for large D, since
+    every held-out orthant needs trials); probe_seed: seed of those trials (the same for every
+    point, so points are compared on equal evidence).
     """
+    if probe_n is None:
+        probe_n = auto_probe_n(int(point.task.get("latent_dim", 2)))
     final = train_point(point, run_dir)
     row = probe_point(run_dir, n=probe_n, seed=probe_seed)
     for key in ("acc", "frac_ideal", "ideal_acc", "train_seconds", "step"):

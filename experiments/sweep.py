@@ -266,22 +266,41 @@ class Grid:
 
     Build it with :func:`parse_grid`, :func:`grid_from_cli` or :func:`load_grid_file`; then
     :meth:`points` expands and validates every point against TaskSpec and the agent config.
+    ``extra`` holds further blocks of axes: the grid is the union of the Cartesian products of
+    ``axes`` and of each extra block (see :func:`union`), e.g. a budget that depends on the
+    architecture.
     """
 
     axes: dict[str, list[Any]]
     name: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    extra: list[dict[str, list[Any]]] = field(default_factory=list)
+
+    @property
+    def blocks(self) -> list[dict[str, list[Any]]]:
+        return [self.axes, *self.extra]
 
     def __len__(self) -> int:
-        return math.prod(len(v) for v in self.axes.values())
+        return sum(math.prod(len(v) for v in b.values()) for b in self.blocks)
 
     @property
     def varying(self) -> list[str]:
-        """Axes with more than one value (they name the points)."""
-        return [k for k, v in self.axes.items() if len(v) > 1]
+        """Parameters that take more than one value over the grid (they name the points)."""
+        values: dict[str, list[Any]] = {}
+        for b in self.blocks:
+            for k, vs in b.items():
+                seen = values.setdefault(k, [])
+                seen.extend(v for v in vs if v not in seen)
+        n_blocks = len(self.blocks)
+        return [
+            k
+            for k, vs in values.items()
+            if len(vs) > 1 or sum(k in b for b in self.blocks) < n_blocks
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "grid": _jsonable(self.axes), "meta": _jsonable(self.meta)}
+        grid: Any = _jsonable(self.axes) if not self.extra else _jsonable(self.blocks)
+        return {"name": self.name, "grid": grid, "meta": _jsonable(self.meta)}
 
     def points(self, config_resolver: ConfigResolver | None = None) -> list[Point]:
         """Every point, validated by building its TaskSpec and agent config (no training)."""
@@ -289,12 +308,15 @@ class Grid:
 
         resolver = config_resolver or default_config_class
         tfields = task_fields()
-        names = list(self.axes)
         varying = self.varying
         points: list[Point] = []
         classes: dict[str, type] = {}
-        for combo in itertools.product(*(self.axes[n] for n in names)):
-            params = dict(zip(names, combo))
+        combos = (
+            dict(zip(b, combo))
+            for b in self.blocks
+            for combo in itertools.product(*(b[n] for n in b))
+        )
+        for params in combos:
             algo = params.get("algo", SUPERVISED)
             if algo not in classes:
                 try:
@@ -306,16 +328,21 @@ class Grid:
             task: dict[str, Any] = {}
             agent: dict[str, Any] = {}
             seed = int(params.get("seed", 0))
+            coerced: dict[str, Any] = {}
             for name, value in params.items():
                 if name in RESERVED:
+                    coerced[name] = value
                     continue
                 scope, fname = _resolve(name, tfields, cfg_fields, algo)
                 if scope == "task":
                     task[fname] = coerce_value(name, value, *_field_kind(tfields[fname]))
+                    coerced[name] = task[fname]
                 else:
                     agent[fname] = coerce_value(name, value, *_field_kind(cfg_fields[fname]))
+                    coerced[name] = agent[fname]
             if "seed" in cfg_fields:
                 agent.setdefault("seed", seed)
+            params = coerced  # ids hash typed values: "2" from --set and 2 from YAML agree
             pid = point_id(params, varying)
             try:
                 TaskSpec(**task)
@@ -327,9 +354,18 @@ class Grid:
                 raise ValueError(f"grid point {pid}: invalid {algo} config: {e}") from None
             points.append(Point(pid, params, algo, seed, task, agent))
         ids = [p.id for p in points]
-        if len(set(ids)) != len(ids):  # pragma: no cover - a hash collision
-            raise ValueError("two grid points share an id; rename a parameter")
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"the grid holds the same point more than once: {dup}")
         return points
+
+
+def union(grids: Sequence[Grid], *, name: str | None = None) -> Grid:
+    """One grid whose points are those of every grid given (blocks kept in order)."""
+    if not grids:
+        raise ValueError("union needs at least one grid")
+    blocks = [b for g in grids for b in g.blocks]
+    return Grid(blocks[0], name=name or grids[0].name, meta=dict(grids[0].meta), extra=blocks[1:])
 
 
 def _build_config(cfg_cls: type, kwargs: dict[str, Any]) -> Any:
@@ -704,6 +740,15 @@ def run_sweep(
     )
     be = make_backend(backend, workers=workers, address=address, threads=threads)
     in_flight: dict[Any, Any] = {}
+    shown: list[tuple[int, int, int]] = []
+
+    def show() -> None:
+        """Refresh done/running/failed only when they change (keeps logs short)."""
+        state = (bar.n - n_failed, len(in_flight), n_failed)
+        if not shown or shown[-1] != state:
+            shown.append(state)
+            bar.set_postfix(done=state[0], running=state[1], failed=state[2], refresh=True)
+
     try:
         be.start()
         while todo or in_flight:
@@ -711,9 +756,7 @@ def run_sweep(
                 p = todo.popleft()
                 handle = be.submit(fn, p, str(paths.run_dir(p.id)), kwargs)
                 in_flight[handle] = p
-            bar.set_postfix(
-                done=bar.n - n_failed, running=len(in_flight), failed=n_failed, refresh=True
-            )
+            show()
             finished = be.wait(list(in_flight), timeout=1.0)
             for handle in finished:
                 p = in_flight.pop(handle)
@@ -724,9 +767,7 @@ def run_sweep(
                     n_failed += 1
                     bar.write(f"point {p.id} FAILED: {outcome.get('error')}")
                 bar.update(1)
-            bar.set_postfix(
-                done=bar.n - n_failed, running=len(in_flight), failed=n_failed, refresh=True
-            )
+            show()
     finally:
         bar.close()
         be.close(cancel=bool(in_flight or todo))

@@ -1,0 +1,153 @@
+"""`mte sweep`: train and probe every point of a grid, on a local process pool or a Ray cluster.
+
+Examples::
+
+    mte sweep --set n_tasks=2,6,24 --set arch=rnn,gru --seeds 0,1 --name demo
+    mte sweep --file grid.yaml --backend ray --address auto
+    mte sweep --set n_tasks=2,24 --set steps=200 --dry-run      # list the points, train nothing
+
+Re-running the same command resumes: points whose row file exists are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "Grid names: TaskSpec fields (n_tasks, sigma, latent_dim, ...; or task.<field>), agent "
+        "config fields (arch, steps, preset, hidden_size, ...; or agent.<field>), 'algo' "
+        "(supervised or an RL algorithm) and 'seed' (network seed; the task's seed is task.seed).\n"
+        "Values: comma-separated (n_tasks=2,6,24) or a JSON list (encoder_sizes=[[100,40],[40]]).\n"
+        "Results: <dir>/results.csv and results.json, one row per point; run folders in <dir>/runs/."
+    )
+    g = parser.add_argument_group("grid")
+    g.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a grid axis (repeatable); a single value fixes the parameter",
+    )
+    g.add_argument(
+        "--seeds", default=None, help="network seeds: '0,1,2' or a range '0-4' (default 0)"
+    )
+    g.add_argument(
+        "--file",
+        default=None,
+        help="YAML/JSON grid file: a mapping name -> list, or {grid: ..., seeds: ..., "
+        "name: ..., point: {probe_n: ...}}; --set overrides its axes",
+    )
+    o = parser.add_argument_group("output")
+    o.add_argument(
+        "--name",
+        default=None,
+        help="sweep name: the folder runs/sweeps/<name> (default: from the grid's hash, "
+        "so the same command resumes the same sweep)",
+    )
+    o.add_argument("--dir", default=None, help="sweep folder (overrides --name)")
+    e = parser.add_argument_group("execution")
+    e.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine (default); ray: Ray tasks",
+    )
+    e.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel points (local: processes, default the CPU count; ray without "
+        "--address: CPUs of the local cluster started for the sweep)",
+    )
+    e.add_argument(
+        "--address",
+        default=None,
+        help="address of an existing Ray cluster ('auto', 'head:6379', "
+        "'ray://head:10001'); the sweep folder must be on storage all nodes share",
+    )
+    e.add_argument("--threads", type=int, default=1, help="torch threads per point (default 1)")
+    e.add_argument(
+        "--probe-n",
+        type=int,
+        default=None,
+        help="trials recorded for the probes (default 4096, more for large D)",
+    )
+    e.add_argument("--probe-seed", type=int, default=12345, help="seed of the probe trials")
+    e.add_argument(
+        "--no-retry-failed", action="store_true", help="do not re-run points that failed last time"
+    )
+    e.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the grid and list its points; train nothing",
+    )
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _default_dir(grid: object, name: str | None) -> Path:
+    if name:
+        return Path("runs") / "sweeps" / name
+    digest = hashlib.sha1(json.dumps(grid.to_dict(), sort_keys=True, default=str).encode())
+    return Path("runs") / "sweeps" / f"sweep-{digest.hexdigest()[:8]}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.sweep import grid_from_cli, run_sweep
+
+    try:
+        grid, point_opts = grid_from_cli(args.sets, args.seeds, args.file)
+        if not args.sets and not args.file:
+            raise ValueError("give a grid with --set NAME=V1,V2 (repeatable) and/or --file")
+        for key in ("workers", "threads", "probe_n"):
+            v = getattr(args, key)
+            if v is not None and v < 1:
+                raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {v}")
+        if args.address and args.backend != "ray":
+            raise ValueError("--address needs --backend ray")
+    except ValueError as e:
+        print(f"mte sweep: error: {e}", file=sys.stderr)
+        return 2
+    points = grid.points()
+    sweep_dir = Path(args.dir) if args.dir else _default_dir(grid, args.name or grid.name)
+    if args.dry_run:
+        print(f"{len(points)} points -> {sweep_dir}")
+        for p in points:
+            print(f"  {p.id}: {json.dumps(p.to_dict()['params'])}")
+        return 0
+    kwargs = dict(point_opts)
+    if args.probe_n is not None:
+        kwargs["probe_n"] = args.probe_n
+    kwargs.setdefault("probe_seed", args.probe_seed)
+    workers = args.workers
+    if workers is None and args.backend == "local":
+        workers = os.cpu_count() or 1
+    print(f"sweep: {len(points)} points, backend {args.backend}, folder {sweep_dir}", flush=True)
+    result = run_sweep(
+        grid,
+        sweep_dir,
+        backend=args.backend,
+        workers=workers,
+        address=args.address,
+        threads=args.threads,
+        point_kwargs=kwargs,
+        retry_failed=not args.no_retry_failed,
+        progress=not args.no_progress,
+    )
+    n_ok = sum(r["status"] == "ok" for r in result.rows)
+    print(
+        f"sweep: {n_ok}/{len(result.rows)} points done ({result.n_ran} run now, "
+        f"{result.n_skipped} skipped, {result.n_failed} failed) in {result.elapsed_s:.0f} s"
+    )
+    for r in result.failed:
+        print(f"  FAILED {r['id']}: {r['error']}")
+    print(f"results: {result.csv_path}\n         {result.json_path}")
+    return 0 if n_ok == len(result.rows) else 1

@@ -1,0 +1,476 @@
+"""The paper's figures as sweeps: ``mte reproduce fig3|fig5a|fig5b|fig5c|rl --scale quick|paper``.
+
+Each figure is a grid (:class:`experiments.sweep.Grid`) run by the sweep engine, then summarised
+with the paper's statistics (median and IQR over networks x folds x fits) and written to
+``<out>/<figure>/``:
+
+- ``<figure>.png``: the plot;
+- ``<figure>.csv``: the table behind it (one row per condition);
+- ``<figure>.md``: measured numbers beside the theory (SPEC.md section 6) and the paper's claim;
+- ``sweep-<scale>/``: the sweep itself (one run folder per network, results.csv/json). Re-running
+  the command skips the networks already trained and probed.
+
+Scales: ``quick`` (one network per condition, the fast ``default`` training preset with a
+shortened budget; fig3 is sized to finish within 15 minutes on 2 CPU cores), ``paper`` (the
+paper's recipe: ``paper`` preset, 5 networks per condition) and ``smoke`` (tiny budgets, for tests
+only: the numbers mean nothing).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiments import figures
+from experiments.sweep import Grid, atomic_write_text, parse_grid, run_sweep, union
+
+SCALES = ("quick", "paper", "smoke")
+FIGURES = ("fig3", "fig5a", "fig5b", "fig5c", "rl")
+ARCHS = ("rnn", "rnn_nonleaky", "lstm", "gru", "transformer")
+PAPER_N = (2, 3, 6, 12, 24)
+PAPER_SIGMAS = (0.1, 0.2, 0.3, 0.4, 0.6)
+
+# Training budgets (optimizer steps of the `default` preset, batch 128) per scale and architecture.
+# quick: about half of the default preset's budget, so that fig3 (25 networks) fits in 15 minutes
+# on 2 cores; the representation is already close to its final quality there.
+QUICK_STEPS = {"rnn": 1500, "rnn_nonleaky": 1500, "gru": 1000, "lstm": 1000, "transformer": 1000}
+SMOKE_STEPS = 15
+
+
+def _budget(scale: str, arch: str) -> dict[str, Any]:
+    """Agent-config fields of one architecture's training at a scale."""
+    if scale == "paper":
+        return {"preset": "paper"}
+    if scale == "quick":
+        steps = QUICK_STEPS[arch]
+        return {"preset": "default", "steps": steps, "eval_every": steps // 2, "eval_trials": 4096}
+    return {
+        "preset": "default",
+        "steps": SMOKE_STEPS,
+        "eval_every": SMOKE_STEPS,
+        "eval_trials": 256,
+        "hidden_size": 16,
+        "n_heads": 2,
+        "mlp_size": 32,
+    }
+
+
+def _seeds(scale: str) -> list[int]:
+    return [0, 1, 2, 3, 4] if scale == "paper" else [0]
+
+
+def _per_arch(
+    archs: Sequence[str], scale: str, axes: Mapping[str, Sequence[Any]], name: str
+) -> Grid:
+    """Union over architectures of ``axes`` x that architecture's budget x seeds."""
+    grids = []
+    for a in archs:
+        block = {"arch": [a], **{k: list(v) for k, v in axes.items()}}
+        block.update({k: [v] for k, v in _budget(scale, a).items()})
+        grids.append(parse_grid(block, _seeds(scale), name=name))
+    return union(grids, name=name)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One reproducible figure: its grid per scale, how to group, plot and explain it."""
+
+    name: str
+    title: str
+    claim: str
+    group_by: tuple[str, ...]
+    grid: Callable[[str], Grid]
+    render: Callable[[Sequence[Mapping[str, Any]], Path, str], tuple[Path, str]]
+    probe_n: Callable[[str], int | None] = lambda scale: 1024 if scale == "smoke" else None
+
+
+# ---- fig3 -------------------------------------------------------------------------------------
+def _fig3_grid(scale: str) -> Grid:
+    ns = (2, 6, 24) if scale == "smoke" else PAPER_N
+    archs = ("rnn", "transformer") if scale == "smoke" else ARCHS
+    return _per_arch(archs, scale, {"n_tasks": ns}, "fig3")
+
+
+def _trend(summary: Sequence[Mapping[str, Any]], x: str, where: Mapping[str, Any]) -> str:
+    rows = sorted(figures.select(summary, **where), key=lambda r: r[x])
+    rows = [r for r in rows if math.isfinite(r["ood_r2"])]
+    if len(rows) < 2:
+        return "not enough points"
+    first, last = rows[0], rows[-1]
+    change = last["ood_r2"] - first["ood_r2"]
+    word = "rises" if change > 0 else "falls"
+    return (
+        f"OOD r^2 {word} from {first['ood_r2']:.3f} ({x}={first[x]}) to {last['ood_r2']:.3f} "
+        f"({x}={last[x]}), change {change:+.3f}"
+    )
+
+
+def _fig3_render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
+    png = figures.plot_fig3(summary, out / "fig3.png", caption)
+    lines = ["## Checks against the paper and the theory", ""]
+    for a in figures.ARCH_ORDER:
+        rows = figures.select(summary, arch=a)
+        if not rows:
+            continue
+        big = max(rows, key=lambda r: r["n_tasks"])
+        gap = big["id_r2"] - big["ood_r2"]
+        lines.append(
+            f"- {figures.ARCH_LABELS[a]}: {_trend(summary, 'n_tasks', {'arch': a})}; at N="
+            f"{big['n_tasks']} OOD is {gap:.3f} below in-distribution ({big['id_r2']:.3f}), "
+            f"ceiling {big['ceiling']:.3f}; decoder angle {big['angle_deg']:.1f} deg."
+        )
+    small = [r for r in summary if r["n_tasks"] == min(r2["n_tasks"] for r2 in summary)]
+    if small:
+        best = max(small, key=lambda r: r["ood_r2"] if math.isfinite(r["ood_r2"]) else -9)
+        lines.append(
+            f"- At the smallest N the best OOD r^2 is {figures.ARCH_LABELS[best['arch']]}'s "
+            f"({best['ood_r2']:.3f}); the paper finds the transformer generalises better at low N."
+        )
+    return png, "\n".join(lines)
+
+
+# ---- fig5a ------------------------------------------------------------------------------------
+def _fig5a_grid(scale: str) -> Grid:
+    durations = {"smoke": (3, 10), "quick": (3, 5, 10, 20), "paper": (2, 3, 5, 10, 20, 30, 40)}
+    axes = {
+        "targets": ["ddm_bound"],
+        "n_tasks": [24],
+        "sigma": [0.2],
+        "stimulus_steps": list(durations[scale]),
+    }
+    return _per_arch(("rnn",), scale, axes, "fig5a")
+
+
+def _theory_rows(
+    summary: Sequence[Mapping[str, Any]], x: str, theory: Callable[[Any], float]
+) -> str:
+    lines = [
+        f"| {x} | measured OOD r^2 median [IQR] | theory r^2_max | measured - theory |",
+        "|---|---|---|---|",
+    ]
+    for r in summary:
+        th = theory(r)
+        lines.append(
+            f"| {r[x]} | {figures.fmt(r, 'ood_r2')} | {th:.3f} | {r['ood_r2'] - th:+.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def _fig5a_render(
+    summary: Sequence[Mapping[str, Any]], out: Path, caption: str
+) -> tuple[Path, str]:
+    png = figures.plot_fig5a(summary, out / "fig5a.png", sigma=0.2, caption=caption)
+
+    def theory(r: Mapping[str, Any]) -> float:
+        t = int(r["stimulus_steps"])
+        return float(figures.theory_curve({"sigma": 0.2, "stimulus_steps": t}, [t])[0])
+
+    body = [
+        "## Measured against the theory 1 - 12 sigma^2 / t (sigma = 0.2)",
+        "",
+        _theory_rows(summary, "stimulus_steps", theory),
+        "",
+        f"- {_trend(summary, 'stimulus_steps', {})}.",
+        "- The theory is a ceiling: no linear read-out of any state can beat it; a network that "
+        "integrates optimally follows it from below.",
+    ]
+    return png, "\n".join(body)
+
+
+# ---- fig5b ------------------------------------------------------------------------------------
+def _fig5b_grid(scale: str) -> Grid:
+    spec = {
+        "smoke": ((2, 3), (3, 6), ("rnn",)),
+        "quick": ((2, 4, 6), (6, 24), ("rnn",)),
+        "paper": ((2, 4, 6, 8, 10), (6, 12, 24, 48), ("rnn", "transformer")),
+    }[scale]
+    dims, ns, archs = spec
+    axes = {"boundaries": ["random"], "latent_dim": list(dims), "n_tasks": list(ns)}
+    return _per_arch(archs, scale, axes, "fig5b")
+
+
+def _fig5b_render(
+    summary: Sequence[Mapping[str, Any]], out: Path, caption: str
+) -> tuple[Path, str]:
+    png = figures.plot_fig5b(summary, out / "fig5b.png", caption)
+    lines = ["## Checks", ""]
+    for a in sorted({r["arch"] for r in summary}):
+        for n in sorted({r["n_tasks"] for r in summary}):
+            lines.append(
+                f"- {figures.ARCH_LABELS.get(a, a)}, N={n}: "
+                f"{_trend(summary, 'latent_dim', {'arch': a, 'n_tasks': n})}."
+            )
+    lines.append("- Paper: more tasks are needed as D grows (N < D cannot work); GPT needs fewer.")
+    return png, "\n".join(lines)
+
+
+# ---- fig5c ------------------------------------------------------------------------------------
+def _fig5c_grid(scale: str) -> Grid:
+    sigmas = (0.1, 0.6) if scale == "smoke" else PAPER_SIGMAS
+    ns = (2, 24) if scale == "smoke" else (2, 6, 24)
+    return _per_arch(("rnn",), scale, {"sigma": list(sigmas), "n_tasks": list(ns)}, "fig5c")
+
+
+def _fig5c_render(
+    summary: Sequence[Mapping[str, Any]], out: Path, caption: str
+) -> tuple[Path, str]:
+    png = figures.plot_fig5c(summary, out / "fig5c.png", steps=20, caption=caption)
+
+    def theory(r: Mapping[str, Any]) -> float:
+        return float(figures.theory_curve({"sigma": float(r["sigma"])}, [20])[0])
+
+    body = ["## Measured against the ceilings 1 - 12 sigma^2 / T (T = 20)", ""]
+    for n in sorted({r["n_tasks"] for r in summary}):
+        rows = figures.select(summary, n_tasks=n)
+        body += [f"### N = {n}", "", _theory_rows(rows, "sigma", theory), ""]
+        body.append(f"- {_trend(summary, 'sigma', {'n_tasks': n})}.")
+        body.append("")
+    body.append(
+        "- SPEC section 6: ceilings 0.994, 0.976, 0.946, 0.904, 0.784 for sigma = 0.1 .. 0.6."
+    )
+    return png, "\n".join(body)
+
+
+# ---- rl ---------------------------------------------------------------------------------------
+RL_ENVS = (
+    "MultiTaskEvidence-v0",
+    "MultiTaskEvidenceWager-v0",
+    "MultiTaskEvidenceConfidence-v0",
+    "MultiTaskEvidenceFreeRT-v0",
+)
+# env steps of native recurrent PPO (GRU torso) per scale; quick is a few minutes per agent
+RL_STEPS = {"smoke": 4_000, "quick": 1_500_000, "paper": 10_000_000}
+
+
+def _rl_grid(scale: str) -> Grid:
+    """Native recurrent PPO (GRU) on every report kind, N = 6 tasks; at paper scale the SB3
+    RecurrentPPO (LSTM) baseline on the choice task as well."""
+    base = {
+        "algo": ["ppo"],
+        "env_id": list(RL_ENVS),
+        "n_tasks": [6],
+        "arch": ["gru"],
+        "total_steps": [RL_STEPS[scale]],
+    }
+    if scale == "smoke":
+        base.update({"num_envs": [64], "eval_trials": [256], "hidden_size": [16]})
+    grids = [parse_grid(base, _seeds(scale), name="rl")]
+    if scale == "paper":
+        sb3 = {
+            "algo": ["sb3-recurrent-ppo"],
+            "env_id": ["MultiTaskEvidence-v0"],
+            "n_tasks": [6],
+            "total_steps": [2_000_000],
+        }
+        grids.append(parse_grid(sb3, _seeds(scale), name="rl"))
+    return union(grids, name="rl")
+
+
+def _rl_render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
+    labelled = [
+        dict(
+            r,
+            report=f"{r.get('algo')}: {str(r.get('env_id')).replace('MultiTaskEvidence', '') or 'choice'}",
+        )
+        for r in summary
+    ]
+    png = figures.plot_rl(labelled, out / "rl.png", group="report", caption=caption)
+    lines = ["## Checks", ""]
+    for r in labelled:
+        lines.append(
+            f"- {r['report']}: OOD r^2 {figures.fmt(r, 'ood_r2')} against the ceiling "
+            f"{r['ceiling']:.3f}; decision accuracy {r.get('frac_ideal', float('nan')):.3f} of the "
+            "ideal observer (chance-normalised)."
+        )
+    lines.append(
+        "- Beyond the paper (supervised only): do agents trained from reward also "
+        "form a disentangled code? Compare with fig3's GRU at N = 6."
+    )
+    return png, "\n".join(lines)
+
+
+FIGURE_DEFS: dict[str, Figure] = {
+    "fig3": Figure(
+        "fig3",
+        "Fig. 3: generalisation against the number of tasks, per architecture",
+        "OOD r^2 rises with N towards the in-distribution r^2; the decoder axes approach 90 "
+        "degrees; the transformer generalises better at low N.",
+        ("arch", "n_tasks"),
+        _fig3_grid,
+        _fig3_render,
+    ),
+    "fig5a": Figure(
+        "fig5a",
+        "Fig. 5a: generalisation against trial duration (free reaction-time targets)",
+        "OOD r^2 rises with the evidence time and follows the theory 1 - 12 sigma^2 / t.",
+        ("arch", "n_tasks", "stimulus_steps"),
+        _fig5a_grid,
+        _fig5a_render,
+    ),
+    "fig5b": Figure(
+        "fig5b",
+        "Fig. 5b: generalisation against the latent dimension D (random hyperplanes)",
+        "More tasks are needed as D grows; the transformer needs fewer than the RNN.",
+        ("arch", "n_tasks", "latent_dim"),
+        _fig5b_grid,
+        _fig5b_render,
+        probe_n=lambda scale: 2048 if scale == "smoke" else None,
+    ),
+    "fig5c": Figure(
+        "fig5c",
+        "Fig. 5c: generalisation against the evidence noise sigma",
+        "OOD r^2 falls as sigma grows, below the ceilings 1 - 12 sigma^2 / T.",
+        ("arch", "n_tasks", "sigma"),
+        _fig5c_grid,
+        _fig5c_render,
+    ),
+    "rl": Figure(
+        "rl",
+        "RL agents: the same probes on agents trained from reward, per report kind",
+        "Beyond the paper: whether agents trained from reward also form a disentangled code.",
+        ("algo", "env_id"),
+        _rl_grid,
+        _rl_render,
+    ),
+}
+
+
+def figure_grid(name: str, scale: str) -> Grid:
+    """The validated grid of a figure at a scale."""
+    if name not in FIGURE_DEFS:
+        raise ValueError(f"figure must be one of {list(FIGURES)}, got {name!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {list(SCALES)}, got {scale!r}")
+    return FIGURE_DEFS[name].grid(scale)
+
+
+def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+@dataclass
+class Reproduction:
+    """What :func:`reproduce` wrote and measured."""
+
+    figure: str
+    scale: str
+    png: Path
+    table: Path
+    page: Path
+    sweep_dir: Path
+    summary: list[dict[str, Any]]
+    n_failed: int
+    elapsed_s: float
+
+
+def render(
+    name: str,
+    scale: str,
+    rows: Sequence[Mapping[str, Any]],
+    out_dir: Path,
+    *,
+    elapsed_s: float | None = None,
+    command: str = "",
+) -> tuple[Path, Path, Path, list[dict[str, Any]]]:
+    """Summarise sweep rows and write the figure's PNG, CSV table and markdown page."""
+    fig = FIGURE_DEFS[name]
+    summary = figures.summarise(rows, fig.group_by)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = sum(r.get("status") == "ok" for r in rows)
+    failed = [r for r in rows if r.get("status") == "failed"]
+    caption = (
+        f"mte reproduce {name} --scale {scale}: {ok} networks; median and IQR over networks x "
+        f"folds x fits"
+    )
+    png, body = fig.render(summary, out_dir, caption)
+    table = out_dir / f"{name}.csv"
+    atomic_write_text(table, _csv_text(summary))
+    keys = [k for k in fig.group_by if any(k in r for r in summary)]
+    page = [
+        f"# {fig.title}",
+        "",
+        f"Scale: **{scale}**{' (tiny smoke budgets: the numbers mean nothing)' if scale == 'smoke' else ''}. "
+        f"Command: `{command or f'mte reproduce {name} --scale {scale}'}`. Written "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+        + (f" after {elapsed_s / 60:.1f} min." if elapsed_s is not None else "."),
+        "",
+        f"Paper's claim: {fig.claim}",
+        "",
+        f"![{name}]({png.name})",
+        "",
+        "## Measured (median [IQR] over networks x folds x fits) and theory",
+        "",
+        figures.markdown_table(summary, keys),
+        "",
+        body,
+        "",
+    ]
+    if failed:
+        page += ["## Failed points", ""]
+        page += [f"- `{r['id']}`: {r.get('error', '')}" for r in failed]
+        page.append("")
+    page += [
+        f"Per-network rows (every parameter and metric): `{Path('sweep-' + scale) / 'results.csv'}`.",
+        "",
+    ]
+    md = out_dir / f"{name}.md"
+    atomic_write_text(md, "\n".join(page))
+    return png, table, md, summary
+
+
+def reproduce(
+    name: str,
+    scale: str = "quick",
+    out: str | Path = "runs/reproduce",
+    *,
+    backend: str = "local",
+    workers: int | None = 2,
+    address: str | None = None,
+    progress: bool = True,
+    plot_only: bool = False,
+    point_fn: Callable[..., dict[str, Any]] | None = None,
+) -> Reproduction:
+    """Run (or resume) a figure's sweep and write its PNG, CSV and markdown page."""
+    t0 = time.perf_counter()
+    grid = figure_grid(name, scale)
+    out_dir = Path(out) / name
+    sweep_dir = out_dir / f"sweep-{scale}"
+    fig = FIGURE_DEFS[name]
+    if plot_only:
+        from experiments.sweep import SweepPaths, read_rows, table_rows
+
+        rows = table_rows(read_rows(grid.points(), SweepPaths(sweep_dir)))
+        n_failed = sum(r["status"] == "failed" for r in rows)
+    else:
+        kwargs = {}
+        probe_n = fig.probe_n(scale)
+        if probe_n is not None:
+            kwargs["probe_n"] = probe_n
+        result = run_sweep(
+            grid,
+            sweep_dir,
+            backend=backend,
+            workers=workers,
+            address=address,
+            point_fn=point_fn,
+            point_kwargs=kwargs,
+            progress=progress,
+        )
+        rows, n_failed = result.rows, result.n_failed
+    elapsed = time.perf_counter() - t0
+    png, table, md, summary = render(name, scale, rows, out_dir, elapsed_s=elapsed)
+    return Reproduction(name, scale, png, table, md, sweep_dir, summary, n_failed, elapsed)
