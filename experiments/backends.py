@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -25,11 +26,11 @@ def _pin_threads(threads: int) -> None:
     """One process per core: torch/BLAS thread pools larger than this only fight each other."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        return
-    torch.set_num_threads(threads)
+    # torch reads OMP_NUM_THREADS when first imported; set it directly only if it is already
+    # loaded (importing it here would cost seconds per worker for points that never use it)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def execute_point(
