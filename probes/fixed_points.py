@@ -1,0 +1,185 @@
+"""Fixed and slow points of a recurrent map h -> F(h) under a constant input (SPEC section 5).
+
+Following Sussillo & Barak (2013): minimise q(h) = 1/2 |F(h) - h|^2 by gradient descent (Adam,
+torch autograd) from many visited states, keep the points whose q falls below a tolerance,
+deduplicate them, and linearise: the Jacobian J = dF/dh at each point and its eigenvalues. A
+D-dimensional continuous attractor shows D eigenvalues of J - I near 0 (of J near 1): the count
+of such *near-marginal* modes is the attractor's dimension.
+
+The metric takes a plain callable ``F: torch.Tensor [K, H] -> torch.Tensor [K, H]`` that must act
+row by row (trial k's next state depends only on row k); :mod:`probes.report` builds it from a
+network's ``step`` with the input held fixed. No network class is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class FixedPointResult:
+    """points: [M, H] fixed points found (after deduplication); q: [M] their residuals
+    1/2 |F(h) - h|^2; eigenvalues: [M, H] complex eigenvalues of J = dF/dh, sorted by
+    decreasing real part; n_marginal: [M] eigenvalues with |lambda - 1| < marginal_tol;
+    attractor_dim: median of n_marginal (0 when nothing was found)."""
+
+    points: np.ndarray = field(repr=False)
+    q: np.ndarray = field(repr=False)
+    eigenvalues: np.ndarray = field(repr=False)
+    n_marginal: np.ndarray
+    attractor_dim: int
+    n_init: int
+    q_tol: float
+    marginal_tol: float
+    converged_fraction: float
+
+    @property
+    def n_found(self) -> int:
+        return int(self.points.shape[0])
+
+    def to_dict(self, max_points: int = 10) -> dict[str, Any]:
+        ev = self.eigenvalues[:max_points, :10]
+        return {
+            "n_found": self.n_found,
+            "n_init": self.n_init,
+            "converged_fraction": self.converged_fraction,
+            "attractor_dim": self.attractor_dim,
+            "n_marginal": self.n_marginal.tolist(),
+            "q_max": float(self.q.max()) if self.q.size else None,
+            "q_tol": self.q_tol,
+            "marginal_tol": self.marginal_tol,
+            "top_eigenvalues_real": ev.real.tolist(),
+            "top_eigenvalues_imag": ev.imag.tolist(),
+        }
+
+
+def jacobians(fn: Callable[[Any], Any], points: Any) -> Any:
+    """Jacobians [K, H, H] of a row-wise map fn at points [K, H] (torch), by H backward passes."""
+    import torch
+
+    h = points.detach().clone().requires_grad_(True)
+    out = fn(h)
+    k, n = out.shape
+    jac = torch.empty(k, n, h.shape[1], dtype=out.dtype)
+    for j in range(n):  # a loop over output units; each pass gives row j of every Jacobian
+        (g,) = torch.autograd.grad(out[:, j].sum(), h, retain_graph=j < n - 1)
+        jac[:, j] = g
+    return jac
+
+
+def _residual(fn: Callable[[Any], Any], points: np.ndarray, tdtype: Any) -> np.ndarray:
+    """q = 1/2 |F(h) - h|^2 [K] at points [K, H]."""
+    import torch
+
+    with torch.no_grad():
+        th = torch.tensor(points, dtype=tdtype)
+        return (0.5 * ((fn(th) - th) ** 2).sum(dim=1)).double().numpy()
+
+
+def _dedupe(points: np.ndarray, tol: float) -> np.ndarray:
+    """Indices of points kept so that no two are closer than tol (greedy, first come)."""
+    keep: list[int] = []
+    for i in range(points.shape[0]):  # a loop over candidate points (at most n_init)
+        if not keep or np.min(np.linalg.norm(points[keep] - points[i], axis=1)) > tol:
+            keep.append(i)
+    return np.array(keep, dtype=int)
+
+
+def find_fixed_points(
+    fn: Callable[[Any], Any],
+    initial: np.ndarray,
+    *,
+    n_iter: int = 2000,
+    lr: float | None = None,
+    q_tol: float | None = None,
+    dedupe_tol: float | None = None,
+    marginal_tol: float = 0.05,
+    noise: float = 0.0,
+    seed: int = 0,
+    dtype: str = "float32",
+    n_newton: int = 5,
+) -> FixedPointResult:
+    """Find fixed points of ``fn`` starting from initial states [K, H] (e.g. visited states).
+
+    lr: Adam step (default 1e-2 x the RMS spread of the initial states);
+    q_tol: keep points with q < q_tol (default 1e-6 x spread^2; raise it to keep slow points);
+    dedupe_tol: merge points closer than this (default 1e-2 x spread);
+    marginal_tol: |lambda - 1| below which an eigenvalue counts as near-marginal;
+    noise: SD of Gaussian jitter added to the initial states (x spread);
+    n_newton: Gauss-Newton polishing steps after Adam (pseudo-inverse of J - I, so points on a
+    continuous attractor move to the nearest point of the attractor).
+    """
+    import torch
+
+    x0 = np.asarray(initial, dtype=np.float64)
+    if x0.ndim != 2 or x0.shape[0] < 1:
+        raise ValueError(f"initial states must be [K >= 1, H], got shape {x0.shape}")
+    if not np.isfinite(x0).all():
+        raise ValueError("initial states contain NaN or inf")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    tdtype = torch.float32 if dtype == "float32" else torch.float64
+    spread = float(np.sqrt(((x0 - x0.mean(axis=0)) ** 2).sum(axis=1).mean())) or 1.0
+    lr = 1e-2 * spread if lr is None else lr
+    q_tol = 1e-6 * spread**2 if q_tol is None else q_tol
+    dedupe_tol = 1e-2 * spread if dedupe_tol is None else dedupe_tol
+    rng = np.random.default_rng(seed)
+    start = x0 + noise * spread * rng.standard_normal(x0.shape)
+    h = torch.tensor(start, dtype=tdtype, requires_grad=True)
+    probe = fn(h.detach())
+    if tuple(probe.shape) != tuple(h.shape):
+        raise ValueError(
+            f"fn must map [K, H] to [K, H]; got {tuple(probe.shape)} from {tuple(h.shape)}"
+        )
+    opt = torch.optim.Adam([h], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_iter)
+    for _ in range(n_iter):  # optimisation steps, vectorised over all K candidates
+        q = 0.5 * ((fn(h) - h) ** 2).sum(dim=1)
+        opt.zero_grad(set_to_none=True)
+        q.sum().backward()
+        opt.step()
+        sched.step()
+        if float(q.detach().max()) < q_tol * 1e-2:
+            break
+    pts = h.detach().double().numpy()
+    q = _residual(fn, pts, tdtype)
+    for _ in range(n_newton):  # Gauss-Newton polish: h <- h - pinv(J - I) (F(h) - h)
+        th = torch.tensor(pts, dtype=tdtype)
+        jac = jacobians(fn, th).double().numpy()
+        with torch.no_grad():
+            res = (fn(th) - th).double().numpy()
+        eye = np.eye(jac.shape[1])
+        step = np.einsum("khj,kj->kh", np.linalg.pinv(jac - eye, rcond=1e-8), res)
+        trial = pts - step
+        q_new = _residual(fn, trial, tdtype)
+        better = q_new < q  # keep a step only where it helps (ReLU kinks, saddles)
+        pts[better], q[better] = trial[better], q_new[better]
+    ok = q < q_tol
+    order = np.argsort(q[ok])
+    cand, cq = pts[ok][order], q[ok][order]
+    keep = _dedupe(cand, dedupe_tol) if cand.shape[0] else np.array([], dtype=int)
+    cand, cq = cand[keep], cq[keep]
+    hdim = x0.shape[1]
+    if cand.shape[0]:
+        jac = jacobians(fn, torch.tensor(cand, dtype=tdtype)).double().numpy()
+        ev = np.linalg.eigvals(jac)
+        ev = np.take_along_axis(ev, np.argsort(-ev.real, axis=1), axis=1)
+        n_marg = (np.abs(ev - 1.0) < marginal_tol).sum(axis=1)
+    else:
+        ev = np.zeros((0, hdim), dtype=complex)
+        n_marg = np.zeros(0, dtype=int)
+    return FixedPointResult(
+        points=cand,
+        q=cq,
+        eigenvalues=ev,
+        n_marginal=n_marg,
+        attractor_dim=int(np.median(n_marg)) if n_marg.size else 0,
+        n_init=int(x0.shape[0]),
+        q_tol=float(q_tol),
+        marginal_tol=float(marginal_tol),
+        converged_fraction=float(ok.mean()),
+    )

@@ -1,0 +1,183 @@
+"""The recorder: the one part of :mod:`probes` that runs an agent.
+
+``record(run, spec, n, seed)`` draws n trials from ``envs.generate``, feeds their observations to
+the agent in batches (no gradient) and returns a :class:`Recording` of numpy arrays that every
+metric reads. ``run`` is anything with ``hidden_and_outputs(obs [B, T, O] numpy) -> (hidden
+[B, T, H], outputs [B, T, N])`` (what ``agents.load(run_dir)`` returns), or a torch module with
+the ``agents.networks.Network`` interface (``forward(obs) -> (readout, hidden)``, ``activate``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs import Region, TaskSpec, generate
+
+_FIELDS = ("hidden", "outputs", "latent", "labels", "mu", "step", "period")
+
+
+@dataclass
+class Recording:
+    """Hidden states and outputs of an agent on n trials of ``spec``.
+
+    hidden:  [n, T, H] float32, the agent's state read by the probes at each step.
+    outputs: [n, T, N] float32, activated outputs (probabilities for sigmoid read-outs).
+    latent:  [n, D] float64, x*.
+    labels:  [n, N] float32 0/1 task labels.
+    mu:      [n, T, D] float64, running evidence mean mu(t) = mean X(1..t); 0 before the stimulus,
+             held at its final value after it.
+    step:    [T] int, evidence steps seen at each step (t of mu(t)).
+    period:  [T] int8, 0 fixation, 1 stimulus, 2 delay, 3 decision.
+    """
+
+    spec: TaskSpec
+    hidden: np.ndarray
+    outputs: np.ndarray
+    latent: np.ndarray
+    labels: np.ndarray
+    mu: np.ndarray
+    step: np.ndarray
+    period: np.ndarray
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        n, t = self.latent.shape[0], self.period.shape[0]
+        for name, arr, lead in (
+            ("hidden", self.hidden, (n, t)),
+            ("outputs", self.outputs, (n, t)),
+            ("mu", self.mu, (n, t)),
+        ):
+            if arr.ndim != 3 or arr.shape[:2] != lead:
+                raise ValueError(f"Recording.{name} must be [n={n}, T={t}, ...], got {arr.shape}")
+        if self.latent.shape[1] != self.spec.latent_dim or self.mu.shape[2] != self.spec.latent_dim:
+            raise ValueError(
+                f"Recording latent/mu last axis must be latent_dim={self.spec.latent_dim}, got "
+                f"{self.latent.shape}, {self.mu.shape}"
+            )
+
+    @property
+    def n(self) -> int:
+        return int(self.latent.shape[0])
+
+    @property
+    def decision_index(self) -> int:
+        """Index of the (first) decision step, where the paper reads the hidden state."""
+        return int(self.spec.decision_start)
+
+    def at(self, index: int | None = None) -> np.ndarray:
+        """Hidden states [n, H] at step ``index`` (default: the decision step)."""
+        return self.hidden[:, self.decision_index if index is None else index]
+
+    def save(self, path: str | Path) -> Path:
+        """Write a compressed ``.npz`` (the spec travels as JSON inside it)."""
+        path = Path(path)
+        arrays = {k: getattr(self, k) for k in _FIELDS}
+        meta = {"spec": self.spec.to_dict(), "seed": self.seed}
+        np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)
+        return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recording:
+        with np.load(Path(path), allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {k: z[k] for k in _FIELDS}
+        return cls(spec=TaskSpec.from_dict(meta["spec"]), seed=meta["seed"], **arrays)
+
+
+def running_mean(spec: TaskSpec, evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mu [B, T, D] (running mean of the evidence, 0 before the stimulus, held after it) and the
+    evidence steps seen [T], from raw evidence [B, T, D] (0 outside the stimulus)."""
+    stim = (np.arange(spec.n_steps) >= spec.stimulus_start) & (
+        np.arange(spec.n_steps) < spec.stimulus_start + spec.stimulus_steps
+    )
+    seen = np.cumsum(stim)
+    total = np.cumsum(evidence * stim[None, :, None], axis=1)
+    mu = total / np.maximum(seen, 1)[None, :, None]
+    return mu, seen.astype(np.int64)
+
+
+def _forward_fn(run: Any) -> Any:
+    """A callable obs [B, T, O] numpy -> (hidden, outputs) numpy for any supported agent."""
+    if hasattr(run, "hidden_and_outputs"):
+        return run.hidden_and_outputs
+    net = getattr(run, "network", run)
+    if hasattr(net, "forward") and hasattr(net, "activate"):
+        import torch
+
+        def fn(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            device = next(net.parameters()).device
+            was_training = net.training
+            net.eval()
+            with torch.no_grad():
+                readout, hidden = net(torch.as_tensor(obs, device=device))
+                out = net.activate(readout)
+            net.train(was_training)
+            return hidden.cpu().numpy(), out.cpu().numpy()
+
+        return fn
+    raise ValueError(
+        "run must have hidden_and_outputs(obs) or be an agents Network (forward + activate), got "
+        f"{type(run).__name__}"
+    )
+
+
+def record(
+    run: Any,
+    spec: TaskSpec | None = None,
+    n: int = 4096,
+    seed: int = 0,
+    region: Region | dict | None = None,
+    latent: np.ndarray | None = None,
+    batch_size: int = 1024,
+) -> Recording:
+    """Run ``run`` on n fresh trials of ``spec`` and record its states.
+
+    spec: defaults to ``run.spec``. region / latent: as ``envs.generate`` (restrict x* to orthants
+    or a half-space, or give the latents [n, D], e.g. a grid for tuning maps).
+    batch_size: trials per forward pass (memory only; the result does not depend on it).
+    """
+    if spec is None:
+        spec = getattr(run, "spec", None)
+        if spec is None:
+            raise ValueError("spec is required when run has no .spec")
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be an envs.TaskSpec, got {type(spec).__name__}")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    fn = _forward_fn(run)
+    batch = generate(spec, n, np.random.default_rng(seed), region=region, latent=latent)
+    hiddens, outs = [], []
+    for start in range(0, n, batch_size):  # a loop over batches, not trials
+        h, o = fn(batch.obs[start : start + batch_size])
+        hiddens.append(np.asarray(h, dtype=np.float32))
+        outs.append(np.asarray(o, dtype=np.float32))
+    hidden = np.concatenate(hiddens)
+    outputs = np.concatenate(outs)
+    if hidden.shape[:2] != (n, spec.n_steps) or outputs.shape[:2] != (n, spec.n_steps):
+        raise ValueError(
+            f"agent returned hidden {hidden.shape} / outputs {outputs.shape}; expected "
+            f"[{n}, {spec.n_steps}, ...]: is the run's spec the one you passed?"
+        )
+    if not (np.isfinite(hidden).all() and np.isfinite(outputs).all()):
+        raise ValueError("the agent produced non-finite hidden states or outputs")
+    mu, seen = running_mean(spec, batch.evidence)
+    return Recording(
+        spec=spec,
+        hidden=hidden,
+        outputs=outputs,
+        latent=batch.latent,
+        labels=batch.labels,
+        mu=mu,
+        step=seen,
+        period=batch.period,
+        seed=int(seed),
+    )

@@ -1,0 +1,164 @@
+"""Population statistics: lifetime sparseness, PCA, participation ratio, steady-state tuning maps.
+
+* Lifetime sparseness of each unit over m stimuli (Vinje & Gallant 2000, SPEC section 5):
+  S = [1 - (mean r)^2 / mean(r^2)] / (1 - 1/m); 0 = equal response to every stimulus,
+  1 = responds to a single one. Meant for non-negative rates (ReLU units); silent units are NaN.
+* PCA of hidden states (trials x steps pooled): explained variance ratio per component and the
+  participation ratio PR = (sum l)^2 / sum l^2 (an effective dimension).
+* Tuning maps: mean state per cell of a latent grid (Fig. 4 of the paper: 8 x 8 grid), and each
+  unit's correlation with each latent axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from probes.decoding import check_xy
+
+
+@dataclass
+class SparsenessResult:
+    """Lifetime sparseness per unit (NaN = silent), and its mean / median over active units."""
+
+    per_unit: list[float]
+    mean: float
+    median: float
+    n_silent: int
+    n_stimuli: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["per_unit"] = [None if not np.isfinite(v) else v for v in self.per_unit]
+        return d
+
+
+def lifetime_sparseness(responses: np.ndarray) -> SparsenessResult:
+    """Vinje-Gallant lifetime sparseness of responses [m stimuli, H units]."""
+    r = np.asarray(responses, dtype=np.float64)
+    if r.ndim != 2 or r.shape[0] < 2:
+        raise ValueError(f"responses must be [m >= 2 stimuli, H units], got shape {r.shape}")
+    if not np.isfinite(r).all():
+        raise ValueError("responses contain NaN or inf")
+    m = r.shape[0]
+    mean, mean_sq = r.mean(axis=0), (r**2).mean(axis=0)
+    silent = mean_sq <= 1e-24
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(silent, np.nan, (1.0 - mean**2 / mean_sq) / (1.0 - 1.0 / m))
+    active = s[~silent]
+    return SparsenessResult(
+        per_unit=s.tolist(),
+        mean=float(active.mean()) if active.size else float("nan"),
+        median=float(np.median(active)) if active.size else float("nan"),
+        n_silent=int(silent.sum()),
+        n_stimuli=m,
+    )
+
+
+@dataclass
+class PCAResult:
+    """explained_variance_ratio: [H] per component, descending; participation_ratio; n_90 / n_95:
+    components needed for 90 / 95 % of the variance. mean, components: for projections."""
+
+    explained_variance_ratio: list[float]
+    participation_ratio: float
+    n_90: int
+    n_95: int
+    mean: np.ndarray = field(repr=False)
+    components: np.ndarray = field(repr=False)
+
+    def project(self, hidden: np.ndarray, k: int = 3) -> np.ndarray:
+        """Coordinates [..., k] of states [..., H] on the first k principal components."""
+        return (np.asarray(hidden) - self.mean) @ self.components[:k].T
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "explained_variance_ratio": self.explained_variance_ratio,
+            "participation_ratio": self.participation_ratio,
+            "n_90": self.n_90,
+            "n_95": self.n_95,
+        }
+
+
+def pca(hidden: np.ndarray) -> PCAResult:
+    """PCA of states [n, H] or trajectories [n, T, H] (steps pooled with trials)."""
+    x = np.asarray(hidden, dtype=np.float64)
+    if x.ndim == 3:
+        x = x.reshape(-1, x.shape[-1])
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"hidden must be [n, H] or [n, T, H] with n >= 2, got {np.shape(hidden)}")
+    if not np.isfinite(x).all():
+        raise ValueError("hidden contains NaN or inf")
+    mean = x.mean(axis=0)
+    cov = np.cov(x - mean, rowvar=False).reshape(x.shape[1], x.shape[1])
+    evals, evecs = np.linalg.eigh(cov)
+    order = np.argsort(evals)[::-1]
+    evals = np.maximum(evals[order], 0.0)
+    total = evals.sum()
+    ratio = evals / total if total > 0 else np.zeros_like(evals)
+    cum = np.cumsum(ratio)
+    pr = float(total**2 / (evals**2).sum()) if total > 0 else 0.0
+    return PCAResult(
+        explained_variance_ratio=ratio.tolist(),
+        participation_ratio=pr,
+        n_90=int(np.searchsorted(cum, 0.9 - 1e-12) + 1),
+        n_95=int(np.searchsorted(cum, 0.95 - 1e-12) + 1),
+        mean=mean,
+        components=evecs[:, order].T,
+    )
+
+
+def latent_grid(grid_size: int = 8, repeats: int = 1, latent_dim: int = 2) -> np.ndarray:
+    """Centres of a grid_size^D grid of cells over [-0.5, 0.5]^D, each repeated ``repeats``
+    times: [grid_size^D * repeats, D] (row-major, the last axis varying fastest)."""
+    if grid_size < 2 or repeats < 1:
+        raise ValueError(f"grid_size must be >= 2 and repeats >= 1, got {grid_size}, {repeats}")
+    c = (np.arange(grid_size) + 0.5) / grid_size - 0.5
+    mesh = np.stack(np.meshgrid(*([c] * latent_dim), indexing="ij"), axis=-1).reshape(
+        -1, latent_dim
+    )
+    return np.repeat(mesh, repeats, axis=0)
+
+
+@dataclass
+class TuningResult:
+    """maps: [H][G]...[G] mean response per grid cell (axis k = latent axis k); corr: [H][D]
+    correlation of each unit's map with each latent axis; sparseness over the grid cells."""
+
+    grid_size: int
+    maps: np.ndarray = field(repr=False)
+    corr: np.ndarray = field(repr=False)
+    sparseness: SparsenessResult = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "grid_size": self.grid_size,
+            "corr": self.corr.tolist(),
+            "mean_abs_corr": np.nanmean(np.abs(self.corr), axis=0).tolist(),
+            "sparseness": self.sparseness.to_dict(),
+        }
+
+
+def tuning_maps(hidden: np.ndarray, latent: np.ndarray, grid_size: int = 8) -> TuningResult:
+    """Steady-state tuning maps from states hidden [n, H] recorded on latents [n, D] drawn from
+    :func:`latent_grid` (any order; cells are found by binning, every cell needs a trial)."""
+    x, y = check_xy(hidden, latent)
+    d = y.shape[1]
+    cell = np.clip(((y + 0.5) * grid_size).astype(int), 0, grid_size - 1)
+    flat = np.ravel_multi_index(tuple(cell.T), (grid_size,) * d)
+    n_cells = grid_size**d
+    counts = np.bincount(flat, minlength=n_cells)
+    if counts.min() == 0:
+        raise ValueError(f"every grid cell needs a trial; {int((counts == 0).sum())} are empty")
+    sums = np.zeros((n_cells, x.shape[1]))
+    np.add.at(sums, flat, x)
+    cell_mean = sums / counts[:, None]  # [cells, H]
+    centres = latent_grid(grid_size, 1, d)
+    xc = cell_mean - cell_mean.mean(axis=0)
+    yc = centres - centres.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = (xc.T @ yc) / np.outer(np.linalg.norm(xc, axis=0), np.linalg.norm(yc, axis=0))
+    maps = cell_mean.T.reshape(x.shape[1], *((grid_size,) * d))
+    return TuningResult(grid_size, maps, corr, lifetime_sparseness(cell_mean))

@@ -1,0 +1,59 @@
+"""Representations whose answer is known, to validate the metrics (tests, benchmarks, docs).
+
+* :func:`linear_code` -- a random rotation of the evidence mean mu(t) embedded in H units plus
+  small isotropic noise: a disentangled code that should reach the theory ceiling out of
+  distribution, with CCGP ~ 1 and parallelism ~ 1.
+* :func:`relu_code` -- a ReLU population tuned linearly to mu(t) (random gains and thresholds),
+  like a trained RNN's sparse non-negative code; still linearly decodable.
+* :func:`entangled_code` -- high-frequency random Fourier features of x*: decodable in
+  distribution by a linear read-out of many units, useless out of distribution.
+* :func:`noise_code` -- pure noise: r2 about 0 or below.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs import TaskSpec, generate
+from probes.record import running_mean
+
+
+def sample_mu(
+    spec: TaskSpec, n: int, seed: int = 0, region: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Latents x* [n, D] and the decision-time evidence mean mu(T) [n, D] of n trials."""
+    batch = generate(spec, n, np.random.default_rng(seed), region=region)
+    mu, _ = running_mean(spec, batch.evidence)
+    return batch.latent, mu[:, spec.decision_start]
+
+
+def linear_code(
+    mu: np.ndarray, hidden: int = 64, noise: float = 0.01, seed: int = 0, scale: float = 1.0
+) -> np.ndarray:
+    """h = scale * R mu + noise [n, H], R an [H, D] matrix with orthonormal columns."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((hidden, mu.shape[1])))
+    return scale * mu @ q.T + noise * rng.standard_normal((mu.shape[0], hidden))
+
+
+def relu_code(mu: np.ndarray, hidden: int = 64, noise: float = 0.02, seed: int = 0) -> np.ndarray:
+    """h = relu(A mu + b + noise) [n, H]: random tuning directions, gains ~ 4, thresholds."""
+    rng = np.random.default_rng(seed)
+    a = 4.0 * rng.standard_normal((hidden, mu.shape[1]))
+    b = 0.5 * rng.standard_normal(hidden) + 0.5
+    return np.maximum(mu @ a.T + b + noise * rng.standard_normal((mu.shape[0], hidden)), 0.0)
+
+
+def entangled_code(
+    latent: np.ndarray, hidden: int = 256, frequency: float = 40.0, seed: int = 0
+) -> np.ndarray:
+    """Random Fourier features cos(W x + phase) [n, H] with W ~ N(0, frequency^2)."""
+    rng = np.random.default_rng(seed)
+    w = frequency * rng.standard_normal((latent.shape[1], hidden))
+    phase = rng.uniform(0, 2 * np.pi, hidden)
+    return np.cos(latent @ w + phase)
+
+
+def noise_code(n: int, hidden: int = 64, seed: int = 0) -> np.ndarray:
+    """Standard normal noise [n, H], independent of everything."""
+    return np.random.default_rng(seed).standard_normal((n, hidden))
