@@ -54,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser, argv: list[str] | None = None
 
     argv = sys.argv[1:] if argv is None else argv
     algo = _selected_algo(argv)
+    others = ", ".join(a for a in ALGO_CHOICES if a != algo)
     parser.epilog = (
-        "Agent options shown are those of --algo "
-        f"{algo}; pass --algo ppo --help (or sb3-recurrent-ppo) to see the RL ones."
+        f"Agent options shown are those of --algo {algo}; pass --algo <{others}> --help to see "
+        "another algorithm's."
     )
     run = parser.add_argument_group("run")
     run.add_argument(
