@@ -1,1 +1,31 @@
-"""probes package."""
+"""Disentanglement probes: record an agent's hidden states and measure them (SPEC.md sections 5-6).
+
+Metrics are pure functions over numpy arrays returning small dataclasses with ``.to_dict()``:
+
+- :mod:`probes.decoding`: ridge decoding in distribution and over time, OOD leave-one-orthant-out
+  and half-space generalisation (closed form, or the paper's Adam protocol), decoder angles;
+- :mod:`probes.geometry`: CCGP, parallelism score, shattering dimensionality (with a null);
+- :mod:`probes.dci`: DCI with regression importances; :mod:`probes.sparseness`: lifetime
+  sparseness, PCA, participation ratio, tuning maps; :mod:`probes.fixed_points`: fixed points and
+  their Jacobian spectra for any recurrent map;
+- :mod:`probes.theory`: the ceiling r^2_max(t) and the closed-form extraction of mu from outputs.
+
+:func:`probes.record.record` is the only part that runs an agent; :func:`probe_run` does it all
+for a run folder (what ``mte probe`` calls).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from probes.record import Recording, record
+
+
+def probe_run(run_dir: Any, n: int = 4096, seed: int = 12345, **kwargs: Any) -> Any:
+    """Probe a trained run folder; see :func:`probes.report.probe_run`."""
+    from probes.report import probe_run as _probe_run
+
+    return _probe_run(run_dir, n=n, seed=seed, **kwargs)
+
+
+__all__ = ["Recording", "probe_run", "record"]

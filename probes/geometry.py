@@ -272,7 +272,7 @@ def abstraction_geometry(
     st_tr = _CondStats(x[half], cond[half], n_cond)
     st_te = _CondStats(x[~half], cond[~half], n_cond)
     dec = []
-    for a, b in splits:
+    for _a, b in splits:
         sides = [1.0 if c in b else -1.0 for c in range(n_cond)]
         w, b0 = st_tr.fit(list(range(n_cond)), sides)
         dec.append(st_te.accuracy(w, b0, list(range(n_cond)), sides))

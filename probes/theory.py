@@ -180,26 +180,37 @@ def extract_mu(
     s = np.sqrt(v @ (c.T**2))  # [..., N]
     z = _probit(probs, logits)  # [..., N]
     finite = np.isfinite(z)
+    # Outputs of exactly 0 or 1 only bound z; keep them at the largest finite |z| with a
+    # negligible weight so every system stays full rank (exact where >= D outputs are unsaturated).
+    z_max = float(ndtri(1.0 - np.finfo(np.float64).epsneg))
+    z = np.where(finite, z, np.sign(z) * z_max)
     if weighting == "precision" and probs is not None:
         # Phi^-1(Y) is computed from Y with relative error eps*Y below 1/2 and absolute error eps
         # above it, so its error SD is eps * Y / phi(z): weight by the inverse variance.
-        zf = np.where(finite, z, 0.0)
-        pdf = np.exp(-0.5 * zf**2) / np.sqrt(2 * np.pi)
-        w = np.where(
-            finite, (pdf / np.maximum(np.asarray(probs, dtype=np.float64), 1e-300)) ** 2, 0.0
-        )
-        w = w + finite * 1e-300  # keep full rank where every weight underflows
+        pdf = np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
+        p64 = np.maximum(np.asarray(probs, dtype=np.float64), 1e-300)
+        w = np.where(finite, (pdf / p64) ** 2, 0.0)
+        w = w / np.maximum(w.max(axis=-1, keepdims=True), 1e-300)  # scale-free per trial
+        w = np.where(finite, np.maximum(w, 1e-200), 1e-250)
     else:
-        w = finite.astype(np.float64)
-    # broadcast the per-t scale over trials: s has t's shape + [N]
-    s_b = np.broadcast_to(s, np.broadcast_shapes(s.shape, z.shape))
-    rhs = np.where(finite, s_b * np.where(finite, z, 0.0) - b, 0.0)  # [..., N]
-    a = np.einsum("...i,id,ie->...de", w, c, c)  # C^T W C  [..., D, D]
-    r = np.einsum("...i,id,...i->...d", w, c, rhs)  # C^T W rhs [..., D]
+        w = np.where(finite, 1.0, 1e-40)
     rank_ok = np.linalg.matrix_rank(c) == d
     if not rank_ok:
         raise ValueError("the task normals C do not have full column rank; extraction impossible")
-    return np.linalg.solve(a, r[..., None])[..., 0]
+    # broadcast the per-t scale over trials: s has t's shape + [N]
+    s_b = np.broadcast_to(s, np.broadcast_shapes(s.shape, z.shape))
+    rhs = s_b * z - b  # [..., N]
+    # Weighted least squares by QR of sqrt(W) C (not the normal equations, which would square
+    # the huge spread of the precision weights): mu = R^-1 Q^T sqrt(W) rhs.
+    sw = np.sqrt(w)
+    q, r = np.linalg.qr(sw[..., :, None] * c)  # [..., N, D], [..., D, D]
+    qtb = np.einsum("...nd,...n->...d", q, sw * rhs)
+    try:
+        return np.linalg.solve(r, qtb[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        # some trial has fewer than D informative outputs: minimum-norm answer in the directions
+        # its outputs do not determine
+        return (np.linalg.pinv(r, rcond=1e-13) @ qtb[..., None])[..., 0]
 
 
 def ideal_probs(spec: TaskSpec, mu: np.ndarray, t: int | np.ndarray) -> np.ndarray:

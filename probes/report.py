@@ -1,0 +1,440 @@
+"""Probe a trained run: record, run every metric, write probe.json / probe.md / figures.
+
+``probe_run(run_dir)`` is what ``mte probe runs/<name>`` calls. ``probe_recording(rec)`` runs the
+array metrics on a :class:`probes.record.Recording` (no agent needed; the speed benchmark times
+it). Output files in the run folder (or ``out_dir``):
+
+- ``probe.json``: every result (``ProbeReport.to_dict()``); keys ``headline``, ``ceiling``,
+  ``in_distribution``, ``over_time``, ``ood``, ``ood_halfspace``, ``ood_adam`` (optional),
+  ``angles``, ``geometry``, ``dci``, ``pca``, ``sparseness``, ``extraction``, ``fixed_points``,
+  ``tuning``, ``accuracy``;
+- ``probe.md``: the headline numbers beside the theory ceiling;
+- ``figures/``: ``ood.png`` (r2 per held-out fold beside the ceiling), ``decoding_time.png``,
+  ``pca.png`` (trajectories coloured by quadrant, fixed points), ``fixed_points.png``
+  (eigenvalue spectra), ``tuning.png`` (steady-state tuning maps);
+- tensorboard scalars ``probe/*`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probes import theory
+from probes.dci import dci
+from probes.decoding import (
+    AdamConfig,
+    decode,
+    decode_over_time,
+    decoder_angles,
+    ood_generalisation,
+)
+from probes.fixed_points import FixedPointResult, find_fixed_points
+from probes.geometry import abstraction_geometry
+from probes.record import Recording, record
+from probes.sparseness import latent_grid, lifetime_sparseness, pca, tuning_maps
+
+MAX_GEOMETRY_CONDITIONS = 16
+"""CCGP / parallelism are computed when 2^D <= this (D <= 4)."""
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+@dataclass
+class ProbeReport:
+    """Everything measured on one run. ``results`` maps a section name to its ``to_dict()``;
+    ``headline`` holds the numbers of probe.md; ``timings`` seconds per section."""
+
+    headline: dict[str, Any]
+    results: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Arrays for the figures (PCA object, fixed points, tuning maps); not serialised."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(
+            {
+                "headline": self.headline,
+                **self.results,
+                "timings": self.timings,
+                "files": self.files,
+            }
+        )
+
+
+def probe_recording(
+    rec: Recording,
+    rec_test: Recording | None = None,
+    *,
+    seed: int = 0,
+    adam: bool = False,
+    n_shuffles: int = 10,
+    halfspace: bool = True,
+    over_time: bool = True,
+) -> ProbeReport:
+    """Run every array metric on a recording (hidden states at the decision step unless said).
+
+    rec_test: fresh trials for the in-distribution control (else a held-out quarter of rec).
+    adam: also run the paper's Adam-decoder protocol (slow: minutes on the paper's scale).
+    """
+    spec = rec.spec
+    h, x = rec.at(), rec.latent
+    var = theory.prior_variance(spec)
+    ceil = theory.ceiling(spec)
+    ceil_bayes = theory.ceiling(spec, form="bayes")
+    res: dict[str, Any] = {}
+    tim: dict[str, float] = {}
+    extras: dict[str, Any] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn()
+        tim[name] = time.perf_counter() - t0
+        return out
+
+    res["ceiling"] = {
+        "r2": ceil,
+        "r2_bayes": ceil_bayes,
+        "t": spec.stimulus_steps,
+        "curve": theory.ceiling_curve(spec).tolist(),
+        "var_prior": var.tolist(),
+    }
+    if rec_test is not None:
+        ind = timed(
+            "in_distribution",
+            lambda: decode(h, x, rec_test.at(), rec_test.latent, var_prior=var, seed=seed),
+        )
+    else:
+        ind = timed("in_distribution", lambda: decode(h, x, var_prior=var, seed=seed))
+    res["in_distribution"] = ind.to_dict()
+    if spec.latent_dim >= 2:
+        res["angles"] = decoder_angles(np.asarray(ind.weights)).to_dict()
+    if over_time:
+        tdec = timed("over_time", lambda: decode_over_time(rec.hidden, x, var_prior=var, seed=seed))
+        res["over_time"] = tdec.to_dict() | {"ceiling": theory.ceiling_curve(spec).tolist()}
+    ood = timed("ood", lambda: ood_generalisation(h, x, var_prior=var, seed=seed, ceiling=ceil))
+    res["ood"] = ood.to_dict()
+    if halfspace:
+        oh = timed(
+            "ood_halfspace",
+            lambda: ood_generalisation(
+                h, x, split="halfspace", var_prior=var, seed=seed, ceiling=ceil
+            ),
+        )
+        res["ood_halfspace"] = oh.to_dict()
+    if adam:
+        oa = timed(
+            "ood_adam",
+            lambda: ood_generalisation(h, x, method="adam", var_prior=var, seed=seed, ceiling=ceil),
+        )
+        res["ood_adam"] = oa.to_dict() | {"config": AdamConfig().__dict__}
+    if 2 <= 2**spec.latent_dim <= MAX_GEOMETRY_CONDITIONS:
+        try:
+            geo = timed(
+                "geometry", lambda: abstraction_geometry(h, x, n_shuffles=n_shuffles, seed=seed)
+            )
+            res["geometry"] = geo.to_dict()
+        except ValueError as e:  # too few trials in some orthant: say so, keep the rest
+            res["geometry"] = {"skipped": str(e)}
+    else:
+        res["geometry"] = {
+            "skipped": f"2^D = {2**spec.latent_dim} conditions (> {MAX_GEOMETRY_CONDITIONS})"
+        }
+    res["dci"] = timed("dci", lambda: dci(h, x, var_prior=var, seed=seed)).to_dict()
+    p = timed("pca", lambda: pca(rec.hidden))
+    extras["pca"] = p
+    res["pca"] = p.to_dict() | {"explained_variance_ratio": p.explained_variance_ratio[:10]}
+    res["sparseness"] = timed("sparseness", lambda: lifetime_sparseness(h)).to_dict()
+    dec = rec.decision_index
+    acc = float(((rec.outputs[:, dec] > 0.5) == (rec.labels > 0.5)).mean())
+    res["accuracy"] = {"decision_accuracy": acc}
+    if spec.is_linear and spec.targets != "ddm_bound" and spec.n_tasks >= spec.latent_dim:
+        ex = timed(
+            "extraction",
+            lambda: theory.extraction_error(
+                spec,
+                rec.mu[:, dec : dec + 1],
+                x,
+                np.array([spec.stimulus_steps]),
+                rec.outputs[:, dec : dec + 1],
+            ),
+        )
+        res["extraction"] = ex.to_dict()
+    geo_d = res.get("geometry", {})
+    dci_d = res["dci"]
+    res_head = {
+        "ceiling": ceil,
+        "ceiling_bayes": ceil_bayes,
+        "id_r2": ind.r2,
+        "ood_r2_median": ood.r2_median,
+        "ood_r2_q25": ood.r2_q25,
+        "ood_r2_q75": ood.r2_q75,
+        "ood_r2_min": ood.r2_min,
+        "ood_r2_halfspace_median": res.get("ood_halfspace", {}).get("r2_median"),
+        "ood_r2_adam_median": res.get("ood_adam", {}).get("r2_median"),
+        "angle_deg": ind.angle_deg,
+        "ccgp_factors": geo_d.get("ccgp_factors"),
+        "parallelism_factors": geo_d.get("parallelism_factors"),
+        "shattering": geo_d.get("shattering"),
+        "dci_disentanglement": dci_d["disentanglement"],
+        "dci_completeness": dci_d["completeness"],
+        "participation_ratio": p.participation_ratio,
+        "sparseness_mean": res["sparseness"]["mean"],
+        "decision_accuracy": acc,
+        "extraction_r2_latent": res.get("extraction", {}).get("decision_r2_latent"),
+        "extraction_rmse_vs_mu": res.get("extraction", {}).get("decision_rmse"),
+    }
+    return ProbeReport(headline=res_head, results=res, timings=tim, extras=extras)
+
+
+# ---- pieces that need the network ----------------------------------------------------------
+def recurrent_map(network: Any, spec: Any) -> Any:
+    """F: torch [K, H] -> [K, H], one step of ``network`` under the no-evidence input (encoded
+    f(0) evidence channels, go channel on: what the network sees while it must hold its
+    estimate), or None when the state is not the hidden vector (LSTM, transformer)."""
+    import torch
+
+    from envs import task_geometry
+
+    obs = np.concatenate([task_geometry(spec).encode(np.zeros(spec.latent_dim)), [1.0]])
+    param = next(network.parameters())
+    obs_t = torch.as_tensor(obs, dtype=param.dtype, device=param.device)
+    state0 = network.initial_state(1)
+    if not isinstance(state0, torch.Tensor):
+        return None
+    wrap = state0.ndim == 3  # GRU: [layers=1, B, H]
+
+    def fn(h: Any) -> Any:
+        st = h.to(param.dtype)[None] if wrap else h.to(param.dtype)
+        _, hid, _ = network.step(obs_t.expand(h.shape[0], -1), st)
+        return hid.to(h.dtype)
+
+    return fn
+
+
+def run_fixed_points(
+    rec: Recording, network: Any, n_init: int = 128, seed: int = 0
+) -> FixedPointResult | None:
+    """Fixed points of the network's recurrent map from visited states (stimulus to decision)."""
+    fn = recurrent_map(network, rec.spec)
+    if fn is None:
+        return None
+    rng = np.random.default_rng(seed)
+    s0, s1 = rec.spec.stimulus_start, rec.spec.decision_start + 1
+    states = rec.hidden[:, s0:s1].reshape(-1, rec.hidden.shape[-1])
+    init = states[rng.choice(states.shape[0], min(n_init, states.shape[0]), replace=False)]
+    with _frozen(network):
+        return find_fixed_points(fn, init, n_iter=1000, seed=seed)
+
+
+class _frozen:
+    """Context: parameters without gradients, eval mode, restored afterwards."""
+
+    def __init__(self, net: Any) -> None:
+        self.net = net
+
+    def __enter__(self) -> None:
+        self.flags = [p.requires_grad for p in self.net.parameters()]
+        self.training = self.net.training
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.net.eval()
+
+    def __exit__(self, *exc: Any) -> None:
+        for p, f in zip(self.net.parameters(), self.flags):
+            p.requires_grad_(f)
+        self.net.train(self.training)
+
+
+def _last_step(run_dir: Path) -> int:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return 0
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    try:
+        return int(json.loads(lines[-1]).get("step", 0)) if lines else 0
+    except (ValueError, TypeError):
+        return 0
+
+
+def probe_run(
+    run_dir: str | Path,
+    n: int = 4096,
+    seed: int = 12345,
+    *,
+    n_test: int | None = None,
+    out_dir: str | Path | None = None,
+    adam: bool = False,
+    fixed_points: bool = True,
+    tuning: bool = True,
+    figures: bool = True,
+    tensorboard: bool = True,
+    n_shuffles: int = 10,
+    batch_size: int = 1024,
+) -> ProbeReport:
+    """Record a trained run and measure everything; write probe.json, probe.md and figures.
+
+    n: trials recorded (the decoders' data); n_test: fresh trials for the in-distribution control
+    (default n // 2); seed: seed of the recorded trials (n_test uses seed + 1, the tuning grid
+    seed + 2); adam: also run the paper's Adam protocol; fixed_points / tuning / figures /
+    tensorboard: switch those parts off.
+    """
+    import agents
+
+    run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir is not None else run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    loaded = agents.load(run_dir)
+    spec = loaded.spec
+    t0 = time.perf_counter()
+    rec = record(loaded, spec, n, seed, batch_size=batch_size)
+    rec_test = record(loaded, spec, n_test or max(n // 2, 256), seed + 1, batch_size=batch_size)
+    t_rec = time.perf_counter() - t0
+    report = probe_recording(rec, rec_test, seed=seed, adam=adam, n_shuffles=n_shuffles)
+    report.timings["record"] = t_rec
+    network = getattr(loaded, "network", None)
+    if fixed_points and network is not None:
+        t0 = time.perf_counter()
+        fp = run_fixed_points(rec, network, seed=seed)
+        report.timings["fixed_points"] = time.perf_counter() - t0
+        if fp is None:
+            report.results["fixed_points"] = {
+                "skipped": "state is not the hidden vector (LSTM/transformer)"
+            }
+        else:
+            report.results["fixed_points"] = fp.to_dict()
+            report.extras["fixed_points"] = fp
+            report.headline["attractor_dim"] = fp.attractor_dim
+            report.headline["n_fixed_points"] = fp.n_found
+    if tuning and spec.latent_dim == 2:
+        t0 = time.perf_counter()
+        grid = latent_grid(8, 16, 2)
+        rg = record(loaded, spec, grid.shape[0], seed + 2, latent=grid, batch_size=batch_size)
+        tm = tuning_maps(rg.at(), rg.latent, 8)
+        report.timings["tuning"] = time.perf_counter() - t0
+        report.results["tuning"] = tm.to_dict()
+        report.extras["tuning"] = tm
+        report.headline["tuning_sparseness_mean"] = tm.sparseness.mean
+    report.results["run"] = {
+        "run_dir": str(run_dir),
+        "n": n,
+        "seed": seed,
+        "spec": spec.to_dict(),
+        "config": loaded.config.to_dict() if hasattr(loaded.config, "to_dict") else None,
+        "train_step": _last_step(run_dir),
+    }
+    if figures:
+        from probes import plots
+
+        report.files.update(plots.write_figures(report, rec, out / "figures"))
+    (out / "probe.json").write_text(json.dumps(report.to_dict(), indent=2))
+    (out / "probe.md").write_text(markdown(report))
+    report.files["probe.json"] = str(out / "probe.json")
+    report.files["probe.md"] = str(out / "probe.md")
+    if tensorboard:
+        _log_tensorboard(run_dir, report)
+    return report
+
+
+def _log_tensorboard(run_dir: Path, report: ProbeReport) -> None:
+    """Headline numbers as ``probe/<name>`` scalars at the run's last training step."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    step = report.results.get("run", {}).get("train_step", 0)
+    with SummaryWriter(str(run_dir)) as w:
+        for k, v in report.headline.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                w.add_scalar(f"probe/{k}", float(v), step)
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def markdown(report: ProbeReport) -> str:
+    """probe.md: headline numbers beside the theory ceiling."""
+    h = report.headline
+    r = report.results
+    run = r.get("run", {})
+    ood = r["ood"]
+    lines = [
+        f"# Probe of `{run.get('run_dir', '?')}`",
+        "",
+        f"{run.get('n', '?')} recorded trials (seed {run.get('seed', '?')}), hidden state at the "
+        "decision step. r2 = 1 - MSE / Var_prior (paper); ceiling = r2_max(T) of SPEC section 6.",
+        "",
+        "| measure | value | reference |",
+        "|---|---|---|",
+        f"| in-distribution r2 | {_fmt(h['id_r2'])} | ceiling {_fmt(h['ceiling'])} (shrinkage {_fmt(h['ceiling_bayes'], 4)}) |",
+        f"| OOD r2, leave-one-orthant-out (median [IQR]) | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | ceiling {_fmt(h['ceiling'])} |",
+        f"| OOD r2, worst fold | {_fmt(h['ood_r2_min'])} | |",
+        f"| OOD r2, half-space splits (median) | {_fmt(h.get('ood_r2_halfspace_median'))} | |",
+    ]
+    if h.get("ood_r2_adam_median") is not None:
+        lines.append(
+            f"| OOD r2, paper's Adam protocol (median) | {_fmt(h['ood_r2_adam_median'])} | closed form {_fmt(h['ood_r2_median'])} |"
+        )
+    geo = r.get("geometry", {})
+    lines += [
+        f"| angle between decoder axes (deg) | {_fmt(h['angle_deg'], 1)} | 90 = orthogonal |",
+        f"| CCGP, factor dichotomies | {_fmt(h.get('ccgp_factors'))} | null p95 {_fmt(geo.get('ccgp_factors_null_p95'))} |",
+        f"| parallelism, factor dichotomies | {_fmt(h.get('parallelism_factors'))} | null p95 {_fmt(geo.get('parallelism_factors_null_p95'))} |",
+        f"| shattering dimensionality | {_fmt(h.get('shattering'))} | linear 2-factor code ~0.83 |",
+        f"| DCI disentanglement / completeness | {_fmt(h['dci_disentanglement'])} / {_fmt(h['dci_completeness'])} | axis-aligned codes only |",
+        f"| participation ratio | {_fmt(h['participation_ratio'], 2)} | |",
+        f"| lifetime sparseness (decision states) | {_fmt(h['sparseness_mean'])} | |",
+        f"| decision accuracy | {_fmt(h['decision_accuracy'])} | |",
+    ]
+    if h.get("extraction_r2_latent") is not None:
+        lines.append(
+            f"| r2 of the output-implied estimate mu_hat (theory extraction) | {_fmt(h['extraction_r2_latent'])} | ceiling {_fmt(h['ceiling'])}; RMSE(mu_hat, mu) = {_fmt(h['extraction_rmse_vs_mu'], 4)} |"
+        )
+    if "attractor_dim" in h:
+        lines.append(
+            f"| fixed points found / near-marginal modes (attractor dim) | {h['n_fixed_points']} / {h['attractor_dim']} | D = {len(r['ceiling']['var_prior'])} |"
+        )
+    if "tuning_sparseness_mean" in h:
+        lines.append(
+            f"| tuning-map sparseness (8 x 8 grid) | {_fmt(h['tuning_sparseness_mean'])} | |"
+        )
+    lines += ["", "OOD r2 per held-out orthant (median over fits):", ""]
+    lines += [
+        f"- {f['held_out']}: {_fmt(f['r2_median'])} (n_test {f['n_test']})" for f in ood["folds"]
+    ]
+    if report.files:
+        lines += [
+            "",
+            "Figures: "
+            + ", ".join(f"`{Path(p).name}`" for k, p in report.files.items() if k.endswith("png")),
+        ]
+    lines += [
+        "",
+        "Timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in report.timings.items()),
+        "",
+    ]
+    return "\n".join(lines)
