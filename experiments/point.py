@@ -19,13 +19,10 @@ Headline metrics of the returned row (all floats unless said; r^2 = 1 - MSE / Va
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-PROBE_FILE = "probe.json"
 
 
 def _num(v: Any) -> float | None:
@@ -76,71 +73,40 @@ def train_point(point: Any, run_dir: str | Path) -> dict[str, Any]:
     return {}
 
 
-def probe_point(run_dir: str | Path, *, n: int = 4096, seed: int = 12345) -> dict[str, Any]:
-    """Probe a trained run folder (``probes.probe_run``) and return its headline metrics."""
-    import probes
+def probe_point(
+    run_dir: str | Path, *, n: int = 4096, seed: int = 12345, full: bool = False
+) -> dict[str, Any]:
+    """Probe a trained run folder with ``probes.probe_run`` (writes probe.json / probe.md) and
+    return its headline metrics.
 
-    probe_run = getattr(probes, "probe_run", None)
-    if probe_run is None:  # pragma: no cover - until probes.probe_run lands
-        return _minimal_probe(run_dir, n=n, seed=seed)
-    report = probe_run(run_dir, n=n, seed=seed)
-    data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
-    return headline(data)
+    full: also the slow parts (fixed points, tuning maps, figures: tens of seconds per network);
+    a sweep needs only the decoding numbers, which take about a second.
+    """
+    from probes import probe_run
+
+    report = probe_run(
+        run_dir, n=n, seed=seed, fixed_points=full, tuning=full, figures=full, tensorboard=True
+    )
+    return headline(report.to_dict())
 
 
 def headline(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The canonical headline numbers from a probe report dict (``probe.json``)."""
+    """The row's metrics from a probe report dict (``probe.json``): every scalar of its
+    ``headline`` section, the canonical names above, and the per-fold OOD values."""
+    head = report.get("headline") or {}
+    out: dict[str, Any] = {k: _num(v) for k, v in head.items() if _num(v) is not None}
     ood = report.get("ood") or {}
-    out: dict[str, Any] = {}
     folds = ood.get("folds") or []
-    values = [float(v) for f in folds for v in f.get("r2", [])]
-    out["ood_r2"] = _num(ood.get("r2_median"))
-    out["ood_r2_q25"] = _num(ood.get("r2_q25"))
-    out["ood_r2_q75"] = _num(ood.get("r2_q75"))
-    out["ood_r2_min"] = _num(ood.get("r2_min"))
-    out["ood_r2_values"] = values
+    out["ood_r2"] = _num(head.get("ood_r2_median", ood.get("r2_median")))
+    out["ood_r2_q25"] = _num(head.get("ood_r2_q25", ood.get("r2_q25")))
+    out["ood_r2_q75"] = _num(head.get("ood_r2_q75", ood.get("r2_q75")))
+    out["ood_r2_values"] = [float(v) for f in folds for v in f.get("r2", [])]
     out["ood_r2_folds"] = {f.get("held_out"): _num(f.get("r2_median")) for f in folds}
-    ind = report.get("in_distribution") or report.get("id") or {}
-    out["id_r2"] = _num(ind.get("r2"))
-    angle = ood.get("angle_deg_median")
-    if angle is None:
-        angle = ind.get("angle_deg")
-    out["angle_deg"] = _num(angle)
-    ceiling = report.get("ceiling", ood.get("ceiling"))
-    if isinstance(ceiling, Mapping):
-        ceiling = ceiling.get("r2", ceiling.get("value"))
-    out["ceiling"] = _num(ceiling)
+    out["id_r2"] = _num(head.get("id_r2"))
+    out["angle_deg"] = _num(head.get("angle_deg", ood.get("angle_deg_median")))
+    out["ceiling"] = _num(head.get("ceiling", ood.get("ceiling")))
+    out.pop("ood_r2_median", None)  # = ood_r2
     return out
-
-
-def _minimal_probe(run_dir: str | Path, *, n: int, seed: int) -> dict[str, Any]:
-    """The paper's headline probe from the probes package's parts (record + ridge decoding)."""
-    import agents
-    from probes.decoding import decode, ood_generalisation
-    from probes.record import record
-    from probes.theory import ceiling
-
-    loaded = agents.load(run_dir) if hasattr(agents, "load") else _load(run_dir)
-    spec = loaded.spec
-    rec = record(loaded, spec, n=n, seed=seed)
-    fresh = record(loaded, spec, n=max(n // 4, 256), seed=seed + 1)
-    k = spec.decision_start
-    ceil = float(ceiling(spec))
-    ood = ood_generalisation(rec.hidden[:, k], rec.latent, seed=seed, ceiling=ceil)
-    ind = decode(rec.hidden[:, k], rec.latent, fresh.hidden[:, k], fresh.latent, seed=seed)
-    report = {
-        "ood": ood.to_dict(),
-        "in_distribution": {"r2": ind.r2, "angle_deg": ind.angle_deg},
-        "ceiling": ceil,
-    }
-    Path(run_dir, PROBE_FILE).write_text(json.dumps(report, indent=2, default=float))
-    return headline(report)
-
-
-def _load(run_dir: str | Path) -> Any:  # pragma: no cover - until agents.load is exported
-    from agents.run import load
-
-    return load(run_dir)
 
 
 def auto_probe_n(latent_dim: int) -> int:
@@ -154,17 +120,19 @@ def run_point(
     *,
     probe_n: int | None = None,
     probe_seed: int = 12345,
+    probe_full: bool = False,
 ) -> dict[str, Any]:
     """Train and probe one point in ``run_dir``; return its headline metrics (see module doc).
 
     probe_n: trials recorded for the probes; None: :func:`auto_probe_n` (more for large D, since
     every held-out orthant needs trials); probe_seed: seed of those trials (the same for every
-    point, so points are compared on equal evidence).
+    point, so points are compared on equal evidence); probe_full: also fixed points, tuning maps
+    and the probe's figures (slow).
     """
     if probe_n is None:
         probe_n = auto_probe_n(int(point.task.get("latent_dim", 2)))
     final = train_point(point, run_dir)
-    row = probe_point(run_dir, n=probe_n, seed=probe_seed)
+    row = probe_point(run_dir, n=probe_n, seed=probe_seed, full=probe_full)
     for key in ("acc", "frac_ideal", "ideal_acc", "train_seconds", "step"):
         v = _num(final.get(key))
         if v is not None:

@@ -253,6 +253,8 @@ def point_id(params: Mapping[str, Any], varying: Sequence[str]) -> str:
     digest = hashlib.sha1(canon.encode()).hexdigest()[:8]
     parts = []
     for k in varying:
+        if k not in params:  # a parameter another block of a union sets
+            continue
         v = params[k]
         v = "-".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
         parts.append(f"{k.split('.')[-1]}={v}")

@@ -1,0 +1,82 @@
+"""Sweeps on a real local Ray cluster (2 CPUs, started once for this module and shut down)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from experiments.backends import RayBackend  # noqa: E402
+from experiments.sweep import parse_grid, run_sweep  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import test_sweep  # noqa: E402
+
+pytestmark = pytest.mark.slow  # Ray's start costs ~10-20 s on 2 cores
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local cluster for the module, bound to 127.0.0.1, no dashboard."""
+    if ray.is_initialized():  # pragma: no cover - another module left one running
+        ray.shutdown()
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+    )
+    # the workers cannot import the test modules: ship the point functions by value
+    ray.cloudpickle.register_pickle_by_value(test_sweep)
+    yield
+    ray.cloudpickle.unregister_pickle_by_value(test_sweep)
+    ray.shutdown()
+
+
+def test_ray_sweep_isolates_failure_and_resumes(cluster, tmp_path):
+    grid = parse_grid({"n_tasks": [2, 3, 6]}, [0, 1])
+    be = RayBackend()
+    res = run_sweep(
+        grid,
+        tmp_path,
+        backend=be,
+        point_fn=test_sweep.fake_point,
+        point_kwargs={"fail_n": 3},
+        progress=False,
+    )
+    assert be.capacity() == 2  # the cluster's CPUs, one per point
+    assert ray.is_initialized()  # a cluster we did not start is left running
+    assert res.n_ran == 6 and res.n_failed == 2
+    ok = [r for r in res.rows if r["status"] == "ok"]
+    assert sorted(r["n_tasks"] for r in ok) == [2, 2, 6, 6]
+    assert all(r["ood_r2"] == pytest.approx(1 - 1 / r["n_tasks"]) for r in ok)
+    failed = [r for r in res.rows if r["status"] == "failed"]
+    assert all("injected failure at n_tasks=3" in r["error"] for r in failed)
+    res2 = run_sweep(grid, tmp_path, backend="ray", point_fn=test_sweep.fake_point, progress=False)
+    assert res2.n_skipped == 4 and res2.n_ran == 2 and res2.ok
+    assert all(test_sweep.calls(Path(r["run_dir"])) == 1 for r in ok)
+
+
+def test_ray_sweep_trains_and_probes_for_real(cluster, tmp_path):
+    grid = parse_grid(
+        {
+            "n_tasks": [6],
+            "steps": [30],
+            "hidden_size": [16],
+            "eval_trials": [256],
+            "eval_every": [30],
+        }
+    )
+    res = run_sweep(grid, tmp_path, backend="ray", point_kwargs={"probe_n": 1024}, progress=False)
+    assert res.ok, res.failed
+    (row,) = res.rows
+    assert row["train_steps"] == 30
+    assert row["ceiling"] == pytest.approx(0.976)
+    assert 0.0 < row["id_r2"] <= 0.996
+    assert (Path(row["run_dir"]) / "model.pt").exists()
+    assert json.loads((tmp_path / "results.json").read_text())[0]["id_r2"] == row["id_r2"]
