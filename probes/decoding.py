@@ -180,6 +180,8 @@ class AdamConfig:
     lr: float = 3e-3
     batch_size: int = 16
     n_batches: int = 1000
+    center: bool = False
+    """Subtract the training mean of each unit first (decouples weights from the intercept)."""
     standardize: bool = False
     """Standardise features with the training mean/SD first (a reparametrisation of the same
     linear decoder that makes Adam's fixed step size suit any unit scale)."""
@@ -198,6 +200,9 @@ def fit_adam(
     cfg = config or AdamConfig()
     if cfg.standardize:
         z, mean, scale = _standardise(x)
+    elif cfg.center:
+        mean, scale = x.mean(axis=0), np.ones(x.shape[1])
+        z = x - mean
     else:
         z, mean, scale = x, np.zeros(x.shape[1]), np.ones(x.shape[1])
     n, h = z.shape

@@ -186,7 +186,7 @@ def _tuning(report: Any, rec: Any, path: Path) -> bool:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
-        "steady-state responses over an 8 x 8 grid of x* (x1 right, x2 up), most variable units"
+        "decision-step responses (mean of 16 trials per cell) over an 8 x 8 grid of x*\n(x1 right, x2 up); the 16 most variable units"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

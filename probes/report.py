@@ -40,6 +40,10 @@ from probes.geometry import abstraction_geometry
 from probes.record import Recording, record
 from probes.sparseness import latent_grid, lifetime_sparseness, pca, tuning_maps
 
+SLOW_SPEED = 0.1
+"""Slow points kept by the report: |F(h) - h| below this fraction of the states' RMS spread."""
+MARGINAL_TOL = 0.1
+"""|lambda - 1| below which the report counts a Jacobian mode as near-marginal."""
 MAX_GEOMETRY_CONDITIONS = 16
 """CCGP / parallelism are computed when 2^D <= this (D <= 4)."""
 
@@ -244,8 +248,20 @@ def run_fixed_points(
     s0, s1 = rec.spec.stimulus_start, rec.spec.decision_start + 1
     states = rec.hidden[:, s0:s1].reshape(-1, rec.hidden.shape[-1])
     init = states[rng.choice(states.shape[0], min(n_init, states.shape[0]), replace=False)]
+    spread = float(np.sqrt(((init - init.mean(axis=0)) ** 2).sum(axis=1).mean())) or 1.0
     with _frozen(network):
-        return find_fixed_points(fn, init, n_iter=1000, seed=seed)
+        # slow points: a trained network need not hold exact fixed points (with no delay period,
+        # f(0) input reads as evidence X = 0 and slowly pulls the estimate in), so keep minima
+        # of q whose speed |F(h) - h| is under SLOW_SPEED of the states' spread per step
+        return find_fixed_points(
+            fn,
+            init,
+            n_iter=1000,
+            seed=seed,
+            q_tol=0.5 * (SLOW_SPEED * spread) ** 2,
+            dedupe_tol=0.05 * spread,
+            marginal_tol=MARGINAL_TOL,
+        )
 
 
 class _frozen:

@@ -25,7 +25,7 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def paper_mu():
     """x* [20000, 2] and mu(T) [20000, 2] of the paper task (sigma 0.2, T = 20)."""
-    return synthetic.sample_mu(TaskSpec(), 20000, seed=0)
+    return synthetic.sample_mu(TaskSpec(encoder="none"), 20000, seed=0)
 
 
 class IdealAgent:
@@ -55,3 +55,18 @@ class IdealAgent:
 @pytest.fixture
 def ideal_agent():
     return IdealAgent(TaskSpec(encoder="none"))
+
+
+TRAINED_RUN = __import__("pathlib").Path(__file__).parent / "data" / "rnn_default_n24"
+
+
+@pytest.fixture(scope="session")
+def trained_recording():
+    """4096 recorded trials of the trained RNN fixture (default preset, N = 24)."""
+    import torch
+
+    import agents
+    from probes.record import record
+
+    torch.set_num_threads(1)
+    return record(agents.load(TRAINED_RUN), None, 4096, 12345)

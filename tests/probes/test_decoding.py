@@ -1,0 +1,138 @@
+"""Decoding on representations whose answer is known (the issue's done-when values)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs import TaskSpec
+from probes import decoding as dc
+from probes import synthetic, theory
+
+CEIL = theory.ceiling(TaskSpec())  # 0.976
+
+
+def test_linear_code_reaches_the_ceiling_out_of_distribution(paper_mu):
+    x, mu = paper_mu
+    h = synthetic.linear_code(mu, hidden=64, noise=0.01)
+    ood = dc.ood_generalisation(h, x, ceiling=CEIL)
+    assert len(ood.folds) == 4
+    assert abs(ood.r2_median - CEIL) < 0.01
+    assert all(abs(f.r2_median - CEIL) < 0.015 for f in ood.folds)
+    # held-out quadrant variance is 1/48, so the usual R^2 is 1 - 4 (1 - r2)
+    assert ood.r2_usual_median == pytest.approx(1 - 4 * (1 - ood.r2_median), abs=0.02)
+    assert ood.angle_deg_median == pytest.approx(90, abs=2)
+    ind = dc.decode(h, x)
+    assert abs(ind.r2 - theory.ceiling(TaskSpec(), form="bayes")) < 0.01
+    # half-space splits of a linear code generalise too (a little below the ceiling: the
+    # shrinkage fitted on one half extrapolates to the other)
+    hs = dc.ood_generalisation(h, x, split="halfspace")
+    assert [f.held_out for f in hs.folds] == ["x1>0", "x1<0", "x2>0", "x2<0"]
+    assert CEIL - 0.02 < hs.r2_median < CEIL + 0.005
+
+
+def test_entangled_code_decodes_in_distribution_but_not_out(paper_mu):
+    x, _ = paper_mu
+    x = x[:8000]
+    h = synthetic.entangled_code(x, hidden=256, frequency=40.0)
+    assert dc.decode(h, x).r2 > 0.9
+    assert dc.ood_generalisation(h, x).r2_median < 0.3
+
+
+def test_noise_scores_zero_or_below(paper_mu):
+    x, _ = paper_mu
+    h = synthetic.noise_code(x.shape[0], 64)
+    assert abs(dc.decode(h, x).r2) < 0.03  # the prior mean predicts r2 = 0 up to sampling
+    assert dc.ood_generalisation(h, x).r2_median < 0.0
+
+
+def test_closed_form_agrees_with_adam_on_a_linear_code(paper_mu):
+    x, mu = paper_mu
+    h = synthetic.linear_code(mu[:6000], 64, noise=0.05)
+    closed = dc.ood_generalisation(h, x[:6000])
+    adam = dc.ood_generalisation(h, x[:6000], method="adam", seed=1)
+    assert len(adam.folds[0].r2) == 5  # 5 fits per fold
+    assert abs(closed.r2_median - adam.r2_median) < 0.005
+
+
+@pytest.mark.slow
+def test_closed_form_agrees_with_the_papers_adam_protocol_on_a_trained_rnn(trained_recording):
+    """The done-when check on a realistic representation: a trained RNN's decision states."""
+    rec = trained_recording
+    closed = dc.ood_generalisation(rec.at(), rec.latent)
+    adam = dc.ood_generalisation(rec.at(), rec.latent, method="adam", seed=1)
+    assert 0.75 < closed.r2_median < 0.95
+    assert abs(closed.r2_median - adam.r2_median) < 0.02
+
+
+def test_ridge_matches_least_squares_and_chooses_small_penalty_for_clean_data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 8)) * rng.uniform(0.1, 10, 8) + 3.0
+    w = rng.standard_normal((8, 2))
+    y = x @ w + 0.5 + 1e-3 * rng.standard_normal((500, 2))
+    model = dc.fit_ridge(x, y)
+    assert model.alpha / 500 <= 1e-4
+    np.testing.assert_allclose(model.weights, w, atol=1e-3)
+    np.testing.assert_allclose(model.predict(x), y, atol=1e-2)
+    # a large fixed penalty shrinks towards the mean, never moving the intercept
+    big = dc.fit_ridge(x, y, alpha=1e6)
+    np.testing.assert_allclose(big.predict(x).mean(0), y.mean(0), atol=1e-9)
+
+
+def test_adam_decoder_converges_on_a_linear_problem():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2000, 6))
+    w = rng.standard_normal((6, 2)) * 0.3
+    y = x @ w + 0.1
+    fits = dc.fit_adam(x, y, n_fits=3, seed=0)
+    for f in fits:
+        np.testing.assert_allclose(f.weights, w, atol=0.03)
+
+
+def test_decoder_angles():
+    w = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    assert dc.decoder_angles(w).mean == pytest.approx(90.0)
+    w2 = np.array([[1.0, 1.0], [0.0, 1.0]])
+    assert dc.decoder_angles(w2).pairs[0][2] == pytest.approx(45.0)
+    assert dc.mean_angle(np.ones((4, 1))) is None
+
+
+def test_decode_over_time_follows_the_ceiling():
+    spec = TaskSpec(encoder="none")
+    from envs import generate
+    from probes.record import running_mean
+
+    b = generate(spec, 6000, np.random.default_rng(2))
+    mu, _ = running_mean(spec, b.evidence)
+    h = synthetic.linear_code(mu.reshape(-1, 2), 16, 0.001).reshape(6000, spec.n_steps, 16)
+    res = dc.decode_over_time(h, b.latent)
+    ceil = theory.ceiling_curve(spec, form="bayes")
+    assert res.r2[0] < 0.01  # fixation step: nothing to decode (noise overfit goes below 0)
+    np.testing.assert_allclose(res.r2[1:], ceil[1:], atol=0.02)
+
+
+def test_bad_input_gives_clear_errors(paper_mu):
+    x, mu = paper_mu
+    h = synthetic.linear_code(mu[:500])
+    with pytest.raises(ValueError, match="same number of trials"):
+        dc.decode(h, x[:400])
+    bad = h.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="hidden contains NaN"):
+        dc.ood_generalisation(bad, x[:500])
+    with pytest.raises(ValueError, match=r"2-D array \[n, H\]"):
+        dc.decode(h[:, :, None], x[:500])
+    with pytest.raises(ValueError, match="split must be 'orthant' or 'halfspace'"):
+        dc.ood_generalisation(h, x[:500], split="quadrant")
+    with pytest.raises(ValueError, match="method must be 'ridge' or 'adam'"):
+        dc.ood_generalisation(h, x[:500], method="sgd")
+    # a region with too few trials: only 5 trials in quadrant 3
+    q = dc.orthant_index(x)
+    keep = np.concatenate([np.flatnonzero(q != 3)[:300], np.flatnonzero(q == 3)[:5]])
+    with pytest.raises(ValueError, match=r"fold 'q3' has 5 held-out"):
+        dc.ood_generalisation(synthetic.linear_code(mu[keep]), x[keep])
+    # D mismatch between latent and var_prior
+    with pytest.raises(ValueError, match=r"var_prior must be a positive scalar or a \[D=2\]"):
+        dc.decode(h, x[:500], var_prior=np.full(3, 1 / 12))
+    with pytest.raises(ValueError, match="test arrays must match"):
+        dc.decode(h, x[:500], h[:, :10], x[:500])
