@@ -43,7 +43,7 @@ def execute_point(
     """Run one point on a worker: ``{"status": "ok", "metrics", "elapsed_s", "host"}`` or
     ``{"status": "failed", "error", "traceback", ...}``. Never raises for an ordinary exception."""
     _pin_threads(threads)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     host = socket.gethostname()
     try:
         metrics = fn(point, run_dir, **dict(kwargs))
@@ -51,6 +51,8 @@ def execute_point(
             "status": "ok",
             "metrics": dict(metrics or {}),
             "elapsed_s": time.perf_counter() - t0,
+            # CPU seconds of the worker: on a shared machine a fairer cost than wall time
+            "cpu_s": time.process_time() - c0,
             "host": host,
         }
     except Exception as e:  # noqa: BLE001 - failure isolation is the point
@@ -59,6 +61,7 @@ def execute_point(
             "error": f"{type(e).__name__}: {e}",
             "traceback": traceback.format_exc(),
             "elapsed_s": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0,
             "host": host,
         }
 

@@ -423,6 +423,13 @@ def render(
         page += ["## Failed points", ""]
         page += [f"- `{r['id']}`: {r.get('error', '')}" for r in failed]
         page.append("")
+    cpu = [float(r["cpu_s"]) for r in rows if isinstance(r.get("cpu_s"), (int, float))]
+    if cpu:
+        page += [
+            f"Compute: {len(cpu)} networks used {sum(cpu) / 60:.1f} CPU-minutes (training + "
+            f"probing, {sum(cpu) / len(cpu):.0f} s per network on average).",
+            "",
+        ]
     page += [
         f"Per-network rows (every parameter and metric): `{Path('sweep-' + scale) / 'results.csv'}`.",
         "",

@@ -785,6 +785,7 @@ def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool
         **point.to_dict(),
         "run_dir": str(paths.run_dir(point.id)),
         "elapsed_s": outcome.get("elapsed_s"),
+        "cpu_s": outcome.get("cpu_s"),
         "host": outcome.get("host"),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -827,6 +828,7 @@ def table_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[k] = v
         row["algo"] = rec.get("algo", SUPERVISED)
         row["elapsed_s"] = rec.get("elapsed_s")
+        row["cpu_s"] = rec.get("cpu_s")
         row.update(flatten_metrics(rec.get("metrics") or {}))
         row["error"] = rec.get("error", "")
         row["run_dir"] = rec.get("run_dir", "")
