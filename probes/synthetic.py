@@ -8,6 +8,7 @@
 * :func:`entangled_code` -- high-frequency random Fourier features of x*: decodable in
   distribution by a linear read-out of many units, useless out of distribution.
 * :func:`noise_code` -- pure noise: r2 about 0 or below.
+* :class:`IdealAgent` -- an agent (for the recorder) whose states and outputs are the theory's.
 """
 
 from __future__ import annotations
@@ -57,3 +58,27 @@ def entangled_code(
 def noise_code(n: int, hidden: int = 64, seed: int = 0) -> np.ndarray:
     """Standard normal noise [n, H], independent of everything."""
     return np.random.default_rng(seed).standard_normal((n, hidden))
+
+
+class IdealAgent:
+    """A perfect agent for encoder='none' tasks, with the recorder's ``hidden_and_outputs``
+    interface: hidden [B, T, H] = a rotated embedding of mu(t) plus ``noise``, outputs [B, T, N]
+    = the flat-prior ideal observer's probabilities Phi((C mu + b) / s(t)) at each step."""
+
+    def __init__(self, spec: TaskSpec, hidden: int = 16, noise: float = 1e-3, seed: int = 0):
+        self.spec = spec
+        rng = np.random.default_rng(seed)
+        self.q = np.linalg.qr(rng.standard_normal((hidden, spec.latent_dim)))[0]
+        self.noise, self.rng = noise, rng
+
+    def hidden_and_outputs(self, obs):
+        from probes.theory import ideal_probs
+
+        s = self.spec
+        ev = obs[:, :, : s.latent_dim].astype(np.float64)
+        ev[:, : s.stimulus_start] = 0.0
+        ev[:, s.stimulus_start + s.stimulus_steps :] = 0.0
+        mu, seen = running_mean(s, ev)
+        h = mu @ self.q.T + self.noise * self.rng.standard_normal((*mu.shape[:2], self.q.shape[0]))
+        out = ideal_probs(s, mu, np.maximum(seen, 1))
+        return h.astype(np.float32), out.astype(np.float32)

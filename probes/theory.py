@@ -188,7 +188,7 @@ def extract_mu(
         # Phi^-1(Y) is computed from Y with relative error eps*Y below 1/2 and absolute error eps
         # above it, so its error SD is eps * Y / phi(z): weight by the inverse variance.
         pdf = np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
-        p64 = np.maximum(np.asarray(probs, dtype=np.float64), 1e-300)
+        p64 = np.where(finite, np.maximum(np.asarray(probs, dtype=np.float64), 1e-300), 1.0)
         w = np.where(finite, (pdf / p64) ** 2, 0.0)
         w = w / np.maximum(w.max(axis=-1, keepdims=True), 1e-300)  # scale-free per trial
         w = np.where(finite, np.maximum(w, 1e-200), 1e-250)

@@ -3,7 +3,6 @@ do not depend on it) and small known-answer representations."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
@@ -28,33 +27,9 @@ def paper_mu():
     return synthetic.sample_mu(TaskSpec(encoder="none"), 20000, seed=0)
 
 
-class IdealAgent:
-    """A perfect agent for encoder='none' tasks: hidden = a rotated embedding of mu(t) (plus a
-    little noise) and outputs = the flat-prior ideal observer's probabilities at each step."""
-
-    def __init__(self, spec: TaskSpec, hidden: int = 16, noise: float = 1e-3, seed: int = 0):
-        self.spec = spec
-        rng = np.random.default_rng(seed)
-        self.q = np.linalg.qr(rng.standard_normal((hidden, spec.latent_dim)))[0]
-        self.noise, self.rng = noise, rng
-
-    def hidden_and_outputs(self, obs):
-        from probes.record import running_mean
-        from probes.theory import ideal_probs
-
-        s = self.spec
-        ev = obs[:, :, : s.latent_dim].astype(np.float64)
-        ev[:, : s.stimulus_start] = 0.0
-        ev[:, s.stimulus_start + s.stimulus_steps :] = 0.0
-        mu, seen = running_mean(s, ev)
-        h = mu @ self.q.T + self.noise * self.rng.standard_normal((*mu.shape[:2], self.q.shape[0]))
-        out = ideal_probs(s, mu, np.maximum(seen, 1)[:, None])
-        return h.astype(np.float32), out.astype(np.float32)
-
-
 @pytest.fixture
 def ideal_agent():
-    return IdealAgent(TaskSpec(encoder="none"))
+    return synthetic.IdealAgent(TaskSpec(encoder="none"))
 
 
 TRAINED_RUN = __import__("pathlib").Path(__file__).parent / "data" / "rnn_default_n24"

@@ -1,0 +1,51 @@
+"""`mte probe` end to end on the trained RNN fixture."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main
+
+FIXTURE = Path(__file__).parents[1] / "probes" / "data" / "rnn_default_n24"
+
+
+def test_mte_probe_writes_the_report(tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "probe",
+            str(run),
+            "--n",
+            "2048",
+            "--no-fixed-points",
+            "--no-tuning",
+            "--shuffles",
+            "2",
+            "--out",
+            str(out),
+            "--no-tensorboard",
+        ]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "ceiling r2_max(T)      0.976" in text and "OOD r2 median" in text
+    data = json.loads((out / "probe.json").read_text())
+    assert data["run"]["n"] == 2048
+    assert 0.9 < data["in_distribution"]["r2"] <= 0.98
+    assert (out / "figures" / "ood.png").exists() and (out / "probe.md").exists()
+    assert not (out / "figures" / "tuning.png").exists()
+
+
+def test_mte_probe_bad_input(tmp_path):
+    with pytest.raises(SystemExit, match="is not a folder"):
+        main(["probe", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit, match="is not a run folder"):
+        main(["probe", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--n must be >= 64"):
+        main(["probe", str(tmp_path), "--n", "10"])
