@@ -11,8 +11,8 @@ converts to and from the env's own format. Log-probabilities and entropies are r
 component* (``[..., C]``), so the PPO loss can weight each component by whether it was scored at
 that step (the report only at the decision, the commit component at every step).
 
-Continuous components use either a Beta distribution on (0, 1) (``"beta"``, default; alpha, beta =
-1 + softplus, i.e. unimodal) or a sigmoid-squashed Gaussian (``"gaussian"``), mapped affinely to
+Continuous components use either a Beta distribution on (0, 1) (``"beta"``, default; mean
+m = sigmoid(u), concentration kappa = 2 + softplus(v), alpha = m kappa, beta = (1 - m) kappa) or a sigmoid-squashed Gaussian (``"gaussian"``), mapped affinely to
 ``[low, high]``. The deterministic action (``mode``) is the Beta mean / sigmoid of the Gaussian
 mean: the *reported* confidence that evaluation scores.
 """
@@ -185,7 +185,12 @@ class ActionHead(nn.Module):
         if self.cont is not None:
             a, b = self.cont(hidden).chunk(2, dim=-1)
             if self.continuous == "beta":
-                alpha, beta = 1.0 + F.softplus(a), 1.0 + F.softplus(b)
+                # mean / concentration form: the mean is a sigmoid, so reports near 0 or 1 need
+                # logits of a few units, not alpha or beta in the hundreds (which a 1 + softplus
+                # form needs, and which left reports under-confident in practice)
+                m = torch.sigmoid(a).clamp(1e-4, 1.0 - 1e-4)
+                kappa = 2.0 + F.softplus(b)
+                alpha, beta = m * kappa, (1.0 - m) * kappa
             else:
                 mean, log_std = a, b.clamp(-5.0, 2.0)
         return ComponentDistribution(self, logits, alpha, beta, mean, log_std)

@@ -86,7 +86,7 @@ class PPOConfig:
     """Width of the critic's hidden layer on top of the torso (0 = linear critic)."""
     continuous_head: str = "beta"
     """Distribution of continuous components (confidence): beta or gaussian (sigmoid-squashed)."""
-    num_envs: int = 512
+    num_envs: int = 1024
     """Parallel envs in the native vector env = whole trials per update."""
     total_steps: int = 2_000_000
     """Budget in env steps (steps inside trials; padding after a free-response commit not counted)."""
@@ -100,7 +100,7 @@ class PPOConfig:
     """Discount factor per step (trials are short and episodic: 1 is unbiased)."""
     gae_lambda: float = 0.95
     """GAE lambda."""
-    update_epochs: int = 4
+    update_epochs: int = 2
     """Passes over each rollout."""
     num_minibatches: int = 4
     """Minibatches per pass (split over trials, each a set of whole trials)."""
