@@ -30,6 +30,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "schedule": "constant",
         "warmup_steps": 0,
         "grad_clip": 0.0,
+        "weight_decay": 0.0,
         "init": "default",
         "steps": {
             "rnn": 100_000,
@@ -46,6 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "schedule": "cosine",
         "warmup_steps": 0,
         "grad_clip": 1.0,
+        "weight_decay": 0.0,
         "init": "default",
         "steps": {
             "rnn": 3000,
@@ -97,6 +99,8 @@ class TrainConfig:
     """Linear learning-rate warm-up steps (0 = none)."""
     grad_clip: float | None = None
     """Clip the global gradient norm at this value (0 = no clipping)."""
+    weight_decay: float | None = None
+    """Decoupled weight decay (AdamW) per step, scaled by lr (0 = plain Adam)."""
     max_seconds: float = 0.0
     """Stop after this many seconds of training time (evaluation excluded; 0 = no limit)."""
     eval_every: int | None = None
@@ -171,6 +175,7 @@ class TrainConfig:
         integer("num_threads", 0)
         number("lr", 0.0, allow_none=True, strict=True)
         number("grad_clip", 0.0, allow_none=True)
+        number("weight_decay", 0.0, allow_none=True)
         number("max_seconds", 0.0)
         number("leak", 0.0, strict=True)
         if self.leak > 1.0:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,8 @@ def _prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: 
         differ = {
             k
             for k in new_cfg
-            if k not in ("progress", "num_threads", "device") and old_cfg.get(k) != new_cfg[k]
+            if k not in ("progress", "num_threads", "device", "max_seconds")
+            and old_cfg.get(k) != new_cfg[k]
         }
         if old_spec != spec or differ:
             raise ValueError(
@@ -134,12 +136,17 @@ def train(
     config: TrainConfig | None = None,
     run_dir: Path | str | None = None,
     resume: bool = False,
+    *,
+    on_eval: Callable[[dict[str, Any], torch.nn.Module], None] | None = None,
 ) -> Run:
     """Train a network on ``spec`` with ``config`` (presets resolved); return the :class:`Run`.
 
     run_dir: folder for spec/config/weights/checkpoints/metrics/tensorboard (None: nothing is
     written, no checkpoints). resume: continue from the folder's last checkpoint; the result
-    equals an uninterrupted run on CPU (same seeds, same data stream).
+    equals an uninterrupted run on CPU (same seeds, same data stream); ``max_seconds`` may differ
+    from the interrupted run's (a budget, not part of the recipe).
+    on_eval: called after each evaluation with (metrics row, network), e.g. to probe the hidden
+    states during training; it must not change the network or draw from torch's RNG.
     Raises ValueError for a run folder that exists without resume, TrainingDivergedError when the
     loss stops being finite (the last good checkpoint is kept).
     """
@@ -153,7 +160,12 @@ def train(
 
     torch.manual_seed(cfg.seed)
     network = build_network(spec, cfg).to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=cfg.lr)
+    if cfg.weight_decay:
+        optimizer = torch.optim.AdamW(
+            network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+    else:
+        optimizer = torch.optim.Adam(network.parameters(), lr=cfg.lr)
     data_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0]))
     held = held_out_set(spec, cfg.eval_trials, cfg.eval_seed)
 
@@ -211,6 +223,9 @@ def train(
                 writer.add_scalar(f"{'train' if k in ('loss', 'lr') else 'eval'}/{k}", row[k], step)
             writer.add_scalar("eval/ideal_acc", row["ideal_acc"], step)
             writer.add_scalar("time/train_seconds", train_seconds, step)
+        if on_eval is not None:
+            on_eval(row, network)
+            network.train()
         return row
 
     network.train()
