@@ -192,11 +192,10 @@ def fit_adam(
 ) -> list[Ridge]:
     """Train ``n_fits`` linear decoders y [n, D] <- x [n, H] by Adam, vectorised over fits.
 
-    Each fit has its own torch.nn.Linear-style init and its own batch draws (with replacement).
+    Each fit has its own torch.nn.Linear-style init and its own batch draws (with replacement);
+    the optimiser is Adam exactly as torch implements it (a test checks the two agree), in numpy.
     Returns them as :class:`Ridge` objects (alpha = 0) so they predict the same way.
     """
-    import torch
-
     cfg = config or AdamConfig()
     if cfg.standardize:
         z, mean, scale = _standardise(x)
@@ -207,27 +206,29 @@ def fit_adam(
         z, mean, scale = x, np.zeros(x.shape[1]), np.ones(x.shape[1])
     n, h = z.shape
     d = y.shape[1]
-    gen = torch.Generator().manual_seed(int(seed))
-    bound = 1.0 / np.sqrt(h)
-    w = (
-        (torch.rand(n_fits, h, d, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-    ).requires_grad_()
-    b = (
-        (torch.rand(n_fits, 1, d, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-    ).requires_grad_()
-    zt = torch.as_tensor(z, dtype=torch.float64)
-    yt = torch.as_tensor(y, dtype=torch.float64)
-    idx = torch.randint(0, n, (cfg.n_batches, n_fits, cfg.batch_size), generator=gen)
-    opt = torch.optim.Adam([w, b], lr=cfg.lr)
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(h)  # torch.nn.Linear's default init
+    w = rng.uniform(-bound, bound, (n_fits, h, d))
+    b = rng.uniform(-bound, bound, (n_fits, 1, d))
+    idx = rng.integers(0, n, (cfg.n_batches, n_fits, cfg.batch_size))
+    # Adam (torch's defaults: betas 0.9 / 0.999, eps 1e-8) with the exact gradient of each fit's
+    # mean squared error over its batch [B, D]; numpy, vectorised over fits.
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    mw, vw, mb, vb = (np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b))
+    scale_g = 2.0 / (cfg.batch_size * d)
     for k in range(cfg.n_batches):  # a loop over optimisation steps, vectorised over fits
-        xb, yb = zt[idx[k]], yt[idx[k]]  # [F, B, H], [F, B, D]
-        # sum over fits of each fit's mean-squared error: the fits' gradients stay independent
-        loss = ((torch.baddbmm(b, xb, w) - yb) ** 2).mean(dim=(1, 2)).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    w_np, b_np = w.detach().numpy(), b.detach().numpy()[:, 0]
-    return [Ridge(mean, scale, w_np[f], b_np[f], 0.0) for f in range(n_fits)]
+        xb, yb = z[idx[k]], y[idx[k]]  # [F, B, H], [F, B, D]
+        g = scale_g * (np.matmul(xb, w) + b - yb)  # dLoss / dpred
+        gw = np.matmul(xb.transpose(0, 2, 1), g)
+        gb = g.sum(axis=1, keepdims=True)
+        c1, c2 = 1.0 - b1 ** (k + 1), np.sqrt(1.0 - b2 ** (k + 1))
+        for p_, m_, v_, g_ in ((w, mw, vw, gw), (b, mb, vb, gb)):
+            m_ *= b1
+            m_ += (1 - b1) * g_
+            v_ *= b2
+            v_ += (1 - b2) * g_ * g_
+            p_ -= (cfg.lr / c1) * m_ / (np.sqrt(v_) / c2 + eps)
+    return [Ridge(mean, scale, w[f], b[f, 0], 0.0) for f in range(n_fits)]
 
 
 # ---- in-distribution decoding ---------------------------------------------------------------

@@ -60,7 +60,9 @@ def test_closed_form_agrees_with_the_papers_adam_protocol_on_a_trained_rnn(train
     """The done-when check on a realistic representation: a trained RNN's decision states."""
     rec = trained_recording
     closed = dc.ood_generalisation(rec.at(), rec.latent)
-    adam = dc.ood_generalisation(rec.at(), rec.latent, method="adam", seed=1)
+    # The protocol's own median moves by +-0.02 between seeds (0.851-0.885 over six seeds of
+    # 5 fits on this network), so compare with its median over 40 fits per fold (8 x the paper's).
+    adam = dc.ood_generalisation(rec.at(), rec.latent, method="adam", seed=1, n_fits=40)
     assert 0.75 < closed.r2_median < 0.95
     assert abs(closed.r2_median - adam.r2_median) < 0.02
 
@@ -136,3 +138,30 @@ def test_bad_input_gives_clear_errors(paper_mu):
         dc.decode(h, x[:500], var_prior=np.full(3, 1 / 12))
     with pytest.raises(ValueError, match="test arrays must match"):
         dc.decode(h, x[:500], h[:, :10], x[:500])
+
+
+def test_numpy_adam_matches_torch_adam():
+    """fit_adam's hand-written Adam takes exactly torch.optim.Adam's steps."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 5))
+    y = rng.standard_normal((300, 2))
+    cfg = dc.AdamConfig(n_batches=50)
+    (fit,) = dc.fit_adam(x, y, n_fits=1, seed=11, config=cfg)
+    # replay: same init and batch draws, torch's optimiser
+    r = np.random.default_rng(11)
+    w0 = r.uniform(-1 / np.sqrt(5), 1 / np.sqrt(5), (1, 5, 2))
+    b0 = r.uniform(-1 / np.sqrt(5), 1 / np.sqrt(5), (1, 1, 2))
+    idx = r.integers(0, 300, (50, 1, 16))
+    w = torch.tensor(w0[0], requires_grad=True)
+    b = torch.tensor(b0[0, 0], requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=3e-3)
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    for k in range(50):
+        loss = ((xt[idx[k, 0]] @ w + b - yt[idx[k, 0]]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    np.testing.assert_allclose(fit.weights, w.detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fit.intercept, b.detach().numpy(), rtol=0, atol=1e-12)
