@@ -272,14 +272,14 @@ def _rl_grid(scale: str) -> Grid:
     return union(grids, name="rl")
 
 
+def _report_label(algo: Any, env_id: Any) -> str:
+    """'ppo: wager' from ('ppo', 'MultiTaskEvidenceWager-v0'); the plain id is the choice task."""
+    kind = str(env_id).replace("MultiTaskEvidence", "").replace("-v0", "").lower() or "choice"
+    return f"{algo}: {kind}"
+
+
 def _rl_render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
-    labelled = [
-        dict(
-            r,
-            report=f"{r.get('algo')}: {str(r.get('env_id')).replace('MultiTaskEvidence', '') or 'choice'}",
-        )
-        for r in summary
-    ]
+    labelled = [dict(r, report=_report_label(r.get("algo"), r.get("env_id"))) for r in summary]
     png = figures.plot_rl(labelled, out / "rl.png", group="report", caption=caption)
     lines = ["## Checks", ""]
     for r in labelled:
@@ -408,7 +408,7 @@ def render(
         f"{time.strftime('%Y-%m-%d %H:%M')}"
         + (f" after {elapsed_s / 60:.1f} min." if elapsed_s is not None else "."),
         "",
-        f"Paper's claim: {fig.claim}",
+        f"Claim to check: {fig.claim}",
         "",
         f"![{name}]({png.name})",
         "",
