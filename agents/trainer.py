@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +46,53 @@ from agents.run import (
     encode_state,
     read_metrics,
 )
-from envs import TaskSpec, generate
+from envs import TaskSpec, TrialBatch, generate
+
+
+class BatchStream:
+    """Fresh training batches from ``generate(spec, batch_size, rng)``, built one batch ahead in
+    a background thread (numpy releases the GIL in the RNG fills and the encoder's matmuls, so
+    data generation overlaps the torch step on a second core).
+
+    The draws are exactly those of calling ``generate`` in the loop: one thread, one stream, in
+    order. ``state`` is the generator state after the last batch *handed out*, which is what a
+    checkpoint must store for resume (the thread has already drawn one batch further).
+    """
+
+    def __init__(self, spec: TaskSpec, batch_size: int, rng: np.random.Generator) -> None:
+        self.spec, self.batch_size, self.rng = spec, batch_size, rng
+        self.state = rng.bit_generator.state
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = generate(self.spec, self.batch_size, self.rng)
+                item: tuple[Any, Any] = (batch, self.rng.bit_generator.state)
+            except BaseException as e:  # handed to the consumer, which re-raises it
+                item = (e, None)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            if item[1] is None:
+                return
+
+    def next(self) -> TrialBatch:
+        batch, state = self._queue.get()
+        if isinstance(batch, BaseException):
+            raise batch
+        self.state = state
+        return batch
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class TrainingDivergedError(RuntimeError):
@@ -197,7 +245,7 @@ def train(
                 "train_seconds": train_seconds,
                 "model": state,
                 "optimizer": optimizer.state_dict(),
-                "np_rng": encode_state(data_rng.bit_generator.state),
+                "np_rng": encode_state(stream.state),
                 "torch_rng": torch.get_rng_state(),
             },
             folder / CHECKPOINT_FILE,
@@ -229,6 +277,7 @@ def train(
         return row
 
     network.train()
+    stream = BatchStream(spec, cfg.batch_size, data_rng)
     bar = tqdm(
         total=cfg.steps,
         initial=start,
@@ -245,7 +294,7 @@ def train(
             if cfg.max_seconds and train_seconds >= cfg.max_seconds:
                 break
             t0 = time.perf_counter()
-            batch = generate(spec, cfg.batch_size, data_rng)
+            batch = stream.next()
             obs = torch.from_numpy(batch.obs).to(device)
             targets = torch.from_numpy(batch.targets).to(device)
             mask = torch.from_numpy(batch.mask).to(device)
@@ -287,6 +336,7 @@ def train(
         if last_good != step:
             checkpoint(step)
     finally:
+        stream.close()
         bar.close()
         if writer is not None:
             writer.close()

@@ -183,3 +183,18 @@ def test_calibration_and_log_loss() -> None:
 def test_exports() -> None:
     for name in ("train", "load", "TrainConfig", "build_core", "Network"):
         assert hasattr(agents, name)
+
+
+def test_batch_stream_is_the_sequential_stream() -> None:
+    """The prefetching stream hands out exactly generate()'s batches, and its .state is the
+    sequential generator's state after the batches handed out (what resume needs)."""
+    stream = trainer_mod.BatchStream(SMALL, 8, np.random.default_rng(3))
+    ref = np.random.default_rng(3)
+    try:
+        for _ in range(3):
+            got, want = stream.next(), generate(SMALL, 8, ref)
+            np.testing.assert_array_equal(got.obs, want.obs)
+            np.testing.assert_array_equal(got.latent, want.latent)
+            assert stream.state == ref.bit_generator.state
+    finally:
+        stream.close()
