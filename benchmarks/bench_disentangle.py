@@ -13,6 +13,10 @@ reaches it (``t_default_reach``) and the ratio to the paper preset's total time.
     python benchmarks/bench_disentangle.py          # full (about 15-40 min on 2 cores)
     python benchmarks/bench_disentangle.py --quick  # smoke: 1500 paper batches, 600 default ones
 
+A probe can only happen at an evaluation of the trainer (its ``on_eval`` hook), so the curve's
+resolution is the larger of ``--*-probe-every`` and ``--*-eval-every``. Quick-mode numbers say
+the script works, nothing about the target (both budgets are tiny).
+
 Full runs write benchmarks/results/disentangle.{json,md}; quick runs print and write to --out.
 """
 
@@ -36,6 +40,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def train_and_probe(
     preset: str,
     steps: int | None,
+    eval_every: int | None,
     probe_every: float,
     n_probe: int,
     out: Path,
@@ -54,7 +59,12 @@ def train_and_probe(
     torch.set_num_threads(threads)
     spec = TaskSpec()  # the paper task
     cfg = agents.TrainConfig(
-        preset=preset, steps=steps, seed=seed, num_threads=threads, progress=False
+        preset=preset,
+        steps=steps,
+        eval_every=eval_every,
+        seed=seed,
+        num_threads=threads,
+        progress=False,
     )
     resolved = cfg.resolve()
     curve: list[dict[str, Any]] = []
@@ -107,19 +117,34 @@ def train_and_probe(
 
 
 def summarise(paper: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
-    """Time for the default preset to reach the paper preset's final OOD r2, and the ratio."""
-    target = paper["final_ood_r2"]
-    # the paper preset's last three probes, a less noisy "final" value
+    """Time for the default preset to reach, and keep, the paper preset's final OOD r2.
+
+    The paper's final value is the median of its last three probes (single probes are noisy);
+    ``t_default_reach`` is the first probe of the default run from which every later probe stays
+    at or above it (early, untrained networks can cross it by chance, then fall back), and
+    ``t_default_first_cross`` the first probe at or above it.
+    """
     tail = [c["ood_r2"] for c in paper["curve"][-3:]]
-    reach = next((c["train_seconds"] for c in default["curve"] if c["ood_r2"] >= target), None)
-    ratio = reach / paper["train_seconds"] if reach is not None and paper["train_seconds"] else None
+    target = float(np.median(tail)) if tail else None
+    curve = default["curve"]
+    vals = [c["ood_r2"] for c in curve]
+    first = next(
+        (c["train_seconds"] for c in curve if target is not None and c["ood_r2"] >= target), None
+    )
+    hold = None
+    for i, c in enumerate(curve):
+        if target is not None and min(vals[i:]) >= target:
+            hold = c["train_seconds"]
+            break
+    ratio = hold / paper["train_seconds"] if hold is not None and paper["train_seconds"] else None
     return {
         "paper_final_ood_r2": target,
-        "paper_final_ood_r2_last3_median": float(np.median(tail)) if tail else None,
+        "paper_last_probe_ood_r2": paper["final_ood_r2"],
         "paper_train_seconds": paper["train_seconds"],
         "default_final_ood_r2": default["final_ood_r2"],
         "default_train_seconds": default["train_seconds"],
-        "t_default_reach": reach,
+        "t_default_reach": hold,
+        "t_default_first_cross": first,
         "ratio_to_paper_time": ratio,
         "target_ratio": 1 / 15,
         "meets_target": bool(ratio is not None and ratio <= 1 / 15),
@@ -143,10 +168,11 @@ def markdown(result: dict[str, Any]) -> str:
         "| | paper preset | default preset |",
         "|---|---|---|",
         f"| training seconds | {f(s['paper_train_seconds'], 1)} | {f(s['default_train_seconds'], 1)} |",
-        f"| final OOD r2 | {f(s['paper_final_ood_r2'])} (last 3 probes: {f(s['paper_final_ood_r2_last3_median'])}) | {f(s['default_final_ood_r2'])} |",
+        f"| final OOD r2 | {f(s['paper_final_ood_r2'])} (median of the last 3 probes; last {f(s['paper_last_probe_ood_r2'])}) | {f(s['default_final_ood_r2'])} (last probe) |",
         "",
-        f"Default preset first reaches the paper preset's final OOD r2 after "
-        f"{f(s['t_default_reach'], 1)} s = {f(s['ratio_to_paper_time'], 4)} of the paper preset's time "
+        f"Default preset reaches (and keeps) the paper preset's final OOD r2 after "
+        f"{f(s['t_default_reach'], 1)} s (first crossing {f(s['t_default_first_cross'], 1)} s) = "
+        f"{f(s['ratio_to_paper_time'], 4)} of the paper preset's time "
         f"(target <= {1 / 15:.4f}): **{'met' if s['meets_target'] else 'not met'}**.",
         "",
     ]
@@ -190,6 +216,18 @@ def main(argv: list[str] | None = None) -> int:
         default=2.0,
         help="training seconds between probes (default)",
     )
+    ap.add_argument(
+        "--paper-eval-every",
+        type=int,
+        default=None,
+        help="batches between evaluations (probe opportunities) of the paper preset (preset: 1000)",
+    )
+    ap.add_argument(
+        "--default-eval-every",
+        type=int,
+        default=50,
+        help="batches between evaluations (probe opportunities) of the default preset (50)",
+    )
     ap.add_argument("--n-probe", type=int, default=4096, help="trials recorded per probe")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for training")
     ap.add_argument("--seed", type=int, default=0, help="training seed of both runs")
@@ -201,10 +239,12 @@ def main(argv: list[str] | None = None) -> int:
         args.paper_steps = args.paper_steps or 1500
         args.default_steps = args.default_steps or 600
         args.paper_probe_every = min(args.paper_probe_every, 5.0)
+        args.paper_eval_every = args.paper_eval_every or 250
     args.out.mkdir(parents=True, exist_ok=True)
     paper = train_and_probe(
         "paper",
         args.paper_steps,
+        args.paper_eval_every,
         args.paper_probe_every,
         args.n_probe,
         args.out,
@@ -214,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     default = train_and_probe(
         "default",
         args.default_steps,
+        args.default_eval_every,
         args.default_probe_every,
         args.n_probe,
         args.out,

@@ -137,6 +137,12 @@ decision step; one torch and one BLAS thread). {result["note"]}.
 | paper's Adam protocol, plain loop (one nn.Linear + Adam per fit) | {t_naive if t_naive is not None else float("nan"):.2f} | {naive_r2 if naive_r2 is not None else float("nan"):.3f} |
 
 Target: the suite in <= 10 s. The paper's own probe took about 100 s per network (SPEC section 7).
+
+On these {n} trials the closed-form OOD r2 and the Adam protocol's differ by
+{abs(result["ood_r2_closed_form"] - result["ood_r2_adam_vectorised"]):.3f}: the OOD r2 of an
+imperfect code depends on the decoder's regularisation, and the cross-validated ridge penalty
+shrinks as trials grow (with 4096 trials the two agree within 0.02 on this network; see
+`probes.decoding.ood_generalisation`).
 In-distribution r2 {result["id_r2"]:.3f}, ceiling {result["ceiling"]:.3f}.
 
 Sections of the suite (seconds):
