@@ -50,10 +50,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr, roots_legendre
+from scipy.special import ndtr, ndtri, roots_legendre
 
 from envs.spec import TaskSpec
-from envs.task import TaskGeometry, task_geometry
+from envs.task import TaskGeometry, orthant_index, task_geometry
 from envs.trials import TrialBatch, generate, noise_scales
 
 METHODS = ("auto", "exact", "flat", "mc")
@@ -62,6 +62,7 @@ SCORING_RULES = ("log", "brier")
 GAUSSIAN_FAMILY = ("gaussian", "anisotropic", "ar1")
 
 _LOG2 = np.log(2.0)
+_Z_MAX = 5.0  # copula grid: |z| > 5 holds < 3e-7 of the N(0, 1) prior mass per axis
 _MAX_CHUNK_ELEMENTS = 4_000_000  # float64 elements per temporary array (~32 MB)
 
 
@@ -267,7 +268,9 @@ class IdealObserver:
             return self._probs_flat(stats)
         if self.engine == "truncnorm":
             return self._probs_truncnorm(stats)
-        raise NotImplementedError(self.engine)
+        if self.engine == "grid":
+            return self._probs_grid(stats)
+        return self._probs_mc(stats)
 
     def _probs_flat(self, stats: _Stats) -> np.ndarray:
         geo = self.geometry
@@ -281,16 +284,17 @@ class IdealObserver:
         geo = self.geometry
         c, off = geo.normals, geo.offsets
         m_all, n = stats.loc.shape[0], self.spec.n_tasks
-        out = np.empty((m_all, n))
         if self.spec.latent_dim == 1:
-            # P(c x + b > 0), c = +-1: a truncated-normal survival function or CDF
-            sf = _truncnorm_sf(stats.loc[:, :1], stats.scale[:, :1], (-off / c[:, 0])[None, :])
-            return np.where(c[:, 0] > 0, sf, 1.0 - sf)
+            # P(c x + b > 0), c = +-1: one truncated-normal CDF per task, no quadrature
+            u = np.repeat((-off / c[:, 0])[None, :, None], m_all, axis=0)
+            q, flip = _truncnorm_reflected_cdf(stats.loc[:, 0], stats.scale[:, 0], c[:, 0], u)
+            return np.clip(flip[..., 0] + (1.0 - 2.0 * flip[..., 0]) * q[..., 0], 0.0, 1.0)
+        out = np.empty((m_all, n))
         # integrate over the axis k where |c_k| is smaller: the CDF of the other axis j then varies
         # slowly along the nodes (slope |c_k / c_j| <= 1), so the integrand stays smooth
         cdf_axis = np.argmax(np.abs(c), axis=1)
         g = self.n_quad
-        chunk = _rows_per_chunk(n * g * 3)
+        chunk = _rows_per_chunk(n * g)
         for j in (0, 1):
             tasks = np.flatnonzero(cdf_axis == j)
             if tasks.size == 0:
@@ -300,12 +304,160 @@ class IdealObserver:
             for r0 in range(0, m_all, chunk):
                 rows = slice(r0, min(r0 + chunk, m_all))
                 nodes, w = self._truncnorm_nodes(stats.loc[rows, k], stats.scale[rows, k])
-                u = (-bj[None, :, None] - ck[None, :, None] * nodes[:, None, :]) / cj[None, :, None]
-                sf = _truncnorm_sf(
-                    stats.loc[rows, j, None, None], stats.scale[rows, j, None, None], u
-                )
-                p_pos = np.where(cj[None, :, None] > 0, sf, 1.0 - sf)  # [m, Nj, G]
-                out[rows, tasks] = np.einsum("mng,mg->mn", p_pos, w)
+                # threshold on axis j for each node of axis k: c_j x_j > -b - c_k x_k
+                u = nodes[:, None, :] * (-ck / cj)[None, :, None]
+                u += (-bj / cj)[None, :, None]
+                q, flip = _truncnorm_reflected_cdf(stats.loc[rows, j], stats.scale[rows, j], cj, u)
+                # P = flip + (1 - 2 flip) q at every node; the weights sum to 1
+                qbar = np.matmul(q, w[:, :, None])[..., 0]
+                out[rows, tasks] = flip[..., 0] + (1.0 - 2.0 * flip[..., 0]) * qbar
+        return np.clip(out, 0.0, 1.0)
+
+    # exact by grid quadrature (D <= 2): any prior, noise and boundaries --------------------
+    def _axis_box(self, stats: _Stats) -> tuple[np.ndarray, np.ndarray]:
+        """Per-axis box [lo, hi] ([M, D] each) holding all but ~e^-24 of the likelihood's mass.
+
+        Gaussian family: clipped mean +- 7 SD. Gumbel (delta = (m - mhat) / beta, log-likelihood
+        t (delta - e^delta + 1) below its peak): delta in [-max(7/sqrt t, 1 + 25/t),
+        min(7/sqrt t, log(4 + 25/t))] (the left tail is exponential, the right doubly so).
+        """
+        centre = np.clip(stats.loc, -0.5, 0.5)
+        if self.spec.noise == "gumbel":
+            t = stats.t[:, None]
+            left = -np.maximum(7.0 / np.sqrt(t), 1.0 + 25.0 / t) * self._beta
+            right = np.minimum(7.0 / np.sqrt(t), np.log(4.0 + 25.0 / t)) * self._beta
+        else:
+            left, right = -7.0 * stats.scale, 7.0 * stats.scale
+        return np.maximum(-0.5, centre + left), np.minimum(0.5, centre + right)
+
+    def _log_lik(self, stats: _Stats, x: np.ndarray) -> np.ndarray:
+        """Per-axis log-likelihood (up to a constant per state) at points x [M, ..., D]."""
+        extra = (slice(None),) + (None,) * (x.ndim - 2) + (slice(None),)
+        loc, scale = stats.loc[extra], stats.scale[extra]
+        if self.spec.noise == "gumbel":
+            delta = (x - loc) / self._beta
+            t = stats.t[extra[:-1]][..., None]
+            return t * (delta - np.exp(delta))
+        return -0.5 * ((x - loc) / scale) ** 2
+
+    def _log_prior(self, x: np.ndarray) -> np.ndarray | float:
+        """Log prior density at x [..., D] (up to a constant; inside the box only)."""
+        if self.spec.prior == "uniform" or self.spec.latent_dim == 1:
+            return 0.0
+        z = ndtri(np.clip(x + 0.5, 1e-300, 1.0 - 1e-16))
+        # Gaussian copula density: exp(-z^T (R^-1 - I) z / 2) / sqrt(det R)
+        return -0.5 * np.einsum("...i,ij,...j->...", z, self._copula_quad, z)
+
+    @property
+    def _copula_quad(self) -> np.ndarray:
+        d, rho = self.spec.latent_dim, self.spec.rho
+        corr = np.full((d, d), rho) + (1.0 - rho) * np.eye(d)
+        return np.linalg.inv(corr) - np.eye(d)
+
+    def _soft_labels(self, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Fraction [..., N] of each grid cell (centre x [..., D], sides h [..., D]) with label 1.
+
+        The margin m is linearised over the cell: fraction = clip(1/2 + m / sum_d h_d |dm/dx_d|),
+        exact for axis-aligned boundaries and second-order accurate otherwise.
+        """
+        geo, spec = self.geometry, self.spec
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if spec.is_linear:
+                m = x @ geo.normals.T + geo.offsets
+                ramp = h @ np.abs(geo.normals.T)
+            elif spec.boundaries == "circles":
+                r = np.linalg.norm(x, axis=-1, keepdims=True)
+                m = r - geo.thresholds
+                ramp = (np.abs(x) * h).sum(axis=-1, keepdims=True) / r
+            else:  # hyperbolic: |x1 x2| - c_k inside the task's quadrant, label 0 outside
+                prod = np.abs(x[..., :1] * x[..., 1:2])
+                inside = orthant_index(x)[..., None] == geo.quadrants
+                m = np.where(inside, prod - geo.thresholds, -np.inf)
+                ramp = h[..., :1] * np.abs(x[..., 1:2]) + h[..., 1:2] * np.abs(x[..., :1])
+            frac = 0.5 + m / ramp
+        return np.clip(np.nan_to_num(frac, nan=0.5), 0.0, 1.0)
+
+    def _probs_grid(self, stats: _Stats) -> np.ndarray:
+        """Tensor midpoint grid on the per-state box; see the module docstring.
+
+        With the copula prior (D = 2) the grid lives in z-space (x = Phi(z) - 0.5), where the prior
+        is the smooth N(0, R) instead of a copula density that is unbounded at two corners (the
+        midpoint rule in x converges only at first order there).
+        """
+        d, n = self.spec.latent_dim, self.spec.n_tasks
+        g = self.n_grid if d == 2 else 16 * self.n_grid
+        m_all = stats.loc.shape[0]
+        lo, hi = self._axis_box(stats)
+        in_z = self.spec.prior == "correlated" and d == 2
+        if in_z:
+            lo, hi = (np.clip(ndtri(v + 0.5), -_Z_MAX, _Z_MAX) for v in (lo, hi))
+        h_all = (hi - lo) / g
+        centres = (np.arange(g) + 0.5) / g
+        out = np.empty((m_all, n))
+        chunk = _rows_per_chunk(g**d * (n + d + 2))
+        for r0 in range(0, m_all, chunk):
+            rows = slice(r0, min(r0 + chunk, m_all))
+            st = stats.take(rows)
+            axes = lo[rows, None, :] + (hi - lo)[rows, None, :] * centres[None, :, None]  # [m,G,D]
+            h = h_all[rows, None, :]  # cell sides (in x), [m, 1, D] or [m, G, D]
+            if in_z:
+                z_axes = axes
+                axes = ndtr(z_axes) - 0.5
+                h = h * np.exp(-0.5 * z_axes**2) / np.sqrt(2.0 * np.pi)  # dx = phi(z) dz
+            ll = self._log_lik(st, axes)  # [m, G, D]
+            if d == 1:
+                pts, logw, hh = axes, ll[..., 0], h
+            else:
+                pts = np.stack(np.broadcast_arrays(axes[:, :, None, 0], axes[:, None, :, 1]), -1)
+                hh = np.stack(np.broadcast_arrays(h[:, :, None, 0], h[:, None, :, 1]), -1)
+                logw = ll[:, :, None, 0] + ll[:, None, :, 1]
+                if in_z:
+                    zz = np.stack(
+                        np.broadcast_arrays(z_axes[:, :, None, 0], z_axes[:, None, :, 1]), -1
+                    )
+                    logw = logw - 0.5 * np.einsum("...i,ij,...j->...", zz, self._z_precision, zz)
+            w = np.exp(logw - logw.reshape(logw.shape[0], -1).max(axis=1)[(...,) + (None,) * d])
+            w = w.reshape(w.shape[0], -1)
+            frac = self._soft_labels(pts, hh).reshape(w.shape[0], -1, n)
+            out[rows] = np.matmul(w[:, None, :], frac)[:, 0] / w.sum(axis=1, keepdims=True)
+        return np.clip(out, 0.0, 1.0)
+
+    @property
+    def _z_precision(self) -> np.ndarray:
+        d, rho = self.spec.latent_dim, self.spec.rho
+        return np.linalg.inv(np.full((d, d), rho) + (1.0 - rho) * np.eye(d))
+
+    # Monte Carlo (any D): defensive importance sampling ------------------------------------
+    def _probs_mc(self, stats: _Stats) -> np.ndarray:
+        d, n = self.spec.latent_dim, self.spec.n_tasks
+        m_all = stats.loc.shape[0]
+        k_infl = 2.0
+        centre = np.clip(stats.loc, -0.5, 0.5)
+        out = np.empty((m_all, n))
+        chunk = _rows_per_chunk(self.n_mc * (n + d + 2))
+        for r0 in range(0, m_all, chunk):
+            rows = slice(r0, min(r0 + chunk, m_all))
+            st = stats.take(rows)
+            sd = k_infl * st.scale  # [m, D]
+            x = np.concatenate(
+                [
+                    centre[rows, None, :] + sd[:, None, :] * self._mc_normal[None],
+                    np.broadcast_to(self._mc_uniform[None], (sd.shape[0], *self._mc_uniform.shape)),
+                ],
+                axis=1,
+            )  # [m, K, D]
+            # mixture density q = 0.9 N(centre, sd^2) + 0.1 U(box); the box has volume 1
+            zs = (x - centre[rows, None, :]) / sd[:, None, :]
+            log_gauss = (
+                -0.5 * (zs**2).sum(-1) - np.log(sd).sum(-1)[:, None] - 0.5 * d * np.log(2.0 * np.pi)
+            )
+            log_q = np.logaddexp(np.log(0.9) + log_gauss, np.log(0.1))
+            inside = np.all(np.abs(x) <= 0.5, axis=-1)
+            logw = self._log_lik(st, x).sum(-1) + self._log_prior(x) - log_q
+            logw = np.where(inside, logw, -np.inf)
+            w = np.exp(logw - logw.max(axis=1, keepdims=True))
+            labels = (self.geometry.margins(x) > 0).astype(np.float64)  # [m, K, N]
+            out[rows] = np.matmul(w[:, None, :], labels)[:, 0] / w.sum(axis=1, keepdims=True)
         return np.clip(out, 0.0, 1.0)
 
     def _truncnorm_nodes(self, mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -324,26 +476,42 @@ class IdealObserver:
         return nodes, w / w.sum(axis=1, keepdims=True)
 
 
-def _truncnorm_sf(mu: np.ndarray, sd: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """P(x > u) for x ~ N(mu, sd^2) truncated to [-0.5, 0.5] (broadcasting).
+def _truncnorm_reflected_cdf(
+    mu: np.ndarray, sd: np.ndarray, cj: np.ndarray, u: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Building block of P(c_j x > c_j u) for x ~ N(mu, sd^2) truncated to [-0.5, 0.5].
 
-    Computed from the tail that keeps the numbers small (no cancellation), and as a point mass at
-    the nearest edge when the box lies beyond ~37 SD of the mean (normaliser underflows).
+    mu, sd: [M] per state; cj: [N'] sign of the task normal on this axis; u: [M, N', G]
+    thresholds (overwritten). Returns (q [M, N', G], flip [M, N', 1]) with
+    P(c_j x > c_j u) = flip + (1 - 2 flip) q.
+
+    Why reflected: with s = sign(mu) the variable y = s x has its mean >= 0, so the box lies in
+    the lower tail of N(s mu, sd^2) where Phi is small and Phi(B) - Phi(A) has no cancellation;
+    q = F_y(s u) needs one ndtr per element. A box beyond ~37 SD of the mean (normaliser
+    underflow) is treated as a point mass at the nearest edge.
     """
-    alpha = (-0.5 - mu) / sd
-    beta = (0.5 - mu) / sd
-    z = np.clip((u - mu) / sd, alpha, beta)
-    # mu > 0: the box lies in the lower tail, use Phi; mu <= 0: upper tail, use Phi(-.)
-    upper = mu > 0
-    a = np.where(upper, ndtr(beta), ndtr(-alpha))
-    lo = np.where(upper, ndtr(alpha), ndtr(-beta))
-    mid = np.where(upper, ndtr(z), ndtr(-z))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # upper: P(x > u) = (Phi(beta) - Phi(z)) / (Phi(beta) - Phi(alpha))
-        # lower: P(x > u) = (Phi(-z) - Phi(-beta)) / (Phi(-alpha) - Phi(-beta))
-        sf = np.where(upper, (a - mid) / (a - lo), (mid - lo) / (a - lo))
-    point = np.where(np.clip(mu, -0.5, 0.5) > u, 1.0, 0.0)
-    return np.clip(np.where(np.isfinite(sf), sf, point), 0.0, 1.0)
+    s = np.where(mu > 0, 1.0, -1.0)
+    mu_y = s * mu
+    a = (-0.5 - mu_y) / sd
+    b = (0.5 - mu_y) / sd
+    phi_a, phi_b = ndtr(a), ndtr(b)
+    norm = phi_b - phi_a
+    bad = ~(norm > 0)
+    inv = np.where(bad, 0.0, 1.0 / np.where(bad, 1.0, norm))
+    z = u
+    z -= mu[:, None, None]
+    z *= (s / sd)[:, None, None]
+    np.maximum(z, a[:, None, None], out=z)
+    np.minimum(z, b[:, None, None], out=z)
+    q_bad = z[bad] >= b[bad][:, None, None] if bad.any() else None
+    ndtr(z, out=z)
+    z -= phi_a[:, None, None]
+    z *= inv[:, None, None]
+    if q_bad is not None:
+        z[bad] = q_bad
+    # P(c_j x > c_j u): s = +1, c_j > 0 -> 1 - q; s = +1, c_j < 0 -> q; s = -1 swaps both
+    flip = ((s[:, None] * cj[None, :]) > 0).astype(np.float64)[:, :, None]
+    return z, flip
 
 
 # ---- reports ---------------------------------------------------------------------------------
