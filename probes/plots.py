@@ -90,7 +90,19 @@ def _over_time(report: Any, rec: Any, path: Path) -> bool:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(ot["steps"], ot["r2"], "o-", label="in-distribution r$^2$ (ridge)")
-    ax.plot(range(len(ot["ceiling"])), ot["ceiling"], "r--", label="ceiling r$^2_{max}$(t)")
+    ax.plot(
+        range(len(ot["ceiling"])),
+        ot["ceiling"],
+        "r--",
+        label="ceiling 1 - Var$_{noise}$(t) / Var$_{prior}$",
+    )
+    if "ceiling_bayes" in ot:
+        ax.plot(
+            range(len(ot["ceiling_bayes"])),
+            ot["ceiling_bayes"],
+            "m:",
+            label="shrinkage ceiling Var$_{prior}$ / (Var$_{prior}$ + Var$_{noise}$(t))",
+        )
     ax.set_ylim(-0.05, 1.02)
     ax.set_xlabel("step of the trial")
     ax.set_ylabel("r$^2$")
@@ -157,7 +169,7 @@ def _fixed_points(report: Any, rec: Any, path: Path) -> bool:
     ax.set_aspect("equal")
     ax.set_xlabel("Re $\\lambda$(J)")
     ax.set_ylabel("Im $\\lambda$(J)")
-    ax.set_title(f"Jacobian eigenvalues at {min(20, fp.n_found)} fixed points")
+    ax.set_title(f"Jacobian eigenvalues at {min(20, fp.n_found)} fixed / slow points")
     top = np.sort(np.abs(fp.eigenvalues[:20] - 1.0), axis=1)[:, :6]
     ax2.plot(np.arange(1, top.shape[1] + 1), top.T, "o-", color="tab:blue", alpha=0.4)
     ax2.axhline(fp.marginal_tol, ls="--", color="r", label=f"marginal tol {fp.marginal_tol}")

@@ -136,7 +136,10 @@ def probe_recording(
         res["angles"] = decoder_angles(np.asarray(ind.weights)).to_dict()
     if over_time:
         tdec = timed("over_time", lambda: decode_over_time(rec.hidden, x, var_prior=var, seed=seed))
-        res["over_time"] = tdec.to_dict() | {"ceiling": theory.ceiling_curve(spec).tolist()}
+        res["over_time"] = tdec.to_dict() | {
+            "ceiling": theory.ceiling_curve(spec).tolist(),
+            "ceiling_bayes": theory.ceiling_curve(spec, form="bayes").tolist(),
+        }
     ood = timed("ood", lambda: ood_generalisation(h, x, var_prior=var, seed=seed, ceiling=ceil))
     res["ood"] = ood.to_dict()
     if halfspace:
