@@ -116,3 +116,16 @@ def test_extraction_bad_input():
         theory.extract_mu(s, 0, np.full((3, 24), 0.5))
     with pytest.raises(ValueError, match=r"probs must lie in \[0, 1\]"):
         theory.extract_mu(s, 20, np.full((3, 24), 1.5))
+
+
+def test_extraction_inverts_envs_ideal_observer():
+    """The flat-prior IdealObserver of envs.ideal gives mu(t) back through extract_mu."""
+    from envs.ideal import IdealObserver
+
+    spec = TaskSpec()
+    b = generate(spec, 300, np.random.default_rng(0))
+    probs = IdealObserver(spec, method="flat").posterior(b.stimulus_evidence)  # [B, T, N]
+    mu, _ = running_mean(spec, b.evidence)
+    t = np.arange(1, spec.stimulus_steps + 1)
+    mu_hat = theory.extract_mu(spec, t, probs)
+    np.testing.assert_allclose(mu_hat, mu[:, spec.stimulus_start : spec.decision_start], atol=1e-12)
