@@ -194,6 +194,7 @@ class RayBackend:
         self._owns = False
         self._remote: Any = None
         self._capacity = 1
+        self._pending: set[Any] = set()
 
     def start(self) -> None:
         import ray
@@ -222,7 +223,9 @@ class RayBackend:
     def submit(
         self, fn: Callable[..., Any], point: Any, run_dir: str, kwargs: Mapping[str, Any]
     ) -> Any:
-        return self._remote.remote(fn, point, run_dir, dict(kwargs), self.threads)
+        ref = self._remote.remote(fn, point, run_dir, dict(kwargs), self.threads)
+        self._pending.add(ref)
+        return ref
 
     def wait(self, handles: Sequence[Any], timeout: float) -> list[Any]:
         import ray
@@ -236,6 +239,7 @@ class RayBackend:
     def result(self, handle: Any) -> dict[str, Any]:
         import ray
 
+        self._pending.discard(handle)
         try:
             return ray.get(handle)
         except Exception as e:  # noqa: BLE001 - WorkerCrashedError, RayTaskError, ...
@@ -244,6 +248,11 @@ class RayBackend:
     def close(self, cancel: bool = False) -> None:
         import ray
 
+        if cancel and ray.is_initialized():
+            # on an existing cluster, interrupted sweeps must not leave their points running
+            for ref in self._pending:
+                ray.cancel(ref, force=True)
+        self._pending.clear()
         if self._owns and ray.is_initialized():
             ray.shutdown()
             self._owns = False

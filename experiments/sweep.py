@@ -351,7 +351,7 @@ class Grid:
             except (ValueError, TypeError) as e:
                 raise ValueError(f"grid point {pid}: invalid task: {e}") from None
             try:
-                _build_config(cfg_cls, agent)
+                cfg_cls(**agent)  # the config validates itself at construction
             except (ValueError, TypeError) as e:
                 raise ValueError(f"grid point {pid}: invalid {algo} config: {e}") from None
             points.append(Point(pid, params, algo, seed, task, agent))
@@ -368,11 +368,6 @@ def union(grids: Sequence[Grid], *, name: str | None = None) -> Grid:
         raise ValueError("union needs at least one grid")
     blocks = [b for g in grids for b in g.blocks]
     return Grid(blocks[0], name=name or grids[0].name, meta=dict(grids[0].meta), extra=blocks[1:])
-
-
-def _build_config(cfg_cls: type, kwargs: dict[str, Any]) -> Any:
-    """Build an agent config, through a ``preset`` if the class offers one and it is set."""
-    return cfg_cls(**kwargs)
 
 
 def _resolve(
