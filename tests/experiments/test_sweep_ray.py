@@ -50,6 +50,7 @@ def test_ray_sweep_isolates_failure_and_resumes(cluster, tmp_path):
         progress=False,
     )
     assert be.capacity() == 2  # the cluster's CPUs, one per point
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}  # localhost only
     assert ray.is_initialized()  # a cluster we did not start is left running
     assert res.n_ran == 6 and res.n_failed == 2
     ok = [r for r in res.rows if r["status"] == "ok"]

@@ -1,0 +1,103 @@
+"""Time `mte reproduce <figure> --scale quick` (the README's main job: fig3 in <= 15 min on 2 cores).
+
+Runs the figure from scratch in a fresh output folder, then records wall time, the CPU seconds
+of the driver and its workers (a fair cost on a shared machine: wall time / CPU time shows the
+contention), the load average, and the figure's headline numbers in
+benchmarks/results/reproduce_<figure>.json and .md.
+
+    python benchmarks/bench_reproduce.py                 # fig3 at quick scale (~10 min quiet)
+    python benchmarks/bench_reproduce.py --quick         # smoke scale: checks the script only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--figure", default="fig3")
+    parser.add_argument("--quick", action="store_true", help="smoke scale (tiny budgets)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default="runs/bench-reproduce", help="scratch output folder")
+    args = parser.parse_args(argv)
+
+    from experiments.reproduce import reproduce
+
+    scale = "smoke" if args.quick else "quick"
+    out = Path(args.out)
+    shutil.rmtree(out / args.figure, ignore_errors=True)  # from scratch: nothing to skip
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    res = reproduce(args.figure, scale, out, workers=args.workers, progress=False)
+    wall = time.perf_counter() - t0
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    command = f"python benchmarks/bench_reproduce.py --figure {args.figure}" + (
+        " --quick" if args.quick else ""
+    )
+    result = {
+        "command": command,
+        "equivalent": f"mte reproduce {args.figure} --scale {scale} --workers {args.workers}",
+        "figure": args.figure,
+        "scale": scale,
+        "workers": args.workers,
+        "cpu_count": os.cpu_count(),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_over_wall_per_core": cpu / wall / max(1, os.cpu_count() or 1),
+        "loadavg_start": load0,
+        "loadavg_end": os.getloadavg(),
+        "n_failed": res.n_failed,
+        "summary": res.summary,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    results = ROOT / "results"
+    results.mkdir(exist_ok=True)
+    name = f"reproduce_{args.figure}" + ("_smoke" if args.quick else "")
+    (results / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
+    lines = [
+        f"# `mte reproduce {args.figure} --scale {scale}`",
+        "",
+        f"Command: `{command}` ({result['date']}).",
+        "",
+        f"- wall time: {wall / 60:.1f} min with {args.workers} workers on {os.cpu_count()} cores",
+        f"- CPU time (driver + workers): {cpu / 60:.1f} min, i.e. at least "
+        f"{cpu / 60 / max(1, os.cpu_count() or 1):.1f} min of wall time on this many cores",
+        f"- load average at start / end: {load0[0]:.1f} / {os.getloadavg()[0]:.1f}"
+        + (
+            " (above the core count: the machine was shared, wall time is inflated)"
+            if max(load0[0], os.getloadavg()[0]) > (os.cpu_count() or 1) + 0.5
+            else ""
+        ),
+        f"- failed points: {res.n_failed}",
+        "",
+        "| condition | networks | OOD r^2 median [IQR] | in-dist. r^2 | ceiling |",
+        "|---|---|---|---|---|",
+    ]
+    from experiments.figures import fmt
+
+    keys = ("arch", "n_tasks", "latent_dim", "sigma", "stimulus_steps", "env_id")
+    for r in res.summary:
+        cond = " ".join(f"{k}={r[k]}" for k in keys if k in r)
+        lines.append(
+            f"| {cond} | {r['n_networks']} | {fmt(r, 'ood_r2')} | {fmt(r, 'id_r2')} | "
+            f"{r['ceiling']:.3f} |"
+        )
+    (results / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0 if res.n_failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
