@@ -10,8 +10,8 @@ with the paper's statistics (median and IQR over networks x folds x fits) and wr
 - ``sweep-<scale>/``: the sweep itself (one run folder per network, results.csv/json). Re-running
   the command skips the networks already trained and probed.
 
-Scales: ``quick`` (one network per condition, the fast ``default`` training preset with a
-shortened budget; fig3 is sized to finish within 15 minutes on 2 CPU cores), ``paper`` (the
+Scales: ``quick`` (one network per condition, two for fig3's RNN, trained with the fast
+``default`` preset; fig3 is sized to finish within 15 minutes on 2 CPU cores), ``paper`` (the
 paper's recipe: ``paper`` preset, 5 networks per condition) and ``smoke`` (tiny budgets, for tests
 only: the numbers mean nothing).
 """

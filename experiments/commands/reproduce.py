@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scale",
         choices=("quick", "paper", "smoke"),
         default="quick",
-        help="quick: one network per condition, short budgets (fig3: <= 15 min on "
-        "2 cores); paper: the paper's recipe, 5 networks per condition; "
+        help="quick: one network per condition (two for fig3's RNN), the fast default "
+        "training preset (fig3: <= 15 min on 2 cores); paper: the paper's recipe, 5 networks per condition; "
         "smoke: tiny budgets for testing the pipeline (numbers meaningless)",
     )
     parser.add_argument(
