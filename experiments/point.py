@@ -20,6 +20,7 @@ Headline metrics of the returned row (all floats unless said; r^2 = 1 - MSE / Va
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,10 @@ def train_point(point: Any, run_dir: str | Path) -> dict[str, Any]:
     spec = TaskSpec(**point.task)
     run_dir = Path(run_dir)
     resume = (run_dir / "config.json").exists()
+    if not resume and run_dir.exists() and not (run_dir / "model.pt").exists():
+        # a point killed while its folder was being created: nothing to resume, and the
+        # trainers refuse a non-empty folder without resume
+        shutil.rmtree(run_dir)
     if point.algo == "supervised":
         from agents.config import TrainConfig
 
