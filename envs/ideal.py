@@ -294,7 +294,11 @@ class IdealObserver:
         # slowly along the nodes (slope |c_k / c_j| <= 1), so the integrand stays smooth
         cdf_axis = np.argmax(np.abs(c), axis=1)
         g = self.n_quad
-        chunk = _rows_per_chunk(n * g)
+        # With offsets, the line can leave the box inside the posterior: the CDF of axis j is
+        # clipped there, a kink in the integrand; the x_k interval is then split at the two kinks
+        # (3 Gauss-Legendre panels). Through the origin the kinks lie at |x_k| >= 0.5: no split.
+        split = bool(np.any(off != 0))
+        chunk = _rows_per_chunk(n * g * (6 if split else 1))
         for j in (0, 1):
             tasks = np.flatnonzero(cdf_axis == j)
             if tasks.size == 0:
@@ -303,13 +307,21 @@ class IdealObserver:
             cj, ck, bj = c[tasks, j], c[tasks, k], off[tasks]
             for r0 in range(0, m_all, chunk):
                 rows = slice(r0, min(r0 + chunk, m_all))
-                nodes, w = self._truncnorm_nodes(stats.loc[rows, k], stats.scale[rows, k])
+                mu_k, sd_k = stats.loc[rows, k], stats.scale[rows, k]
+                if split:
+                    nodes, w = self._split_nodes(mu_k, sd_k, cj, ck, bj)  # [m, Nj, 3G]
+                    u = nodes * (-ck / cj)[None, :, None]
+                else:
+                    nodes, w = self._truncnorm_nodes(mu_k, sd_k)  # [m, G], shared by the tasks
+                    u = nodes[:, None, :] * (-ck / cj)[None, :, None]
                 # threshold on axis j for each node of axis k: c_j x_j > -b - c_k x_k
-                u = nodes[:, None, :] * (-ck / cj)[None, :, None]
                 u += (-bj / cj)[None, :, None]
                 q, flip = _truncnorm_reflected_cdf(stats.loc[rows, j], stats.scale[rows, j], cj, u)
                 # P = flip + (1 - 2 flip) q at every node; the weights sum to 1
-                qbar = np.matmul(q, w[:, :, None])[..., 0]
+                if split:
+                    qbar = np.einsum("mng,mng->mn", q, w)
+                else:
+                    qbar = np.matmul(q, w[:, :, None])[..., 0]
                 out[rows, tasks] = flip[..., 0] + (1.0 - 2.0 * flip[..., 0]) * qbar
         return np.clip(out, 0.0, 1.0)
 
@@ -459,6 +471,32 @@ class IdealObserver:
             labels = (self.geometry.margins(x) > 0).astype(np.float64)  # [m, K, N]
             out[rows] = np.matmul(w[:, None, :], labels)[:, 0] / w.sum(axis=1, keepdims=True)
         return np.clip(out, 0.0, 1.0)
+
+    def _split_nodes(
+        self, mu: np.ndarray, sd: np.ndarray, cj: np.ndarray, ck: np.ndarray, bj: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-task nodes [M, N', 3G] and weights (summing to 1 per task) of TN(mu, sd^2) on
+        x_k, in three panels split where the task's line crosses x_j = -0.5 and x_j = +0.5."""
+        centre = np.clip(mu, -0.5, 0.5)
+        lo = np.maximum(-0.5, centre - 7.0 * sd)[:, None]
+        hi = np.minimum(0.5, centre + 7.0 * sd)[:, None]
+        with np.errstate(divide="ignore"):
+            e1, e2 = (-bj - 0.5 * cj) / ck, (-bj + 0.5 * cj) / ck
+        a = np.clip(np.minimum(e1, e2)[None, :], lo, hi)  # [M, N']
+        b = np.clip(np.maximum(e1, e2)[None, :], lo, hi)
+        lo, hi = np.broadcast_to(lo, a.shape), np.broadcast_to(hi, a.shape)
+        nodes, weights = [], []
+        for left, right in ((lo, a), (a, b), (b, hi)):
+            half = 0.5 * (right - left)[..., None]
+            nodes.append(left[..., None] + half * (self._gl_nodes + 1.0))
+            weights.append(half * self._gl_weights)
+        x, w = np.concatenate(nodes, -1), np.concatenate(weights, -1)
+        top = np.clip(mu, lo[:, 0], hi[:, 0])  # where the density peaks on the interval
+        logd = 0.5 * ((top - mu) / sd) ** 2
+        w = w * np.exp(
+            -0.5 * ((x - mu[:, None, None]) / sd[:, None, None]) ** 2 + logd[:, None, None]
+        )
+        return x, w / w.sum(-1, keepdims=True)
 
     def _truncnorm_nodes(self, mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gauss-Legendre nodes [M, G] and normalised weights [M, G] of TN(mu, sd^2; [-.5, .5]).
