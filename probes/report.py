@@ -194,6 +194,7 @@ def probe_recording(
         "ceiling": ceil,
         "ceiling_bayes": ceil_bayes,
         "id_r2": ind.r2,
+        "ood_estimator": ood.estimator,
         "ood_r2_median": ood.r2_median,
         "ood_r2_q25": ood.r2_q25,
         "ood_r2_q75": ood.r2_q75,
@@ -410,7 +411,7 @@ def markdown(report: ProbeReport) -> str:
         "| measure | value | reference |",
         "|---|---|---|",
         f"| in-distribution r2 | {_fmt(h['id_r2'])} | ceiling {_fmt(h['ceiling'])} (shrinkage {_fmt(h['ceiling_bayes'], 4)}) |",
-        f"| OOD r2, leave-one-orthant-out (median [IQR]) | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | ceiling {_fmt(h['ceiling'])} |",
+        f"| OOD r2, leave-one-orthant-out (median [IQR]) | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | ceiling {_fmt(h['ceiling'])}; decoder: {h.get('ood_estimator', '?')} |",
         f"| OOD r2, worst fold | {_fmt(h['ood_r2_min'])} | |",
         f"| OOD r2, half-space splits (median) | {_fmt(h.get('ood_r2_halfspace_median'))} | |",
     ]

@@ -132,7 +132,11 @@ def test_probe_run_on_a_trained_rnn(tmp_path):
         assert (run / "figures" / fig).stat().st_size > 10_000
     data = json.loads((run / "probe.json").read_text())
     assert data["ood"]["r2_median"] == pytest.approx(h["ood_r2_median"])
+    # the headline says which decoder gave the OOD number (the closed form's fixed penalty)
+    assert data["headline"]["ood_estimator"] == data["ood"]["estimator"]
+    assert data["headline"]["ood_estimator"].startswith("ridge, fixed per-trial alpha=")
     assert data["in_distribution"]["r2"] == pytest.approx(h["id_r2"])
     assert data["ceiling"]["r2"] == pytest.approx(0.976)
     assert "| OOD r2, leave-one-orthant-out" in (run / "probe.md").read_text()
+    assert "decoder: ridge, fixed per-trial alpha=" in (run / "probe.md").read_text()
     assert len(list(run.glob("events.out.tfevents.*"))) == 1
