@@ -613,6 +613,18 @@ class PPORun:
     final_eval: dict[str, Any]
     policy: PPOPolicy
 
+    @property
+    def final(self) -> dict[str, Any]:
+        """The last evaluation in the supervised runs' summary keys (for ``mte train``)."""
+        e = self.final_eval
+        return {
+            "step": self.env_steps,
+            "acc": e.get("accuracy"),
+            "ideal_acc": e.get("ideal_accuracy"),
+            "frac_ideal": e.get("frac_ideal"),
+            "train_seconds": self.train_seconds,
+        }
+
 
 def _device(name: str) -> torch.device:
     if name == "auto":
