@@ -41,12 +41,13 @@ REL_ALPHAS = np.logspace(-8, 2, 21)
 OOD_ALPHA = 1e-2
 """Default per-trial ridge penalty of ``ood_generalisation`` (standardised features): objective
 mean squared error + OOD_ALPHA |w|^2. Calibrated against the paper's Adam protocol (20 fits per
-fold) on trained RNN/GRU-64 networks of the paper task at 2048-20,000 trials
-(benchmarks/results/probe_ood_estimators.md): it agrees within 0.003 on the trained default-preset
-fixture and within 0.02 on a 400-step one at every size; over six networks the mean difference is
--0.008 and the largest 0.07, the protocol's own spread (its 5-fit median moves by sd 0.01-0.03
-between seeds and by up to 0.13 when the states are scaled by 3, which no scale-free estimator can
-follow)."""
+fold) on RNN/GRU-64 networks of the paper task (torch's default init) at 2048-20,000 trials
+(benchmarks/results/probe_ood_estimators.md): within 0.003 on the trained default-preset fixture
+and within 0.02 on a 400-step one at every size; over six such networks the mean difference is
+-0.008 and the largest 0.07, the protocol's own spread (its 5-fit median moves by sd 0.01-0.06
+between seeds, and by up to 0.13 when the states are scaled by 3, which no scale-free estimator
+can follow). On identity-initialised RNNs (states ~10x larger) the protocol does not converge
+(OOD r2 < 0); on their states scaled by 0.1 it gives 0.81-0.83, the fixed ridge 0.82."""
 MIN_TRIALS = 10
 """Fewest trials allowed on either side of a fold."""
 
