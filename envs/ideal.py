@@ -18,10 +18,16 @@ Methods (``IdealObserver(spec, method=...)``):
   adapted to the posterior (mu +- 7 SD clipped to the box) against the truncated-normal CDF of the
   other axis. Accuracy: about 1e-7 in probability (tested against a brute-force grid).
   Anything else (correlated prior, Gumbel noise, hyperbolic or circle boundaries): a tensor
-  midpoint grid on a box adapted to the posterior, prior density x per-axis likelihood, with the
-  label indicator replaced by the fraction of each grid cell on the positive side (a linear ramp
-  over the cell's width along the margin gradient), so that the error is second order in the cell
-  size. Accuracy with the default ``n_grid``: about 1e-3 in probability (tested).
+  midpoint grid (``n_grid`` per axis; 16x that for D = 1) on a box adapted to the posterior
+  (likelihood mode +- 7 SD, clipped to the prior's box), prior density x per-axis likelihood.
+  Linear tasks are read off column by column (tail sums along the axis with the larger normal
+  component, the cut cell split in proportion); nonlinear ones replace the label indicator by
+  the fraction of each cell on the positive side (a linear ramp over the cell's width along the
+  margin gradient), second order in the cell size. The copula prior's grid lives in z-space
+  (x = Phi(z) - 0.5), where the prior is a smooth N(0, R). Measured worst-case errors with the
+  default n_grid = 96 against brute force: Gumbel ~5e-4, circles / hyperbolic ~1e-3, copula
+  prior ~3e-3 (posteriors near the corners where the copula density is unbounded); typical
+  errors are 10-50x smaller. Cost per trial and step ~ n_grid^2 (linear) or n_grid^2 N.
 - ``"mc"``: self-normalised importance sampling, any D, prior, noise and boundaries. Proposal per
   trial and step: a defensive mixture of 90% a Gaussian around the flat estimate (SD inflated
   x2) and 10% uniform on the prior's box (bounded weights). Error ~ 1 / sqrt(n_mc) per
@@ -349,7 +355,10 @@ class IdealObserver:
         if self.spec.noise == "gumbel":
             delta = (x - loc) / self._beta
             t = stats.t[extra[:-1]][..., None]
-            return t * (delta - np.exp(delta))
+            # beyond delta = 500 (absurd evidence) continue e^delta linearly: finite, still
+            # decreasing, so the posterior piles up at the lowest node instead of overflowing
+            big = np.exp(np.minimum(delta, 500.0)) * (1.0 + np.maximum(delta - 500.0, 0.0))
+            return t * (delta - big)
         return -0.5 * ((x - loc) / scale) ** 2
 
     def _log_prior(self, x: np.ndarray) -> np.ndarray | float:
@@ -429,10 +438,59 @@ class IdealObserver:
                     )
                     logw = logw - 0.5 * np.einsum("...i,ij,...j->...", zz, self._z_precision, zz)
             w = np.exp(logw - logw.reshape(logw.shape[0], -1).max(axis=1)[(...,) + (None,) * d])
+            if self.spec.is_linear:
+                grid_lo = lo[rows]
+                out[rows] = self._grid_linear(w, axes, grid_lo, h_all[rows], in_z)
+                continue
             w = w.reshape(w.shape[0], -1)
             frac = self._soft_labels(pts, hh).reshape(w.shape[0], -1, n)
             out[rows] = np.matmul(w[:, None, :], frac)[:, 0] / w.sum(axis=1, keepdims=True)
         return np.clip(out, 0.0, 1.0)
+
+    def _grid_linear(
+        self, w: np.ndarray, axes: np.ndarray, lo: np.ndarray, step: np.ndarray, in_z: bool
+    ) -> np.ndarray:
+        """Linear tasks on the grid, column by column: P [m, N].
+
+        w: [m, G] or [m, G, G] unnormalised cell weights; axes: [m, G, D] cell centres in x;
+        lo, step: [m, D] grid origin and spacing in the grid variable (x, or z when in_z).
+        For each cell column along the integration axis k (|c_k| the smaller), the mass beyond the
+        task's threshold on axis j is read off the tail sums of the column, with the cut cell
+        split in proportion (mass uniform within a cell): O(G^2 + N G) per state instead of
+        O(N G^2) for the cell-fraction ramp, and no ramp error across the boundary.
+        """
+        geo, d = self.geometry, self.spec.latent_dim
+        c, off = geo.normals, geo.offsets
+        m, g = w.shape[0], w.shape[1]
+        out = np.empty((m, self.spec.n_tasks))
+        if d == 1:
+            w = w[:, None, :]  # one column
+        total = w.sum(axis=(1, 2))
+        cdf_axis = np.argmax(np.abs(c), axis=1) if d == 2 else np.zeros(len(c), dtype=int)
+        for j in range(d):
+            tasks = np.flatnonzero(cdf_axis == j)
+            if tasks.size == 0:
+                continue
+            cols = w if j == d - 1 else np.swapaxes(w, 1, 2)  # [m, G_k, G_j]
+            # tail[:, i, s] = sum_{s' >= s} cols[:, i, s'], with tail[..., G] = 0
+            tail = np.zeros((m, cols.shape[1], g + 1))
+            tail[:, :, :g] = np.cumsum(cols[:, :, ::-1], axis=2)[:, :, ::-1]
+            cj, bj = c[tasks, j], off[tasks]
+            u = np.broadcast_to((-bj / cj)[None, :, None], (m, tasks.size, cols.shape[1])).copy()
+            if d == 2:
+                k = 1 - j
+                u -= axes[:, None, :, k] * (c[tasks, k] / cj)[None, :, None]  # [m, Nj, G_k]
+            if in_z:
+                u = ndtri(np.clip(u + 0.5, 0.0, 1.0))
+            pos = (u - lo[:, j, None, None]) / step[:, j, None, None]
+            pos = np.clip(np.nan_to_num(pos, nan=0.0, posinf=g, neginf=0.0), 0.0, g)
+            cell = np.minimum(pos.astype(np.int64), g - 1)  # [m, Nj, G_k]
+            rows = np.arange(m)[:, None, None]
+            col_idx = np.arange(cols.shape[1])[None, None, :]
+            above = tail[rows, col_idx, cell + 1] + (cell + 1 - pos) * cols[rows, col_idx, cell]
+            p_above = above.sum(axis=2) / total[:, None]
+            out[:, tasks] = np.where(cj[None, :] > 0, p_above, 1.0 - p_above)
+        return out
 
     @property
     def _z_precision(self) -> np.ndarray:

@@ -173,6 +173,33 @@ def test_decision_probs_is_the_last_posterior_step() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(offset_scale=0.3),
+        dict(noise="gumbel"),
+        dict(prior="correlated", rho=0.5),
+        dict(boundaries="hyperbolic"),
+        dict(latent_dim=1, n_tasks=3),
+        dict(latent_dim=3),
+    ],
+    ids=lambda v: str(v),
+)
+def test_extreme_evidence_gives_the_corner_point_mass(kw: dict) -> None:
+    """Evidence far outside the box (any method): finite, and the posterior is the nearest
+    corner's labels (the bounded prior's limit), with no overflow warnings."""
+    spec = TaskSpec(encoder="none", stimulus_steps=5, sigma=0.01, **{"n_tasks": 8, **kw})
+    d = spec.latent_dim
+    for sign in (1.0, -1.0):
+        x = np.full((1, 5, d), 50.0 * sign)
+        corner = task_geometry(spec).labels(np.full((1, d), 0.5 * sign))
+        for method in ("auto", "mc"):
+            with np.errstate(over="raise", invalid="raise"):
+                p = IdealObserver(spec, method).posterior(x)
+            np.testing.assert_allclose(p[0, -1], corner[0], atol=1e-6)
+
+
 # ---- the Bayes rule against simulation ------------------------------------------------------
 def _per_trial_se(correct: np.ndarray) -> float:
     """Standard error of a mean accuracy, trials independent, tasks within a trial not."""
