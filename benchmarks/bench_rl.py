@@ -13,7 +13,8 @@ Task: ``MultiTaskEvidence-v0`` with ``n_tasks=6`` (otherwise the paper's task: D
    Targets (issue 5): native reaches >= 0.9 in <= 10 min; its throughput >= 20x RecurrentPPO's.
 2. **Calibration** of a native agent trained on ``MultiTaskEvidenceConfidence-v0`` (log score,
    N = 6): expected calibration error of its reported P(y_i = 1) on 8192 held-out trials
-   (target <= 0.05), with a reliability figure ``results/rl_calibration.png``.
+   (target <= 0.05) after 3.5M env steps (learning rate annealed to 0 over them), with a
+   reliability figure ``results/rl_calibration.png``.
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ def _time_to(evals: list[dict], level: float) -> tuple[float | None, int | None]
 def bench_native(spec, seconds: float, tmp: Path, env_id: str = "MultiTaskEvidence-v0", **kw):
     from agents.rl import ALGOS, PPOConfig
 
-    opts = dict(env_id=env_id, arch="gru", max_seconds=seconds, total_steps=3_000_000,
-                eval_every=5, eval_trials=4096, progress=False)
+    opts = dict(
+        env_id=env_id,
+        arch="gru",
+        max_seconds=seconds,
+        total_steps=3_000_000,
+        eval_every=5,
+        eval_trials=4096,
+        progress=False,
+    )
     cfg = PPOConfig(**{**opts, **kw})
     run = ALGOS["ppo"][1](spec, cfg, tmp / f"native-{env_id}", False)
     return cfg, run, _evals(run.run_dir)
@@ -59,8 +67,13 @@ def bench_native(spec, seconds: float, tmp: Path, env_id: str = "MultiTaskEviden
 def bench_sb3(spec, seconds: float, tmp: Path, eval_every: int):
     from agents.rl import ALGOS, SB3Config
 
-    cfg = SB3Config(max_seconds=seconds, total_steps=50_000_000, eval_every=eval_every,
-                    eval_trials=4096, progress=False)
+    cfg = SB3Config(
+        max_seconds=seconds,
+        total_steps=50_000_000,
+        eval_every=eval_every,
+        eval_trials=4096,
+        progress=False,
+    )
     run = ALGOS["sb3-recurrent-ppo"][1](spec, cfg, tmp / "sb3", False)
     return cfg, run, _evals(run.run_dir)
 
@@ -121,11 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run, writes nothing")
     ap.add_argument("--native-seconds", type=float, default=150.0)
     ap.add_argument("--sb3-seconds", type=float, default=300.0)
-    ap.add_argument("--confidence-seconds", type=float, default=360.0)
+    ap.add_argument(
+        "--confidence-seconds",
+        type=float,
+        default=900.0,
+        help="cap on the confidence run, which otherwise stops at 3.5M env steps",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     import envs  # noqa: F401
-
     from envs import TaskSpec
 
     if args.quick:
@@ -141,12 +158,19 @@ def main(argv: list[str] | None = None) -> int:
         scfg, srun, sev = bench_sb3(spec, args.sb3_seconds, tmp, 2048 if args.quick else 20_000)
         print(f"  {srun.steps_per_second:,.0f} steps/s, final {srun.final_eval['frac_ideal']:.3f}")
         print(f"native PPO on confidence reports, {args.confidence_seconds:.0f} s ...", flush=True)
-        ccfg, crun, cev = bench_native(spec, args.confidence_seconds, tmp,
-                                       env_id="MultiTaskEvidenceConfidence-v0", eval_every=20,
-                                       total_steps=4_000_000)
+        ccfg, crun, cev = bench_native(
+            spec,
+            args.confidence_seconds,
+            tmp,
+            env_id="MultiTaskEvidenceConfidence-v0",
+            eval_every=20,
+            total_steps=160_000 if args.quick else 3_500_000,
+        )
         fig = None if args.quick else RESULTS / "rl_calibration.png"
         cal = calibration(crun.policy, spec, 1024 if args.quick else 8192, 424242, fig)
-        print(f"  ECE {cal['ece_env_reports']:.4f} (ideal observer {cal['ece_ideal_observer']:.4f})")
+        print(
+            f"  ECE {cal['ece_env_reports']:.4f} (ideal observer {cal['ece_ideal_observer']:.4f})"
+        )
 
     n_t, n_steps = _time_to(nev, 0.9)
     s_t, s_steps = _time_to(sev, 0.9)
@@ -154,30 +178,44 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": "python benchmarks/bench_rl.py" + (" --quick" if args.quick else ""),
         "task": {"env_id": "MultiTaskEvidence-v0", **spec.to_dict()},
-        "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
-                    "torch": torch.__version__, "cpus": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(),
-                    "loadavg_at_end": list(os.getloadavg())},
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "loadavg_at_end": list(os.getloadavg()),
+        },
         "native": {
-            "config": ncfg.__dict__, "steps_per_second": nrun.steps_per_second,
-            "train_seconds": nrun.train_seconds, "env_steps": nrun.env_steps,
-            "seconds_to_0.9": n_t, "steps_to_0.9": n_steps,
+            "config": ncfg.__dict__,
+            "steps_per_second": nrun.steps_per_second,
+            "train_seconds": nrun.train_seconds,
+            "env_steps": nrun.env_steps,
+            "seconds_to_0.9": n_t,
+            "steps_to_0.9": n_steps,
             "final_frac_ideal": nrun.final_eval["frac_ideal"],
             "best_frac_ideal": max(r["eval/frac_ideal"] for r in nev),
             "curve": [(r["train_seconds"], r["env_steps"], r["eval/frac_ideal"]) for r in nev],
         },
         "sb3": {
-            "config": scfg.__dict__, "steps_per_second": srun.steps_per_second,
-            "train_seconds": srun.train_seconds, "env_steps": srun.env_steps,
-            "seconds_to_0.9": s_t, "steps_to_0.9": s_steps,
+            "config": scfg.__dict__,
+            "steps_per_second": srun.steps_per_second,
+            "train_seconds": srun.train_seconds,
+            "env_steps": srun.env_steps,
+            "seconds_to_0.9": s_t,
+            "steps_to_0.9": s_steps,
             "final_frac_ideal": srun.final_eval["frac_ideal"],
             "best_frac_ideal": max(r["eval/frac_ideal"] for r in sev),
             "curve": [(r["train_seconds"], r["env_steps"], r["eval/frac_ideal"]) for r in sev],
         },
         "throughput_ratio_native_over_sb3": speedup,
-        "confidence": {"config": ccfg.__dict__, "train_seconds": crun.train_seconds,
-                       "env_steps": crun.env_steps, "steps_per_second": crun.steps_per_second,
-                       **cal},
+        "confidence": {
+            "config": ccfg.__dict__,
+            "train_seconds": crun.train_seconds,
+            "env_steps": crun.env_steps,
+            "steps_per_second": crun.steps_per_second,
+            **cal,
+        },
         "targets": TARGETS,
         "met": {
             "native_0.9_within_10_min": n_t is not None and n_t <= TARGETS["native_seconds"],
@@ -203,33 +241,33 @@ def _markdown(r: dict) -> str:
     n, s, c = r["native"], r["sb3"], r["confidence"]
     return f"""# RL benchmark: native recurrent PPO vs sb3-contrib RecurrentPPO
 
-Command: `{r['command']}` ({r['machine']['cpus']} CPUs, torch {r['machine']['torch']}, 1 torch
-thread; load average at the end {', '.join(f'{x:.1f}' for x in r['machine']['loadavg_at_end'])}).
+Command: `{r["command"]}` ({r["machine"]["cpus"]} CPUs, torch {r["machine"]["torch"]}, 1 torch
+thread; load average at the end {", ".join(f"{x:.1f}" for x in r["machine"]["loadavg_at_end"])}).
 Task: `MultiTaskEvidence-v0`, N = 6, D = 2, sigma = 0.2, 1 + 20 + 1 steps, encoder on.
 Fraction of the ideal observer = chance-normalised decision accuracy of the deterministic policy
 on 4096 held-out trials, (acc - 0.5) / (ideal - 0.5), on the same evidence. Seconds are training
 seconds (rollout + update; evaluation excluded).
 
-| | native PPO (GRU-64, {n['config']['num_envs']} envs) | RecurrentPPO (LSTM-64, {s['config']['n_envs']} envs) |
+| | native PPO (GRU-64, {n["config"]["num_envs"]} envs) | RecurrentPPO (LSTM-64, {s["config"]["n_envs"]} envs) |
 |---|---|---|
-| env steps / s (training) | {n['steps_per_second']:,.0f} | {s['steps_per_second']:,.0f} |
-| seconds to 0.9 of ideal | {_fmt(n['seconds_to_0.9'], '.1f')} | {_fmt(s['seconds_to_0.9'], '.1f')} |
-| env steps to 0.9 | {_fmt(n['steps_to_0.9'], ',')} | {_fmt(s['steps_to_0.9'], ',')} |
-| budget (s) / env steps | {n['train_seconds']:.0f} / {n['env_steps']:,} | {s['train_seconds']:.0f} / {s['env_steps']:,} |
-| final / best fraction of ideal | {n['final_frac_ideal']:.3f} / {n['best_frac_ideal']:.3f} | {s['final_frac_ideal']:.3f} / {s['best_frac_ideal']:.3f} |
+| env steps / s (training) | {n["steps_per_second"]:,.0f} | {s["steps_per_second"]:,.0f} |
+| seconds to 0.9 of ideal | {_fmt(n["seconds_to_0.9"], ".1f")} | {_fmt(s["seconds_to_0.9"], ".1f")} |
+| env steps to 0.9 | {_fmt(n["steps_to_0.9"], ",")} | {_fmt(s["steps_to_0.9"], ",")} |
+| budget (s) / env steps | {n["train_seconds"]:.0f} / {n["env_steps"]:,} | {s["train_seconds"]:.0f} / {s["env_steps"]:,} |
+| final / best fraction of ideal | {n["final_frac_ideal"]:.3f} / {n["best_frac_ideal"]:.3f} | {s["final_frac_ideal"]:.3f} / {s["best_frac_ideal"]:.3f} |
 
-Throughput ratio native / RecurrentPPO: **{r['throughput_ratio_native_over_sb3']:.1f}x** (target >= 20x).
+Throughput ratio native / RecurrentPPO: **{r["throughput_ratio_native_over_sb3"]:.1f}x** (target >= 20x).
 
 ## Calibration (native PPO, `MultiTaskEvidenceConfidence-v0`, N = 6, log score)
 
-Trained {c['train_seconds']:.0f} s ({c['env_steps']:,} env steps, {c['steps_per_second']:,.0f} steps/s).
-On {c['n_trials']} held-out trials: ECE of the reports **{c['ece_env_reports']:.4f}** (target <= 0.05;
-the ideal observer's own ECE on the same trials, the finite-sample floor: {c['ece_ideal_observer']:.4f});
-mean normalised log score {c['mean_score']:.3f} vs the ideal observer's {c['ideal_score']:.3f}
-(fraction {c['frac_ideal_reward']:.3f}); correlation of the reports with the ideal posterior
-{c['corr_with_ideal_posterior']:.3f}. Figure: `rl_calibration.png`.
+Trained {c["train_seconds"]:.0f} s ({c["env_steps"]:,} env steps, {c["steps_per_second"]:,.0f} steps/s).
+On {c["n_trials"]} held-out trials: ECE of the reports **{c["ece_env_reports"]:.4f}** (target <= 0.05;
+the ideal observer's own ECE on the same trials, the finite-sample floor: {c["ece_ideal_observer"]:.4f});
+mean normalised log score {c["mean_score"]:.3f} vs the ideal observer's {c["ideal_score"]:.3f}
+(fraction {c["frac_ideal_reward"]:.3f}); correlation of the reports with the ideal posterior
+{c["corr_with_ideal_posterior"]:.3f}. Figure: `rl_calibration.png`.
 
-Targets met: {json.dumps(r['met'])}. Wall time of the whole benchmark {r['wall_seconds']:.0f} s.
+Targets met: {json.dumps(r["met"])}. Wall time of the whole benchmark {r["wall_seconds"]:.0f} s.
 """
 
 

@@ -111,7 +111,11 @@ class PPOConfig:
     clip_vloss: bool = False
     """Clip the value loss around the rollout's values (CleanRL's option)."""
     ent_coef: float = 0.003
-    """Entropy bonus coefficient (per scored component)."""
+    """Entropy bonus coefficient of discrete components (per scored component)."""
+    ent_coef_continuous: float = 0.0
+    """Entropy bonus coefficient of continuous components (confidence). Default 0: a Beta's entropy
+    is largest at the uniform distribution, so a bonus pulls the reported mean towards 0.5 and
+    leaves reports under-confident (measured: ECE 0.047 vs 0.029 at equal budget)."""
     vf_coef: float = 0.5
     """Value loss coefficient."""
     max_grad_norm: float = 1.0
@@ -191,7 +195,7 @@ class PPOConfig:
         unit("gamma")
         unit("gae_lambda")
         unit("leak", open_low=True)
-        for name in ("ent_coef", "vf_coef", "max_grad_norm", "max_seconds"):
+        for name in ("ent_coef", "ent_coef_continuous", "vf_coef", "max_grad_norm", "max_seconds"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
                 raise ValueError(f"PPOConfig.{name} must be a finite number >= 0, got {v!r}")
@@ -482,6 +486,11 @@ def ppo_update(
         values = values * ro.alive
         adv, returns = gae(ro.rewards, values, ro.alive, config.gamma, config.gae_lambda)
     weight = ro.scored if config.mask_unscored else ro.alive[..., None].expand_as(ro.scored)
+    layout = agent.actor.layout
+    ent_w = torch.full((layout.n_components,), float(config.ent_coef), device=ro.obs.device)
+    ent_w[torch.as_tensor(layout.continuous_index, device=ro.obs.device)] = float(
+        config.ent_coef_continuous
+    )
     n = ro.obs.shape[0]
     # trim padding columns no trial reached (free response)
     length = int(ro.alive.sum(0).nonzero().max().item()) + 1
@@ -514,7 +523,9 @@ def ppo_update(
                 pg = (torch.maximum(pg1, pg2) * step_w).sum() / step_w.sum().clamp_min(1.0)
                 clipped = ((ratio - 1).abs() > config.clip_coef).float()
                 clipfrac = (clipped * step_w).sum() / step_w.sum().clamp_min(1.0)
-            ent = (d.entropy() * w).sum() / w.sum().clamp_min(1.0)
+            ent_c = d.entropy() * w
+            ent = ent_c.sum() / w.sum().clamp_min(1.0)  # logged: mean entropy per scored component
+            ent_bonus = (ent_c * ent_w).sum() / w.sum().clamp_min(1.0)
             alive = ro.alive[idx, :length]
             ret = returns[idx, :length]
             if config.clip_vloss:
@@ -524,7 +535,7 @@ def ppo_update(
             else:
                 vl = (v - ret) ** 2
             v_loss = 0.5 * (vl * alive).sum() / alive.sum()
-            loss = pg - config.ent_coef * ent + config.vf_coef * v_loss
+            loss = pg - ent_bonus + config.vf_coef * v_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)

@@ -19,15 +19,27 @@ TINY = TaskSpec(n_tasks=1, sigma=0.1, stimulus_steps=3, encoder="none")
 
 
 def _cfg(**kw) -> SB3Config:
-    base = dict(total_steps=4000, eval_every=100_000, eval_trials=512, lr=1e-3, n_steps=64,
-                batch_size=128, n_epochs=4, progress=False, seed=0)
+    base = dict(
+        total_steps=4000,
+        eval_every=100_000,
+        eval_trials=512,
+        lr=1e-3,
+        n_steps=64,
+        batch_size=128,
+        n_epochs=4,
+        progress=False,
+        seed=0,
+    )
     return SB3Config(**{**base, **kw})
 
 
 @pytest.mark.parametrize(
     "space",
-    [gym.spaces.MultiBinary(3), gym.spaces.Tuple((gym.spaces.Discrete(2),)),
-     gym.spaces.Box(-np.inf, np.inf, (2,))],
+    [
+        gym.spaces.MultiBinary(3),
+        gym.spaces.Tuple((gym.spaces.Discrete(2),)),
+        gym.spaces.Box(-np.inf, np.inf, (2,)),
+    ],
 )
 def test_unrepresentable_action_spaces_are_refused(space: gym.Space) -> None:
     with pytest.raises(ValueError, match="allowed|finite bounds"):
@@ -36,8 +48,13 @@ def test_unrepresentable_action_spaces_are_refused(space: gym.Space) -> None:
 
 @pytest.mark.parametrize(
     ("kw", "match"),
-    [(dict(algo="ppo"), "algo"), (dict(n_envs=0), "n_envs"), (dict(gamma=2.0), "gamma"),
-     (dict(env_id="Nope-v0"), "env_id"), (dict(device="tpu"), "device")],
+    [
+        (dict(algo="ppo"), "algo"),
+        (dict(n_envs=0), "n_envs"),
+        (dict(gamma=2.0), "gamma"),
+        (dict(env_id="Nope-v0"), "env_id"),
+        (dict(device="tpu"), "device"),
+    ],
 )
 def test_config_errors(kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
