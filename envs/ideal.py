@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr, ndtri, roots_legendre
 
+from envs.scoring import task_scores
 from envs.spec import TaskSpec
 from envs.task import TaskGeometry, orthant_index, task_geometry
 from envs.trials import TrialBatch, generate, noise_scales
@@ -641,7 +642,7 @@ def expected_reward(
 
     choice: max(p, 1 - p). wager: max(p, 1 - p, sure_reward). confidence: the expected score of
     reporting p: ``log`` -> 1 + p log2 p + (1 - p) log2 (1 - p) (normalised log score, 0 at
-    chance); ``brier`` -> 1 - p (1 - p) (one minus the expected squared error).
+    chance); ``brier`` -> 1 - 4 p (1 - p). Both are the normalised rules of :mod:`envs.scoring`.
     """
     _check_choice("report", report, REPORTS)
     _check_choice("scoring", scoring, SCORING_RULES)
@@ -652,7 +653,7 @@ def expected_reward(
         _check_sure_reward(sure_reward)
         return np.maximum(np.maximum(p, 1.0 - p), sure_reward)
     if scoring == "brier":
-        return 1.0 - p * (1.0 - p)
+        return 1.0 - 4.0 * p * (1.0 - p)
     with np.errstate(divide="ignore", invalid="ignore"):
         ent = -(p * np.log2(p) + (1.0 - p) * np.log2(1.0 - p))
     return 1.0 - np.nan_to_num(ent, nan=0.0)
@@ -667,16 +668,8 @@ def realised_reward(
 ) -> np.ndarray:
     """Reward [..., N] the best report of ``probs`` earns against the true ``labels`` (0/1)."""
     _check_choice("scoring", scoring, SCORING_RULES)
-    y = np.asarray(labels) > 0.5
-    p = np.asarray(probs, dtype=np.float64)
-    r = best_report(p, report, sure_reward)
-    if report == "choice":
-        return (r == y).astype(np.float64)
-    if report == "wager":
-        return np.where(r == 2, sure_reward, (r == y).astype(np.float64))
-    if scoring == "brier":
-        return 1.0 - (y - p) ** 2
-    return 1.0 + np.log2(np.clip(np.where(y, p, 1.0 - p), 1e-300, 1.0))
+    r = best_report(np.asarray(probs, dtype=np.float64), report, sure_reward)
+    return task_scores(report, r, labels, scoring=scoring, sure_reward=sure_reward)
 
 
 # ---- convenience -----------------------------------------------------------------------------
