@@ -97,7 +97,37 @@ def bench_one(spec: TaskSpec, arch: str, preset: str, args: argparse.Namespace) 
     }
 
 
-def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, command: str) -> None:
+NOTES = """
+## What moved the needle (default preset)
+
+Recipe search on the paper task, RNN-64 unless said, compared at equal step counts because the
+machine was shared (load average 6-11 on 2 cores; wall times were 2-3x a quiet machine's):
+
+- Batches of 128 at a peak lr of 3e-3 with a cosine decay to 0, gradient norm clipped at 1:
+  0.99 of the ideal observer (held) after ~1000-1100 steps (128k-141k trials) for the ReLU RNN
+  with torch's init, ~700 (GRU), ~900 (LSTM); the paper's recipe needs minutes for this.
+  Batch 64 / lr 2e-3 did not reach 0.99 within 3000 steps; batch 256 / lr 5e-3 needed the same
+  number of trials; lr 6e-3 no faster; orthogonal recurrent init slower.
+- The identity recurrent init (IRNN) for the ReLU Elman RNN is what makes the representation
+  disentangle fast: OOD r^2 (ridge, leave-one-quadrant-out, 8192 trials, last evidence step)
+  0.92 after 1000 steps vs 0.71 with torch's init, which needs ~8000 steps (1M trials) to
+  reach ~0.85-0.87. It costs accuracy speed: 0.99 of ideal is reached and held at step 3200
+  (of 4000) instead of ~1000, hence the RNN's 4000-step budget. A higher lr (5e-3) or batch
+  256 with identity init stalled at ~0.98 of ideal; weight decay (AdamW 0.1) did not raise OOD r^2.
+- Transformer: it is compute-bound per trial (MLP 256 over every token, ~6x an RNN's cost), so
+  small batches cost no throughput and give more updates: batch 32, lr 1.5e-3, 100 warm-up
+  steps, cosine over 3000 steps reaches 0.99 held at step ~1700 (54k trials) and ends at 0.9995
+  of ideal (OOD r^2 0.95). Batch 128 / lr 2e-3 / 1000 steps needed 64k trials (40 s at load 6.8,
+  row superseded in train.json); the paper's batch-16 constant-lr recipe is also quick for the
+  transformer (0.99 held at 23 s here), unlike for the RNNs.
+- Data are built one batch ahead in a background thread (identical stream), which overlaps
+  the generator with the torch step on the second core.
+"""
+
+
+def write_results(
+    rows: list[dict[str, Any]], args: argparse.Namespace, command: str, load_end: Any = None
+) -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stem = "train.quick" if args.quick else "train"
@@ -109,7 +139,7 @@ def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, command:
         "target": f"frac_ideal >= {TARGET}, held at the next {HOLD} evaluations",
         "eval_trials": args.eval_trials,
         "paper_cap_seconds": args.paper_seconds,
-        "load_avg_at_end": os.getloadavg(),
+        "load_avg_at_end": list(load_end or os.getloadavg()),
     }
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
     lines = [
@@ -141,7 +171,7 @@ def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, command:
             f"{r['final_log_loss']:.4f} ({r['ideal_log_loss']:.4f}) | {r['final_ece']:.4f} | "
             f"{r['steps_done']} / {r['budget_steps']} | {r['load_avg_1min_at_start']:.1f} |"
         )
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n" + NOTES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="override the presets' step budget")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smoke test: tiny budgets")
+    p.add_argument(
+        "--render", action="store_true", help="only rewrite train.md from train.json (no training)"
+    )
     args = p.parse_args(argv)
+    if args.render:
+        saved = json.loads((ROOT / "benchmarks" / "results" / "train.json").read_text())
+        meta = saved["meta"]
+        args.eval_trials, args.paper_seconds = meta["eval_trials"], meta["paper_cap_seconds"]
+        write_results(saved["runs"], args, meta["command"], meta["load_avg_at_end"])
+        return 0
     if args.quick:
         args.archs, args.paper_seconds, args.default_seconds = ["rnn"], 5.0, 5.0
         args.eval_trials, args.paper_eval_every, args.default_eval_every = 1024, 100, 25

