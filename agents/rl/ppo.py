@@ -24,6 +24,13 @@ generic recurrent PPO come from the task's structure:
 
 The rollout only samples actions; log-probabilities and values are recomputed by one batched
 ``forward`` before the update, so they match the training pass exactly.
+
+Known behaviour: with wagers, opting out (sure reward 0.7) beats the initial random answers
+(0.5), so a slowly learning agent can settle on always opting out before it has learned to
+answer (the "opt-out trap"; sb3's RecurrentPPO falls into it on our tiny test budget). More
+passes per rollout (``update_epochs=4``) escape it in the tests. Continuous reports get no
+entropy bonus by default (``ent_coef_continuous``): it would bias the reported confidence
+towards 0.5.
 """
 
 from __future__ import annotations
