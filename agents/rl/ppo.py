@@ -143,8 +143,9 @@ class PPOConfig:
     """Seed of weights, action sampling and the training trial stream."""
     device: str = "auto"
     """Device: auto (cuda if available), cpu, cuda."""
-    num_threads: int = 0
-    """torch CPU threads (0 = leave torch's setting alone)."""
+    num_threads: int = 1
+    """torch CPU threads (0 = leave torch's setting alone). Default 1: on a busy machine more
+    threads than free cores make torch collapse (measured: a 14 s sb3 run took > 200 s)."""
     progress: bool = True
     """Show a tqdm progress bar."""
     algo: str = "ppo"
@@ -206,6 +207,9 @@ class PPOConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
                 raise ValueError(f"PPOConfig.{name} must be a finite number >= 0, got {v!r}")
+        nt = self.num_threads
+        if isinstance(nt, bool) or not isinstance(nt, int) or nt < 0:
+            raise ValueError(f"PPOConfig.num_threads must be an integer >= 0, got {nt!r}")
         if self.critic_hidden < 0:
             raise ValueError(f"PPOConfig.critic_hidden must be >= 0, got {self.critic_hidden}")
         if self.num_minibatches > self.num_envs:

@@ -92,6 +92,9 @@ class SB3Config:
     """Seed of SB3 (weights, sampling) and of the envs."""
     device: str = "cpu"
     """Device: cpu (SB3's advice for MLP/LSTM policies), cuda, auto."""
+    num_threads: int = 1
+    """torch CPU threads (0 = leave torch's setting alone). Default 1: on a busy machine more
+    threads than free cores make torch collapse (measured: a 14 s run took > 200 s)."""
     progress: bool = True
     """Show a tqdm progress bar."""
     algo: str = "sb3-recurrent-ppo"
@@ -128,6 +131,9 @@ class SB3Config:
             or self.net_arch < 0
         ):
             raise ValueError(f"SB3Config.net_arch must be an integer >= 0, got {self.net_arch!r}")
+        nt = self.num_threads
+        if isinstance(nt, bool) or not isinstance(nt, int) or nt < 0:
+            raise ValueError(f"SB3Config.num_threads must be an integer >= 0, got {nt!r}")
         for name in ("lr", "clip_range"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
@@ -308,6 +314,8 @@ def train(
     if not isinstance(config, SB3Config):
         raise ValueError(f"config must be an SB3Config, got {type(config).__name__}")
     config.validate()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
     env = make_sb3_env(spec, config)  # checks the action space before anything is written
     path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, "sb3_checkpoint.zip")
     device = config.device
