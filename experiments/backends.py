@@ -165,12 +165,49 @@ class LocalBackend:
             self._pool = None
 
 
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def start_local_ray(num_cpus: int, **kwargs: Any) -> None:
+    """Start a private single-machine Ray instance whose services listen on 127.0.0.1 only.
+
+    On Linux Ray replaces a loopback ``_node_ip_address`` by the machine's routable address
+    (``ray._private.services.resolve_ip_for_localhost``), so that argument alone does not keep
+    the GCS and raylets off the network. Ray's own switch for single-machine use (the one it
+    applies on macOS/Windows) does: with clusters disabled the node address is 127.0.0.1 and
+    every service binds there. It is read when ray is imported, so it is set for the start and
+    restored afterwards (a later ``ray.init(address=...)`` in this process is unaffected).
+    """
+    import ray
+    from ray._private import ray_constants
+
+    old_env = os.environ.get(LOOPBACK_ENV)
+    old_flag = getattr(ray_constants, "ENABLE_RAY_CLUSTER", True)
+    os.environ[LOOPBACK_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            **kwargs,
+        )
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = old_env
+
+
 class RayBackend:
     """Points as Ray tasks (``num_cpus=threads`` each).
 
     address: an existing cluster (``"ray://head:10001"``, ``"head:6379"`` or ``"auto"``);
         None starts a local cluster for the sweep with ``workers`` CPUs (default: the CPU
-        count), bound to 127.0.0.1, without the dashboard, and shuts it down afterwards.
+        count), listening on 127.0.0.1 only (:func:`start_local_ray`), without the dashboard,
+        and shuts it down afterwards.
     If Ray is already initialised in this process (e.g. by the caller), it is used as is and
     left running.
     Run folders are written by the workers: on a multi-machine cluster the sweep folder must
@@ -203,12 +240,7 @@ class RayBackend:
             if self.address:
                 ray.init(address=self.address, log_to_driver=False)
             else:
-                ray.init(
-                    num_cpus=int(self.workers or os.cpu_count() or 1),
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    log_to_driver=False,
-                )
+                start_local_ray(int(self.workers or os.cpu_count() or 1))
                 self._owns = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self._capacity = max(1, cpus // self.threads)

@@ -3,7 +3,8 @@
 Each row is one trained-and-probed network (see :func:`experiments.point.run_point`): its grid
 parameters (``arch``, ``n_tasks``, ``sigma`` ...) and headline metrics:
 ``ood_r2`` (median over folds x fits), ``ood_r2_values`` (every fold x fit value), ``id_r2``,
-``angle_deg`` (angle between the decoder axes), ``ceiling`` (the theory's r^2_max at the decision
+``angle_deg`` (angle between the decoder axes; ``angle_deg_values``: every OOD decoder's, pooled
+like the r^2 values when present), ``ceiling`` (the theory's r^2_max at the decision
 step). The statistics are the paper's: median and IQR over networks x folds x fits, i.e. the
 per-network ``ood_r2_values`` lists pooled over the networks of a condition.
 

@@ -10,7 +10,8 @@ Headline metrics of the returned row (all floats unless said; r^2 = 1 - MSE / Va
   (leave one orthant out), ``ood_r2_values``: every fold x fit value (list; pooled across
   networks by the figures), ``ood_r2_min``;
 - ``id_r2``: in-distribution r^2 (fit on all quadrants, scored on fresh trials);
-- ``angle_deg``: angle between the decoder axes (mean pairwise for D > 2; 90 = orthogonal);
+- ``angle_deg``: angle between the in-distribution decoder's axes (mean pairwise for D > 2; 90 =
+  orthogonal); ``angle_deg_values``: the same for every OOD decoder (folds x fits);
 - ``ceiling``: the theory's r^2_max at the decision step (``probes.theory.ceiling``);
 - ``frac_ideal``, ``acc``, ``ideal_acc``: decision accuracy of the trained agent, as a fraction of
   the ideal observer's (chance-normalised) and raw, from the trainer's last evaluation;
@@ -107,6 +108,11 @@ def headline(report: Mapping[str, Any]) -> dict[str, Any]:
     out["ood_r2_q75"] = _num(head.get("ood_r2_q75", ood.get("r2_q75")))
     out["ood_r2_values"] = [float(v) for f in folds for v in f.get("r2", [])]
     out["ood_r2_folds"] = {f.get("held_out"): _num(f.get("r2_median")) for f in folds}
+    # decoder-axis angles of the OOD decoders (folds x fits): the figures pool them across
+    # networks like the r^2 values; a single decoder's angle is noisy
+    out["angle_deg_values"] = [
+        float(a) for f in folds for a in (f.get("angle_deg") or []) if _num(a) is not None
+    ]
     out["id_r2"] = _num(head.get("id_r2"))
     out["angle_deg"] = _num(head.get("angle_deg", ood.get("angle_deg_median")))
     out["ceiling"] = _num(head.get("ceiling", ood.get("ceiling")))

@@ -10,7 +10,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from experiments.backends import RayBackend  # noqa: E402
+from experiments.backends import RayBackend, start_local_ray  # noqa: E402
 from experiments.sweep import parse_grid, run_sweep  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,13 +24,7 @@ def cluster():
     """One local cluster for the module, bound to 127.0.0.1, no dashboard."""
     if ray.is_initialized():  # pragma: no cover - another module left one running
         ray.shutdown()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
-    )
+    start_local_ray(2, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     # the workers cannot import the test modules: ship the point functions by value
     ray.cloudpickle.register_pickle_by_value(test_sweep)
     yield
