@@ -107,8 +107,9 @@ class PPOConfig:
     """Discount factor per step (trials are short and episodic: 1 is unbiased)."""
     gae_lambda: float = 0.95
     """GAE lambda."""
-    update_epochs: int = 2
-    """Passes over each rollout."""
+    update_epochs: int = 0
+    """Passes over each rollout; 0 = auto: 4 for wager reports (2 fall into the opt-out trap: on
+    N = 6 they settle on always opting out, 4 reach 0.98 of the ideal observer), else 2."""
     num_minibatches: int = 4
     """Minibatches per pass (split over trials, each a set of whole trials)."""
     clip_coef: float = 0.2
@@ -184,11 +185,18 @@ class PPOConfig:
         choice("device", DEVICES)
         if self.algo != "ppo":
             raise ValueError(f"PPOConfig.algo must be 'ppo', got {self.algo!r}")
+        if (
+            isinstance(self.update_epochs, bool)
+            or not isinstance(self.update_epochs, int)
+            or self.update_epochs < 0
+        ):
+            raise ValueError(
+                f"PPOConfig.update_epochs must be an integer >= 0 (0 = auto), got {self.update_epochs!r}"
+            )
         for name in (
             "hidden_size",
             "num_envs",
             "total_steps",
-            "update_epochs",
             "num_minibatches",
             "eval_every",
             "eval_trials",
@@ -685,6 +693,9 @@ def train(
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = _device(config.device)
+    if config.update_epochs == 0:
+        _, sc = env_info(spec, config.env_id, config.env_options())
+        config = dataclasses.replace(config, update_epochs=4 if sc.report == "wager" else 2)
     path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, "checkpoint.pt")
 
     torch.manual_seed(config.seed)
