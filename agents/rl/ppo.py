@@ -53,6 +53,8 @@ from agents.rl.heads import CONTINUOUS_HEADS, ActionHead, ActionLayout
 from agents.rl.runfolder import (
     MetricsLog,
     atomic_torch_save,
+    check_env_id,
+    parse_env_kwargs,
     prepare_run_dir,
     read_config,
 )
@@ -225,26 +227,12 @@ class PPOConfig:
                 f"PPOConfig.num_minibatches ({self.num_minibatches}) must be <= num_envs "
                 f"({self.num_envs}): minibatches are sets of whole trials"
             )
-        if self.env_id not in gym.registry:
-            known = sorted(k for k in gym.registry if k.startswith("MultiTaskEvidence"))
-            raise ValueError(
-                f"PPOConfig.env_id must be a registered id, e.g. {known}; got {self.env_id!r}"
-            )
+        check_env_id("PPOConfig", self.env_id)
         self.env_options()  # parses env_kwargs
 
     def env_options(self) -> dict[str, Any]:
         """``env_kwargs`` parsed (a JSON object)."""
-        import json
-
-        try:
-            d = json.loads(self.env_kwargs or "{}")
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"PPOConfig.env_kwargs must be a JSON object, got {self.env_kwargs!r}"
-            ) from e
-        if not isinstance(d, dict):
-            raise ValueError(f"PPOConfig.env_kwargs must be a JSON object, got {self.env_kwargs!r}")
-        return d
+        return parse_env_kwargs("PPOConfig", self.env_kwargs)
 
     def core_options(self) -> dict[str, Any]:
         return {

@@ -9,38 +9,34 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
+from agents.run import atomic_torch_save, atomic_write_text
+
+__all__ = ["atomic_torch_save", "atomic_write_text", "check_env_id", "parse_env_kwargs"]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file + rename (never a half-written file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def check_env_id(owner: str, env_id: str) -> None:
+    """ValueError unless ``env_id`` is a registered Gymnasium id (``owner``: the config's name)."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+
+    if env_id not in gym.registry:
+        known = sorted(k for k in gym.registry if k.startswith("MultiTaskEvidence"))
+        raise ValueError(f"{owner}.env_id must be a registered id, e.g. {known}; got {env_id!r}")
+
+
+def parse_env_kwargs(owner: str, text: str) -> dict[str, Any]:
+    """``env_kwargs`` (a JSON object as text) parsed; anything else -> ValueError."""
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through a temp file + rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        d = json.loads(text or "{}")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{owner}.env_kwargs must be a JSON object, got {text!r}") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{owner}.env_kwargs must be a JSON object, got {text!r}")
+    return d
 
 
 def prepare_run_dir(

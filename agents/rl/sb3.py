@@ -31,7 +31,14 @@ import numpy as np
 import torch
 
 import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
-from agents.rl.runfolder import MetricsLog, atomic_torch_save, prepare_run_dir, read_config
+from agents.rl.runfolder import (
+    MetricsLog,
+    atomic_torch_save,
+    check_env_id,
+    parse_env_kwargs,
+    prepare_run_dir,
+    read_config,
+)
 from envs.spec import TaskSpec
 
 KIND = "sb3"
@@ -146,26 +153,12 @@ class SB3Config:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
                 raise ValueError(f"SB3Config.{name} must be a finite number >= 0, got {v!r}")
-        if self.env_id not in gym.registry:
-            known = sorted(k for k in gym.registry if k.startswith("MultiTaskEvidence"))
-            raise ValueError(
-                f"SB3Config.env_id must be a registered id, e.g. {known}; got {self.env_id!r}"
-            )
+        check_env_id("SB3Config", self.env_id)
         self.env_options()
 
     def env_options(self) -> dict[str, Any]:
         """``env_kwargs`` parsed (a JSON object)."""
-        import json
-
-        try:
-            d = json.loads(self.env_kwargs or "{}")
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"SB3Config.env_kwargs must be a JSON object, got {self.env_kwargs!r}"
-            ) from e
-        if not isinstance(d, dict):
-            raise ValueError(f"SB3Config.env_kwargs must be a JSON object, got {self.env_kwargs!r}")
-        return d
+        return parse_env_kwargs("SB3Config", self.env_kwargs)
 
     def policy_kwargs(self) -> dict[str, Any]:
         arch = [self.net_arch] if self.net_arch else []
