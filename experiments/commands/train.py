@@ -4,7 +4,7 @@ Examples::
 
     mte train --arch gru --n-tasks 24 --name gru24          # default (fast) preset
     mte train --arch rnn --preset paper --name rnn-paper    # the paper's recipe
-    mte train --name gru24 --arch gru --resume              # continue an interrupted run
+    mte train --name gru24 --resume                         # continue it (stored spec + config)
     mte train --algo ppo --arch gru --name ppo-gru          # RL (agents.rl)
 
 Task options are the fields of :class:`envs.TaskSpec` (its ``seed`` is ``--task-seed``); agent
@@ -101,12 +101,19 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     cfg_cls, train_fn = _algo_config(args.algo)
+    if args.resume and not args.name:
+        print("mte train: --resume needs --name (the run folder to continue)", file=sys.stderr)
+        return 2
     try:
-        spec = TaskSpec(**collect(args, "spec"))
-        cfg_kw = collect(args, "cfg")
-        if "algo" in {f.name for f in dataclasses.fields(cfg_cls)}:
-            cfg_kw["algo"] = args.algo
-        config = cfg_cls(**cfg_kw)
+        if args.resume and (Path(args.runs_dir) / args.name / "config.json").exists():
+            # Continue exactly the stored run: its spec and config, not the command line's.
+            spec, config = _stored_run(Path(args.runs_dir) / args.name, cfg_cls)
+        else:
+            spec = TaskSpec(**collect(args, "spec"))
+            cfg_kw = collect(args, "cfg")
+            if "algo" in {f.name for f in dataclasses.fields(cfg_cls)}:
+                cfg_kw["algo"] = args.algo
+            config = cfg_cls(**cfg_kw)
     except ValueError as e:
         print(f"mte train: {e}", file=sys.stderr)
         return 2
@@ -133,3 +140,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"run folder: {run_dir}")
     print(f"tensorboard: tensorboard --logdir {run_dir}")
     return 0
+
+
+def _stored_run(run_dir: Path, cfg_cls: type) -> tuple[Any, Any]:
+    """The spec and config a run folder was started with (for ``--resume``)."""
+    import json
+
+    from envs import TaskSpec
+
+    spec = TaskSpec.from_json((run_dir / "spec.json").read_text())
+    stored = json.loads((run_dir / "config.json").read_text())
+    names = {f.name for f in dataclasses.fields(cfg_cls)}
+    return spec, cfg_cls(**{k: v for k, v in stored.items() if k in names})

@@ -88,6 +88,20 @@ def test_existing_run_and_resume(tmp_path, monkeypatch, capsys) -> None:
     assert _main([*argv, "--resume"], monkeypatch) == 0
 
 
+def test_resume_reads_the_stored_run(tmp_path, monkeypatch, capsys) -> None:
+    argv = ["train", *TINY, "--name", "r", "--runs-dir", str(tmp_path)]
+    assert _main(argv, monkeypatch) == 0
+    stored = (tmp_path / "r" / "config.json").read_text()
+    # only the name: the task and config come from the folder, not from the defaults
+    assert (
+        _main(["train", "--name", "r", "--runs-dir", str(tmp_path), "--resume"], monkeypatch) == 0
+    )
+    assert (tmp_path / "r" / "config.json").read_text() == stored
+    assert TaskSpec.from_json((tmp_path / "r" / "spec.json").read_text()).n_tasks == 3
+    assert _main(["train", "--resume", "--runs-dir", str(tmp_path)], monkeypatch) == 2
+    assert "--resume needs --name" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
