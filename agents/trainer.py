@@ -112,11 +112,13 @@ def held_out_set(spec: TaskSpec, n: int, seed: int) -> HeldOutSet:
     return _HELD_OUT_CACHE[key]
 
 
-def pick_device(device: str) -> torch.device:
+def pick_device(device: str, owner: str = "TrainConfig") -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without CUDA -> ValueError naming
+    ``owner``'s field."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("TrainConfig.device='cuda' but CUDA is not available; use 'auto' or 'cpu'")
+        raise ValueError(f"{owner}.device='cuda' but CUDA is not available; use 'auto' or 'cpu'")
     return torch.device(device)
 
 

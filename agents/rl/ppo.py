@@ -54,10 +54,12 @@ from agents.rl.runfolder import (
     MetricsLog,
     atomic_torch_save,
     check_env_id,
+    final_summary,
     parse_env_kwargs,
     prepare_run_dir,
     read_config,
 )
+from agents.trainer import pick_device
 from envs.spec import TaskSpec
 
 KIND = "ppo"
@@ -634,22 +636,7 @@ class PPORun:
     @property
     def final(self) -> dict[str, Any]:
         """The last evaluation in the supervised runs' summary keys (for ``mte train``)."""
-        e = self.final_eval
-        return {
-            "step": self.env_steps,
-            "acc": e.get("accuracy"),
-            "ideal_acc": e.get("ideal_accuracy"),
-            "frac_ideal": e.get("frac_ideal"),
-            "train_seconds": self.train_seconds,
-        }
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("PPOConfig.device='cuda' but CUDA is not available; use 'auto' or 'cpu'")
-    return torch.device(name)
+        return final_summary(self.final_eval, self.env_steps, self.train_seconds)
 
 
 def build_agent(spec: TaskSpec, config: PPOConfig) -> tuple[Agent, ActionLayout, ScoringLayout]:
@@ -680,7 +667,7 @@ def train(
     config.validate()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    device = _device(config.device)
+    device = pick_device(config.device, "PPOConfig")
     if config.update_epochs == 0:
         _, sc = env_info(spec, config.env_id, config.env_options())
         config = dataclasses.replace(config, update_epochs=4 if sc.report == "wager" else 2)

@@ -14,7 +14,13 @@ from typing import Any
 
 from agents.run import atomic_torch_save, atomic_write_text
 
-__all__ = ["atomic_torch_save", "atomic_write_text", "check_env_id", "parse_env_kwargs"]
+__all__ = [
+    "atomic_torch_save",
+    "atomic_write_text",
+    "check_env_id",
+    "final_summary",
+    "parse_env_kwargs",
+]
 
 
 def check_env_id(owner: str, env_id: str) -> None:
@@ -26,6 +32,17 @@ def check_env_id(owner: str, env_id: str) -> None:
     if env_id not in gym.registry:
         known = sorted(k for k in gym.registry if k.startswith("MultiTaskEvidence"))
         raise ValueError(f"{owner}.env_id must be a registered id, e.g. {known}; got {env_id!r}")
+
+
+def final_summary(final_eval: dict[str, Any], env_steps: int, train_seconds: float) -> dict:
+    """An RL run's last evaluation in the supervised runs' summary keys (for ``mte train``)."""
+    return {
+        "step": env_steps,
+        "acc": final_eval.get("accuracy"),
+        "ideal_acc": final_eval.get("ideal_accuracy"),
+        "frac_ideal": final_eval.get("frac_ideal"),
+        "train_seconds": train_seconds,
+    }
 
 
 def parse_env_kwargs(owner: str, text: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from agents.rl.runfolder import (
     MetricsLog,
     atomic_torch_save,
     check_env_id,
+    final_summary,
     parse_env_kwargs,
     prepare_run_dir,
     read_config,
@@ -280,14 +281,7 @@ class SB3Run:
     @property
     def final(self) -> dict[str, Any]:
         """The last evaluation in the supervised runs' summary keys (for ``mte train``)."""
-        e = self.final_eval
-        return {
-            "step": self.env_steps,
-            "acc": e.get("accuracy"),
-            "ideal_acc": e.get("ideal_accuracy"),
-            "frac_ideal": e.get("frac_ideal"),
-            "train_seconds": self.train_seconds,
-        }
+        return final_summary(self.final_eval, self.env_steps, self.train_seconds)
 
 
 def _n_report(spec: TaskSpec, config: SB3Config) -> int:
