@@ -2,10 +2,14 @@
 
 Fields left at ``None`` take their value from the preset (``resolve()``):
 
-- ``paper``: the paper's recipe (SPEC.md section 4): batch 16, Adam lr 1e-3, constant, no
-  clipping, 1e5 batches (RNN/GRU/LSTM) or 2e4 (transformer).
-- ``default``: the fastest recipe we found that reaches the same quality (see ``PRESETS`` and
-  benchmarks/results/train.md for what moved the needle).
+- ``paper``: the paper's recipe: batch 16, Adam lr 1e-3, constant, no clipping, 1e5 batches
+  (RNN/GRU/LSTM) or 2e4 (transformer).
+- ``default``: a faster recipe for the same model. It changes optimisation only (batch, lr,
+  schedule, clipping, steps); benchmarks/bench_recipe.py checks that it lands near the paper
+  recipe's OOD r^2 (benchmarks/results/recipe.md).
+
+The model itself never depends on the preset: ``MODEL_DEFAULTS`` gives every preset the paper's
+model (torch's init for the RNNs, GPT-2's init and dropout 0.1 for the transformer).
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ DEVICES = ("auto", "cpu", "cuda")
 PRESET_NAMES = ("default", "paper")
 ALGOS = ("supervised",)
 
+# The paper's model, whatever the recipe: fields left at None, per architecture.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "init": {"rnn": "default", "rnn_nonleaky": "default", "gru": "default", "lstm": "default",
+             "transformer": "default"},
+    # GPT-2's config defaults (resid, embedding and attention dropout 0.1), as the paper's GPT
+    "dropout": {"rnn": 0.0, "rnn_nonleaky": 0.0, "gru": 0.0, "lstm": 0.0, "transformer": 0.1},
+}
+
 # Per preset: values for the fields left at None. "steps" is per architecture.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
@@ -31,7 +43,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_steps": 0,
         "grad_clip": 0.0,
         "weight_decay": 0.0,
-        "init": "default",
         "steps": {
             "rnn": 100_000,
             "rnn_nonleaky": 100_000,
@@ -42,25 +53,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_every": 1000,
     },
     "default": {
-        # What moved the needle (benchmarks/results/train.md): batches of 128 with a 3x higher
-        # peak lr and a cosine decay to 0 (accuracy), clipping at 1 (no early blow-ups), and for
-        # the Elman RNN the identity recurrent init (IRNN): OOD r^2 ~0.92 after 1000 steps
-        # instead of ~0.71 with torch's init (which needs ~8000 steps to reach ~0.87).
-        # the transformer is compute-bound per trial, so smaller batches cost no throughput
+        # Batches of 128 with a 3x higher peak lr and a cosine decay to 0, clipping at 1 (no
+        # early blow-ups); the transformer is compute-bound per trial, so smaller batches cost
+        # it no throughput.
         "batch_size": {"rnn": 128, "rnn_nonleaky": 128, "gru": 128, "lstm": 128, "transformer": 32},
         "lr": {"rnn": 3e-3, "rnn_nonleaky": 3e-3, "gru": 3e-3, "lstm": 3e-3, "transformer": 1.5e-3},
         "schedule": "cosine",
         "warmup_steps": {"rnn": 0, "rnn_nonleaky": 0, "gru": 0, "lstm": 0, "transformer": 100},
         "grad_clip": 1.0,
         "weight_decay": 0.0,
-        # identity would make the non-leaky integrator r + a relu(W r + ...) blow up
-        "init": {
-            "rnn": "identity",
-            "rnn_nonleaky": "default",
-            "gru": "default",
-            "lstm": "default",
-            "transformer": "default",
-        },
         "steps": {
             "rnn": 4000,
             "rnn_nonleaky": 3000,
@@ -86,15 +87,16 @@ class TrainConfig:
     leak: float = 1.0
     """Elman leak a = dt / tau in (0, 1] (paper: 1); rnn_nonleaky: the integration rate."""
     init: str | None = None
-    """Recurrent weight init of the Elman RNN: default (torch), orthogonal, identity (IRNN)."""
+    """Weight init: default (the paper's: torch's for the RNNs, GPT-2's for the transformer),
+    torch, or for the Elman RNN's recurrent weights orthogonal / identity (IRNN)."""
     n_layers: int = 1
     """Transformer layers (paper: 1)."""
     n_heads: int = 8
     """Transformer attention heads; must divide hidden_size (paper: 8)."""
     mlp_size: int = 256
     """Transformer MLP width (paper: 256)."""
-    dropout: float = 0.0
-    """Transformer dropout probability."""
+    dropout: float | None = None
+    """Transformer dropout probability (default: 0.1, GPT-2's, the paper's model)."""
     positional: str = "none"
     """Transformer positional embedding: none (paper), learned, sinusoidal."""
     preset: str = "default"
@@ -192,7 +194,9 @@ class TrainConfig:
         number("leak", 0.0, strict=True)
         if self.leak > 1.0:
             raise ValueError(f"TrainConfig.leak must lie in (0, 1], got {self.leak!r}")
-        if not (0.0 <= self.dropout < 1.0):
+        if self.dropout is not None and not (
+            isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0
+        ):
             raise ValueError(f"TrainConfig.dropout must lie in [0, 1), got {self.dropout!r}")
         if self.arch == "transformer" and self.hidden_size % self.n_heads:
             raise ValueError(
@@ -204,7 +208,7 @@ class TrainConfig:
 
     def resolve(self) -> TrainConfig:
         """A copy with every None field filled from the preset."""
-        preset = PRESETS[self.preset]
+        preset = {**MODEL_DEFAULTS, **PRESETS[self.preset]}
         changes: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if getattr(self, f.name) is None and f.name in preset:
@@ -222,7 +226,7 @@ class TrainConfig:
             "n_layers": self.n_layers,
             "n_heads": self.n_heads,
             "mlp_size": self.mlp_size,
-            "dropout": self.dropout,
+            "dropout": self.dropout if self.dropout is not None else 0.0,
             "positional": self.positional,
         }
 

@@ -28,7 +28,14 @@ from torch.nn import functional as F
 ARCHS = ("rnn", "rnn_nonleaky", "gru", "lstm", "transformer")
 ACTIVATIONS = ("relu", "tanh")
 POSITIONALS = ("none", "learned", "sinusoidal")
-INITS = ("default", "orthogonal", "identity")
+INITS = ("default", "torch", "orthogonal", "identity")
+"""Weight inits. ``default``: the paper's model for the architecture (torch's layer init for the
+RNNs, GPT-2's for the transformer); ``torch``: torch's layer init for every architecture;
+``orthogonal`` / ``identity`` (IRNN): recurrent weights of the Elman RNN only."""
+GPT2_INIT_STD = 0.02
+"""GPT-2's init: every linear weight ~ N(0, 0.02^2), biases 0; the two projections that write into
+the residual stream scaled by 1 / sqrt(2 n_layers) (Radford et al. 2019, the HF GPT2 model the
+paper's transformer is built on)."""
 OUTPUTS = ("sigmoid", "ddm")
 
 
@@ -83,7 +90,7 @@ class ElmanRNN(RecurrentCore):
         self.obs_dim, self.hidden_size = obs_dim, hidden_size
         self.activation, self.leak, self.nonleaky = activation, float(leak), nonleaky
         self.rnn = nn.RNN(obs_dim, hidden_size, nonlinearity=activation, batch_first=True)
-        if init == "orthogonal":
+        if init == "orthogonal":  # "default" and "torch" are both torch's init here (the paper's)
             nn.init.orthogonal_(self.rnn.weight_hh_l0)
         elif init == "identity":  # IRNN (Le et al. 2015): integrator-friendly start for relu
             with torch.no_grad():
@@ -167,7 +174,10 @@ class _Block(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
         self.ln2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, mlp), nn.GELU(), nn.Linear(mlp, width))
+        # GPT-2's "gelu_new" is the tanh approximation
+        self.mlp = nn.Sequential(
+            nn.Linear(width, mlp), nn.GELU(approximate="tanh"), nn.Linear(mlp, width)
+        )
         self.drop = nn.Dropout(dropout)
 
     def _split(self, x: Tensor) -> Tensor:  # [B, T, W] -> [B, heads, T, W / heads]
@@ -203,6 +213,7 @@ class CausalTransformer(RecurrentCore):
         dropout: float = 0.0,
         positional: str = "none",
         max_len: int = 512,
+        init: str = "default",
     ) -> None:
         super().__init__()
         _positive_int("n_layers", n_layers)
@@ -218,6 +229,8 @@ class CausalTransformer(RecurrentCore):
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if positional not in POSITIONALS:
             raise ValueError(f"positional must be one of {list(POSITIONALS)}, got {positional!r}")
+        if init not in ("default", "torch"):
+            raise ValueError(f"init must be 'default' (GPT-2's) or 'torch' for the transformer, got {init!r}")
         self.obs_dim, self.hidden_size, self.positional, self.max_len = (
             obs_dim,
             hidden_size,
@@ -235,6 +248,19 @@ class CausalTransformer(RecurrentCore):
             _Block(hidden_size, n_heads, mlp_size, dropout) for _ in range(n_layers)
         )
         self.ln_f = nn.LayerNorm(hidden_size)
+        if init == "default":
+            self._gpt2_init(n_layers)
+
+    def _gpt2_init(self, n_layers: int) -> None:
+        """GPT-2's init (see ``GPT2_INIT_STD``)."""
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    m.weight.normal_(0.0, GPT2_INIT_STD)
+                    m.bias.zero_()
+            for block in self.blocks:
+                for proj in (block.proj, block.mlp[2]):
+                    proj.weight.normal_(0.0, GPT2_INIT_STD / math.sqrt(2 * n_layers))
 
     def _embed(self, obs: Tensor, start: int) -> Tensor:
         x = self.inp(obs)
@@ -294,6 +320,7 @@ def build_core(arch: str, obs_dim: int, hidden_size: int = 64, **cfg: Any) -> Re
         dropout=cfg.get("dropout", 0.0),
         positional=cfg.get("positional", "none"),
         max_len=cfg.get("max_len", 512),
+        init=cfg.get("init", "default"),
     )
 
 
