@@ -7,7 +7,7 @@ back with ``hidden_and_outputs(obs)`` for the probes.
 
 from agents.config import PRESETS, TrainConfig
 from agents.networks import Network, RecurrentCore, build_core
-from agents.run import LoadedRun, Run, load
+from agents.run import LoadedRun, Run, load, untrained
 from agents.trainer import TrainingDivergedError, train
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "build_core",
     "load",
     "train",
+    "untrained",
 ]

@@ -152,3 +152,27 @@ def load(run_dir: Path | str, device: str = "cpu") -> Any:
     network.load_state_dict(torch.load(model, map_location=device, weights_only=True))
     network.to(device).eval()
     return LoadedRun(network, spec, config, run_dir, device)
+
+
+def untrained(loaded: Any) -> Any:
+    """The same agent before training: same architecture, init and seed, fresh weights.
+
+    A loaded run (supervised :class:`LoadedRun`, or an RL policy from ``agents.rl.load``) -> an
+    object of the same kind whose network is exactly what its trainer built at step 0
+    (``torch.manual_seed(config.seed)`` then the same builder), for the untrained control of
+    every probe. Torch's global RNG is restored afterwards.
+    """
+    config = getattr(loaded, "config", None)
+    spec = getattr(loaded, "spec", None)
+    if config is None or spec is None:
+        raise ValueError(
+            f"untrained needs a loaded run with .spec and .config, got {type(loaded).__name__}"
+        )
+    if isinstance(config, TrainConfig):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            network = build_network(spec, config.resolve())
+        return LoadedRun(network=network, spec=spec, config=config, run_dir=None)
+    from agents import rl
+
+    return rl.untrained(loaded)

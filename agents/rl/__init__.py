@@ -43,4 +43,23 @@ def load(run_dir: str | Path) -> Any:
     return KINDS[kind](path)
 
 
-__all__ = ["ALGOS", "EvalResult", "PPOConfig", "SB3Config", "evaluate", "load"]
+def untrained(policy: Any) -> Any:
+    """The same RL agent before training (same config and seed, fresh weights), as a policy of
+    the same kind: the untrained control of the probes. Native PPO: exactly the network its
+    trainer starts from (``torch.manual_seed(config.seed)`` then ``build_agent``); sb3: a fresh
+    policy from the same seed (sb3's own seeding order may draw differently)."""
+    import torch
+
+    spec, config = policy.spec, policy.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        if isinstance(config, PPOConfig):
+            agent, _, scoring = ppo.build_agent(spec, config)
+            return ppo.PPOPolicy(agent, spec, config, scoring)
+        if isinstance(config, SB3Config):
+            fresh = sb3.build_policy(spec, config)
+            return sb3.SB3Policy(fresh, spec, config, sb3._n_report(spec, config))
+    raise ValueError(f"untrained: unknown RL config {type(config).__name__}")
+
+
+__all__ = ["ALGOS", "EvalResult", "PPOConfig", "SB3Config", "evaluate", "load", "untrained"]
