@@ -7,8 +7,10 @@ A grid is a mapping from parameter names to lists of values; its points are the 
 - a field of the agent's configuration (:class:`agents.config.TrainConfig` for ``algo=supervised``,
   the algorithm's config dataclass in ``agents.rl.ALGOS`` otherwise), or ``agent.<field>``;
 - ``algo`` (``supervised`` by default, or a key of ``agents.rl.ALGOS``);
-- ``seed``: the network's seed (the agent config's ``seed``). The task's own seed (boundary
-  normals, encoder weights) is ``task.seed`` and stays at its default unless you set it.
+- ``seed``: the network's seed: the agent config's ``seed`` (weights, trial stream) and, unless
+  the grid sets ``task.seed``, the task's own seed too (encoder weights, random boundary normals),
+  so each network trains on its own task draw, as in the paper. Set ``task.seed`` to share one
+  task draw across networks.
 
 Every name, type and value is checked before anything trains (:func:`parse_grid` and
 :meth:`Grid.points`): an unknown field, an empty list, a value of the wrong type or a value the
@@ -344,6 +346,8 @@ class Grid:
                     coerced[name] = agent[fname]
             if "seed" in cfg_fields:
                 agent.setdefault("seed", seed)
+            # each network its own task draw (encoder, random boundaries), unless fixed
+            task.setdefault("seed", seed)
             params = coerced  # ids hash typed values: "2" from --set and 2 from YAML agree
             pid = point_id(params, varying)
             try:
