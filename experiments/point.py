@@ -12,7 +12,12 @@ Headline metrics of the returned row (all floats unless said; r^2 = 1 - MSE / Va
 - ``id_r2``: in-distribution r^2 (fit on all quadrants, scored on fresh trials);
 - ``angle_deg``: angle between the in-distribution decoder's axes (mean pairwise for D > 2; 90 =
   orthogonal); ``angle_deg_values``: the same for every OOD decoder (folds x fits);
-- ``ceiling``: the theory's r^2_max at the decision step (``probes.theory.ceiling``);
+- ``ceiling``: the theory's r^2_max at the decision step (``probes.theory.ceiling``, a linear
+  read-out of the evidence mean); ``bayes_bound``: the r^2 of the Bayes posterior mean;
+- controls (``probes.controls``): ``untrained_ood_r2`` / ``untrained_id_r2`` /
+  ``untrained_angle_deg`` (the same network untrained), ``input_ood_r2`` / ``input_id_r2`` (the
+  encoded input's stimulus average), ``mu_ood_r2`` / ``mu_id_r2`` (the evidence mean), each OOD
+  one with its ``*_values``; ``ood_gain_over_untrained``;
 - ``frac_ideal``, ``acc``, ``ideal_acc``: decision accuracy of the trained agent, as a fraction of
   the ideal observer's (chance-normalised) and raw, from the trainer's last evaluation;
 - ``train_seconds``, ``train_steps``.
@@ -113,6 +118,10 @@ def headline(report: Mapping[str, Any]) -> dict[str, Any]:
     out["angle_deg_values"] = [
         float(a) for f in folds for a in (f.get("angle_deg") or []) if _num(a) is not None
     ]
+    # controls (probes.controls): their fold x fit values, pooled across networks like the
+    # network's own
+    for name, ctrl in (report.get("controls") or {}).items():
+        out[f"{name}_ood_r2_values"] = [float(v) for v in ctrl.get("ood_r2_values") or []]
     out["id_r2"] = _num(head.get("id_r2"))
     out["angle_deg"] = _num(head.get("angle_deg", ood.get("angle_deg_median")))
     out["ceiling"] = _num(head.get("ceiling", ood.get("ceiling")))

@@ -312,13 +312,16 @@ def probe_run(
     tensorboard: bool = True,
     n_shuffles: int = 10,
     batch_size: int = 1024,
+    controls: bool = True,
 ) -> ProbeReport:
     """Record a trained run and measure everything; write probe.json, probe.md and figures.
 
     n: trials recorded (the decoders' data); n_test: fresh trials for the in-distribution control
     (default n // 2); seed: seed of the recorded trials (n_test uses seed + 1, the tuning grid
     seed + 2); adam: also run the paper's Adam protocol; fixed_points / tuning / figures /
-    tensorboard: switch those parts off.
+    tensorboard: switch those parts off; controls: also probe the same network untrained and the
+    input baselines on the same trials (``probes.controls``; headline ``untrained_ood_r2``,
+    ``input_ood_r2``, ``mu_ood_r2``, ``ood_gain_over_untrained`` ...).
     """
     import agents
 
@@ -333,6 +336,16 @@ def probe_run(
     t_rec = time.perf_counter() - t0
     report = probe_recording(rec, rec_test, seed=seed, adam=adam, n_shuffles=n_shuffles)
     report.timings["record"] = t_rec
+    if controls:
+        t0 = time.perf_counter()
+        ctrl = run_controls(loaded, rec, rec_test, seed=seed, batch_size=batch_size)
+        report.timings["controls"] = time.perf_counter() - t0
+        report.results["controls"] = {c.name: c.to_dict() for c in ctrl}
+        for c in ctrl:
+            report.headline.update(c.headline())
+        base = report.headline.get("untrained_ood_r2")
+        if base is not None and report.headline.get("ood_r2_median") is not None:
+            report.headline["ood_gain_over_untrained"] = report.headline["ood_r2_median"] - base
     network = getattr(loaded, "network", None)
     if fixed_points and network is not None:
         t0 = time.perf_counter()
@@ -442,6 +455,25 @@ def markdown(report: ProbeReport) -> str:
         lines.append(
             f"| tuning-map sparseness (8 x 8 grid) | {_fmt(h['tuning_sparseness_mean'])} | |"
         )
+    ctrl = r.get("controls") or {}
+    if ctrl:
+        lines += [
+            "",
+            "## Controls (same trials, same decoders)",
+            "",
+            "A disentanglement number means something only beside these. Gain over untrained = "
+            "OOD r2 of this network - OOD r2 of the same network untrained.",
+            "",
+            "| | OOD r2 (median [IQR]) | in-distribution r2 | decoder angle (deg) |",
+            "|---|---|---|---|",
+            f"| this network | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | {_fmt(h['id_r2'])} | {_fmt(h['angle_deg'], 1)} |",
+        ]
+        for c in ctrl.values():
+            lines.append(
+                f"| {c['description']} | {_fmt(c['ood_r2'])} [{_fmt(c['ood_r2_q25'])}, {_fmt(c['ood_r2_q75'])}] | {_fmt(c['id_r2'])} | {_fmt(c['angle_deg'], 1)} |"
+            )
+        if h.get("ood_gain_over_untrained") is not None:
+            lines += ["", f"Gain over untrained (OOD r2): {h['ood_gain_over_untrained']:+.3f}."]
     lines += ["", "OOD r2 per held-out orthant (median over fits):", ""]
     lines += [
         f"- {f['held_out']}: {_fmt(f['r2_median'])} (n_test {f['n_test']})" for f in ood["folds"]
@@ -458,3 +490,46 @@ def markdown(report: ProbeReport) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def run_controls(
+    loaded: Any, rec: Recording, rec_test: Recording, *, seed: int = 0, batch_size: int = 1024
+) -> list[Any]:
+    """The controls of ``probes.controls`` on the trials of ``rec`` (fit) and ``rec_test``
+    (fresh trials for the in-distribution score): the same network untrained (when ``loaded``
+    can be rebuilt untrained), the encoded input's stimulus average, and mu(T)."""
+    import agents
+    from envs import generate
+    from probes.controls import score_features, stimulus_average
+
+    spec = rec.spec
+    var = theory.prior_variance(spec)
+    out = []
+    try:
+        twin = agents.untrained(loaded)
+    except (ValueError, AttributeError, TypeError):
+        twin = None  # e.g. a policy with no stored config: no untrained control
+    if twin is not None:
+        r0 = record(twin, spec, rec.n, int(rec.seed or 0), batch_size=batch_size)
+        r0t = record(twin, spec, rec_test.n, int(rec_test.seed or 0), batch_size=batch_size)
+        out.append(
+            score_features(
+                "untrained", r0.at(), r0.latent, r0t.at(), r0t.latent, var_prior=var, seed=seed
+            )
+        )
+    feats = []
+    for r in (rec, rec_test):  # the recorder's trials, drawn again from the same seed
+        b = generate(spec, r.n, np.random.default_rng(int(r.seed or 0)))
+        if not np.allclose(b.latent, r.latent):
+            raise RuntimeError("input control: regenerated trials differ from the recording's")
+        feats.append(stimulus_average(b.obs, b.period))
+    out.append(score_features("input", feats[0], rec.latent, feats[1], rec_test.latent,
+                              var_prior=var, seed=seed))
+    dec, dec_t = rec.decision_index, rec_test.decision_index
+    out.append(
+        score_features(
+            "mu", rec.mu[:, dec], rec.latent, rec_test.mu[:, dec_t], rec_test.latent,
+            var_prior=var, seed=seed,
+        )
+    )
+    return out
