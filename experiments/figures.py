@@ -8,6 +8,13 @@ like the r^2 values when present), ``ceiling`` (the theory's r^2_max at the deci
 step). The statistics are the paper's: median and IQR over networks x folds x fits, i.e. the
 per-network ``ood_r2_values`` lists pooled over the networks of a condition.
 
+Controls sit beside every number (``probes.controls``): ``untrained_ood_r2`` (the same network
+untrained), ``input_ood_r2`` (a decoder on the encoded input's stimulus average) and ``mu_ood_r2``
+(on the evidence mean), pooled like the network's own values; plots draw them dashed or grey,
+and tables add the gain over untrained with a bootstrap interval over networks. Two bounds sit
+beside every ceiling: ``ceiling`` (1 - 12 sigma^2 / t, a linear read-out of the evidence mean) and
+``bayes_bound`` (the Bayes posterior mean under the bounded prior).
+
 Every ``plot_*`` function takes the summary rows of :func:`summarise` and writes a PNG.
 """
 
@@ -28,7 +35,39 @@ ARCH_LABELS = {
     "transformer": "Transformer (GPT)",
 }
 ARCH_ORDER = ("rnn", "rnn_nonleaky", "lstm", "gru", "transformer")
-METRICS = ("ood_r2", "id_r2", "angle_deg")
+METRICS = (
+    "ood_r2",
+    "id_r2",
+    "angle_deg",
+    "untrained_ood_r2",
+    "untrained_id_r2",
+    "untrained_angle_deg",
+    "input_ood_r2",
+    "input_id_r2",
+    "mu_ood_r2",
+)
+"""Metrics pooled over networks x folds x fits (median, quartiles) by :func:`summarise`."""
+CONTROL_STYLE = {
+    "untrained_ood_r2": {"ls": "--", "alpha": 0.6},
+    "input_ood_r2": {"ls": "-.", "color": "0.55"},
+    "mu_ood_r2": {"ls": (0, (1, 1)), "color": "0.75"},
+}
+"""How the controls are drawn: the untrained network dashed in its network's colour, the input
+baselines grey."""
+N_BOOT = 2000
+
+
+def bootstrap_median(values: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
+    """Median of ``values`` [k] (one per network) and its 95% bootstrap interval over networks
+    (resampling networks with replacement, ``N_BOOT`` draws). NaNs for no values; with one
+    network the interval is that value."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    boots = np.median(v[rng.integers(0, v.size, (N_BOOT, v.size))], axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(np.median(v)), float(lo), float(hi)
 
 
 def _values(row: Mapping[str, Any], metric: str) -> list[float]:
@@ -40,6 +79,22 @@ def _values(row: Mapping[str, Any], metric: str) -> list[float]:
         v = row.get(metric)
         out = [float(v)] if isinstance(v, (int, float)) and not isinstance(v, bool) else []
     return [v for v in out if math.isfinite(v)]
+
+
+def bootstrap_median_difference(
+    a: Sequence[float], b: Sequence[float], seed: int = 0
+) -> tuple[float, float, float]:
+    """median(a) - median(b) for two independent groups of networks, with its 95% bootstrap
+    interval (each group resampled with replacement, ``N_BOOT`` draws)."""
+    va = np.asarray([x for x in a if math.isfinite(x)], dtype=float)
+    vb = np.asarray([x for x in b if math.isfinite(x)], dtype=float)
+    if va.size == 0 or vb.size == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    ma = np.median(va[rng.integers(0, va.size, (N_BOOT, va.size))], axis=1)
+    mb = np.median(vb[rng.integers(0, vb.size, (N_BOOT, vb.size))], axis=1)
+    lo, hi = np.percentile(ma - mb, [2.5, 97.5])
+    return float(np.median(va) - np.median(vb)), float(lo), float(hi)
 
 
 def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
@@ -66,11 +121,36 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
                 rec.update({m: med, f"{m}_q25": q25, f"{m}_q75": q75, f"{m}_n": len(pooled)})
             else:
                 rec.update({m: math.nan, f"{m}_q25": math.nan, f"{m}_q75": math.nan, f"{m}_n": 0})
-        for extra in ("ceiling", "frac_ideal"):
-            vals = [float(r[extra]) for r in members if isinstance(r.get(extra), (int, float))]
+        for extra in ("ceiling", "bayes_bound", "frac_ideal"):
+            vals = [float(r[extra]) for r in members if _finite(r.get(extra))]
             rec[extra] = float(np.mean(vals)) if vals else math.nan
+        # the spread across networks: per-network medians and a bootstrap over networks
+        nets = [float(r["ood_r2"]) for r in members if _finite(r.get("ood_r2"))]
+        rec["ood_r2_per_network"] = nets
+        rec["ood_r2_net_median"], rec["ood_r2_net_lo"], rec["ood_r2_net_hi"] = bootstrap_median(
+            nets
+        )
+        base = [float(r["untrained_ood_r2"]) for r in members if _finite(r.get("untrained_ood_r2"))]
+        rec["untrained_ood_r2_per_network"] = base
+        rec["untrained_ood_r2_net_median"] = bootstrap_median(base)[0]
+        gains = [
+            float(r["ood_r2"]) - float(r["untrained_ood_r2"])
+            for r in members
+            if _finite(r.get("ood_r2")) and _finite(r.get("untrained_ood_r2"))
+        ]
+        rec["gain_over_untrained"], rec["gain_lo"], rec["gain_hi"] = bootstrap_median(gains)
+        inp = [
+            float(r["ood_r2"]) - float(r["input_ood_r2"])
+            for r in members
+            if _finite(r.get("ood_r2")) and _finite(r.get("input_ood_r2"))
+        ]
+        rec["gain_over_input"], rec["gain_input_lo"], rec["gain_input_hi"] = bootstrap_median(inp)
         out.append(rec)
     return out
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _sort_key(key: tuple) -> tuple:
@@ -126,11 +206,84 @@ def _ylim(ax: Any, low: float, rows: Sequence[Mapping[str, Any]], keys: Sequence
     ax.set_ylim(max(bottom - 0.03, -1.0), 1.01)
 
 
+def _line(ax: Any, rows: Sequence[Mapping[str, Any]], x: str, m: str, **kw: Any) -> None:
+    """A control's median against x (no error bars: the network's own carry the IQR)."""
+    rows = sorted((r for r in rows if _finite(r.get(m))), key=lambda r: r[x])
+    if rows:
+        ax.plot([r[x] for r in rows], [r[m] for r in rows], marker=".", lw=1.2, **kw)
+
+
+def draw_controls(
+    ax: Any,
+    rows: Sequence[Mapping[str, Any]],
+    x: str,
+    *,
+    color: Any = "C0",
+    label: str = "",
+    untrained: bool = True,
+    inputs: bool = True,
+) -> None:
+    """The untrained network's OOD r^2 (dashed, ``color``) and the input baselines (grey) of
+    ``rows`` against ``x``."""
+    if untrained:
+        style = {**CONTROL_STYLE["untrained_ood_r2"], "color": color}
+        _line(ax, rows, x, "untrained_ood_r2", label=f"{label}untrained".strip(), **style)
+    if inputs:
+        # the input baselines depend on the task only: one line per x over every architecture
+        by_x: dict[Any, list[Mapping[str, Any]]] = {}
+        for r in rows:
+            by_x.setdefault(r[x], []).append(r)
+        pooled = [
+            {
+                x: k,
+                **{
+                    m: float(np.nanmean([r.get(m, math.nan) for r in v]))
+                    for m in ("input_ood_r2", "mu_ood_r2")
+                },
+            }
+            for k, v in by_x.items()
+        ]
+        _line(
+            ax,
+            pooled,
+            x,
+            "input_ood_r2",
+            label="input: encoded-obs average",
+            **CONTROL_STYLE["input_ood_r2"],
+        )
+        _line(
+            ax,
+            pooled,
+            x,
+            "mu_ood_r2",
+            label="input: evidence mean $\\mu$",
+            **CONTROL_STYLE["mu_ood_r2"],
+        )
+
+
+def draw_bounds(ax: Any, rows: Sequence[Mapping[str, Any]], x: str | None = None) -> None:
+    """The two ceilings: 1 - 12 sigma^2 / t (linear read-out of mu, dotted) and the Bayes
+    posterior mean's r^2 (dashed), as horizontal lines (x None) or against x."""
+    for m, ls, label in (
+        ("ceiling", ":", "linear ceiling $1-12\\sigma^2/t$"),
+        ("bayes_bound", (0, (5, 2)), "Bayes bound (posterior mean)"),
+    ):
+        vals = [r for r in rows if _finite(r.get(m))]
+        if not vals:
+            continue
+        if x is None:
+            ax.axhline(float(np.mean([r[m] for r in vals])), ls=ls, color="k", lw=1, label=label)
+        else:
+            pts = sorted({(r[x], r[m]) for r in vals})
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=ls, color="k", lw=1, label=label)
+
+
 def plot_fig3(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = "") -> Path:
-    """Fig. 3a-c: r^2 against N (log x). a: RNN in-distribution and OOD; b: OOD per architecture;
-    c: decoder angle (degrees, dashed 90) per architecture."""
+    """Fig. 3a-c: r^2 against N (log x). a: RNN in-distribution and OOD with its controls;
+    b: OOD per architecture, each with its untrained control (dashed); c: decoder-axis angle
+    (degrees, folded to [0, 90], dashed 90) per architecture."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     archs = [a for a in ARCH_ORDER if select(summary, arch=a)]
     first = "rnn" if "rnn" in archs else (archs[0] if archs else None)
     ax = axes[0]
@@ -138,47 +291,30 @@ def plot_fig3(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: s
         rows = select(summary, arch=first)
         _errorbar(ax, rows, "n_tasks", "id_r2", label="in-distribution", color="0.3")
         _errorbar(ax, rows, "n_tasks", "ood_r2", label="OOD (held-out quadrant)", color="C0")
-        ceil = [r for r in rows if math.isfinite(r["ceiling"])]
-        if ceil:
-            ax.axhline(
-                float(np.mean([r["ceiling"] for r in ceil])),
-                ls=":",
-                color="k",
-                label="theory ceiling $1-12\\sigma^2/T$",
-            )
-        _ylim(ax, 0.5, rows, ("ood_r2_q25", "id_r2_q25"))
+        draw_controls(ax, rows, "n_tasks", color="C0", label="OOD, ")
+        draw_bounds(ax, rows)
+        _ylim(ax, 0.5, rows, ("ood_r2_q25", "id_r2_q25", "untrained_ood_r2"))
         ax.set_title(f"a  {ARCH_LABELS.get(first, first)}: generalisation vs tasks")
     ax = axes[1]
     for i, a in enumerate(archs):
-        _errorbar(
-            ax,
-            select(summary, arch=a),
-            "n_tasks",
-            "ood_r2",
-            label=ARCH_LABELS.get(a, a),
-            color=f"C{i}",
+        rows = select(summary, arch=a)
+        _errorbar(ax, rows, "n_tasks", "ood_r2", label=ARCH_LABELS.get(a, a), color=f"C{i}")
+        draw_controls(
+            ax, rows, "n_tasks", color=f"C{i}", label=f"{ARCH_LABELS.get(a, a)}, ", inputs=False
         )
-    _ylim(ax, 0.5, summary, ("ood_r2_q25",))
-    ax.set_title("b  OOD $r^2$ per architecture")
+    draw_controls(ax, summary, "n_tasks", untrained=False)
+    draw_bounds(ax, summary)
+    _ylim(ax, 0.5, summary, ("ood_r2_q25", "untrained_ood_r2"))
+    ax.set_title("b  OOD $r^2$ per architecture (dashed: untrained)")
     ax = axes[2]
     for i, a in enumerate(archs):
-        strong = a in ("rnn", "transformer")
-        _errorbar(
-            ax,
-            select(summary, arch=a),
-            "n_tasks",
-            "angle_deg",
-            label=ARCH_LABELS.get(a, a),
-            color=f"C{i}",
-            alpha=1.0 if strong else 0.35,
-        )
+        rows = select(summary, arch=a)
+        _errorbar(ax, rows, "n_tasks", "angle_deg", label=ARCH_LABELS.get(a, a), color=f"C{i}")
+        _line(ax, rows, "n_tasks", "untrained_angle_deg", color=f"C{i}", ls="--", alpha=0.6)
     ax.axhline(90.0, ls="--", color="k", lw=1)
-    vals = [r["angle_deg"] for r in summary if math.isfinite(r.get("angle_deg", math.nan))]
-    lo = min([60.0, *vals]) - 5
-    hi = max([120.0, *vals]) + 5
-    ax.set_ylim(lo, hi)
-    ax.set_ylabel("angle between decoder axes (deg)")
-    ax.set_title("c  decoder axes angle")
+    ax.set_ylim(0, 95)
+    ax.set_ylabel("angle between decoder axes (deg, folded)")
+    ax.set_title("c  decoder axes angle (dashed: untrained)")
     for ax in axes:
         ax.set_xscale("log")
         ns = sorted({r["n_tasks"] for r in summary})
@@ -187,7 +323,7 @@ def plot_fig3(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: s
             ax.set_xticklabels([str(n) for n in ns])
             ax.minorticks_off()
         ax.set_xlabel("number of tasks N")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6.5)
     axes[0].set_ylabel("$r^2$")
     axes[1].set_ylabel("OOD $r^2$")
     return _finish(fig, path, caption)
@@ -209,9 +345,10 @@ def theory_curve(spec_kwargs: Mapping[str, Any], ts: Sequence[int]) -> np.ndarra
 def plot_fig5a(
     summary: Sequence[Mapping[str, Any]], path: str | Path, sigma: float, caption: str = ""
 ) -> Path:
-    """Fig. 5a: OOD r^2 against trial duration (stimulus steps), theory 1 - 12 sigma^2 / t."""
+    """Fig. 5a: OOD r^2 against trial duration (stimulus steps) with the untrained and input
+    controls, the theory line (each row's ``ceiling``) and the Bayes bound."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig, ax = plt.subplots(figsize=(6.2, 4.6))
     groups = sorted({r.get("n_tasks") for r in summary}, key=lambda v: (v is None, v))
     for i, n in enumerate(groups):
         rows = select(summary, n_tasks=n)
@@ -226,102 +363,102 @@ def plot_fig5a(
             alpha=0.4,
             ls="--",
         )
-    ts = sorted({int(r["stimulus_steps"]) for r in summary})
-    if ts:
-        grid = np.arange(max(1, min(ts)), max(ts) + 1)
-        ax.plot(
-            grid,
-            theory_curve({"sigma": sigma}, grid),
-            "k:",
-            label=f"theory $1-12\\sigma^2/t$ ($\\sigma$={sigma})",
-        )
-    _ylim(ax, 0.7, summary, ("ood_r2_q25",))
-    ax.set_xlabel("trial duration t (stimulus steps)")
-    ax.set_ylabel("OOD $r^2$")
-    ax.set_title("Fig. 5a  generalisation vs trial duration")
-    ax.legend(fontsize=7)
+        draw_controls(ax, rows, "stimulus_steps", color=f"C{i}", label=f"OOD N={n}, ")
+    draw_bounds(ax, summary, "stimulus_steps")
+    _ylim(ax, 0.7, summary, ("ood_r2_q25", "untrained_ood_r2"))
+    ax.set_xlabel("trial duration (stimulus steps)")
+    ax.set_ylabel("$r^2$")
+    ax.set_title(f"Fig. 5a  generalisation vs trial duration ($\\sigma$={sigma})")
+    ax.legend(fontsize=6.5)
     return _finish(fig, path, caption)
 
 
 def plot_fig5b(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = "") -> Path:
-    """Fig. 5b: OOD r^2 against latent dimension D (random hyperplanes), a curve per N, a panel
-    per architecture."""
+    """Fig. 5b: OOD r^2 against latent dimension D (random hyperplanes), a curve per N with its
+    untrained control (dashed), the input baselines and both bounds, a panel per architecture."""
     plt = _plt()
     archs = [a for a in ARCH_ORDER if select(summary, arch=a)] or [None]
-    fig, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(archs), figsize=(6.2 * len(archs), 4.6), squeeze=False)
     for ax, a in zip(axes[0], archs):
         rows_a = select(summary, arch=a) if a else list(summary)
         for i, n in enumerate(sorted({r["n_tasks"] for r in rows_a})):
-            _errorbar(
-                ax, select(rows_a, n_tasks=n), "latent_dim", "ood_r2", label=f"N={n}", color=f"C{i}"
-            )
-        ceil = sorted(
-            {(r["latent_dim"], r["ceiling"]) for r in rows_a if math.isfinite(r["ceiling"])}
-        )
-        if ceil:
-            ax.plot([c[0] for c in ceil], [c[1] for c in ceil], "k:", label="theory ceiling")
-        _ylim(ax, 0.0, rows_a, ("ood_r2_q25",))
+            rows = select(rows_a, n_tasks=n)
+            _errorbar(ax, rows, "latent_dim", "ood_r2", label=f"N={n}", color=f"C{i}")
+            draw_controls(ax, rows, "latent_dim", color=f"C{i}", label=f"N={n}, ", inputs=False)
+        draw_controls(ax, rows_a, "latent_dim", untrained=False)
+        draw_bounds(ax, rows_a, "latent_dim")
+        _ylim(ax, 0.0, rows_a, ("ood_r2_q25", "untrained_ood_r2"))
         ax.set_xticks(sorted({r["latent_dim"] for r in rows_a}))
         ax.set_xlabel("latent dimension D")
         ax.set_ylabel("OOD $r^2$")
         ax.set_title(f"Fig. 5b  {ARCH_LABELS.get(a, a) if a else ''}: OOD $r^2$ vs D")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6.5)
     return _finish(fig, path, caption)
 
 
 def plot_fig5c(
     summary: Sequence[Mapping[str, Any]], path: str | Path, steps: int, caption: str = ""
 ) -> Path:
-    """Fig. 5c: OOD r^2 against sigma, a curve per N, with the ceilings 1 - 12 sigma^2 / T."""
+    """Fig. 5c: OOD r^2 against sigma, a curve per N with its untrained control (dashed), the
+    input baselines, the linear ceiling 1 - 12 sigma^2 / T and the Bayes bound."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig, ax = plt.subplots(figsize=(6.2, 4.6))
     for i, n in enumerate(sorted({r["n_tasks"] for r in summary})):
-        _errorbar(ax, select(summary, n_tasks=n), "sigma", "ood_r2", label=f"N={n}", color=f"C{i}")
-    sigmas = sorted({float(r["sigma"]) for r in summary})
-    if sigmas:
-        grid = np.linspace(min(sigmas), max(sigmas), 50)
-        ceil = [
-            theory_curve({"sigma": float(s), "stimulus_steps": steps}, [steps])[0] for s in grid
-        ]
-        ax.plot(grid, ceil, "k:", label=f"ceiling $1-12\\sigma^2/T$, T={steps}")
-    _ylim(ax, 0.5, summary, ("ood_r2_q25",))
-    ax.set_xlabel("evidence noise $\\sigma$ (per step)")
+        rows = select(summary, n_tasks=n)
+        _errorbar(ax, rows, "sigma", "ood_r2", label=f"N={n}", color=f"C{i}")
+        draw_controls(ax, rows, "sigma", color=f"C{i}", label=f"N={n}, ", inputs=False)
+    draw_controls(ax, summary, "sigma", untrained=False)
+    draw_bounds(ax, summary, "sigma")
+    _ylim(ax, 0.5, summary, ("ood_r2_q25", "untrained_ood_r2"))
+    ax.set_xlabel(f"evidence noise $\\sigma$ (per step), T = {steps}")
     ax.set_ylabel("OOD $r^2$")
     ax.set_title("Fig. 5c  generalisation vs noise")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6.5)
     return _finish(fig, path, caption)
 
 
 def plot_rl(
     summary: Sequence[Mapping[str, Any]], path: str | Path, group: str, caption: str = ""
 ) -> Path:
-    """RL agents of each report kind: OOD and in-distribution r^2 (bars, IQR) beside the ceiling."""
+    """RL agents of each report kind: OOD and in-distribution r^2 (bars, IQR), the untrained
+    agent's OOD r^2 (grey bar), the input baselines and both bounds."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.6 * len(summary) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.2, 1.9 * len(summary) + 2), 4.6))
     labels = [str(r.get(group)) for r in summary]
     x = np.arange(len(summary))
-    for off, m, color in ((-0.2, "ood_r2", "C0"), (0.2, "id_r2", "0.5")):
-        ys = np.array([r[m] for r in summary], dtype=float)
-        lo = ys - np.array([r[f"{m}_q25"] for r in summary], dtype=float)
-        hi = np.array([r[f"{m}_q75"] for r in summary], dtype=float) - ys
+    bars = (
+        (-0.27, "ood_r2", "C0", "OOD (trained)"),
+        (0.0, "untrained_ood_r2", "0.75", "OOD (untrained)"),
+        (0.27, "id_r2", "0.45", "in-distribution"),
+    )
+    for off, m, color, label in bars:
+        ys = np.array([r.get(m, math.nan) for r in summary], dtype=float)
+        lo = ys - np.array([r.get(f"{m}_q25", math.nan) for r in summary], dtype=float)
+        hi = np.array([r.get(f"{m}_q75", math.nan) for r in summary], dtype=float) - ys
         ax.bar(
             x + off,
             np.nan_to_num(ys),
-            width=0.4,
+            width=0.27,
             yerr=[np.nan_to_num(lo), np.nan_to_num(hi)],
             color=color,
             capsize=3,
-            label="OOD" if m == "ood_r2" else "in-distribution",
+            label=label,
         )
-    ceil = [r["ceiling"] for r in summary if math.isfinite(r["ceiling"])]
-    if ceil:
-        ax.axhline(float(np.mean(ceil)), ls=":", color="k", label="theory ceiling")
+    for m, style, label in (
+        ("input_ood_r2", CONTROL_STYLE["input_ood_r2"], "input: encoded-obs average (OOD)"),
+        ("mu_ood_r2", CONTROL_STYLE["mu_ood_r2"], "input: evidence mean (OOD)"),
+    ):
+        vals = [r[m] for r in summary if _finite(r.get(m))]
+        if vals:
+            ax.axhline(float(np.mean(vals)), lw=1.2, label=label, **style)
+    draw_bounds(ax, summary)
     ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=15, fontsize=8)
     ax.set_ylabel("$r^2$ of x* from the hidden state")
-    ax.set_ylim(min(0.0, *(np.nan_to_num([r["ood_r2_q25"] for r in summary]) - 0.05)), 1.02)
+    low = np.nan_to_num([r.get("ood_r2_q25", 0.0) for r in summary] + [0.0])
+    ax.set_ylim(min(0.0, float(np.min(low)) - 0.05), 1.02)
     ax.set_title("RL agents: disentanglement by report kind")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6.5)
     return _finish(fig, path, caption)
 
 
@@ -330,36 +467,52 @@ def fmt(rec: Mapping[str, Any], m: str) -> str:
     v = rec.get(m, math.nan)
     if not isinstance(v, (int, float)) or not math.isfinite(v):
         return "-"
-    if m == "angle_deg":
+    if "angle" in m:
         return f"{v:.1f} [{rec[f'{m}_q25']:.1f}, {rec[f'{m}_q75']:.1f}]"
     return f"{v:.3f} [{rec[f'{m}_q25']:.3f}, {rec[f'{m}_q75']:.3f}]"
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    return f"{v:.{digits}f}" if _finite(v) else "-"
 
 
 def markdown_table(
     summary: Sequence[Mapping[str, Any]], keys: Sequence[str], theory: str = "ceiling"
 ) -> str:
-    """A markdown table: condition, networks, OOD r^2, in-distribution r^2, angle, theory."""
+    """A markdown table per condition: the network's OOD r^2 (pooled median [IQR] and the
+    per-network medians), its controls (untrained, encoded-input average, evidence mean), the gain
+    over untrained with its 95% bootstrap interval over networks, in-distribution r^2, angle and
+    the two bounds."""
     head = [
         *keys,
         "networks",
         "OOD r^2 median [IQR]",
+        "OOD r^2 per network",
+        "untrained OOD r^2",
+        "gain over untrained [95% CI]",
+        "input-average OOD r^2",
+        "mu OOD r^2",
         "in-dist. r^2",
         "angle (deg)",
-        "theory ceiling",
-        "OOD / ceiling",
+        "linear ceiling" if theory == "ceiling" else theory,
+        "Bayes bound",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary:
-        ceil = r.get(theory, math.nan)
-        ratio = r["ood_r2"] / ceil if math.isfinite(ceil) and ceil > 0 else math.nan
         cells = [str(r.get(k)) for k in keys]
+        gain = r.get("gain_over_untrained", math.nan)
         cells += [
             str(r["n_networks"]),
             fmt(r, "ood_r2"),
+            ", ".join(f"{v:.3f}" for v in r.get("ood_r2_per_network", [])) or "-",
+            fmt(r, "untrained_ood_r2"),
+            f"{gain:+.3f} [{r['gain_lo']:+.3f}, {r['gain_hi']:+.3f}]" if _finite(gain) else "-",
+            fmt(r, "input_ood_r2"),
+            fmt(r, "mu_ood_r2"),
             fmt(r, "id_r2"),
             fmt(r, "angle_deg"),
-            f"{ceil:.3f}" if math.isfinite(ceil) else "-",
-            f"{ratio:.3f}" if math.isfinite(ratio) else "-",
+            _num(r.get(theory, math.nan)),
+            _num(r.get("bayes_bound", math.nan)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
