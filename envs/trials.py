@@ -253,14 +253,17 @@ def ddm_targets(spec: TaskSpec, evidence: np.ndarray) -> np.ndarray:
 def free_rt_targets(spec: TaskSpec, evidence: np.ndarray) -> np.ndarray:
     """The official code's free-reaction-time targets [B, T, N] (targets='free_rt_paper').
 
-    Target of task i at step k: S_i(k) = sum_{s <= k} [X2(s) - tan(phi_i) X1(s)] over the
+    Target of task i at step k: S_i(k) = sum_{s <= k} g_i [X2(s) - tan(phi_i) X1(s)] over the
     evidence steps up to and including k, absorbed at +-ddm_bound (5 in the paper); 0 before the
-    evidence. evidence: [B, T, 2] raw evidence, 0 outside the evidence steps.
+    evidence. g_i = sign(cos phi_i) orients the sum like this package's label 1[c_i . x* > 0]
+    (c_i = (-sin phi_i, cos phi_i)); the official label is 1[x2 > tan(phi_i) x1], the complement
+    for phi_i > pi/2, so there target and label are both flipped: the same learning problem.
+    evidence: [B, T, 2] raw evidence, 0 outside the evidence steps.
 
     How it differs from 'ddm_bound':
-    - the drift is X2 - tan(phi_i) X1 = (c_i . X) / cos(phi_i), not the unit-normal projection
-      c_i . X: tasks with steep lines (phi near pi/2) drift up to 1 / |cos phi_i| times faster and
-      reach the bound sooner; the sign, hence the label, is the same;
+    - the drift is g_i [X2 - tan(phi_i) X1] = (c_i . X) / |cos phi_i|, not the unit-normal
+      projection c_i . X: tasks with steep lines (phi near pi/2) drift 1 / |cos phi_i| times
+      faster and reach the bound sooner;
     - evidence keeps arriving at the decision steps and the sum keeps running there, so the
       state the probe reads at the (first) decision step has seen T + 1 samples, not T.
     Both are trained with MSE on ``ddm_bound * tanh`` outputs at every step.
@@ -271,10 +274,9 @@ def free_rt_targets(spec: TaskSpec, evidence: np.ndarray) -> np.ndarray:
     toward 0), its training trial has no evidence and target 0 at the decision step (its probe
     trial ``DenoiseQuadsFreeRT`` does have evidence there), and it has no go channel.
     """
-    geo = task_geometry(spec)
-    normals = geo.normals  # [N, 2] = (-sin phi_i, cos phi_i)
-    slope = -normals[:, 0] / normals[:, 1]  # tan(phi_i)
-    drift = evidence[..., 1:2] - evidence[..., 0:1] * slope[None, None, :]  # [B, T, N]
+    normals = task_geometry(spec).normals  # [N, 2] = (-sin phi_i, cos phi_i)
+    # c_i / |cos phi_i| = g_i (-tan phi_i, 1)
+    drift = evidence @ (normals / np.abs(normals[:, 1:2])).T  # [B, T, N]
     return _absorb(np.cumsum(drift, axis=1), spec.ddm_bound)
 
 
