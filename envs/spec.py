@@ -92,7 +92,8 @@ class TaskSpec:
     'decision_only': labels, loss masked to decision steps; 'ddm_bound': running signed evidence
     sum c_i . X(s) clipped at +-ddm_bound (free reaction time, MSE on ddm_bound * tanh);
     'free_rt_paper': the official code's free-reaction-time targets (Fig. 5a): running sum of
-    X2(s) - tan(phi_i) X1(s) (not unit-normalised) absorbed at +-ddm_bound, with evidence also
+    X2(s) - tan(phi_i) X1(s) (not unit-normalised; sign flipped where cos phi_i < 0, to match
+    the labels 1[c_i . x* > 0]) absorbed at +-ddm_bound, with evidence also
     arriving at the decision steps, where the probe reads the state (T + 1 samples there).
     Needs boundaries='lines', offset_scale=0, delay_steps=0. See ``envs.trials.free_rt_targets``."""
     ddm_bound: float = 5.0
