@@ -329,7 +329,8 @@ class Network(nn.Module):
 
     ``forward(obs [B, T, O]) -> (readout [B, T, N] pre-activation, hidden [B, T, H])``.
     output='sigmoid': probabilities sigmoid(readout) (the paper's BCE targets);
-    output='ddm': ``ddm_bound * tanh(readout)`` (drift-diffusion targets, MSE).
+    output='ddm': ``ddm_bound * tanh(readout)`` (drift-diffusion targets 'ddm_bound' and
+    'free_rt_paper', MSE).
     """
 
     def __init__(

@@ -70,7 +70,7 @@ def build_network(spec: TaskSpec, config: TrainConfig) -> Network:
     """The network a (resolved) config describes for a task (readout: one unit per task)."""
     kw = config.core_kwargs()
     core = build_core(config.arch, spec.obs_dim, max_len=max(512, spec.n_steps), **kw)
-    output = "ddm" if spec.targets == "ddm_bound" else "sigmoid"
+    output = "ddm" if spec.ddm_targets else "sigmoid"
     return Network(core, spec.n_tasks, output=output, ddm_bound=spec.ddm_bound)
 
 

@@ -6,7 +6,8 @@ own ``np.random.Generator``, computes the objective of ``spec.targets``
 - ``paper``: BCE of sigmoid outputs against targets at every step (0.5 before the decision,
   labels at it);
 - ``decision_only``: the same BCE masked to the decision steps;
-- ``ddm_bound``: MSE of ``ddm_bound * tanh`` outputs against the drift-diffusion targets;
+- ``ddm_bound`` and ``free_rt_paper``: MSE of ``ddm_bound * tanh`` outputs against the
+  drift-diffusion targets (unit-normal sums, or the official code's X2 - tan(phi) X1 sums);
 
 and takes an Adam step (learning-rate schedule and gradient clipping optional). Every
 ``eval_every`` steps the network is scored on a fixed held-out set against the ideal observer
@@ -143,7 +144,7 @@ def objective(
     spec: TaskSpec,
 ) -> torch.Tensor:
     """Mean loss over (trial, step, task) weighted by ``mask [B, T]`` (the spec's targets)."""
-    if spec.targets == "ddm_bound":
+    if spec.ddm_targets:
         per = (network.activate(readout) - targets) ** 2
     else:
         per = F.binary_cross_entropy_with_logits(readout, targets, reduction="none")
@@ -324,7 +325,7 @@ def train(
                 with torch.no_grad():
                     z = readout[:, d0].detach()
                     y = targets[:, d0]
-                    acc = (z > 0) == (y > 0.5 if spec.targets != "ddm_bound" else y > 0)
+                    acc = (z > 0) == (y > 0 if spec.ddm_targets else y > 0.5)
                 bar.set_postfix(loss=f"{loss_sum / loss_n:.4f}", acc=f"{acc.float().mean():.3f}")
             bar.update(1)
             if step % cfg.eval_every == 0:

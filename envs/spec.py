@@ -17,7 +17,9 @@ BOUNDARIES = ("auto", "lines", "random", "hyperbolic", "circles")
 PRIORS = ("uniform", "correlated")
 NOISES = ("gaussian", "anisotropic", "ar1", "gumbel")
 ENCODERS = ("none", "relu_mlp", "quadratic")
-TARGETS = ("paper", "decision_only", "ddm_bound")
+TARGETS = ("paper", "decision_only", "ddm_bound", "free_rt_paper")
+DDM_TARGETS = ("ddm_bound", "free_rt_paper")
+"""Target kinds that are running evidence sums trained with MSE on ``ddm_bound * tanh`` outputs."""
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -88,9 +90,14 @@ class TaskSpec:
     targets: str = "paper"
     """'paper': BCE targets = labels at decision steps, 0.5 elsewhere, loss on every step;
     'decision_only': labels, loss masked to decision steps; 'ddm_bound': running signed evidence
-    sum c_i . X(s) clipped at +-ddm_bound (free reaction time, MSE on ddm_bound * tanh)."""
+    sum c_i . X(s) clipped at +-ddm_bound (free reaction time, MSE on ddm_bound * tanh);
+    'free_rt_paper': the official code's free-reaction-time targets (Fig. 5a): running sum of
+    X2(s) - tan(phi_i) X1(s) (not unit-normalised; sign flipped where cos phi_i < 0, to match
+    the labels 1[c_i . x* > 0]) absorbed at +-ddm_bound, with evidence also
+    arriving at the decision steps, where the probe reads the state (T + 1 samples there).
+    Needs boundaries='lines', offset_scale=0, delay_steps=0. See ``envs.trials.free_rt_targets``."""
     ddm_bound: float = 5.0
-    """Bound of the drift-diffusion targets (targets='ddm_bound')."""
+    """Bound of the drift-diffusion targets (targets 'ddm_bound' and 'free_rt_paper')."""
     seed: int = 0
     """Seed of the task's fixed random parts (boundary normals, offsets, encoder weights)."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -154,6 +161,16 @@ class TaskSpec:
                 "TaskSpec.targets='ddm_bound' needs linear boundaries ('lines' or 'random'), "
                 f"got boundaries={self.boundaries!r}"
             )
+        if self.targets == "free_rt_paper":
+            # the official free-RT targets are X2 - tan(phi_i) X1 for lines through the origin,
+            # and its trial has no delay: evidence runs from stimulus onset to the last step
+            want = {"boundaries": "lines", "offset_scale": 0.0, "delay_steps": 0}
+            bad = {k: getattr(self, k) for k, v in want.items() if getattr(self, k) != v}
+            if bad:
+                raise ValueError(
+                    "TaskSpec.targets='free_rt_paper' needs boundaries='lines', offset_scale=0 "
+                    f"and delay_steps=0, got {bad}"
+                )
         _check_int("seed", self.seed, 0)
         if not isinstance(self.extra, dict):
             raise ValueError(f"TaskSpec.extra must be a dict, got {type(self.extra).__name__}")
@@ -168,6 +185,23 @@ class TaskSpec:
     def stimulus_start(self) -> int:
         """Index of the first evidence step."""
         return self.fixation_steps
+
+    @property
+    def evidence_steps(self) -> int:
+        """Steps that carry evidence X(t): the stimulus steps, plus the decision steps for
+        targets='free_rt_paper' (whose evidence keeps arriving while the answer is read)."""
+        extra = self.decision_steps if self.targets == "free_rt_paper" else 0
+        return self.stimulus_steps + extra
+
+    @property
+    def evidence_stop(self) -> int:
+        """Index one past the last evidence step (evidence fills [stimulus_start, evidence_stop))."""
+        return self.stimulus_start + self.evidence_steps
+
+    @property
+    def ddm_targets(self) -> bool:
+        """True for the running-evidence-sum targets (MSE on ddm_bound * tanh outputs)."""
+        return self.targets in DDM_TARGETS
 
     @property
     def decision_start(self) -> int:

@@ -130,6 +130,13 @@ def split_kwargs(spec: TaskSpec | None, kwargs: dict) -> tuple[TaskSpec, EnvOpti
     task_kw = {k: v for k, v in kwargs.items() if k in fields}
     if task_kw:
         spec = spec.replace(**task_kw)
+    if spec.evidence_steps != spec.stimulus_steps:
+        # the envs' episodes, free responses and ideal-observer bookkeeping assume evidence
+        # only in the stimulus period
+        raise ValueError(
+            f"TaskSpec.targets={spec.targets!r} puts evidence in the decision steps, which the "
+            "Gymnasium envs do not model; train it with the supervised trainer"
+        )
     opts = EnvOptions(**{k: v for k, v in kwargs.items() if k in OPTION_NAMES})
     return spec, opts
 

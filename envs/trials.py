@@ -87,7 +87,8 @@ class TrialBatch:
     """B trials. All arrays batch-first.
 
     latent:   [B, D] float64, x*.
-    evidence: [B, T, D] float64, raw evidence x* + eps(t) at stimulus steps, 0 elsewhere.
+    evidence: [B, T, D] float64, raw evidence x* + eps(t) at evidence steps (the stimulus steps;
+              also the decision steps for targets='free_rt_paper'), 0 elsewhere.
     obs:      [B, T, O] float32, encoded evidence channels then the go channel.
     labels:   [B, N] float32 0/1.
     targets:  [B, T, N] float32 (scheme of ``spec.targets``).
@@ -110,9 +111,10 @@ class TrialBatch:
 
     @property
     def stimulus_evidence(self) -> np.ndarray:
-        """[B, T_stim, D] the raw evidence samples X(1..T_stim)."""
+        """[B, Te, D] every raw evidence sample X(1..Te), Te = ``spec.evidence_steps`` (the
+        stimulus steps; for targets='free_rt_paper' also the decision steps)."""
         s = self.spec
-        return self.evidence[:, s.stimulus_start : s.stimulus_start + s.stimulus_steps]
+        return self.evidence[:, s.stimulus_start : s.evidence_stop]
 
     def __getitem__(self, idx: int | slice | np.ndarray) -> TrialBatch:
         """Sub-batch (an int keeps a batch axis of 1)."""
@@ -175,15 +177,15 @@ def sample_latents(
 
 
 def sample_noise(spec: TaskSpec, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Draw the evidence noise eps [n, T_stim, D] of ``spec.noise`` (mean 0)."""
-    shape = (n, spec.stimulus_steps, spec.latent_dim)
+    """Draw the evidence noise eps [n, Te, D] of ``spec.noise`` (mean 0), Te = spec.evidence_steps."""
+    shape = (n, spec.evidence_steps, spec.latent_dim)
     if spec.noise == "gumbel":
         return rng.gumbel(0.0, spec.sigma, size=shape) - spec.sigma * np.euler_gamma
     eps = rng.standard_normal(shape) * noise_scales(spec)
     if spec.noise == "ar1":
         a = spec.ar_coef
         innov = np.sqrt(1.0 - a * a)
-        for t in range(1, spec.stimulus_steps):  # a loop over time steps, vectorised over trials
+        for t in range(1, spec.evidence_steps):  # a loop over time steps, vectorised over trials
             eps[:, t] = a * eps[:, t - 1] + innov * eps[:, t]
     return eps
 
@@ -199,11 +201,12 @@ def noise_scales(spec: TaskSpec) -> np.ndarray:
 
 
 def build_trials(spec: TaskSpec, latent: np.ndarray, noise: np.ndarray) -> TrialBatch:
-    """Deterministic part of the generator: trials from given latents [B, D] and noise [B, Ts, D]."""
+    """Deterministic part of the generator: trials from given latents [B, D] and noise [B, Te, D]
+    (Te = spec.evidence_steps)."""
     geo = task_geometry(spec)
     latent = np.asarray(latent, dtype=np.float64)
     b, t_all = latent.shape[0], spec.n_steps
-    s0, s1 = spec.stimulus_start, spec.stimulus_start + spec.stimulus_steps
+    s0, s1 = spec.stimulus_start, spec.evidence_stop
     evidence = np.zeros((b, t_all, spec.latent_dim))
     evidence[:, s0:s1] = latent[:, None, :] + noise
 
@@ -217,6 +220,8 @@ def build_trials(spec: TaskSpec, latent: np.ndarray, noise: np.ndarray) -> Trial
     mask = np.ones((b, t_all), dtype=np.float32)
     if spec.targets == "ddm_bound":
         targets = ddm_targets(spec, evidence)
+    elif spec.targets == "free_rt_paper":
+        targets = free_rt_targets(spec, evidence)
     else:
         targets = np.full((b, t_all, spec.n_tasks), 0.5, dtype=np.float32)
         targets[:, spec.decision_start :] = labels[:, None, :]
@@ -225,19 +230,54 @@ def build_trials(spec: TaskSpec, latent: np.ndarray, noise: np.ndarray) -> Trial
     return TrialBatch(spec, latent, evidence, obs, labels, targets, mask, period_codes(spec))
 
 
+def _absorb(run: np.ndarray, bound: float) -> np.ndarray:
+    """Running sums [B, T, N] absorbed at +-bound: from the first step where |run| >= bound the
+    value stays at sign(run there) * bound. Returns float32."""
+    hit = np.abs(run) >= bound
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1), run.shape[1])  # [B, N]
+    steps = np.arange(run.shape[1])[None, :, None]
+    at_hit = np.take_along_axis(run, np.minimum(first, run.shape[1] - 1)[:, None, :], axis=1)
+    absorbed = np.sign(at_hit) * bound
+    return np.where(steps >= first[:, None, :], absorbed, run).astype(np.float32)
+
+
 def ddm_targets(spec: TaskSpec, evidence: np.ndarray) -> np.ndarray:
     """Drift-diffusion targets [B, T, N]: running sum of c_i . X(s) + b_i over evidence steps,
     absorbed at +-ddm_bound (once the bound is hit the target stays there)."""
     geo = task_geometry(spec)
     stim = period_codes(spec) == STIMULUS
     drift = evidence @ geo.normals.T + geo.offsets * stim[None, :, None]
-    run = np.cumsum(drift, axis=1)
-    hit = np.abs(run) >= spec.ddm_bound
-    first = np.where(hit.any(axis=1), hit.argmax(axis=1), run.shape[1])  # [B, N]
-    steps = np.arange(run.shape[1])[None, :, None]
-    at_hit = np.take_along_axis(run, np.minimum(first, run.shape[1] - 1)[:, None, :], axis=1)
-    absorbed = np.sign(at_hit) * spec.ddm_bound
-    return np.where(steps >= first[:, None, :], absorbed, run).astype(np.float32)
+    return _absorb(np.cumsum(drift, axis=1), spec.ddm_bound)
+
+
+def free_rt_targets(spec: TaskSpec, evidence: np.ndarray) -> np.ndarray:
+    """The official code's free-reaction-time targets [B, T, N] (targets='free_rt_paper').
+
+    Target of task i at step k: S_i(k) = sum_{s <= k} g_i [X2(s) - tan(phi_i) X1(s)] over the
+    evidence steps up to and including k, absorbed at +-ddm_bound (5 in the paper); 0 before the
+    evidence. g_i = sign(cos phi_i) orients the sum like this package's label 1[c_i . x* > 0]
+    (c_i = (-sin phi_i, cos phi_i)); the official label is 1[x2 > tan(phi_i) x1], the complement
+    for phi_i > pi/2, so there target and label are both flipped: the same learning problem.
+    evidence: [B, T, 2] raw evidence, 0 outside the evidence steps.
+
+    How it differs from 'ddm_bound':
+    - the drift is g_i [X2 - tan(phi_i) X1] = (c_i . X) / |cos phi_i|, not the unit-normal
+      projection c_i . X: tasks with steep lines (phi near pi/2) drift 1 / |cos phi_i| times
+      faster and reach the bound sooner;
+    - evidence keeps arriving at the decision steps and the sum keeps running there, so the
+      state the probe reads at the (first) decision step has seen T + 1 samples, not T.
+    Both are trained with MSE on ``ddm_bound * tanh`` outputs at every step.
+
+    Not reproduced from the official code (panvaf/DisentangleRes tasks.py
+    ``LinearClassificationBound``): its stimulus targets lag one step (the sum through the
+    previous sample), its targets are stored in neurogym's integer ground-truth array (truncated
+    toward 0), its training trial has no evidence and target 0 at the decision step (its probe
+    trial ``DenoiseQuadsFreeRT`` does have evidence there), and it has no go channel.
+    """
+    normals = task_geometry(spec).normals  # [N, 2] = (-sin phi_i, cos phi_i)
+    # c_i / |cos phi_i| = g_i (-tan phi_i, 1)
+    drift = evidence @ (normals / np.abs(normals[:, 1:2])).T  # [B, T, N]
+    return _absorb(np.cumsum(drift, axis=1), spec.ddm_bound)
 
 
 def generate(

@@ -66,7 +66,10 @@ class Recording:
 
     @property
     def decision_index(self) -> int:
-        """Index of the (first) decision step, where the paper reads the hidden state."""
+        """Index of the (first) decision step, where the paper reads the hidden state. For
+        targets='free_rt_paper' evidence arrives at this step too: ``step[decision_index]`` is
+        T + 1 there (the official free-RT probe reads the last step, which is this one when
+        decision_steps = 1)."""
         return int(self.spec.decision_start)
 
     def at(self, index: int | None = None) -> np.ndarray:
@@ -90,11 +93,12 @@ class Recording:
 
 
 def running_mean(spec: TaskSpec, evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """mu [B, T, D] (running mean of the evidence, 0 before the stimulus, held after it) and the
-    evidence steps seen [T], from raw evidence [B, T, D] (0 outside the stimulus)."""
-    stim = (np.arange(spec.n_steps) >= spec.stimulus_start) & (
-        np.arange(spec.n_steps) < spec.stimulus_start + spec.stimulus_steps
-    )
+    """mu [B, T, D] (running mean of the evidence, 0 before the stimulus, held after the last
+    evidence step) and the evidence steps seen [T], from raw evidence [B, T, D] (0 outside the
+    evidence steps). For targets='free_rt_paper' the decision steps carry evidence too, so at
+    the decision step mu is the mean of T + 1 samples and ``seen`` is T + 1."""
+    k = np.arange(spec.n_steps)
+    stim = (k >= spec.stimulus_start) & (k < spec.evidence_stop)
     seen = np.cumsum(stim)
     total = np.cumsum(evidence * stim[None, :, None], axis=1)
     mu = total / np.maximum(seen, 1)[None, :, None]

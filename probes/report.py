@@ -120,7 +120,7 @@ def probe_recording(
     res["ceiling"] = {
         "r2": ceil,
         "r2_bayes": ceil_bayes,
-        "t": spec.stimulus_steps,
+        "t": theory.decision_evidence_steps(spec),
         "curve": theory.ceiling_curve(spec).tolist(),
         "var_prior": var.tolist(),
     }
@@ -176,7 +176,8 @@ def probe_recording(
     dec = rec.decision_index
     acc = float(((rec.outputs[:, dec] > 0.5) == (rec.labels > 0.5)).mean())
     res["accuracy"] = {"decision_accuracy": acc}
-    if spec.is_linear and spec.targets != "ddm_bound" and spec.n_tasks >= spec.latent_dim:
+    # ddm outputs are bounded evidence sums, not probabilities: nothing to invert
+    if spec.is_linear and not spec.ddm_targets and spec.n_tasks >= spec.latent_dim:
         ex = timed(
             "extraction",
             lambda: theory.extraction_error(

@@ -77,7 +77,7 @@ class IdealAgent:
         s = self.spec
         ev = obs[:, :, : s.latent_dim].astype(np.float64)
         ev[:, : s.stimulus_start] = 0.0
-        ev[:, s.stimulus_start + s.stimulus_steps :] = 0.0
+        ev[:, s.evidence_stop :] = 0.0
         mu, seen = running_mean(s, ev)
         h = mu @ self.q.T + self.noise * self.rng.standard_normal((*mu.shape[:2], self.q.shape[0]))
         out = ideal_probs(s, mu, np.maximum(seen, 1))

@@ -81,7 +81,12 @@ def estimate_variance(spec: TaskSpec, t: int | np.ndarray) -> np.ndarray:
 
 
 def ceiling(spec: TaskSpec, t: int | np.ndarray | None = None, *, form: str = "spec") -> Any:
-    """Ceiling of linear decoding of x* after t evidence steps (default t = stimulus_steps).
+    """Ceiling of linear decoding of x* after t evidence steps.
+
+    Default t: the evidence steps seen at the decision step, where the probes read the state
+    (:func:`decision_evidence_steps`): stimulus_steps, or stimulus_steps + 1 for
+    targets='free_rt_paper', whose evidence also arrives at the decision step; there the SPEC
+    form is 1 - 12 sigma^2 / (T + 1), the paper's Fig. 5a line (see :func:`fig5a_line`).
 
     form='spec' (the SPEC's number, the headline): 1 - mean_d v_d(t) / mean_d Var_d, the r^2 of
     the unbiased estimate mu(t) itself; may be negative for tiny t and large sigma.
@@ -93,7 +98,7 @@ def ceiling(spec: TaskSpec, t: int | np.ndarray | None = None, *, form: str = "s
     if form not in ("spec", "bayes"):
         raise ValueError(f"form must be 'spec' or 'bayes', got {form!r}")
     if t is None:
-        t = spec.stimulus_steps
+        t = decision_evidence_steps(spec)
     var = prior_variance(spec)
     v = estimate_variance(spec, t)
     if form == "spec":
@@ -106,9 +111,40 @@ def ceiling(spec: TaskSpec, t: int | np.ndarray | None = None, *, form: str = "s
 
 def evidence_steps(spec: TaskSpec) -> np.ndarray:
     """[n_steps] number of evidence steps seen at each step of a trial (0 before the stimulus,
-    stimulus_steps during the delay and decision)."""
+    stimulus_steps during the delay and decision; for targets='free_rt_paper' the count keeps
+    rising through the decision steps, which carry evidence)."""
     k = np.arange(spec.n_steps)
-    return np.clip(k - spec.stimulus_start + 1, 0, spec.stimulus_steps)
+    return np.clip(k - spec.stimulus_start + 1, 0, spec.evidence_steps)
+
+
+def decision_evidence_steps(spec: TaskSpec) -> int:
+    """Evidence steps seen at the (first) decision step, where the probes read the hidden state:
+    stimulus_steps, or stimulus_steps + 1 for targets='free_rt_paper'."""
+    return int(evidence_steps(spec)[spec.decision_start])
+
+
+def fig5a_line(
+    stimulus_steps: int | np.ndarray, spec: TaskSpec | None = None, *, form: str = "spec"
+) -> Any:
+    """The theory line of the paper's Fig. 5a: OOD r^2 ceiling of free-reaction-time networks
+    against trial duration, 1 - 12 sigma^2 / (T + 1) for T stimulus steps (0.48 / (T + 1) at
+    sigma = 0.2); the + 1 is the sample that arrives at the decision step, where the state is read.
+
+    stimulus_steps: T, scalar or array. spec: the task (noise, sigma; default the paper's,
+    sigma = 0.2); it is taken with targets='free_rt_paper' and each T, i.e. this is
+    ``ceiling(spec.replace(targets='free_rt_paper', stimulus_steps=T))``.
+    Returns a float for scalar T, else an array of T's shape.
+    """
+    base = (spec or TaskSpec()).replace(
+        targets="free_rt_paper", boundaries="lines", offset_scale=0.0, delay_steps=0
+    )
+    ts = np.asarray(stimulus_steps)
+    if np.any(ts < 1) or np.any(ts != np.round(ts)):
+        raise ValueError(f"stimulus_steps must be positive integers, got {stimulus_steps!r}")
+    out = np.array(
+        [ceiling(base.replace(stimulus_steps=int(t)), form=form) for t in ts.reshape(-1)]
+    ).reshape(ts.shape)
+    return float(out) if out.ndim == 0 else out
 
 
 def ceiling_curve(spec: TaskSpec, *, form: str = "spec") -> np.ndarray:

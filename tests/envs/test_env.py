@@ -313,3 +313,10 @@ def test_step_after_end_raises() -> None:
     raw = envs.MultiTaskEvidenceEnv(**SMALL)
     with pytest.raises(envs.TrialEndedError):
         raw.step(a)  # before any reset
+
+
+def test_envs_refuse_evidence_in_the_decision_steps():
+    # targets='free_rt_paper' puts evidence in the decision steps; the envs' episodes do not
+    for make in (envs.MultiTaskEvidenceEnv, envs.MultiTaskEvidenceVectorEnv):
+        with pytest.raises(ValueError, match="free_rt_paper"):
+            make(targets="free_rt_paper")

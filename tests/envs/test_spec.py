@@ -74,7 +74,24 @@ def test_bad_combinations():
         TaskSpec(latent_dim=3, prior="correlated", rho=-0.6)  # not positive definite
     with pytest.raises(ValueError, match="ddm_bound"):
         TaskSpec(targets="ddm_bound", boundaries="circles")
+    for bad in (
+        dict(latent_dim=3),
+        dict(boundaries="random"),
+        dict(offset_scale=0.1),
+        dict(delay_steps=2),
+    ):
+        with pytest.raises(ValueError, match="free_rt_paper"):
+            TaskSpec(targets="free_rt_paper", **bad)
     with pytest.raises(ValueError, match="unknown TaskSpec field"):
         TaskSpec().replace(n_task=3)
     with pytest.raises(ValueError, match="unknown TaskSpec field"):
         TaskSpec.from_dict({"sigmaa": 0.1})
+
+
+def test_evidence_steps():
+    s = TaskSpec(stimulus_steps=7, decision_steps=2)
+    assert s.evidence_steps == 7 and s.evidence_stop == 8 and not s.ddm_targets
+    f = s.replace(targets="free_rt_paper")
+    assert f.evidence_steps == 9 and f.evidence_stop == f.n_steps == 10 and f.ddm_targets
+    assert TaskSpec(targets="ddm_bound").ddm_targets
+    assert TaskSpec.from_json(f.to_json()) == f

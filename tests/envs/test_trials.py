@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 
 from envs import Region, TaskSpec, generate, orthant_index, task_geometry
-from envs.trials import DECISION, FIXATION, STIMULUS, noise_scales
+from envs.trials import DECISION, FIXATION, STIMULUS, build_trials, noise_scales
 
 PAPER = TaskSpec()
 
@@ -177,3 +177,74 @@ def test_bad_generator_input():
         generate(PAPER, 2, 0, region={"halfspace": [1.0]})
     with pytest.raises(ValueError, match="region key"):
         generate(PAPER, 2, 0, region={"quadrant": 1})
+
+
+# ---- the official code's free-RT targets (Fig. 5a) -------------------------------------------
+FREE = TaskSpec(
+    targets="free_rt_paper", n_tasks=2, stimulus_steps=3, encoder="none", ddm_bound=1.0
+)  # lines at 45 and 135 degrees: tan(phi) = 1, -1; steps: fixation, 3 stimulus, 1 decision
+
+
+def _hand_free_rt(spec, evidence, bound):
+    """Plain loop: S += g_i (X2 - tan(phi_i) X1) at every step, absorbed once |S| >= bound;
+    g_i = sign(cos phi_i) orients it like the label 1[c_i . x* > 0]."""
+    n = spec.n_tasks
+    phis = [(i + 0.5) * np.pi / n for i in range(n)]
+    tans = [np.tan(p) for p in phis]
+    signs = [np.sign(np.cos(p)) for p in phis]
+    out = np.zeros(evidence.shape[:2] + (n,))
+    for b in range(evidence.shape[0]):
+        for i in range(n):
+            run, stuck = 0.0, None
+            for k in range(evidence.shape[1]):
+                run += signs[i] * (evidence[b, k, 1] - tans[i] * evidence[b, k, 0])
+                if stuck is None and abs(run) >= bound:
+                    stuck = np.sign(run) * bound
+                out[b, k, i] = run if stuck is None else stuck
+    return out
+
+
+def test_free_rt_targets_by_hand():
+    # trial 0: no noise, x* = (0.3, 0.1): drifts X2 - X1 = -0.2 and -(X2 + X1) = -0.4 per step
+    # (cos 135 deg < 0 flips task 1), 4 evidence steps (3 stimulus + the decision step); task 1
+    # reaches the bound 1 at step 3.
+    # trial 1: x* = 0, X2 = +0.6, +0.6, -0.6, -0.6: the sums hit +1 and -1 at step 2 and stay
+    # there (unabsorbed they would fall back to +-0.6 and 0).
+    latent = np.array([[0.3, 0.1], [0.0, 0.0]])
+    noise = np.zeros((2, 4, 2))
+    noise[1, :, 1] = [0.6, 0.6, -0.6, -0.6]
+    b = build_trials(FREE, latent, noise)
+    expected = np.array(
+        [
+            [[0, 0], [-0.2, -0.4], [-0.4, -0.8], [-0.6, -1.0], [-0.8, -1.0]],
+            [[0, 0], [0.6, -0.6], [1.0, -1.0], [1.0, -1.0], [1.0, -1.0]],
+        ]
+    )
+    np.testing.assert_allclose(b.targets, expected, atol=1e-6)
+    # not unit-normalised: the 'ddm_bound' targets of the same trial are c_i . X = drift / sqrt 2
+    unit = build_trials(FREE.replace(targets="ddm_bound", ddm_bound=10.0), latent, noise[:, :3])
+    free_sums = np.array([[-0.2, -0.4], [-0.4, -0.8], [-0.6, -1.2]])  # trial 0, unbounded
+    np.testing.assert_allclose(unit.targets[0, 1:4], free_sums / np.sqrt(2), atol=1e-6)
+    # evidence (and the encoded observation) continue at the decision step
+    assert FREE.evidence_steps == 4 and FREE.evidence_stop == FREE.n_steps == 5
+    np.testing.assert_allclose(b.evidence[0, 4], [0.3, 0.1])
+    np.testing.assert_allclose(b.obs[0, 4, :2], [0.3, 0.1])
+    assert b.obs[0, 4, -1] == 0 and b.obs[0, 3, -1] == 1  # the go channel is unchanged
+    assert b.stimulus_evidence.shape == (2, 4, 2) and np.all(b.mask == 1)
+
+
+def test_free_rt_targets_match_the_loop_on_random_trials():
+    spec = TaskSpec(targets="free_rt_paper", n_tasks=6, stimulus_steps=8, ddm_bound=2.0)
+    b = generate(spec, 40, 3)
+    assert b.evidence.shape == (40, 10, 2) and np.all(b.evidence[:, 0] == 0)
+    assert np.all(b.evidence[:, 9] != 0)  # the decision step carries evidence
+    want = _hand_free_rt(spec, b.evidence, 2.0)
+    np.testing.assert_allclose(b.targets, want, atol=1e-5)
+    assert 0.1 < np.mean(np.abs(b.targets[:, -1]) == 2.0) < 1.0  # some, not all, absorbed
+    # the sign of an absorbed sum agrees with the label
+    hit = np.abs(b.targets[:, -1]) == 2.0
+    assert np.mean((b.targets[:, -1] > 0)[hit] == (b.labels > 0.5)[hit]) > 0.9
+    # odd N has a vertical line (phi = pi/2): tan is ~1.6e16, the sum is absorbed at once
+    odd = generate(spec.replace(n_tasks=3), 50, 0)
+    assert np.all(np.isfinite(odd.targets))
+    np.testing.assert_array_equal(np.abs(odd.targets[:, 1:, 1]), 2.0)

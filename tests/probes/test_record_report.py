@@ -37,6 +37,33 @@ def test_record_shapes_and_running_mean(ideal_agent):
     np.testing.assert_allclose(again.outputs, rec.outputs)
 
 
+class _StepTagAgent:
+    """hidden[b, k] = (k, first encoded evidence channel at k): shows which step a probe reads."""
+
+    def hidden_and_outputs(self, obs):
+        k = np.broadcast_to(np.arange(obs.shape[1], dtype=np.float32)[None, :], obs.shape[:2])
+        hidden = np.stack([k, obs[:, :, 0]], axis=-1)
+        return hidden, np.zeros(obs.shape[:2] + (2,), dtype=np.float32)
+
+
+def test_free_rt_probe_reads_the_decision_step_with_its_sample():
+    spec = TaskSpec(targets="free_rt_paper", n_tasks=2, stimulus_steps=4, encoder="none")
+    rec = record(_StepTagAgent(), spec, 50, seed=1)
+    b = generate(spec, 50, np.random.default_rng(1))
+    # the probe step is the decision step (index fixation + T = 5, the trial's last step) ...
+    assert rec.decision_index == 5 == spec.n_steps - 1
+    np.testing.assert_array_equal(rec.at()[:, 0], 5.0)
+    # ... where the agent sees the (T + 1)-th sample and mu averages all T + 1
+    np.testing.assert_allclose(rec.at()[:, 1], b.evidence[:, 5, 0], rtol=1e-6)
+    assert rec.step.tolist() == [0, 1, 2, 3, 4, 5]
+    np.testing.assert_allclose(rec.mu[:, 5], b.evidence[:, 1:6].mean(axis=1))
+    # the report's ceiling is the one for T + 1 samples
+    rep = probe_recording(rec)
+    assert rep.results["ceiling"]["t"] == 5
+    assert rep.headline["ceiling"] == pytest.approx(1 - 0.48 / 5)
+    assert "extraction" not in rep.results  # ddm outputs are not probabilities
+
+
 def test_record_region_latent_and_roundtrip(ideal_agent, tmp_path):
     spec = ideal_agent.spec
     rec = record(ideal_agent, spec, 200, seed=1, region={"orthants": [3]})

@@ -129,3 +129,23 @@ def test_extraction_inverts_envs_ideal_observer():
     t = np.arange(1, spec.stimulus_steps + 1)
     mu_hat = theory.extract_mu(spec, t, probs)
     np.testing.assert_allclose(mu_hat, mu[:, spec.stimulus_start : spec.decision_start], atol=1e-12)
+
+
+@pytest.mark.parametrize("t", [3, 5, 10, 20])
+def test_fig5a_line_counts_the_sample_at_the_decision_step(t):
+    """Free-RT networks (targets='free_rt_paper') are read where evidence still arrives:
+    T + 1 samples, 1 - 12 sigma^2 / (T + 1) = 1 - 0.48 / (T + 1) at sigma = 0.2."""
+    want = 1 - 0.48 / (t + 1)
+    assert theory.fig5a_line(t) == pytest.approx(want, abs=1e-12)
+    free = TaskSpec(targets="free_rt_paper", stimulus_steps=t)
+    assert theory.decision_evidence_steps(free) == t + 1
+    assert theory.ceiling(free) == pytest.approx(want, abs=1e-12)
+    # the project's own free-RT variant and the paper's fixed-RT task are read after T samples
+    for kind in ("ddm_bound", "paper"):
+        assert theory.ceiling(free.replace(targets=kind)) == pytest.approx(1 - 0.48 / t)
+    np.testing.assert_allclose(
+        theory.fig5a_line(np.array([3, 5, 10, 20])), 1 - 0.48 / np.array([4, 6, 11, 21])
+    )
+    assert theory.fig5a_line(t, TaskSpec(sigma=0.4)) == pytest.approx(1 - 12 * 0.16 / (t + 1))
+    # the per-step count rises through the decision step
+    assert theory.evidence_steps(free).tolist() == [0, *range(1, t + 2)]
