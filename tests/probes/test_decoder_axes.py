@@ -151,3 +151,25 @@ def test_fresh_adam_protocol_agrees_with_the_closed_form_on_a_linear_code():
     assert not dc.official_adam_config(2, x).fresh
     with pytest.raises(ValueError, match="fresh Adam batches need 3000 x 16 = 48000"):
         dc.ood_generalisation(h, x, method="adam", n_tasks=2, adam=dc.AdamConfig(fresh=True))
+
+
+def test_probe_report_runs_the_faithful_adam_protocol_when_the_recording_allows():
+    from probes.record import record
+    from probes.report import markdown, probe_recording
+
+    spec = TaskSpec(encoder="none", n_tasks=24)
+    agent = synthetic.IdealAgent(spec, hidden=16, noise=1e-2)
+    rec = record(agent, spec, 3000, seed=0)
+    big = record(agent, spec, dc.adam_trials_needed(24), seed=3)
+    kw = dict(halfspace=False, over_time=False, n_shuffles=1)
+    faithful = probe_recording(rec, adam=True, rec_adam=big, **kw).results["ood_adam"]
+    assert faithful["estimator"] == (
+        "adam (lr 0.003, 1000 batches of 16, fresh trials, 5 fits/fold)"
+    )
+    assert faithful["adam_config"]["fresh"] and faithful["folds"][0]["n_train"] >= 16000
+    assert abs(faithful["r2_median"] - 0.976) < 0.01  # the ideal code reaches the ceiling
+    small = probe_recording(rec, adam=True, **kw)
+    est = small.results["ood_adam"]["estimator"]
+    assert est.startswith("adam (lr 0.003, 1000 batches of 16, trials drawn with replacement")
+    assert est.endswith("; 3000 trials recorded, fresh batches need 22400")
+    assert "decoder: adam (lr 0.003, 1000 batches of 16, trials drawn with" in markdown(small)
