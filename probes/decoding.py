@@ -21,8 +21,11 @@ standardised features, intercept free), the closed-form counterpart of the paper
 fixed optimisation budget (1000 batches of 16 whatever n is) is a fixed implicit regularisation.
 The estimator then converges to a population value as n grows, stays scale-free, and is exact on
 linear codes (their signal eigenvalues dwarf the penalty). ``method='adam'`` reproduces the paper's
-protocol itself (an Adam-trained linear decoder on the raw states, lr 3e-3, batches of 16, 1000
-batches, 5 fits), vectorised over fits; ``alpha=None`` chooses the penalty by in-distribution CV.
+protocol itself (an Adam-trained linear decoder on the raw states, lr 3e-3, batches of 16, 5 fits
+per fold), vectorised over fits: by default 1000 batches drawn with replacement from the
+recording; ``official_adam_config(n_tasks)`` gives the official per-N batch count
+(``official_decoder_batches``) with fresh trials in every batch, for a recording of
+``adam_trials_needed(n_tasks)`` trials. ``alpha=None`` chooses the penalty by in-distribution CV.
 
 Decoder-axis angles (``axis_weights``, ``decoder_angles``) come from their own decoder, a ridge on
 the raw centred states whose penalty is a small fraction of the states' variance per unit: a
@@ -226,7 +229,9 @@ class AdamConfig:
     fresh: bool = False
     """Each fit draws its n_batches x batch_size trials without replacement from the training
     set (every batch is new to that fit, as the official code's stream of new trials is), so the
-    training set needs at least that many trials; False: batches sampled with replacement."""
+    training set needs at least that many trials; False: batches sampled with replacement. The
+    fits of a fold draw from one pool, so they share some trials, where the official stream
+    gives every fit its own."""
 
 
 def official_decoder_batches(n_tasks: int) -> int:
