@@ -7,11 +7,13 @@ so a killed sweep loses at most the steps since the last checkpoint of each runn
 Headline metrics of the returned row (all floats unless said; r^2 = 1 - MSE / Var_prior):
 
 - ``ood_r2``, ``ood_r2_q25``, ``ood_r2_q75``: median / quartiles of the OOD r^2 over folds x fits
-  (leave one orthant out), ``ood_r2_values``: every fold x fit value (list; pooled across
-  networks by the figures), ``ood_r2_min``;
+  (4 folds, each holding out a quarter of the orthants: one quadrant at D = 2),
+  ``ood_r2_values``: every fold x fit value (list; pooled across networks by the figures),
+  ``ood_r2_min``;
 - ``id_r2``: in-distribution r^2 (fit on all quadrants, scored on fresh trials);
-- ``angle_deg``: angle between the in-distribution decoder's axes (mean pairwise for D > 2; 90 =
-  orthogonal); ``angle_deg_values``: the same for every OOD decoder (folds x fits);
+- ``angle_deg``: angle between the decoder axes (raw-unit ridge, folded to [0, 90] degrees; mean
+  pairwise for D > 2; 90 = orthogonal); ``angle_deg_values``: the same on every OOD fold's
+  training trials;
 - ``ceiling``: the theory's r^2_max at the decision step (``probes.theory.ceiling``, a linear
   read-out of the evidence mean); ``bayes_bound``: the r^2 of the Bayes posterior mean;
 - controls (``probes.controls``): ``untrained_ood_r2`` / ``untrained_id_r2`` /

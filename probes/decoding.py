@@ -21,13 +21,23 @@ standardised features, intercept free), the closed-form counterpart of the paper
 fixed optimisation budget (1000 batches of 16 whatever n is) is a fixed implicit regularisation.
 The estimator then converges to a population value as n grows, stays scale-free, and is exact on
 linear codes (their signal eigenvalues dwarf the penalty). ``method='adam'`` reproduces the paper's
-protocol itself (an Adam-trained linear decoder on the raw states, lr 3e-3, batches of 16, 1000
-batches, 5 fits), vectorised over fits; ``alpha=None`` chooses the penalty by in-distribution CV.
+protocol itself (an Adam-trained linear decoder on the raw states, lr 3e-3, batches of 16, 5 fits
+per fold), vectorised over fits: by default 1000 batches drawn with replacement from the
+recording; ``official_adam_config(n_tasks)`` gives the official per-N batch count
+(``official_decoder_batches``) with fresh trials in every batch, for a recording of
+``adam_trials_needed(n_tasks)`` trials. ``alpha=None`` chooses the penalty by in-distribution CV.
+
+Decoder-axis angles (``axis_weights``, ``decoder_angles``) come from their own decoder, a ridge on
+the raw centred states whose penalty is a small fraction of the states' variance per unit: a
+decoder fit on standardised features (or an unpenalised least squares, which is the same fit)
+puts large raw-unit weights on near-silent units, whose directions are noise, and then the angle
+measures those units rather than the code. Angles are folded to [0, 90] degrees (an axis and its
+negative are one axis).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +60,15 @@ can follow). On identity-initialised RNNs (states ~10x larger) the protocol does
 (OOD r2 < 0); on their states scaled by 0.1 it gives 0.81-0.83, the fixed ridge 0.82."""
 MIN_TRIALS = 10
 """Fewest trials allowed on either side of a fold."""
+ANGLE_REL = 1e-3
+"""Penalty of the decoder-axis ridge (``axis_weights``), as a fraction of the states' mean
+variance per unit: a unit (or direction) whose variance is well under this fraction of the
+average unit's gets its weight shrunk towards zero, one well above it is fit as by least squares."""
+ORTHANT_SPLIT = 4
+"""The official code's ``split``: fold k holds out the orthants whose index is k modulo this (see
+``split_masks``), a quarter of the orthants whatever D."""
+OFFICIAL_DECODER_BATCHES = {2: 3000, 3: 3000, 6: 2000, 12: 1000, 24: 1000}
+"""Adam decoder batches per number of tasks N in the paper's protocol (SPEC section 9)."""
 
 
 # ---- input checks ---------------------------------------------------------------------------
@@ -192,7 +211,12 @@ def fit_ridge(
 # ---- the paper's Adam-trained decoder -------------------------------------------------------
 @dataclass
 class AdamConfig:
-    """The paper's decoder protocol: a linear layer trained by Adam on MSE."""
+    """The paper's decoder protocol: a linear layer trained by Adam on MSE.
+
+    The official code (generalize.py) trains ``nn.Linear(H, D)`` on the raw hidden states (no
+    centring or scaling) with ``Adam(lr=0.003)``, batches of 16 fresh trials from the task, a
+    number of batches set per N (``official_decoder_batches``).
+    """
 
     lr: float = 3e-3
     batch_size: int = 16
@@ -202,6 +226,87 @@ class AdamConfig:
     standardize: bool = False
     """Standardise features with the training mean/SD first (a reparametrisation of the same
     linear decoder that makes Adam's fixed step size suit any unit scale)."""
+    fresh: bool = False
+    """Each fit draws its n_batches x batch_size trials without replacement from the training
+    set (every batch is new to that fit, as the official code's stream of new trials is), so the
+    training set needs at least that many trials; False: batches sampled with replacement. The
+    fits of a fold draw from one pool, so they share some trials, where the official stream
+    gives every fit its own."""
+
+
+def official_decoder_batches(n_tasks: int) -> int:
+    """Adam decoder batches of the paper's protocol for a network trained on ``n_tasks`` tasks.
+
+    N = 2, 3, 6, 12, 24 -> 3000, 3000, 2000, 1000, 1000 (``OFFICIAL_DECODER_BATCHES``). Another
+    N takes the count of the tabulated N nearest on a log scale (the paper's N grid is
+    log-spaced and the count falls with N: fewer tasks, a less settled code, a longer decoder
+    fit), so N = 1 -> 3000, 4 -> 3000, 5 -> 2000, 8 -> 2000, 48 -> 1000.
+    """
+    if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1:
+        raise ValueError(f"n_tasks must be a positive integer, got {n_tasks!r}")
+    table = np.array(sorted(OFFICIAL_DECODER_BATCHES))
+    nearest = int(table[np.argmin(np.abs(np.log(table) - np.log(float(n_tasks))))])
+    return OFFICIAL_DECODER_BATCHES[nearest]
+
+
+def adam_trials_needed(
+    n_tasks: int | None = None,
+    *,
+    config: AdamConfig | None = None,
+    held_out_fraction: float = 0.25,
+    margin: float = 0.05,
+) -> int:
+    """Trials a recording needs for the fresh-trial Adam protocol on every fold.
+
+    Each fit needs n_batches x batch_size training trials (batches from
+    ``official_decoder_batches(n_tasks)`` when n_tasks is given, else from ``config``); a fold
+    trains on the 1 - held_out_fraction of trials outside its held-out region (1/4 held out by
+    the 'orthant' split for uniform latents), and ``margin`` covers the sampling spread of the
+    regions' sizes (a fold's share moves by well under 1% at these sizes). E.g. N = 2: 3000 x 16 =
+    48,000 training trials -> 67,200 recorded; N = 24: 22,400.
+    """
+    cfg = config or AdamConfig()
+    if n_tasks is not None:
+        cfg = replace(cfg, n_batches=official_decoder_batches(n_tasks))
+    if not 0.0 <= held_out_fraction < 1.0 or margin < 0:
+        raise ValueError(
+            f"need 0 <= held_out_fraction < 1 and margin >= 0, got {held_out_fraction}, {margin}"
+        )
+    per_fit = cfg.n_batches * cfg.batch_size
+    return int(np.ceil(per_fit / (1.0 - held_out_fraction) * (1.0 + margin)))
+
+
+def official_adam_config(n_tasks: int, latent: Any = None, split: str = "orthant") -> AdamConfig:
+    """The paper's protocol for a network trained on ``n_tasks`` tasks: per-N batches, fresh
+    trials. With ``latent`` [n, D] (the recording's) it falls back to batches drawn with
+    replacement when some fold of ``split`` has fewer training trials than one fit uses
+    (``fresh`` then says False; record ``adam_trials_needed(n_tasks)`` trials to avoid it)."""
+    cfg = AdamConfig(n_batches=official_decoder_batches(n_tasks), fresh=True)
+    if latent is not None:
+        y = np.asarray(latent)
+        smallest = min(int((~m).sum()) for _, m in split_masks(y, split))
+        if smallest < cfg.n_batches * cfg.batch_size:
+            cfg = replace(cfg, fresh=False)
+    return cfg
+
+
+def batch_indices(n: int, n_fits: int, config: AdamConfig, rng: np.random.Generator) -> np.ndarray:
+    """Training-trial indices [n_batches, n_fits, batch_size] of every Adam step of every fit.
+
+    config.fresh: each fit's indices are the first n_batches x batch_size of its own random
+    permutation of range(n) (no trial twice within a fit; fits draw independently); otherwise
+    uniform draws with replacement. Raises ValueError when fresh and n is too small.
+    """
+    k, b = config.n_batches, config.batch_size
+    if not config.fresh:
+        return rng.integers(0, n, (k, n_fits, b))
+    if n < k * b:
+        raise ValueError(
+            f"fresh Adam batches need {k} x {b} = {k * b} training trials per fit, got {n} "
+            "(record more trials: see adam_trials_needed, or set fresh=False)"
+        )
+    perms = rng.permuted(np.broadcast_to(np.arange(n), (n_fits, n)), axis=1)[:, : k * b]
+    return np.ascontiguousarray(perms.reshape(n_fits, k, b).transpose(1, 0, 2))
 
 
 def fit_adam(
@@ -209,9 +314,10 @@ def fit_adam(
 ) -> list[Ridge]:
     """Train ``n_fits`` linear decoders y [n, D] <- x [n, H] by Adam, vectorised over fits.
 
-    Each fit has its own torch.nn.Linear-style init and its own batch draws (with replacement);
-    the optimiser is Adam exactly as torch implements it (a test checks the two agree), in numpy.
-    Returns them as :class:`Ridge` objects (alpha = 0) so they predict the same way.
+    Each fit has its own torch.nn.Linear-style init and its own batches (``batch_indices``: with
+    replacement, or fresh trials when config.fresh); the optimiser is Adam exactly as torch
+    implements it (a test checks the two agree), in numpy. Returns them as :class:`Ridge`
+    objects (alpha = 0) so they predict the same way.
     """
     cfg = config or AdamConfig()
     if cfg.standardize:
@@ -227,7 +333,7 @@ def fit_adam(
     bound = 1.0 / np.sqrt(h)  # torch.nn.Linear's default init
     w = rng.uniform(-bound, bound, (n_fits, h, d))
     b = rng.uniform(-bound, bound, (n_fits, 1, d))
-    idx = rng.integers(0, n, (cfg.n_batches, n_fits, cfg.batch_size))
+    idx = batch_indices(n, n_fits, cfg, rng)
     # Adam (torch's defaults: betas 0.9 / 0.999, eps 1e-8) with the exact gradient of each fit's
     # mean squared error over its batch [B, D]; numpy, vectorised over fits.
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -248,14 +354,95 @@ def fit_adam(
     return [Ridge(mean, scale, w[f], b[f, 0], 0.0) for f in range(n_fits)]
 
 
+# ---- decoder axes and the angles between them -----------------------------------------------
+def axis_weights(hidden: Any, latent: Any, *, rel: float = ANGLE_REL) -> np.ndarray:
+    """Decoder weights [H, D] in raw hidden units, built to measure the decoder's axes.
+
+    A ridge regression of latent [n, D] on the raw, centred states hidden [n, H]: w = (C +
+    lam I)^-1 Cov(h, x*), C the states' covariance [H, H] (per trial), lam = rel * trace(C) / H
+    (``rel`` of the mean variance per unit). Why this and not the r2 decoders' weights: a
+    standardised ridge, and equally an unpenalised (min-norm) least squares on raw states, give
+    a near-silent unit (SD 1e-4 against ~0.1) a raw weight of its noise's chance correlation
+    divided by its tiny SD, which can outweigh the code's own axes; here such a unit's weight
+    is shrunk by var / (var + lam) ~ 0, while directions with the variance of the code (>> lam)
+    are fit as least squares fits them. Constant units get weight 0.
+    """
+    x, y = check_xy(hidden, latent)
+    xc = x - x.mean(axis=0)
+    yc = y - y.mean(axis=0)
+    n, h = x.shape
+    cov = xc.T @ xc / n
+    lam = rel * np.trace(cov) / h
+    if not lam > 0:
+        return np.zeros((h, y.shape[1]))
+    return np.linalg.solve(cov + lam * np.eye(h), xc.T @ yc / n)
+
+
+def fold_angle(deg: Any) -> Any:
+    """Angle between two axes (lines) from the angle between two vectors, in degrees:
+    min(a, 180 - a), in [0, 90] (an axis and its negative are the same axis)."""
+    a = np.asarray(deg, dtype=float)
+    out = np.minimum(a, 180.0 - a)
+    return float(out) if out.ndim == 0 else out
+
+
+@dataclass
+class AnglesResult:
+    """Angles (degrees, folded to [0, 90]) between the decoder's axes; 90 = orthogonal.
+
+    matrix: [D][D] pairwise angles; mean: mean over pairs i < j; pairs: (i, j, angle) for i < j.
+    """
+
+    matrix: list[list[float]]
+    mean: float
+    pairs: list[tuple[int, int, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decoder_angles(weights: np.ndarray) -> AnglesResult:
+    """Folded angles between the columns of a decoder's weight matrix [H, D] (D >= 2), in
+    degrees in [0, 90]. The one place decoder angles are computed; give it ``axis_weights``
+    (raw-unit ridge weights) to measure the code's axes."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] < 2:
+        raise ValueError(f"weights must be [H, D] with D >= 2, got shape {w.shape}")
+    norms = np.linalg.norm(w, axis=0)
+    if np.any(norms == 0) or not np.isfinite(w).all():
+        raise ValueError("weights must be finite with non-zero columns")
+    cos = np.clip((w.T @ w) / np.outer(norms, norms), -1.0, 1.0)
+    ang = fold_angle(np.degrees(np.arccos(cos)))
+    iu = np.triu_indices(w.shape[1], 1)
+    pairs = [(int(i), int(j), float(ang[i, j])) for i, j in zip(*iu)]
+    return AnglesResult(ang.tolist(), float(ang[iu].mean()), pairs)
+
+
+def mean_angle(weights: np.ndarray) -> float | None:
+    """Mean pairwise folded angle (degrees, [0, 90]) between the columns of weights [H, D];
+    None for D = 1 or a zero column."""
+    w = np.asarray(weights)
+    if w.shape[1] < 2 or np.any(np.linalg.norm(w, axis=0) == 0):
+        return None
+    return decoder_angles(w).mean
+
+
+def axis_angles(hidden: Any, latent: Any, *, rel: float = ANGLE_REL) -> AnglesResult:
+    """Folded angles between the decoder axes of latent [n, D] in hidden [n, H] (D >= 2):
+    ``decoder_angles(axis_weights(hidden, latent, rel=rel))``."""
+    return decoder_angles(axis_weights(hidden, latent, rel=rel))
+
+
 # ---- in-distribution decoding ---------------------------------------------------------------
 @dataclass
 class DecodingResult:
     """In-distribution linear decoding of x* (fit on one set, scored on fresh trials).
 
     r2: 1 - MSE / Var_prior (paper); r2_usual: classic R^2 on the test set; r2_per_dim: [D];
-    alpha: ridge penalty (absolute); weights: [H][D] decoder weights in raw hidden units;
-    angle_deg: angle between the decoder axes (D = 2), or the mean pairwise angle (D > 2).
+    alpha: ridge penalty (absolute); weights: [H][D] the scoring decoder's weights in raw hidden
+    units; axis_weights: [H][D] ``axis_weights`` of the training trials (raw-unit ridge, what the
+    angle measures); angle_deg: folded angle in [0, 90] degrees between the decoder axes (D = 2),
+    or the mean pairwise one (D > 2), from axis_weights; None for D = 1.
     """
 
     r2: float
@@ -268,6 +455,7 @@ class DecodingResult:
     angle_deg: float | None
     weights: list[list[float]] = field(repr=False)
     intercept: list[float] = field(repr=False)
+    axis_weights: list[list[float]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -312,6 +500,7 @@ def decode(
             f"too few trials to decode: {x.shape[0]} train / {xt.shape[0]} test (need >= {MIN_TRIALS})"
         )
     model = fit_ridge(x, y, cv=cv, rng=rng)
+    axes = axis_weights(x, y)
     sc = scores(model.predict(xt), yt, var)
     return DecodingResult(
         r2=sc["r2"],
@@ -321,9 +510,10 @@ def decode(
         alpha=model.alpha,
         n_train=int(x.shape[0]),
         n_test=int(xt.shape[0]),
-        angle_deg=mean_angle(model.weights),
+        angle_deg=mean_angle(axes),
         weights=model.weights.tolist(),
         intercept=model.intercept.tolist(),
+        axis_weights=axes.tolist(),
     )
 
 
@@ -368,7 +558,13 @@ def decode_over_time(
 # ---- out-of-distribution decoding -----------------------------------------------------------
 @dataclass
 class FoldResult:
-    """One held-out region: its name, sizes, and scores per decoder fit."""
+    """One held-out region: its name, sizes, and scores per decoder fit.
+
+    angle_deg: folded decoder-axis angles (degrees, [0, 90]; ``axis_weights`` on the fit's
+    training trials): one per fit for the ridge (its bootstrap resample when n_fits > 1), one per
+    fold for Adam (its weights keep their random init on silent units, so they do not measure
+    the code's axes; the fold's training trials do).
+    """
 
     held_out: str
     n_train: int
@@ -393,10 +589,12 @@ class OODResult:
 
     r2_median / r2_q25 / r2_q75 / r2_iqr: over folds x fits (prior-normalised r2);
     r2_usual_median: the classic R^2 (test-set variance) over the same values;
-    angle_deg_median: angle between the decoder axes over folds x fits;
+    angle_deg_median: folded angle (degrees, [0, 90]) between the decoder axes, median over the
+    folds' values (FoldResult.angle_deg);
     estimator: which decoder produced the numbers, in words (e.g. "ridge, fixed per-trial
-    alpha=0.01" or "adam (paper protocol, 5 fits/fold)"); alpha_rel: the fixed per-trial penalty,
-    None when CV chose it per fold (see folds[].alpha) or for Adam.
+    alpha=0.01" or "adam (lr 0.003, 2000 batches of 16, fresh trials, 5 fits/fold)");
+    alpha_rel: the fixed per-trial penalty, None when CV chose it per fold (see folds[].alpha) or
+    for Adam; adam_config: the AdamConfig used (as a dict), None for the ridge.
     """
 
     split: str
@@ -413,6 +611,7 @@ class OODResult:
     ceiling: float | None = None
     estimator: str = ""
     alpha_rel: float | None = None
+    adam_config: dict[str, Any] | None = None
 
     @property
     def r2_values(self) -> list[float]:
@@ -424,17 +623,36 @@ class OODResult:
         return d
 
 
+SPLITS = ("orthant", "one_orthant", "halfspace")
+"""Names ``split_masks`` accepts."""
+
+
 def split_masks(
     latent: np.ndarray, split: str, max_folds: int | None = 16, seed: int = 0
 ) -> list[tuple[str, np.ndarray]]:
-    """Held-out masks [n] bool for each fold.
+    """Held-out masks [n] bool for each fold of latent [n, D].
 
-    'orthant': leave one of the 2^D orthants out (bit d set = x_d > 0, as ``envs.orthant_index``;
-    names like 'q3'); if 2^D > max_folds a seeded random subset of max_folds orthants is used.
-    'halfspace': hold out x_d > 0 and x_d < 0 for each axis d (2D folds; names 'x1>0', 'x1<0').
+    Orthants are numbered as ``envs.orthant_index`` (bit d set = x_{d+1} > 0), the binary
+    numbering the official code's high-D splits use.
+
+    'orthant' (default; the official code's ``split`` = ORTHANT_SPLIT = 4, generalize.py): fold k
+    = 0..3 holds out the orthants whose index is k modulo 4, i.e. the trials whose (x1, x2) lie in
+    quadrant k, every sign of x3..xD included: a quarter of the orthants (2^D / 4 of them) and
+    about a quarter of the trials (uniform latents), 4 folds, whatever D. For D = 2 this is leave
+    one quadrant out ('q0'..'q3'); for D > 2 the folds are named 'q0(x1,x2)'..'q3(x1,x2)'; for
+    D = 1, two folds x1 < 0 / x1 > 0 ('q0', 'q1').
+    'one_orthant': leave one of the 2^D orthants out (names 'q<index>'); if 2^D > max_folds a
+    seeded random subset of max_folds orthants is used. At large D a held-out orthant is a tiny
+    corner (1/64 of the box at D = 6), so this is close to interpolation.
+    'halfspace': hold out x_d > 0 and x_d <= 0 for each axis d (2D folds; names 'x1>0', 'x1<0').
     """
     d = latent.shape[1]
     if split == "orthant":
+        q = orthant_index(latent)
+        n_folds = min(ORTHANT_SPLIT, 2**d)
+        tag = "(x1,x2)" if d > 2 else ""
+        return [(f"q{k}{tag}", q % ORTHANT_SPLIT == k) for k in range(n_folds)]
+    if split == "one_orthant":
         q = orthant_index(latent)
         ids = np.arange(2**d)
         if max_folds is not None and ids.size > max_folds:
@@ -446,7 +664,7 @@ def split_masks(
             out.append((f"x{k + 1}>0", latent[:, k] > 0))
             out.append((f"x{k + 1}<0", latent[:, k] <= 0))
         return out
-    raise ValueError(f"split must be 'orthant' or 'halfspace', got {split!r}")
+    raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))}, got {split!r}")
 
 
 def ood_generalisation(
@@ -460,14 +678,20 @@ def ood_generalisation(
     seed: int = 0,
     max_folds: int | None = 16,
     adam: AdamConfig | None = None,
+    n_tasks: int | None = None,
     ceiling: float | None = None,
     alpha: float | None = OOD_ALPHA,
 ) -> OODResult:
     """Leave-one-region-out decoding of latent [n, D] from hidden [n, H].
 
-    For each fold the decoder is fit on the trials outside the held-out region and scored inside
-    it. method='ridge' (closed form, 1 deterministic fit per fold unless n_fits > 1 asks for
-    bootstrap resamples of the training set) or 'adam' (the paper: n_fits=5 Adam decoders).
+    For each fold of ``split_masks(latent, split)`` (default 'orthant': 4 folds, each holding out
+    a quarter of the orthants, the official rule; D = 2: one quadrant) the decoder is fit on the
+    trials outside the held-out region and scored inside it. method='ridge' (closed form, 1
+    deterministic fit per fold unless n_fits > 1 asks for bootstrap resamples of the training
+    set) or 'adam' (the paper: n_fits=5 Adam decoders per fold, ``adam`` their AdamConfig;
+    ``n_tasks`` sets its n_batches to ``official_decoder_batches(n_tasks)``; AdamConfig(fresh=True)
+    gives each fit fresh trials, which needs n_batches x batch_size training trials per fold:
+    ``official_adam_config`` / ``adam_trials_needed``).
     ceiling: optional theory ceiling stored beside the result (see ``probes.theory.ceiling``).
     alpha: the ridge's per-trial penalty on standardised features (default ``OOD_ALPHA``; the
     objective is mean squared error + alpha |w|^2, so it does not fade as n grows); None chooses
@@ -482,8 +706,8 @@ def ood_generalisation(
     its 5-fit median moves by sd 0.01-0.03 between seeds, so on other networks the two agree to
     about that precision (mean -0.008, worst 0.07 over six networks). On linear codes every
     choice agrees to 0.001.
-    Raises ValueError when a fold has fewer than MIN_TRIALS trials on either side, or for a
-    non-positive alpha.
+    Raises ValueError when a fold has fewer than MIN_TRIALS trials on either side, when fresh
+    Adam batches need more training trials than a fold has, or for a non-positive alpha.
     """
     x, y = check_xy(hidden, latent)
     var = prior_var(var_prior, y.shape[1])
@@ -500,6 +724,9 @@ def ood_generalisation(
         n_fits = 5 if method == "adam" else 1
     if isinstance(n_fits, bool) or not isinstance(n_fits, (int, np.integer)) or n_fits < 1:
         raise ValueError(f"n_fits must be a positive integer, got {n_fits!r}")
+    cfg = adam or AdamConfig()
+    if n_tasks is not None:
+        cfg = replace(cfg, n_batches=official_decoder_batches(n_tasks))
     masks = split_masks(y, split, max_folds, seed)
     for name, m in masks:
         if m.sum() < MIN_TRIALS or (~m).sum() < MIN_TRIALS:
@@ -507,19 +734,28 @@ def ood_generalisation(
                 f"fold {name!r} has {int(m.sum())} held-out and {int((~m).sum())} training trials; "
                 f"each side needs >= {MIN_TRIALS} (record more trials, or use split='halfspace')"
             )
+        if method == "adam" and cfg.fresh and (~m).sum() < cfg.n_batches * cfg.batch_size:
+            raise ValueError(
+                f"fold {name!r} has {int((~m).sum())} training trials; fresh Adam batches need "
+                f"{cfg.n_batches} x {cfg.batch_size} = {cfg.n_batches * cfg.batch_size} "
+                "(record adam_trials_needed(...) trials, or set fresh=False)"
+            )
     rng = np.random.default_rng(seed)
     folds = []
-    for fi, (name, m) in enumerate(masks):  # a loop over folds (2^D or 2D of them)
+    for fi, (name, m) in enumerate(masks):  # a loop over folds (4, 2^D or 2D of them)
         xtr, ytr, xte, yte = x[~m], y[~m], x[m], y[m]
         if method == "adam":
-            models = fit_adam(xtr, ytr, n_fits, seed * 7919 + fi, adam)
+            models = fit_adam(xtr, ytr, n_fits, seed * 7919 + fi, cfg)
+            angles = [mean_angle(axis_weights(xtr, ytr))]
         elif n_fits == 1:
             models = [fit_ridge(xtr, ytr, alpha=alpha, rng=rng)]
+            angles = [mean_angle(axis_weights(xtr, ytr))]
         else:
-            models = []
+            models, angles = [], []
             for _ in range(n_fits):
                 boot = rng.integers(0, xtr.shape[0], xtr.shape[0])
                 models.append(fit_ridge(xtr[boot], ytr[boot], alpha=alpha, rng=rng))
+                angles.append(mean_angle(axis_weights(xtr[boot], ytr[boot])))
         sc = [scores(mod.predict(xte), yte, var) for mod in models]
         folds.append(
             FoldResult(
@@ -530,14 +766,18 @@ def ood_generalisation(
                 r2_usual=[s["r2_usual"] for s in sc],
                 mse=[s["mse"] for s in sc],
                 alpha=[mod.alpha for mod in models],
-                angle_deg=[mean_angle(mod.weights) for mod in models],
+                angle_deg=angles,
             )
         )
     vals = [v for f in folds for v in f.r2]
     q = quantiles(vals)
-    angles = [a for f in folds for a in f.angle_deg if a is not None]
+    all_angles = [a for f in folds for a in f.angle_deg if a is not None]
     if method == "adam":
-        estimator = f"adam (paper protocol, {n_fits} fits/fold)"
+        draw = "fresh trials" if cfg.fresh else "trials drawn with replacement"
+        estimator = (
+            f"adam (lr {cfg.lr:g}, {cfg.n_batches} batches of {cfg.batch_size}, {draw}, "
+            f"{n_fits} fits/fold)"
+        )
     elif alpha is None:
         estimator = "ridge, alpha by in-distribution 5-fold CV"
     else:
@@ -555,47 +795,9 @@ def ood_generalisation(
         r2_iqr=q["iqr"],
         r2_min=float(np.min(vals)),
         r2_usual_median=float(np.median([v for f in folds for v in f.r2_usual])),
-        angle_deg_median=float(np.median(angles)) if angles else None,
+        angle_deg_median=float(np.median(all_angles)) if all_angles else None,
         ceiling=ceiling,
         estimator=estimator,
         alpha_rel=None if method == "adam" or alpha is None else float(alpha),
+        adam_config=asdict(cfg) if method == "adam" else None,
     )
-
-
-# ---- angles between decoder axes ------------------------------------------------------------
-@dataclass
-class AnglesResult:
-    """Angles (degrees) between the decoder's weight vectors; 90 = orthogonal axes.
-
-    matrix: [D][D] pairwise angles; mean: mean over pairs; pairs: (i, j, angle) for i < j.
-    """
-
-    matrix: list[list[float]]
-    mean: float
-    pairs: list[tuple[int, int, float]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def decoder_angles(weights: np.ndarray) -> AnglesResult:
-    """Angles between the columns of a decoder's weight matrix [H, D] (D >= 2), in degrees."""
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 2 or w.shape[1] < 2:
-        raise ValueError(f"weights must be [H, D] with D >= 2, got shape {w.shape}")
-    norms = np.linalg.norm(w, axis=0)
-    if np.any(norms == 0) or not np.isfinite(w).all():
-        raise ValueError("weights must be finite with non-zero columns")
-    cos = np.clip((w.T @ w) / np.outer(norms, norms), -1.0, 1.0)
-    ang = np.degrees(np.arccos(cos))
-    iu = np.triu_indices(w.shape[1], 1)
-    pairs = [(int(i), int(j), float(ang[i, j])) for i, j in zip(*iu)]
-    return AnglesResult(ang.tolist(), float(ang[iu].mean()), pairs)
-
-
-def mean_angle(weights: np.ndarray) -> float | None:
-    """Mean pairwise angle (degrees) between decoder axes, None for D = 1 or a zero column."""
-    w = np.asarray(weights)
-    if w.shape[1] < 2 or np.any(np.linalg.norm(w, axis=0) == 0):
-        return None
-    return decoder_angles(w).mean

@@ -29,10 +29,11 @@ import numpy as np
 from probes import theory
 from probes.dci import dci
 from probes.decoding import (
-    AdamConfig,
+    adam_trials_needed,
+    axis_angles,
     decode,
     decode_over_time,
-    decoder_angles,
+    official_adam_config,
     ood_generalisation,
 )
 from probes.fixed_points import FixedPointResult, find_fixed_points
@@ -93,6 +94,7 @@ def probe_recording(
     *,
     seed: int = 0,
     adam: bool = False,
+    rec_adam: Recording | None = None,
     n_shuffles: int = 10,
     halfspace: bool = True,
     over_time: bool = True,
@@ -100,7 +102,10 @@ def probe_recording(
     """Run every array metric on a recording (hidden states at the decision step unless said).
 
     rec_test: fresh trials for the in-distribution control (else a held-out quarter of rec).
-    adam: also run the paper's Adam-decoder protocol (slow: minutes on the paper's scale).
+    adam: also run the paper's Adam-decoder protocol (slow: minutes on the paper's scale) on
+    rec_adam (default rec): per-N batches (``official_decoder_batches(spec.n_tasks)``), fresh
+    trials when every fold has enough (``adam_trials_needed``), else drawn with replacement;
+    its estimator string says which.
     """
     spec = rec.spec
     h, x = rec.at(), rec.latent
@@ -133,7 +138,7 @@ def probe_recording(
         ind = timed("in_distribution", lambda: decode(h, x, var_prior=var, seed=seed))
     res["in_distribution"] = ind.to_dict()
     if spec.latent_dim >= 2:
-        res["angles"] = decoder_angles(np.asarray(ind.weights)).to_dict()
+        res["angles"] = axis_angles(h, x).to_dict()
     if over_time:
         tdec = timed("over_time", lambda: decode_over_time(rec.hidden, x, var_prior=var, seed=seed))
         res["over_time"] = tdec.to_dict() | {
@@ -151,11 +156,21 @@ def probe_recording(
         )
         res["ood_halfspace"] = oh.to_dict()
     if adam:
+        ra = rec_adam or rec
+        ha, xa = ra.at(), ra.latent
+        cfg = official_adam_config(spec.n_tasks, xa)
         oa = timed(
             "ood_adam",
-            lambda: ood_generalisation(h, x, method="adam", var_prior=var, seed=seed, ceiling=ceil),
+            lambda: ood_generalisation(
+                ha, xa, method="adam", adam=cfg, var_prior=var, seed=seed, ceiling=ceil
+            ),
         )
-        res["ood_adam"] = oa.to_dict() | {"config": AdamConfig().__dict__}
+        if not cfg.fresh:
+            oa.estimator += (
+                f"; {xa.shape[0]} trials recorded, fresh batches need "
+                f"{adam_trials_needed(spec.n_tasks)}"
+            )
+        res["ood_adam"] = oa.to_dict()
     if 2 <= 2**spec.latent_dim <= MAX_GEOMETRY_CONDITIONS:
         try:
             geo = timed(
@@ -319,10 +334,11 @@ def probe_run(
 
     n: trials recorded (the decoders' data); n_test: fresh trials for the in-distribution control
     (default n // 2); seed: seed of the recorded trials (n_test uses seed + 1, the tuning grid
-    seed + 2); adam: also run the paper's Adam protocol; fixed_points / tuning / figures /
-    tensorboard: switch those parts off; controls: also probe the same network untrained and the
-    input baselines on the same trials (``probes.controls``; headline ``untrained_ood_r2``,
-    ``input_ood_r2``, ``mu_ood_r2``, ``ood_gain_over_untrained`` ...).
+    seed + 2); adam: also run the paper's Adam protocol, on ``adam_trials_needed(spec.n_tasks)``
+    trials of seed + 3 when n is fewer; fixed_points / tuning / figures / tensorboard: switch
+    those parts off; controls: also probe the same network untrained and the input baselines on
+    the same trials (``probes.controls``; headline ``untrained_ood_r2``, ``input_ood_r2``,
+    ``mu_ood_r2``, ``ood_gain_over_untrained`` ...).
     """
     import agents
 
@@ -334,8 +350,15 @@ def probe_run(
     t0 = time.perf_counter()
     rec = record(loaded, spec, n, seed, batch_size=batch_size)
     rec_test = record(loaded, spec, n_test or max(n // 2, 256), seed + 1, batch_size=batch_size)
+    rec_adam = None
+    if adam and adam_trials_needed(spec.n_tasks) > n:
+        # the paper's probe gives every decoder batch fresh trials: record that many
+        n_adam = adam_trials_needed(spec.n_tasks)
+        rec_adam = record(loaded, spec, n_adam, seed + 3, batch_size=batch_size)
     t_rec = time.perf_counter() - t0
-    report = probe_recording(rec, rec_test, seed=seed, adam=adam, n_shuffles=n_shuffles)
+    report = probe_recording(
+        rec, rec_test, seed=seed, adam=adam, rec_adam=rec_adam, n_shuffles=n_shuffles
+    )
     report.timings["record"] = t_rec
     if controls:
         t0 = time.perf_counter()
@@ -431,7 +454,7 @@ def markdown(report: ProbeReport) -> str:
     ]
     if h.get("ood_r2_adam_median") is not None:
         lines.append(
-            f"| OOD r2, paper's Adam protocol (median) | {_fmt(h['ood_r2_adam_median'])} | closed form {_fmt(h['ood_r2_median'])} |"
+            f"| OOD r2, paper's Adam protocol (median) | {_fmt(h['ood_r2_adam_median'])} | closed form {_fmt(h['ood_r2_median'])}; decoder: {r['ood_adam'].get('estimator', '?')} |"
         )
     geo = r.get("geometry", {})
     lines += [

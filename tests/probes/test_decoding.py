@@ -73,7 +73,9 @@ def test_closed_form_agrees_with_the_papers_adam_protocol_on_a_trained_rnn(train
         # compare with its median over 40 fits per fold (8 x the paper's).
         a = dc.ood_generalisation(rec.at(), rec.latent, method="adam", seed=1, n_fits=40)
         assert c.estimator == f"ridge, fixed per-trial alpha={dc.OOD_ALPHA:g}"
-        assert a.estimator == "adam (paper protocol, 40 fits/fold)"
+        assert a.estimator == (
+            "adam (lr 0.003, 1000 batches of 16, trials drawn with replacement, 40 fits/fold)"
+        )
         assert 0.75 < c.r2_median < 0.95
         assert abs(c.r2_median - a.r2_median) < 0.02, (
             rec.latent.shape[0],
@@ -140,11 +142,16 @@ def test_adam_decoder_converges_on_a_linear_problem():
         np.testing.assert_allclose(f.weights, w, atol=0.03)
 
 
-def test_decoder_angles():
+def test_decoder_angles_are_folded_to_0_90():
     w = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
     assert dc.decoder_angles(w).mean == pytest.approx(90.0)
     w2 = np.array([[1.0, 1.0], [0.0, 1.0]])
     assert dc.decoder_angles(w2).pairs[0][2] == pytest.approx(45.0)
+    # vectors at 135 degrees are axes at 45 degrees; at 180 (anti-parallel), one axis: 0
+    w3 = np.array([[1.0, -1.0], [0.0, 1.0]])
+    assert dc.decoder_angles(w3).pairs[0][2] == pytest.approx(45.0)
+    assert dc.mean_angle(np.array([[1.0, -2.0], [0.5, -1.0]])) == pytest.approx(0.0, abs=1e-4)
+    assert dc.fold_angle([10.0, 90.0, 170.0]).tolist() == [10.0, 90.0, 10.0]
     assert dc.mean_angle(np.ones((4, 1))) is None
 
 
@@ -173,7 +180,7 @@ def test_bad_input_gives_clear_errors(paper_mu):
         dc.ood_generalisation(bad, x[:500])
     with pytest.raises(ValueError, match=r"2-D array \[n, H\]"):
         dc.decode(h[:, :, None], x[:500])
-    with pytest.raises(ValueError, match="split must be 'orthant' or 'halfspace'"):
+    with pytest.raises(ValueError, match="split must be one of 'orthant', 'one_orthant'"):
         dc.ood_generalisation(h, x[:500], split="quadrant")
     with pytest.raises(ValueError, match="method must be 'ridge' or 'adam'"):
         dc.ood_generalisation(h, x[:500], method="sgd")
