@@ -153,6 +153,11 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _mean_finite(values: Iterable[Any]) -> float:
+    vals = [float(v) for v in values if _finite(v)]
+    return float(np.mean(vals)) if vals else math.nan
+
+
 def _sort_key(key: tuple) -> tuple:
     def one(v: Any) -> tuple:
         if isinstance(v, str) and v in ARCH_ORDER:
@@ -237,7 +242,7 @@ def draw_controls(
             {
                 x: k,
                 **{
-                    m: float(np.nanmean([r.get(m, math.nan) for r in v]))
+                    m: _mean_finite([r.get(m) for r in v])
                     for m in ("input_ood_r2", "mu_ood_r2")
                 },
             }

@@ -27,33 +27,57 @@ def test_every_figure_has_a_valid_grid_at_every_scale():
             points = figure_grid(name, scale).points()  # validates every TaskSpec and config
             assert points, (name, scale)
             seeds = {p.seed for p in points}
-            expected = {0, 1} if (name, scale) == ("fig3", "quick") else {0}
-            assert seeds == ({0, 1, 2, 3, 4} if scale == "paper" else expected)
+            expected = {"paper": {0, 1, 2, 3, 4}, "quick": {0, 1, 2}, "smoke": {0, 1}}[scale]
+            assert seeds == expected, (name, scale)
+            # every network draws its own task from its seed
+            assert all(p.task["seed"] == p.seed for p in points), (name, scale)
     with pytest.raises(ValueError, match="figure must be one of"):
         figure_grid("fig9", "quick")
     with pytest.raises(ValueError, match="scale must be one of"):
         figure_grid("fig3", "huge")
 
 
-def test_fig3_grid_is_the_papers():
+def test_fig3_grid_is_the_papers_model_with_three_networks_per_condition():
+    from experiments.reproduce import FIG3_QUICK_ENDS, FIG3_QUICK_FULL
+
     quick = figure_grid("fig3", "quick").points()
-    assert len(quick) == 30  # 25 conditions, 2 networks for the RNN of panel a
-    assert {(p.agent["arch"], p.task["n_tasks"]) for p in quick} == {
-        (a, n) for a in ARCHS for n in PAPER_N
+    conds = {(p.agent["arch"], p.task["n_tasks"]) for p in quick}
+    assert conds == {(a, n) for a in FIG3_QUICK_FULL for n in PAPER_N} | {
+        (a, n) for a in FIG3_QUICK_ENDS for n in (2, 24)
     }
-    assert sorted(p.seed for p in quick if p.agent["arch"] == "rnn") == [0] * 5 + [1] * 5
-    # the default preset's own budgets (no steps override), the slowest networks first
+    assert len(quick) == 3 * len(conds)
+    # the default preset's own budgets and the paper's model (no init / dropout override)
     assert all(p.agent["preset"] == "default" and "steps" not in p.agent for p in quick)
+    assert all("init" not in p.agent and "dropout" not in p.agent for p in quick)
     assert quick[0].agent["arch"] == "transformer"
     paper = figure_grid("fig3", "paper").points()
-    assert len(paper) == 125 and all(p.agent["preset"] == "paper" for p in paper)
+    assert len(paper) == 4 * 5 * 5 and all(p.agent["preset"] == "paper" for p in paper)
+    assert {p.agent["arch"] for p in paper} == {"rnn", "rnn_nonleaky", "lstm", "transformer"}
     assert all("steps" not in p.agent for p in paper)  # the paper preset's own budgets
+
+
+def test_task_draw_differs_between_network_seeds_and_repeats_for_the_same_seed():
+    from envs import TaskSpec, task_geometry
+
+    pts = figure_grid("fig5b", "quick").points()
+    by_seed = {}
+    for p in pts:
+        if p.task["latent_dim"] == 4 and p.task["n_tasks"] == 6:
+            by_seed[p.seed] = task_geometry(TaskSpec(**p.task))
+    assert len(by_seed) == 3
+    g0, g1 = by_seed[0], by_seed[1]
+    assert not np.allclose(g0.normals, g1.normals)  # random boundaries drawn anew
+    assert not np.allclose(g0.encoder[0][0], g1.encoder[0][0])  # and the encoder
+    again = task_geometry(TaskSpec(**next(
+        p.task for p in pts if p.seed == 0 and p.task["latent_dim"] == 4 and p.task["n_tasks"] == 6
+    )))
+    np.testing.assert_array_equal(again.normals, g0.normals)
 
 
 def test_fig5_and_rl_grids():
     a = figure_grid("fig5a", "quick").points()
-    assert all(p.task["targets"] == "ddm_bound" for p in a)  # free reaction-time networks
-    assert sorted(p.task["stimulus_steps"] for p in a) == [3, 5, 10, 20]
+    assert all(p.task["targets"] == "free_rt_paper" for p in a)  # the official free-RT networks
+    assert sorted({p.task["stimulus_steps"] for p in a}) == [3, 5, 10, 20]
     b = figure_grid("fig5b", "paper").points()
     assert {p.task["latent_dim"] for p in b} == {2, 4, 6, 8, 10}
     assert all(p.task["boundaries"] == "random" for p in b)
@@ -62,20 +86,27 @@ def test_fig5_and_rl_grids():
     assert sorted({p.task["sigma"] for p in c}) == list(PAPER_SIGMAS)
     assert len({p.task["n_tasks"] for p in c}) == 3
     rl = figure_grid("rl", "quick").points()
-    assert sorted(p.agent["env_id"] for p in rl) == sorted(RL_ENVS)
+    assert sorted({p.agent["env_id"] for p in rl}) == sorted(RL_ENVS)
     assert {p.algo for p in rl} == {"ppo"}
 
 
-def _row(arch, n, values, id_r2=0.97, angle=90.0, **extra):
+def _row(arch, n, values, id_r2=0.97, angle=80.0, untrained=None, **extra):
+    values = list(values)
+    base = [v - 0.1 for v in values] if untrained is None else list(untrained)
     return {
         "status": "ok",
         "arch": arch,
         "n_tasks": n,
         "ood_r2": float(np.median(values)),
-        "ood_r2_values": list(values),
+        "ood_r2_values": values,
+        "untrained_ood_r2": float(np.median(base)),
+        "untrained_ood_r2_values": base,
+        "input_ood_r2": 0.96,
+        "mu_ood_r2": 0.973,
         "id_r2": id_r2,
         "angle_deg": angle,
         "ceiling": 0.976,
+        "bayes_bound": 0.978,
         **extra,
     }
 
@@ -96,43 +127,65 @@ def test_summary_pools_networks_folds_and_fits():
     assert s["ood_r2_q75"] == pytest.approx(np.percentile(pooled, 75))
     assert s["id_r2"] == pytest.approx(0.96)
     assert s["ood_r2"] != pytest.approx(np.median([np.median(a), np.median(b)]))
+    # the spread across networks beside the pooled statistic, and the gain over untrained
+    assert s["ood_r2_per_network"] == [np.median(a), np.median(b)]
+    assert s["gain_over_untrained"] == pytest.approx(0.1)
+    assert s["gain_lo"] == pytest.approx(0.1) and s["gain_hi"] == pytest.approx(0.1)
+    assert s["untrained_ood_r2"] == pytest.approx(np.median(pooled - 0.1))
+    assert s["bayes_bound"] == pytest.approx(0.978)
 
 
-def test_pages_put_measured_numbers_beside_the_theory(tmp_path):
+def test_bootstrap_intervals_over_networks():
+    med, lo, hi = figures.bootstrap_median([0.5, 0.6, 0.7, 0.8, 0.9])
+    assert med == pytest.approx(0.7) and 0.5 <= lo < 0.7 < hi <= 0.9
+    assert figures.bootstrap_median([0.4]) == (0.4, 0.4, 0.4)
+    assert all(math.isnan(v) for v in figures.bootstrap_median([]))
+    d, lo, hi = figures.bootstrap_median_difference([0.9, 0.91, 0.92], [0.6, 0.61, 0.62])
+    assert d == pytest.approx(0.3) and 0.28 <= lo <= hi <= 0.32 + 1e-9
+
+
+def test_figure_tables_carry_the_controls(tmp_path):
     rows = [
-        _row(a, n, [0.5 + 0.4 * math.log(n) / math.log(24)] * 4, angle=60 + n)
+        _row(a, n, [0.5 + 0.4 * math.log(n) / math.log(24) + 0.01 * s] * 4, seed=s)
         for a in ("rnn", "transformer")
         for n in PAPER_N
+        for s in range(3)
     ]
     png, table, md, summary = render("fig3", "smoke", rows, tmp_path)
     assert png.stat().st_size > 10_000
     text = md.read_text()
-    assert "0.976" in text and "rises" in text and "Transformer" in text
+    assert "Transformer" in text and "untrained" in text and "torch's default init" in text
+    assert "above its untrained control" in text and "rises" in text
+    assert "below the decoder on the encoded input's average" in text  # 0.91 < 0.96
     with open(table) as fh:
         got = list(csv.DictReader(fh))
     assert len(got) == 10
-    assert float(got[0]["ood_r2"]) == pytest.approx(0.5 + 0.4 * math.log(2) / math.log(24))
+    for col in (
+        "untrained_ood_r2", "gain_over_untrained", "gain_lo", "gain_hi", "input_ood_r2",
+        "mu_ood_r2", "ceiling", "bayes_bound", "ood_r2_per_network",
+    ):
+        assert col in got[0], col
+    assert float(got[0]["gain_over_untrained"]) == pytest.approx(0.1)
+    assert "gain over untrained [95% CI]" in text and "Bayes bound" in text
 
     rows = [
-        dict(_row("rnn", 24, [0.8] * 4), stimulus_steps=t, ceiling=1 - 0.48 / t)
+        dict(_row("rnn", 24, [0.8] * 4), stimulus_steps=t, ceiling=1 - 0.48 / (t + 1))
         for t in (3, 5, 10, 20)
     ]
     _, _, md, _ = render("fig5a", "smoke", rows, tmp_path / "a")
     text = md.read_text()
-    assert "| 5 | 0.800 [0.800, 0.800] | 0.904 | -0.104 |" in text  # 1 - 12 * 0.04 / 5
+    assert "| 5 | 0.800 [0.800, 0.800] | 0.970 [0.970, 0.970] | 0.700 [0.700, 0.700] | 0.920 |" in text
 
     rows = [dict(_row("rnn", n, [0.7] * 4), sigma=s) for n in (2, 24) for s in PAPER_SIGMAS]
     _, _, md, _ = render("fig5c", "smoke", rows, tmp_path / "c")
-    text = md.read_text()
-    for ceil in ("0.994", "0.976", "0.946", "0.904", "0.784"):  # SPEC section 6
-        assert f"| {ceil} |" in text
+    assert "Bayes bound" in md.read_text()
 
     rows = [dict(_row("rnn", n, [0.6] * 4), latent_dim=d) for n in (6, 24) for d in (2, 4)]
     png, _, _, _ = render("fig5b", "smoke", rows, tmp_path / "b")
     assert png.exists()
     rows = [dict(_row("gru", 6, [0.6] * 4), algo="ppo", env_id=e, frac_ideal=0.9) for e in RL_ENVS]
     png, _, md, _ = render("rl", "smoke", rows, tmp_path / "rl")
-    assert png.exists() and "Wager" in md.read_text()
+    assert png.exists() and "wager" in md.read_text() and "untrained" in md.read_text()
 
 
 @pytest.mark.slow
@@ -149,10 +202,13 @@ def test_mte_reproduce_fig3_smoke_end_to_end(tmp_path, capsys):
     with open(out / "fig3.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {(r["arch"], int(r["n_tasks"])) for r in rows} == {
-        (a, n) for a in ("rnn", "transformer") for n in (2, 6, 24)
+        (a, n) for a in ("rnn", "transformer") for n in (2, 24)
     }
     for r in rows:
         assert float(r["ceiling"]) == pytest.approx(0.976)
-        assert -2.0 < float(r["ood_r2"]) < 1.0 and int(r["n_networks"]) == 1
+        assert -2.0 < float(r["ood_r2"]) < 1.0 and int(r["n_networks"]) == 2
+        # the controls are measured, not copied: the input baselines decode well
+        assert float(r["input_ood_r2"]) > 0.9 and float(r["mu_ood_r2"]) > 0.95
+        assert -2.0 < float(r["untrained_ood_r2"]) < 1.0
     printed = capsys.readouterr().out
     assert "OOD r^2" in printed and "fig3.png" in printed
