@@ -106,7 +106,10 @@ def probe_recording(
     h, x = rec.at(), rec.latent
     var = theory.prior_variance(spec)
     ceil = theory.ceiling(spec)
-    ceil_bayes = theory.ceiling(spec, form="bayes")
+    ceil_shrunk = theory.ceiling(spec, form="linear_shrunk")
+    # the Bayes (MMSE) bound per step and at the decision (None where theory has no method)
+    bayes_curve = theory.bayes_bound_curve(spec)
+    bayes = None if bayes_curve is None else float(bayes_curve[-1])
     res: dict[str, Any] = {}
     tim: dict[str, float] = {}
     extras: dict[str, Any] = {}
@@ -119,7 +122,11 @@ def probe_recording(
 
     res["ceiling"] = {
         "r2": ceil,
-        "r2_bayes": ceil_bayes,
+        "r2_bayes": ceil_shrunk,  # former name of r2_linear_shrunk (kept for old readers)
+        "r2_linear_shrunk": ceil_shrunk,
+        "bayes_bound": bayes,
+        "bayes_bound_method": theory.bayes_bound_method(spec).detail,
+        "bayes_bound_curve": None if bayes_curve is None else bayes_curve.tolist(),
         "t": spec.stimulus_steps,
         "curve": theory.ceiling_curve(spec).tolist(),
         "var_prior": var.tolist(),
@@ -138,7 +145,8 @@ def probe_recording(
         tdec = timed("over_time", lambda: decode_over_time(rec.hidden, x, var_prior=var, seed=seed))
         res["over_time"] = tdec.to_dict() | {
             "ceiling": theory.ceiling_curve(spec).tolist(),
-            "ceiling_bayes": theory.ceiling_curve(spec, form="bayes").tolist(),
+            "ceiling_bayes": theory.ceiling_curve(spec, form="linear_shrunk").tolist(),
+            "bayes_bound": None if bayes_curve is None else bayes_curve.tolist(),
         }
     ood = timed("ood", lambda: ood_generalisation(h, x, var_prior=var, seed=seed, ceiling=ceil))
     res["ood"] = ood.to_dict()
@@ -192,7 +200,9 @@ def probe_recording(
     dci_d = res["dci"]
     res_head = {
         "ceiling": ceil,
-        "ceiling_bayes": ceil_bayes,
+        "ceiling_bayes": ceil_shrunk,  # former name of ceiling_linear_shrunk
+        "ceiling_linear_shrunk": ceil_shrunk,
+        "bayes_bound": bayes,
         "id_r2": ind.r2,
         "ood_estimator": ood.estimator,
         "ood_r2_median": ood.r2_median,
@@ -410,7 +420,7 @@ def markdown(report: ProbeReport) -> str:
         "",
         "| measure | value | reference |",
         "|---|---|---|",
-        f"| in-distribution r2 | {_fmt(h['id_r2'])} | ceiling {_fmt(h['ceiling'])} (shrinkage {_fmt(h['ceiling_bayes'], 4)}) |",
+        f"| in-distribution r2 | {_fmt(h['id_r2'])} | ceiling {_fmt(h['ceiling'])} (shrinkage {_fmt(h['ceiling_bayes'], 4)}); Bayes bound {_fmt(h.get('bayes_bound'), 4)} |",
         f"| OOD r2, leave-one-orthant-out (median [IQR]) | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | ceiling {_fmt(h['ceiling'])}; decoder: {h.get('ood_estimator', '?')} |",
         f"| OOD r2, worst fold | {_fmt(h['ood_r2_min'])} | |",
         f"| OOD r2, half-space splits (median) | {_fmt(h.get('ood_r2_halfspace_median'))} | |",
