@@ -213,6 +213,9 @@ def probe_recording(
         "ood_r2_adam_median": res.get("ood_adam", {}).get("r2_median"),
         "angle_deg": ind.angle_deg,
         "ccgp_factors": geo_d.get("ccgp_factors"),
+        "ccgp_factors_null_geometric_p95": geo_d.get("ccgp_factors_null_geometric_p95"),
+        "ccgp_factors_null_shuffle_p95": geo_d.get("ccgp_factors_null_shuffle_p95"),
+        "ccgp_classifier": geo_d.get("classifier"),
         "parallelism_factors": geo_d.get("parallelism_factors"),
         "shattering": geo_d.get("shattering"),
         "dci_disentanglement": dci_d["disentanglement"],
@@ -432,8 +435,8 @@ def markdown(report: ProbeReport) -> str:
     geo = r.get("geometry", {})
     lines += [
         f"| angle between decoder axes (deg) | {_fmt(h['angle_deg'], 1)} | 90 = orthogonal |",
-        f"| CCGP, factor dichotomies | {_fmt(h.get('ccgp_factors'))} | null p95 {_fmt(geo.get('ccgp_factors_null_p95'))} |",
-        f"| parallelism, factor dichotomies | {_fmt(h.get('parallelism_factors'))} | null p95 {_fmt(geo.get('parallelism_factors_null_p95'))} |",
+        f"| CCGP, factor dichotomies ({geo.get('classifier', '?')}) | {_fmt(h.get('ccgp_factors'))} | null p95: geometric {_fmt(geo.get('ccgp_factors_null_geometric_p95'))}, label shuffle {_fmt(geo.get('ccgp_factors_null_shuffle_p95'))} |",
+        f"| parallelism, factor dichotomies | {_fmt(h.get('parallelism_factors'))} | null p95: geometric {_fmt(geo.get('parallelism_factors_null_geometric_p95'))}, label shuffle {_fmt(geo.get('parallelism_factors_null_shuffle_p95'))} |",
         f"| shattering dimensionality | {_fmt(h.get('shattering'))} | linear 2-factor code ~0.83 |",
         f"| DCI disentanglement / completeness | {_fmt(h['dci_disentanglement'])} / {_fmt(h['dci_completeness'])} | axis-aligned codes only |",
         f"| participation ratio | {_fmt(h['participation_ratio'], 2)} | |",
