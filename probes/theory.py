@@ -8,6 +8,10 @@
   least-squares mean of a correlated sample), Gumbel noise (its variance pi^2 sigma^2 / 6), the
   Gaussian-copula prior (its marginals are still U[-0.5, 0.5], so Var_prior = 1/12 per axis).
   Over D axes the r^2 uses the paper's convention: 1 - mean_d MSE_d / mean_d Var_d.
+* :func:`bayes_bound` -- the best r^2 *any* estimator can reach, the Bayes posterior mean under
+  the bounded prior: 1 - E[Var(x* | X(1..t))] / Var_prior (0.9779 / 0.9195 / 0.8364 at sigma =
+  0.2 / 0.4 / 0.6, t = 20, against the linear 0.976 / 0.904 / 0.784), with
+  :func:`bayes_bound_curve` over a trial's steps and :func:`posterior_mean` per trial.
 * :func:`extract_mu` -- the closed-form inversion of the flat-prior ideal observer,
   mu_hat = (C^T C)^-1 C^T [s(t) Phi^-1(Y) - b], applied to any agent's output probabilities
   (or logits), and :func:`extraction_error` -- how close that agent-implied estimate is to mu(t).
