@@ -13,10 +13,22 @@ dichotomies (the sign of one latent axis) are the ones a disentangled code makes
   other, of the mean cosine between the coding vectors (mean_b - mean_a) of the pairs.
 * Shattering dimensionality: mean cross-validated accuracy of a linear classifier over all
   balanced dichotomies.
-* Null: the same scores after shuffling the trials' condition labels (n_shuffles times).
+* Nulls (Bernardi et al.): the *label-shuffle* null recomputes the scores after shuffling the
+  trials' condition labels (nothing is decodable); the *geometric* null keeps every condition's
+  cloud of states but permutes its units, independently per condition (a random relabelling of
+  which unit is which, the same for all trials of the condition). Each condition stays a compact
+  cluster, so dichotomies stay decodable, but the conditions' arrangement is random, which is the
+  reference CCGP and parallelism must beat to call a code abstract.
 
-The classifier is a least-squares linear discriminant (ridge regression onto +-1, standardised
-units, fixed small penalty): closed form, like the decoders in :mod:`probes.decoding`.
+Classifiers (``classifier``): 'svm' (default) is a linear support-vector machine (squared hinge,
+C = SVM_C, classes weighted to balance: the optimum of scikit-learn's LinearSVC, decodanda's
+default classifier, found by a few Newton steps in numpy, :func:`linear_svm`) on z-scored units, trained on at most MAX_TRAIN_PER_CONDITION trials drawn from each training
+condition (the margin is set by a few hundred trials; subsampling keeps the many fits fast);
+'ridge' is a least-squares linear discriminant (ridge regression onto +-1, standardised units,
+penalty CLASSIFIER_ALPHA), closed form from per-condition sufficient statistics. They differ on
+CCGP: a least-squares fit weighs every training trial's distance to its target, so the
+direction it learns follows the training conditions' spread, while the margin classifier is set
+by the trials nearest the boundary.
 A linear code of two factors scores CCGP ~ 1 and parallelism ~ 1 on the factor dichotomies,
 about 0 (CCGP) on XOR, and shattering (1 + 1 + 0.5) / 3 ~ 0.83.
 """
@@ -29,18 +41,27 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from envs import orthant_index
 from probes.decoding import MIN_TRIALS, check_xy
 
 CLASSIFIER_ALPHA = 1e-3
 """Ridge penalty (units of n) of the least-squares classifier."""
+SVM_C = 1.0
+"""Inverse L2 penalty of the linear SVM (decodanda's default), on z-scored units."""
+MAX_TRAIN_PER_CONDITION = 1024
+"""SVM fits draw at most this many trials from each training condition."""
+CLASSIFIERS = ("svm", "ridge")
 
 
 @dataclass
 class Dichotomy:
     """One balanced dichotomy's scores. side_a / side_b: condition indices; factor: axis index
-    (0-based) when the split is the sign of one latent axis, else None."""
+    (0-based) when the split is the sign of one latent axis, else None. ccgp, decoding: balanced
+    accuracies; parallelism: a mean cosine. *_null_shuffle_* / *_null_geometric_*: mean and 95th
+    percentile of the label-shuffle and geometric nulls (None where the nulls were not run: off,
+    or not a factor dichotomy, see :func:`abstraction_geometry`)."""
 
     name: str
     side_a: list[int]
@@ -49,10 +70,14 @@ class Dichotomy:
     ccgp: float
     parallelism: float
     decoding: float
-    ccgp_null_mean: float | None = None
-    ccgp_null_p95: float | None = None
-    parallelism_null_mean: float | None = None
-    parallelism_null_p95: float | None = None
+    ccgp_null_shuffle_mean: float | None = None
+    ccgp_null_shuffle_p95: float | None = None
+    ccgp_null_geometric_mean: float | None = None
+    ccgp_null_geometric_p95: float | None = None
+    parallelism_null_shuffle_mean: float | None = None
+    parallelism_null_shuffle_p95: float | None = None
+    parallelism_null_geometric_mean: float | None = None
+    parallelism_null_geometric_p95: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,20 +89,30 @@ class GeometryResult:
 
     ccgp_factors, parallelism_factors: means over the D factor dichotomies (the headline);
     ccgp_mean, parallelism_mean: means over every dichotomy scored; shattering: mean decoding
-    accuracy over every dichotomy scored; *_null_*: the same means after shuffling conditions.
+    accuracy over every dichotomy scored; *_factors_null_shuffle_* / *_factors_null_geometric_*:
+    the factor means under the label-shuffle / geometric nulls (mean and 95th percentile over
+    null draws; None when n_shuffles = 0). classifier: 'svm' or 'ridge'; classifier_params: its
+    settings (C or alpha, the per-condition training cap, z-scoring).
     """
 
     n_conditions: int
     n_dichotomies: int
+    classifier: str
+    classifier_params: dict[str, Any]
     ccgp_factors: float
     parallelism_factors: float
     ccgp_mean: float
     parallelism_mean: float
     shattering: float
-    ccgp_factors_null_mean: float | None
-    ccgp_factors_null_p95: float | None
-    parallelism_factors_null_mean: float | None
-    parallelism_factors_null_p95: float | None
+    ccgp_factors_null_shuffle_mean: float | None
+    ccgp_factors_null_shuffle_p95: float | None
+    ccgp_factors_null_geometric_mean: float | None
+    ccgp_factors_null_geometric_p95: float | None
+    parallelism_factors_null_shuffle_mean: float | None
+    parallelism_factors_null_shuffle_p95: float | None
+    parallelism_factors_null_geometric_mean: float | None
+    parallelism_factors_null_geometric_p95: float | None
+    n_null: int
     dichotomies: list[Dichotomy]
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,21 +159,84 @@ def balanced_dichotomies(
     return out
 
 
-class _CondStats:
-    """Per-condition sufficient statistics (count, sum, X^T X) of hidden states, so that a
-    least-squares classifier on any union of conditions costs one H x H solve."""
+def linear_svm(
+    x: np.ndarray, y: np.ndarray, c: float = SVM_C, *, tol: float = 1e-8, max_iter: int = 100
+) -> tuple[np.ndarray, float]:
+    """Linear SVM with the squared hinge loss: weights [H] and intercept of the classifier
+    x @ w + b > 0 <=> y, for x [n, H] and boolean labels y [n] (both classes present).
 
-    def __init__(self, x: np.ndarray, cond: np.ndarray, n_cond: int) -> None:
-        self.x, self.cond = x, cond
+    Minimises 0.5 |(w, b)|^2 + c sum_i k_i max(0, 1 - s_i (x_i . w + b))^2 with s_i = +-1 and
+    class weights k_i = n / (2 n_class(i)) (balanced). The bias is penalised like a weight on a
+    constant feature 1, as in liblinear, so this is the problem scikit-learn's
+    ``LinearSVC(C=c, class_weight='balanced')`` solves (same unique optimum). Solved by Newton's
+    method on the generalised Hessian I + 2c X_A^T K_A X_A of the active set A (margin < 1) with
+    backtracking; the loss is piecewise quadratic, so it converges in ~10 steps.
+    """
+    n, h = x.shape
+    if y.all() or not y.any():
+        raise ValueError("a classifier needs trials of both classes")
+    xa = np.concatenate([x, np.ones((n, 1))], axis=1)
+    s = np.where(y, 1.0, -1.0)
+    n_pos = float(y.sum())
+    k = c * np.where(y, n / (2.0 * n_pos), n / (2.0 * (n - n_pos)))
+    w = np.zeros(h + 1)
+
+    def objective(v: np.ndarray) -> float:
+        m = np.maximum(1.0 - s * (xa @ v), 0.0)
+        return 0.5 * float(v @ v) + float((k * m * m).sum())
+
+    for _ in range(max_iter):  # Newton steps
+        m = 1.0 - s * (xa @ w)
+        act = m > 0
+        grad = w - 2.0 * xa[act].T @ (k[act] * m[act] * s[act])
+        if np.linalg.norm(grad) <= tol * max(1.0, float(np.linalg.norm(w))):
+            break
+        xs = xa[act] * np.sqrt(2.0 * k[act])[:, None]
+        step_dir = -np.linalg.solve(np.eye(h + 1) + xs.T @ xs, grad)
+        f0, slope, step = objective(w), float(grad @ step_dir), 1.0
+        while objective(w + step * step_dir) > f0 + 1e-4 * step * slope and step > 1e-12:
+            step *= 0.5
+        w = w + step * step_dir
+    return w[:h], float(w[h])
+
+
+class _CondStats:
+    """Hidden states [n, H] grouped by condition, with the classifier to fit on unions of
+    conditions. 'ridge' keeps per-condition sufficient statistics (count, sum, X^T X), so a fit
+    on any union costs one H x H solve; 'svm' fits :func:`linear_svm` on z-scored units
+    (z-scored once over all trials) from at most ``max_train`` trials per training condition."""
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        cond: np.ndarray,
+        n_cond: int,
+        classifier: str,
+        max_train: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.x, self.cond, self.classifier = x, cond, classifier
+        self.max_train, self.rng = max_train, rng
         self.rows = [np.flatnonzero(cond == c) for c in range(n_cond)]
         self.n = np.array([r.size for r in self.rows], dtype=float)
         self.s = np.stack([x[r].sum(axis=0) for r in self.rows])  # [m, H]
-        self.q = np.stack([x[r].T @ x[r] for r in self.rows])  # [m, H, H]
         self.means = self.s / self.n[:, None]
+        if classifier == "ridge":
+            self.q = np.stack([x[r].T @ x[r] for r in self.rows])  # [m, H, H]
+        else:
+            mean, sd = x.mean(axis=0), x.std(axis=0)
+            self.mu, self.sd = mean, np.where(sd > 1e-12, sd, 1.0)
+            self.xz = (x - self.mu) / self.sd
 
     def fit(self, conds: list[int], signs: list[float]) -> tuple[np.ndarray, float]:
-        """Ridge onto +-1 (standardised units, penalty CLASSIFIER_ALPHA * n) over the trials of
-        ``conds`` labelled ``signs``; returns raw-unit weights [H] and the intercept."""
+        """Linear classifier of the trials of ``conds`` labelled ``signs`` (+-1); returns raw-unit
+        weights [H] and the intercept (decision: x @ w + b > 0 for +1)."""
+        if self.classifier == "ridge":
+            return self._fit_ridge(conds, signs)
+        return self._fit_svm(conds, signs)
+
+    def _fit_ridge(self, conds: list[int], signs: list[float]) -> tuple[np.ndarray, float]:
+        """Ridge onto +-1 (standardised units, penalty CLASSIFIER_ALPHA * n)."""
         c = np.asarray(conds)
         lab = np.asarray(signs, dtype=float)
         n = self.n[c].sum()
@@ -151,6 +249,20 @@ class _CondStats:
         gs = g / np.outer(scale, scale) + CLASSIFIER_ALPHA * n * np.eye(g.shape[0])
         w = np.linalg.solve(gs, p / scale) / scale
         return w, ybar - float(m @ w)
+
+    def _fit_svm(self, conds: list[int], signs: list[float]) -> tuple[np.ndarray, float]:
+        """Linear SVM (squared hinge, C = SVM_C, balanced class weights) on z-scored units."""
+        idx, lab = [], []
+        for c, sgn in zip(conds, signs):
+            r = self.rows[c]
+            if r.size > self.max_train:
+                r = self.rng.choice(r, self.max_train, replace=False)
+            idx.append(r)
+            lab.append(np.full(r.size, sgn > 0))
+        rows, y = np.concatenate(idx), np.concatenate(lab)
+        wz, b0 = linear_svm(self.xz[rows], y, SVM_C)
+        # back to raw units: (x - mu) / sd @ wz + b0 = x @ (wz / sd) + (b0 - mu / sd @ wz)
+        return wz / self.sd, float(b0 - (self.mu / self.sd) @ wz)
 
     def accuracy(self, w: np.ndarray, b: float, conds: list[int], signs: list[float]) -> float:
         """Balanced accuracy over the test conditions (mean over the two sides)."""
@@ -201,19 +313,41 @@ def _parallelism(means: np.ndarray, a: tuple, b: tuple, max_perms: int, rng) -> 
 
 
 def _scores(
-    x: np.ndarray,
-    cond: np.ndarray,
+    st: _CondStats,
     splits: list,
-    n_cond: int,
     adjacent: bool,
     max_pairs: int,
     max_perms: int,
-    rng,
+    rng: np.random.Generator,
 ) -> tuple[list[float], list[float]]:
-    st = _CondStats(x, cond, n_cond)
     cc = [_ccgp(st, a, b, adjacent, max_pairs, rng) for a, b in splits]
     ps = [_parallelism(st.means, a, b, max_perms, rng) for a, b in splits]
     return cc, ps
+
+
+def unit_shuffle(
+    hidden: np.ndarray, conditions: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """States [n, H] of the geometric null: units z-scored over all trials, then permuted
+    independently per condition (one random permutation of the H units per condition, shared by
+    its trials). conditions: [n] ints. Each condition keeps its cloud's shape and spread; the
+    arrangement of the conditions' means becomes random."""
+    x = np.asarray(hidden, dtype=np.float64)
+    sd = x.std(axis=0)
+    xz = (x - x.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)
+    out = np.empty_like(xz)
+    for c in np.unique(conditions):  # a loop over conditions (2^D of them)
+        rows = np.flatnonzero(conditions == c)
+        out[rows] = xz[rows][:, rng.permutation(x.shape[1])]
+    return out
+
+
+def _null_stats(values: np.ndarray) -> tuple[float | None, float | None]:
+    """(mean, 95th percentile) of null draws [k] (None, None when there are none or all NaN)."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return None, None
+    return float(v.mean()), float(np.percentile(v, 95))
 
 
 def abstraction_geometry(
@@ -221,10 +355,13 @@ def abstraction_geometry(
     latent: np.ndarray,
     *,
     conditions: np.ndarray | None = None,
+    classifier: str = "svm",
     n_shuffles: int = 10,
+    null_on: str = "factors",
     max_dichotomies: int = 35,
     max_pairs: int = 16,
     max_perms: int = 120,
+    max_train_per_condition: int = MAX_TRAIN_PER_CONDITION,
     pairs: str = "adjacent",
     seed: int = 0,
 ) -> GeometryResult:
@@ -232,16 +369,63 @@ def abstraction_geometry(
 
     latent: [n, D] x* (conditions = orthants, 2^D of them) unless ``conditions`` [n] (ints
     0..m-1, m even) is given. Every condition needs >= MIN_TRIALS trials.
-    n_shuffles: size of the condition-shuffle null (0 to skip).
+    classifier: 'svm' (default; linear SVM, see the module docstring) or 'ridge'.
+    n_shuffles: draws of each null, label-shuffle and geometric (0 to skip both).
+    null_on: 'factors' (default) runs the nulls on the D factor dichotomies only (the headline;
+    with explicit ``conditions`` every dichotomy counts as a factor); 'all' on every dichotomy.
+    max_train_per_condition: the SVM's per-condition training subsample (ignored by 'ridge').
     pairs: which held-out pairs (one condition from each side) CCGP averages over. 'adjacent'
     (default, orthant conditions only): pairs of orthants that differ in one sign bit. With four
     quadrants, holding out a *diagonal* pair leaves one training condition per side that differ in
     both factors, so no code can tell which factor the labels follow and even a perfect abstract
     code scores 0.5 on it (the mean over all pairs tops out at 0.75); 'all' keeps every pair as in
     a literal reading of Bernardi et al. Only 'all' is allowed with explicit ``conditions``.
+    Cost: the SVM makes one fit per held-out pair per dichotomy, for the data and for every null
+    draw: ~1 s for 4096 trials x 64 units, D = 2, n_shuffles = 10.
     """
     if pairs not in ("adjacent", "all"):
         raise ValueError(f"pairs must be 'adjacent' or 'all', got {pairs!r}")
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {list(CLASSIFIERS)}, got {classifier!r}")
+    if null_on not in ("factors", "all"):
+        raise ValueError(f"null_on must be 'factors' or 'all', got {null_on!r}")
+    if max_train_per_condition < MIN_TRIALS:
+        raise ValueError(
+            f"max_train_per_condition must be >= {MIN_TRIALS}, got {max_train_per_condition}"
+        )
+    # the fits are many small (<= a few thousand x H) solves: BLAS threads only add
+    # synchronisation (6x slower on a busy 2-core machine), so one thread
+    with threadpool_limits(1):
+        return _abstraction_geometry(
+            hidden,
+            latent,
+            conditions,
+            classifier,
+            n_shuffles,
+            null_on,
+            max_dichotomies,
+            max_pairs,
+            max_perms,
+            max_train_per_condition,
+            pairs,
+            seed,
+        )
+
+
+def _abstraction_geometry(
+    hidden: np.ndarray,
+    latent: np.ndarray,
+    conditions: np.ndarray | None,
+    classifier: str,
+    n_shuffles: int,
+    null_on: str,
+    max_dichotomies: int,
+    max_pairs: int,
+    max_perms: int,
+    max_train_per_condition: int,
+    pairs: str,
+    seed: int,
+) -> GeometryResult:
     x, y = check_xy(hidden, latent)
     rng = np.random.default_rng(seed)
     if conditions is None:
@@ -266,27 +450,36 @@ def abstraction_geometry(
         )
     splits = balanced_dichotomies(n_cond, latent_dim, max_dichotomies, seed)
     adjacent = pairs == "adjacent"
-    cc, ps = _scores(x, cond, splits, n_cond, adjacent, max_pairs, max_perms, rng)
+    nf = latent_dim if latent_dim is not None else len(splits)
+
+    def stats(xs: np.ndarray, cs: np.ndarray) -> _CondStats:
+        return _CondStats(xs, cs, n_cond, classifier, max_train_per_condition, rng)
+
+    cc, ps = _scores(stats(x, cond), splits, adjacent, max_pairs, max_perms, rng)
     # shattering: train on a random half of the trials, test on the other half
     half = rng.permutation(x.shape[0]) < x.shape[0] // 2
-    st_tr = _CondStats(x[half], cond[half], n_cond)
-    st_te = _CondStats(x[~half], cond[~half], n_cond)
+    st_tr, st_te = stats(x[half], cond[half]), stats(x[~half], cond[~half])
     dec = []
     for _a, b in splits:
         sides = [1.0 if c in b else -1.0 for c in range(n_cond)]
         w, b0 = st_tr.fit(list(range(n_cond)), sides)
         dec.append(st_te.accuracy(w, b0, list(range(n_cond)), sides))
-    null_cc, null_ps = [], []
-    for _ in range(n_shuffles):  # a loop over shuffles of the trials' condition labels
-        c_sh = rng.permutation(cond)
-        ncc, nps = _scores(x, c_sh, splits, n_cond, adjacent, max_pairs, max_perms, rng)
-        null_cc.append(ncc)
-        null_ps.append(nps)
-    ncc_arr, nps_arr = np.array(null_cc), np.array(null_ps)
+    null_splits = splits[:nf] if null_on == "factors" else splits
+    n_null = len(null_splits)
+    shape = (n_shuffles, len(splits))
+    nulls = {k: np.full(shape, np.nan) for k in ("cc_sh", "ps_sh", "cc_geo", "ps_geo")}
+    for i in range(n_shuffles):  # a loop over null draws
+        c_sh = rng.permutation(cond)  # label shuffle: nothing left to decode
+        ncc, nps = _scores(stats(x, c_sh), null_splits, adjacent, max_pairs, max_perms, rng)
+        nulls["cc_sh"][i, :n_null], nulls["ps_sh"][i, :n_null] = ncc, nps
+        x_geo = unit_shuffle(x, cond, rng)  # geometric: clusters kept, arrangement random
+        ncc, nps = _scores(stats(x_geo, cond), null_splits, adjacent, max_pairs, max_perms, rng)
+        nulls["cc_geo"][i, :n_null], nulls["ps_geo"][i, :n_null] = ncc, nps
     dichos = []
     for i, (a, b) in enumerate(splits):
         factor = i if latent_dim is not None and i < latent_dim else None
         name = f"x{factor + 1}" if factor is not None else f"{set(a)}|{set(b)}"
+        col = {k: _null_stats(v[:, i]) for k, v in nulls.items()}
         dichos.append(
             Dichotomy(
                 name=name,
@@ -296,31 +489,46 @@ def abstraction_geometry(
                 ccgp=cc[i],
                 parallelism=ps[i],
                 decoding=dec[i],
-                ccgp_null_mean=float(ncc_arr[:, i].mean()) if n_shuffles else None,
-                ccgp_null_p95=float(np.percentile(ncc_arr[:, i], 95)) if n_shuffles else None,
-                parallelism_null_mean=float(nps_arr[:, i].mean()) if n_shuffles else None,
-                parallelism_null_p95=float(np.percentile(nps_arr[:, i], 95))
-                if n_shuffles
-                else None,
+                ccgp_null_shuffle_mean=col["cc_sh"][0],
+                ccgp_null_shuffle_p95=col["cc_sh"][1],
+                ccgp_null_geometric_mean=col["cc_geo"][0],
+                ccgp_null_geometric_p95=col["cc_geo"][1],
+                parallelism_null_shuffle_mean=col["ps_sh"][0],
+                parallelism_null_shuffle_p95=col["ps_sh"][1],
+                parallelism_null_geometric_mean=col["ps_geo"][0],
+                parallelism_null_geometric_p95=col["ps_geo"][1],
             )
         )
-    nf = latent_dim if latent_dim is not None else len(splits)
     fac = slice(0, nf)
-
-    def null(arr: np.ndarray, fn: Any) -> float | None:
-        return float(fn(np.nanmean(arr[:, fac], axis=1))) if n_shuffles else None
-
+    # the factor mean of each null draw, then its mean and 95th percentile over draws
+    fac_null = {
+        k: _null_stats(np.nanmean(v[:, fac], axis=1)) if n_shuffles else (None, None)
+        for k, v in nulls.items()
+    }
+    params: dict[str, Any] = (
+        {"C": SVM_C, "zscore": True, "class_weight": "balanced"}
+        | {"max_train_per_condition": max_train_per_condition}
+        if classifier == "svm"
+        else {"alpha": CLASSIFIER_ALPHA, "zscore": True}
+    )
     return GeometryResult(
         n_conditions=n_cond,
         n_dichotomies=len(splits),
+        classifier=classifier,
+        classifier_params=params,
         ccgp_factors=float(np.nanmean(cc[fac])),
         parallelism_factors=float(np.mean(ps[fac])),
         ccgp_mean=float(np.nanmean(cc)),
         parallelism_mean=float(np.mean(ps)),
         shattering=float(np.mean(dec)),
-        ccgp_factors_null_mean=null(ncc_arr, np.mean),
-        ccgp_factors_null_p95=null(ncc_arr, lambda v: np.percentile(v, 95)),
-        parallelism_factors_null_mean=null(nps_arr, np.mean),
-        parallelism_factors_null_p95=null(nps_arr, lambda v: np.percentile(v, 95)),
+        ccgp_factors_null_shuffle_mean=fac_null["cc_sh"][0],
+        ccgp_factors_null_shuffle_p95=fac_null["cc_sh"][1],
+        ccgp_factors_null_geometric_mean=fac_null["cc_geo"][0],
+        ccgp_factors_null_geometric_p95=fac_null["cc_geo"][1],
+        parallelism_factors_null_shuffle_mean=fac_null["ps_sh"][0],
+        parallelism_factors_null_shuffle_p95=fac_null["ps_sh"][1],
+        parallelism_factors_null_geometric_mean=fac_null["ps_geo"][0],
+        parallelism_factors_null_geometric_p95=fac_null["ps_geo"][1],
+        n_null=int(n_shuffles),
         dichotomies=dichos,
     )

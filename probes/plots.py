@@ -96,12 +96,12 @@ def _over_time(report: Any, rec: Any, path: Path) -> bool:
         "r--",
         label="ceiling 1 - Var$_{noise}$(t) / Var$_{prior}$",
     )
-    if "ceiling_bayes" in ot:
+    if ot.get("bayes_bound"):
         ax.plot(
-            range(len(ot["ceiling_bayes"])),
-            ot["ceiling_bayes"],
-            "m:",
-            label="shrinkage ceiling Var$_{prior}$ / (Var$_{prior}$ + Var$_{noise}$(t))",
+            range(len(ot["bayes_bound"])),
+            ot["bayes_bound"],
+            "k:",
+            label="Bayes bound (posterior mean)",
         )
     ax.set_ylim(-0.05, 1.02)
     ax.set_xlabel("step of the trial")

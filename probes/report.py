@@ -111,7 +111,10 @@ def probe_recording(
     h, x = rec.at(), rec.latent
     var = theory.prior_variance(spec)
     ceil = theory.ceiling(spec)
-    ceil_bayes = theory.ceiling(spec, form="bayes")
+    ceil_shrunk = theory.ceiling(spec, form="linear_shrunk")
+    # the Bayes (MMSE) bound per step and at the decision (None where theory has no method)
+    bayes_curve = theory.bayes_bound_curve(spec)
+    bayes = None if bayes_curve is None else float(bayes_curve[-1])
     res: dict[str, Any] = {}
     tim: dict[str, float] = {}
     extras: dict[str, Any] = {}
@@ -124,7 +127,10 @@ def probe_recording(
 
     res["ceiling"] = {
         "r2": ceil,
-        "r2_bayes": ceil_bayes,
+        "r2_linear_shrunk": ceil_shrunk,
+        "bayes_bound": bayes,
+        "bayes_bound_method": theory.bayes_bound_method(spec).detail,
+        "bayes_bound_curve": None if bayes_curve is None else bayes_curve.tolist(),
         "t": theory.decision_evidence_steps(spec),
         "curve": theory.ceiling_curve(spec).tolist(),
         "var_prior": var.tolist(),
@@ -143,7 +149,8 @@ def probe_recording(
         tdec = timed("over_time", lambda: decode_over_time(rec.hidden, x, var_prior=var, seed=seed))
         res["over_time"] = tdec.to_dict() | {
             "ceiling": theory.ceiling_curve(spec).tolist(),
-            "ceiling_bayes": theory.ceiling_curve(spec, form="bayes").tolist(),
+            "ceiling_linear_shrunk": theory.ceiling_curve(spec, form="linear_shrunk").tolist(),
+            "bayes_bound": None if bayes_curve is None else bayes_curve.tolist(),
         }
     ood = timed("ood", lambda: ood_generalisation(h, x, var_prior=var, seed=seed, ceiling=ceil))
     res["ood"] = ood.to_dict()
@@ -208,7 +215,8 @@ def probe_recording(
     dci_d = res["dci"]
     res_head = {
         "ceiling": ceil,
-        "ceiling_bayes": ceil_bayes,
+        "ceiling_linear_shrunk": ceil_shrunk,
+        "bayes_bound": bayes,
         "id_r2": ind.r2,
         "ood_estimator": ood.estimator,
         "ood_r2_median": ood.r2_median,
@@ -219,6 +227,9 @@ def probe_recording(
         "ood_r2_adam_median": res.get("ood_adam", {}).get("r2_median"),
         "angle_deg": ind.angle_deg,
         "ccgp_factors": geo_d.get("ccgp_factors"),
+        "ccgp_factors_null_geometric_p95": geo_d.get("ccgp_factors_null_geometric_p95"),
+        "ccgp_factors_null_shuffle_p95": geo_d.get("ccgp_factors_null_shuffle_p95"),
+        "ccgp_classifier": geo_d.get("classifier"),
         "parallelism_factors": geo_d.get("parallelism_factors"),
         "shattering": geo_d.get("shattering"),
         "dci_disentanglement": dci_d["disentanglement"],
@@ -447,7 +458,7 @@ def markdown(report: ProbeReport) -> str:
         "",
         "| measure | value | reference |",
         "|---|---|---|",
-        f"| in-distribution r2 | {_fmt(h['id_r2'])} | ceiling {_fmt(h['ceiling'])} (shrinkage {_fmt(h['ceiling_bayes'], 4)}) |",
+        f"| in-distribution r2 | {_fmt(h['id_r2'])} | ceiling {_fmt(h['ceiling'])} (shrinkage {_fmt(h['ceiling_linear_shrunk'], 4)}); Bayes bound {_fmt(h.get('bayes_bound'), 4)} |",
         f"| OOD r2, leave-one-orthant-out (median [IQR]) | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | ceiling {_fmt(h['ceiling'])}; decoder: {h.get('ood_estimator', '?')} |",
         f"| OOD r2, worst fold | {_fmt(h['ood_r2_min'])} | |",
         f"| OOD r2, half-space splits (median) | {_fmt(h.get('ood_r2_halfspace_median'))} | |",
@@ -459,8 +470,8 @@ def markdown(report: ProbeReport) -> str:
     geo = r.get("geometry", {})
     lines += [
         f"| angle between decoder axes (deg) | {_fmt(h['angle_deg'], 1)} | 90 = orthogonal |",
-        f"| CCGP, factor dichotomies | {_fmt(h.get('ccgp_factors'))} | null p95 {_fmt(geo.get('ccgp_factors_null_p95'))} |",
-        f"| parallelism, factor dichotomies | {_fmt(h.get('parallelism_factors'))} | null p95 {_fmt(geo.get('parallelism_factors_null_p95'))} |",
+        f"| CCGP, factor dichotomies ({geo.get('classifier', '?')}) | {_fmt(h.get('ccgp_factors'))} | null p95: geometric {_fmt(geo.get('ccgp_factors_null_geometric_p95'))}, label shuffle {_fmt(geo.get('ccgp_factors_null_shuffle_p95'))} |",
+        f"| parallelism, factor dichotomies | {_fmt(h.get('parallelism_factors'))} | null p95: geometric {_fmt(geo.get('parallelism_factors_null_geometric_p95'))}, label shuffle {_fmt(geo.get('parallelism_factors_null_shuffle_p95'))} |",
         f"| shattering dimensionality | {_fmt(h.get('shattering'))} | linear 2-factor code ~0.83 |",
         f"| DCI disentanglement / completeness | {_fmt(h['dci_disentanglement'])} / {_fmt(h['dci_completeness'])} | axis-aligned codes only |",
         f"| participation ratio | {_fmt(h['participation_ratio'], 2)} | |",

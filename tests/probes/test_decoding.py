@@ -25,7 +25,7 @@ def test_linear_code_reaches_the_ceiling_out_of_distribution(paper_mu):
     assert ood.r2_usual_median == pytest.approx(1 - 4 * (1 - ood.r2_median), abs=0.02)
     assert ood.angle_deg_median == pytest.approx(90, abs=2)
     ind = dc.decode(h, x)
-    assert abs(ind.r2 - theory.ceiling(TaskSpec(), form="bayes")) < 0.01
+    assert abs(ind.r2 - theory.ceiling(TaskSpec(), form="linear_shrunk")) < 0.01
     # half-space splits of a linear code generalise too (a little below the ceiling: the
     # shrinkage fitted on one half extrapolates to the other)
     hs = dc.ood_generalisation(h, x, split="halfspace")
@@ -164,7 +164,7 @@ def test_decode_over_time_follows_the_ceiling():
     mu, _ = running_mean(spec, b.evidence)
     h = synthetic.linear_code(mu.reshape(-1, 2), 16, 0.001).reshape(6000, spec.n_steps, 16)
     res = dc.decode_over_time(h, b.latent)
-    ceil = theory.ceiling_curve(spec, form="bayes")
+    ceil = theory.ceiling_curve(spec, form="linear_shrunk")
     assert res.r2[0] < 0.01  # fixation step: nothing to decode (noise overfit goes below 0)
     np.testing.assert_allclose(res.r2[1:], ceil[1:], atol=0.02)
 

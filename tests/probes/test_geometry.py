@@ -17,14 +17,25 @@ def test_linear_code_is_abstract(paper_mu):
     assert g.n_dichotomies == 3
     # CCGP is bounded by how often sign(mu_d) = sign(x_d) (noise flips trials near the axes)
     sign_acc = float(np.mean(np.sign(mu) == np.sign(x)))
-    assert g.ccgp_factors == pytest.approx(sign_acc, abs=0.01)
+    assert sign_acc - 0.015 < g.ccgp_factors < sign_acc + 0.003
+    assert g.classifier == "svm" and g.classifier_params["C"] == geometry.SVM_C
+    ridge = geometry.abstraction_geometry(
+        synthetic.linear_code(mu, 64, 0.01), x, n_shuffles=0, classifier="ridge"
+    )
+    assert ridge.classifier == "ridge" and ridge.classifier_params["alpha"] == 1e-3
+    assert ridge.ccgp_factors == pytest.approx(sign_acc, abs=0.01)
     assert g.parallelism_factors > 0.99
     xor = g.dichotomies[2]
     assert xor.ccgp < 0.1  # the XOR split anti-generalises in a factorised code
     assert xor.parallelism == pytest.approx(-1.0, abs=0.02)
     assert g.shattering == pytest.approx((2 * sign_acc + 0.5) / 3, abs=0.02)
-    assert g.ccgp_factors_null_p95 < 0.55
-    assert g.parallelism_factors_null_mean < 0.5
+    assert g.ccgp_factors_null_shuffle_p95 < 0.55
+    assert g.parallelism_factors_null_shuffle_mean < 0.5
+    # the geometric null keeps the clusters but scrambles their arrangement
+    assert g.ccgp_factors_null_geometric_mean == pytest.approx(0.5, abs=0.15)
+    assert g.ccgp_factors > g.ccgp_factors_null_geometric_p95 + 0.05
+    assert g.parallelism_factors > g.parallelism_factors_null_geometric_p95 + 0.5
+    assert g.n_null == 5 and xor.ccgp_null_geometric_mean is None  # nulls on factors only
 
 
 def test_noise_code_sits_at_the_null(paper_mu):
@@ -40,7 +51,75 @@ def test_all_pairs_ccgp_tops_out_at_three_quarters(paper_mu):
         synthetic.linear_code(mu[:8000]), x[:8000], pairs="all", n_shuffles=0
     )
     assert g.ccgp_factors == pytest.approx(0.75 * 0.96 + 0.25 * 0.0 + 0.02, abs=0.04)
-    assert g.ccgp_factors_null_mean is None
+    assert g.ccgp_factors_null_shuffle_mean is None
+    assert g.ccgp_factors_null_geometric_p95 is None
+
+
+def test_linear_svm_is_liblinears_optimum():
+    """linear_svm solves LinearSVC's problem (squared hinge, penalised bias, balanced weights)."""
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(0)
+    for n, noise, thr in [(400, 0.5, 0.3), (900, 0.02, 0.0), (300, 3.0, -0.5)]:
+        x = rng.standard_normal((n, 20)) * rng.uniform(0.1, 3, 20)
+        y = x[:, 0] + 0.5 * x[:, 1] + noise * rng.standard_normal(n) > thr
+        w, b = geometry.linear_svm(x, y, 1.0)
+        ref = LinearSVC(C=1.0, class_weight="balanced", dual=False, tol=1e-10, max_iter=10000)
+        ref.fit(x, y)
+        np.testing.assert_allclose(w, ref.coef_[0], atol=1e-6)
+        assert b == pytest.approx(ref.intercept_[0], abs=1e-6)
+    with pytest.raises(ValueError, match="both classes"):
+        geometry.linear_svm(x, np.ones(len(x), dtype=bool))
+
+
+def test_abstract_codes_beat_both_nulls(paper_mu):
+    x, mu = paper_mu
+    x, mu = x[:4000], mu[:4000]
+    for h in (synthetic.linear_code(mu, 64, 0.01), synthetic.relu_code(mu, 64)):
+        g = geometry.abstraction_geometry(h, x, n_shuffles=8)
+        assert g.ccgp_factors > 0.9
+        assert g.ccgp_factors > g.ccgp_factors_null_geometric_p95 + 0.05
+        assert g.ccgp_factors > g.ccgp_factors_null_shuffle_p95 + 0.3
+        assert g.ccgp_factors_null_shuffle_mean == pytest.approx(0.5, abs=0.02)
+        assert g.shattering > 0.75  # every split but XOR stays decodable
+
+
+def test_random_code_sits_at_the_geometric_null(paper_mu):
+    """Condition means at random positions: each dichotomy is decodable, but CCGP is a draw
+    from the same distribution as the geometric null (it is not significant for any code)."""
+    x, _ = paper_mu
+    x = x[:4000]
+    q = geometry.orthant_index(x)
+    ccgp, null_mean, beyond_p95 = [], [], 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        h = rng.standard_normal((4, 64))[q] + rng.standard_normal((4000, 64))
+        g = geometry.abstraction_geometry(h, x, n_shuffles=8, seed=seed)
+        assert g.shattering > 0.99  # clusters are separable...
+        assert g.parallelism_factors < 0.5
+        beyond_p95 += g.ccgp_factors > g.ccgp_factors_null_geometric_p95
+        ccgp.append(g.ccgp_factors)
+        null_mean.append(g.ccgp_factors_null_geometric_mean)
+    # ...but not abstract: about 1 in 20 codes crosses its null's 95th percentile by chance
+    assert beyond_p95 <= 1
+    assert np.mean(ccgp) == pytest.approx(np.mean(null_mean), abs=0.1)
+    assert np.mean(null_mean) == pytest.approx(0.5, abs=0.08)
+
+
+def test_unit_shuffle_permutes_units_per_condition():
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((200, 6)) * np.arange(1, 7) + np.arange(6)
+    cond = np.repeat(np.arange(4), 50)
+    out = geometry.unit_shuffle(h, cond, np.random.default_rng(1))
+    z = (h - h.mean(axis=0)) / h.std(axis=0)
+    perms = []
+    for c in range(4):
+        rows = cond == c
+        # one permutation of the units, shared by every trial of the condition
+        perm = [int(np.flatnonzero(np.isclose(z[rows][0], v))[0]) for v in out[rows][0]]
+        np.testing.assert_allclose(out[rows], z[rows][:, perm])
+        perms.append(tuple(perm))
+    assert len(set(perms)) > 1
 
 
 def test_dichotomies_enumeration():
@@ -61,6 +140,8 @@ def test_geometry_bad_input(paper_mu):
         geometry.abstraction_geometry(h[keep], x[:400][keep])
     with pytest.raises(ValueError, match="pairs must be 'adjacent' or 'all'"):
         geometry.abstraction_geometry(h, x[:400], pairs="some")
+    with pytest.raises(ValueError, match="classifier must be one of"):
+        geometry.abstraction_geometry(h, x[:400], classifier="lda")
 
 
 def test_dci_rewards_axis_alignment_only(paper_mu):

@@ -124,7 +124,7 @@ def test_report_on_the_ideal_agent_reaches_the_theory():
     h = rep.headline
     assert h["ceiling"] == pytest.approx(0.976)
     assert abs(h["ood_r2_median"] - h["ceiling"]) < 0.01
-    assert abs(h["id_r2"] - h["ceiling_bayes"]) < 0.01
+    assert abs(h["id_r2"] - h["ceiling_linear_shrunk"]) < 0.01
     assert h["angle_deg"] == pytest.approx(90, abs=3)
     assert h["parallelism_factors"] > 0.99
     assert h["ccgp_factors"] > 0.95
@@ -135,7 +135,7 @@ def test_report_on_the_ideal_agent_reaches_the_theory():
     )
     ot = rep.results["over_time"]
     np.testing.assert_allclose(
-        ot["r2"][1:], theory.ceiling_curve(spec, form="bayes")[1:], atol=0.02
+        ot["r2"][1:], theory.ceiling_curve(spec, form="linear_shrunk")[1:], atol=0.02
     )
     json.dumps(rep.to_dict())  # serialisable
 

@@ -23,7 +23,9 @@ def test_ceiling_matches_spec_table(sigma, expected):
 def test_ceiling_generalisations():
     s = TaskSpec()
     # shrinkage form: Var / (Var + v) = (1/12) / (1/12 + 0.002)
-    assert theory.ceiling(s, form="bayes") == pytest.approx((1 / 12) / (1 / 12 + 0.002))
+    assert theory.ceiling(s, form="linear_shrunk") == pytest.approx((1 / 12) / (1 / 12 + 0.002))
+    with pytest.raises(ValueError, match="form must be one of"):
+        theory.ceiling(s, form="bayes")  # the Bayes bound is bayes_bound(), not a linear form
     # anisotropic sigma_2 = 2 sigma_1: mean noise variance (1 + 4) / 2 sigma^2 / t
     an = s.replace(noise="anisotropic")
     assert theory.ceiling(an) == pytest.approx(1 - 12 * 0.04 * 2.5 / 20)
@@ -149,3 +151,162 @@ def test_fig5a_line_counts_the_sample_at_the_decision_step(t):
     assert theory.fig5a_line(t, TaskSpec(sigma=0.4)) == pytest.approx(1 - 12 * 0.16 / (t + 1))
     # the per-step count rises through the decision step
     assert theory.evidence_steps(free).tolist() == [0, *range(1, t + 2)]
+
+
+# ---- the Bayes (MMSE) bound ----------------------------------------------------------------
+def _grid_posterior_mean(mu: np.ndarray, s: float, n_grid: int = 801) -> np.ndarray:
+    """E[x | mu] for x ~ U[-0.5, 0.5], mu ~ N(x, s^2), by a midpoint grid over x (independent of
+    the closed-form truncated-normal moments)."""
+    grid = (np.arange(n_grid) + 0.5) / n_grid - 0.5
+    out = np.empty_like(mu)
+    for rows in np.array_split(np.arange(mu.size), 8):
+        w = np.exp(-0.5 * ((mu.reshape(-1)[rows, None] - grid[None, :]) / s) ** 2)
+        out.reshape(-1)[rows] = (w @ grid) / w.sum(axis=1)
+    return out
+
+
+def _r2_and_se(pred: np.ndarray, latent: np.ndarray) -> tuple[float, float]:
+    """Prior-normalised r^2 of predictions [n, D] and its standard error over trials."""
+    per_trial = ((pred - latent) ** 2).mean(axis=1) * 12.0
+    return 1.0 - per_trial.mean(), per_trial.std() / np.sqrt(per_trial.size)
+
+
+@pytest.mark.parametrize("sigma, table", [(0.2, 0.978), (0.4, 0.920), (0.6, 0.836)])
+def test_bayes_bound_matches_brute_force_posterior_mean(sigma, table):
+    spec = TaskSpec(sigma=sigma, encoder="none")
+    b = generate(spec, 40000, np.random.default_rng(11))
+    mu = b.stimulus_evidence.mean(axis=1)
+    r2, se = _r2_and_se(_grid_posterior_mean(mu, sigma / np.sqrt(20)), b.latent)
+    bound = theory.bayes_bound(spec)
+    assert se < 1e-3
+    assert bound == pytest.approx(r2, abs=max(3e-3, 3 * se))
+    assert round(bound, 3) == table
+    # the linear ceiling sits below by a margin far beyond the Monte Carlo error
+    assert (
+        bound - theory.ceiling(spec, form="linear_shrunk")
+        > {0.2: 1e-3, 0.4: 7e-3, 0.6: 0.013}[sigma]
+    )
+
+
+def test_truncnorm_moments_known_values_and_far_tails():
+    m, v = theory.truncnorm_moments(np.array([0.0, 0.0, 0.3]), np.array([1e-3, 1e3, 1e-2]))
+    # narrow: untruncated; very wide: uniform on the box (mean 0, variance 1/12)
+    assert m[:2] == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert v[0] == pytest.approx(1e-6, rel=1e-9) and v[1] == pytest.approx(1 / 12, rel=1e-5)
+    assert m[2] == pytest.approx(0.3, abs=1e-12) and v[2] == pytest.approx(1e-4, rel=1e-9)
+    # a box 50 SDs below loc: the posterior is exponential from the edge, mean 0.5 - s^2 / d
+    # (d = loc - 0.5), variance (s^2 / d)^2, to first order in s / d
+    s, d = 0.01, 0.5
+    m, v = theory.truncnorm_moments(np.array([0.5 + d, -0.5 - d]), np.array([s, s]))
+    lam = s**2 / d
+    assert m == pytest.approx([0.5 - lam, -0.5 + lam], rel=1e-5)
+    assert v == pytest.approx([lam**2, lam**2], rel=1e-2)
+    assert np.isfinite(theory.truncnorm_moments(np.array([40.0]), np.array([0.01]))[0]).all()
+
+
+def test_bayes_bound_sits_above_the_linear_ceilings_and_meets_them_as_noise_vanishes():
+    for spec in (
+        TaskSpec(sigma=0.2),
+        TaskSpec(sigma=0.6),
+        TaskSpec(sigma=0.3, noise="anisotropic"),
+        TaskSpec(sigma=0.2, noise="ar1"),
+        TaskSpec(latent_dim=3, n_tasks=6, sigma=0.4),
+    ):
+        curve = theory.bayes_bound_curve(spec)
+        assert curve.shape == (spec.n_steps,) and curve[0] == 0.0
+        lin = theory.ceiling_curve(spec, form="linear_shrunk")
+        assert np.all(curve[1:] > lin[1:]) and np.all(lin >= theory.ceiling_curve(spec))
+        assert np.all(np.diff(curve) >= 0) and curve[-1] < 1.0
+        assert curve[-1] == pytest.approx(theory.bayes_bound(spec))
+    # E[Var] / (sigma^2 / t) -> 1 as sigma^2 / t -> 0, so the gap to the linear ceiling,
+    # relative to 1 - ceiling, shrinks in proportion to the posterior SD (edge effect ~ s)
+    gaps = []
+    for sigma in (0.2, 0.02, 0.002):
+        spec = TaskSpec(sigma=sigma)
+        lin = theory.ceiling(spec)
+        gaps.append((theory.bayes_bound(spec) - lin) / (1 - lin))
+    assert gaps[0] > gaps[1] > gaps[2] > 0
+    assert gaps[1] / gaps[0] == pytest.approx(0.1, rel=0.1)
+    assert gaps[2] / gaps[1] == pytest.approx(0.1, rel=0.02)
+    assert gaps[2] < 2e-3
+    assert theory.bayes_bound(TaskSpec(), 0) == 0.0
+
+
+def test_bayes_bound_for_the_noise_and_prior_variants():
+    rng = np.random.default_rng(5)
+    # anisotropic: each axis on its own sigma_d
+    an = TaskSpec(sigma=0.2, noise="anisotropic")
+    per_axis = [theory.bayes_bound(TaskSpec(sigma=s)) for s in (0.2, 0.4)]
+    assert theory.bayes_bound(an) == pytest.approx(1 - np.mean([1 - p for p in per_axis]))
+    # AR(1): the exact posterior mean on generated trials reaches the quadrature
+    ar = TaskSpec(sigma=0.3, noise="ar1", encoder="none")
+    b = generate(ar, 20000, rng)
+    pm = theory.posterior_mean(ar, b.stimulus_evidence)[:, -1]
+    r2, se = _r2_and_se(pm, b.latent)
+    assert theory.bayes_bound(ar) == pytest.approx(r2, abs=3 * se)
+    assert theory.bayes_bound(ar) > theory.ceiling(ar, form="linear_shrunk") + 0.01
+    # Gumbel: against a brute-force grid posterior built from the raw evidence's likelihood
+    gu = TaskSpec(sigma=0.3, noise="gumbel", encoder="none")
+    b = generate(gu, 20000, rng)
+    grid = (np.arange(801) + 0.5) / 801 - 0.5
+    ev = b.stimulus_evidence  # [n, T, D]
+    pm = np.empty_like(b.latent)
+    for d in range(2):
+        # sum over steps of the standard-Gumbel log density of (X_s - x) / beta + gamma, with
+        # the x-dependence pulled out of the sums
+        sum_x = ev[:, :, d].sum(axis=1, keepdims=True)
+        sum_e = np.exp(-ev[:, :, d] / 0.3).sum(axis=1, keepdims=True)
+        logl = -(sum_x - 20 * grid) / 0.3 - np.exp(grid / 0.3 - np.euler_gamma) * sum_e
+        w = np.exp(logl - logl.max(axis=1, keepdims=True))
+        pm[:, d] = (w @ grid) / w.sum(axis=1)
+    r2, se = _r2_and_se(pm, b.latent)
+    assert theory.bayes_bound(gu) == pytest.approx(r2, abs=3 * se)
+    assert theory.bayes_bound_method(gu).method == "quadrature"
+    # copula prior: Monte Carlo; with rho = 0 it is the uniform prior
+    co0 = TaskSpec(sigma=0.4, prior="correlated", rho=0.0)
+    assert theory.bayes_bound_method(co0).method == "monte_carlo"
+    assert theory.bayes_bound(co0) == pytest.approx(
+        theory.bayes_bound(TaskSpec(sigma=0.4)), abs=1e-3
+    )
+    assert theory.bayes_bound(co0) == theory.bayes_bound(co0)  # fixed seed: repeatable
+    co = co0.replace(rho=0.6)
+    assert theory.bayes_bound(co) > theory.bayes_bound(co0) + 2e-3  # a correlated prior informs
+    none = TaskSpec(prior="correlated", rho=0.5, noise="gumbel")
+    how = theory.bayes_bound_method(none)
+    assert how.method is None and "gumbel" in how.detail
+    assert theory.bayes_bound(none) is None and theory.bayes_bound_curve(none) is None
+    with pytest.raises(ValueError, match="uniform prior"):
+        theory.posterior_mean(gu, b.stimulus_evidence)
+
+
+def test_no_in_distribution_decoder_beats_the_bayes_bound():
+    """Rich nonlinear read-outs of the evidence, fit by the project's decoder on generated trials,
+    stay at or below the Bayes bound (within 3 standard errors); the exact posterior mean reaches
+    it; both beat the linear ceiling, so the bound is the one that binds."""
+    from probes.decoding import decode
+
+    spec = TaskSpec(sigma=0.6, encoder="none")
+    rng = np.random.default_rng(21)
+    train, test = generate(spec, 20000, rng), generate(spec, 20000, rng)
+
+    def features(batch):
+        mu = batch.stimulus_evidence.mean(axis=1)
+        pm = theory.posterior_mean(spec, batch.stimulus_evidence)[:, -1]
+        poly = [mu**k for k in range(1, 8)] + [mu[:, :1] * mu[:, 1:]]
+        return np.concatenate([*poly, np.tanh(3 * mu), pm], axis=1), pm
+
+    f_tr, _ = features(train)
+    f_te, pm_te = features(test)
+    bound = theory.bayes_bound(spec)
+    lin = theory.ceiling(spec, form="linear_shrunk")
+    res = decode(f_tr, train.latent, f_te, test.latent, var_prior=1 / 12)
+    pred = f_te @ np.asarray(res.weights) + np.asarray(res.intercept)
+    _, se = _r2_and_se(pred, test.latent)  # the standard error over test trials
+    assert res.r2 <= bound + 3 * se
+    assert res.r2 > lin + 3 * se  # the nonlinear features do beat the linear ceiling
+    r2_pm, se_pm = _r2_and_se(pm_te, test.latent)
+    assert r2_pm == pytest.approx(bound, abs=3 * se_pm)
+    # a linear decoder of mu alone stays at the linear ceiling
+    mu_tr, mu_te = (b.stimulus_evidence.mean(axis=1) for b in (train, test))
+    res_lin = decode(mu_tr, train.latent, mu_te, test.latent, var_prior=1 / 12)
+    assert res_lin.r2 == pytest.approx(lin, abs=3 * se)
