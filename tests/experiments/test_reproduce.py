@@ -11,7 +11,6 @@ import pytest
 
 from experiments import figures
 from experiments.reproduce import (
-    ARCHS,
     FIGURES,
     PAPER_N,
     PAPER_SIGMAS,

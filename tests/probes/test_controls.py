@@ -102,7 +102,7 @@ def test_paper_model_defaults():
     assert float(w.detach().std()) == pytest.approx(0.02, rel=0.1)  # GPT-2's N(0, 0.02)
     proj = net.core.blocks[0].proj.weight
     assert float(proj.detach().std()) == pytest.approx(0.02 / np.sqrt(2), rel=0.15)
-    assert float(net.core.blocks[0].qkv.bias.abs().max()) == 0.0
+    assert float(net.core.blocks[0].qkv.bias.detach().abs().max()) == 0.0
 
 
 def test_probe_run_reports_the_controls(tmp_path):
