@@ -132,6 +132,13 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
         )
         base = [float(r["untrained_ood_r2"]) for r in members if _finite(r.get("untrained_ood_r2"))]
         rec["untrained_ood_r2_per_network"] = base
+        adam = [
+            (float(r["ood_r2_adam_median"]), float(r["ood_r2"]))
+            for r in members
+            if _finite(r.get("ood_r2_adam_median")) and _finite(r.get("ood_r2"))
+        ]
+        rec["ood_r2_adam"] = float(np.median([a for a, _ in adam])) if adam else math.nan
+        rec["adam_minus_closed_per_network"] = [a - c for a, c in adam]
         rec["untrained_ood_r2_net_median"] = bootstrap_median(base)[0]
         gains = [
             float(r["ood_r2"]) - float(r["untrained_ood_r2"])
@@ -241,10 +248,7 @@ def draw_controls(
         pooled = [
             {
                 x: k,
-                **{
-                    m: _mean_finite([r.get(m) for r in v])
-                    for m in ("input_ood_r2", "mu_ood_r2")
-                },
+                **{m: _mean_finite([r.get(m) for r in v]) for m in ("input_ood_r2", "mu_ood_r2")},
             }
             for k, v in by_x.items()
         ]
@@ -502,6 +506,9 @@ def markdown_table(
         "linear ceiling" if theory == "ceiling" else theory,
         "Bayes bound",
     ]
+    adam = any(_finite(r.get("ood_r2_adam")) for r in summary)
+    if adam:
+        head.insert(len(keys) + 3, "OOD r^2, paper's Adam protocol (median over networks)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary:
         cells = [str(r.get(k)) for k in keys]
@@ -519,5 +526,7 @@ def markdown_table(
             _num(r.get(theory, math.nan)),
             _num(r.get("bayes_bound", math.nan)),
         ]
+        if adam:
+            cells.insert(len(keys) + 3, _num(r.get("ood_r2_adam", math.nan)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

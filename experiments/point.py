@@ -87,18 +87,33 @@ def train_point(point: Any, run_dir: str | Path) -> dict[str, Any]:
 
 
 def probe_point(
-    run_dir: str | Path, *, n: int = 4096, seed: int = 12345, full: bool = False
+    run_dir: str | Path,
+    *,
+    n: int = 4096,
+    seed: int = 12345,
+    full: bool = False,
+    adam: bool = False,
 ) -> dict[str, Any]:
     """Probe a trained run folder with ``probes.probe_run`` (writes probe.json / probe.md) and
-    return its headline metrics.
+    return its headline metrics, controls included.
 
-    full: also the slow parts (fixed points, tuning maps, figures: tens of seconds per network);
-    a sweep needs only the decoding numbers, which take about a second.
+    full: also the slow parts (fixed points, tuning maps, decoding at every step, figures: tens
+    of seconds per network); a sweep needs only the decision-step numbers, which take seconds.
+    adam: also the paper's Adam-decoder protocol (fresh trials, the per-N batch counts), so that
+    the row carries ``ood_r2_adam_median`` beside the closed form's ``ood_r2``.
     """
     from probes import probe_run
 
     report = probe_run(
-        run_dir, n=n, seed=seed, fixed_points=full, tuning=full, figures=full, tensorboard=True
+        run_dir,
+        n=n,
+        seed=seed,
+        fixed_points=full,
+        tuning=full,
+        figures=full,
+        tensorboard=True,
+        over_time=full,
+        adam=adam,
     )
     return headline(report.to_dict())
 
@@ -143,18 +158,19 @@ def run_point(
     probe_n: int | None = None,
     probe_seed: int = 12345,
     probe_full: bool = False,
+    probe_adam: bool = False,
 ) -> dict[str, Any]:
     """Train and probe one point in ``run_dir``; return its headline metrics (see module doc).
 
     probe_n: trials recorded for the probes; None: :func:`auto_probe_n` (more for large D, since
     every held-out orthant needs trials); probe_seed: seed of those trials (the same for every
     point, so points are compared on equal evidence); probe_full: also fixed points, tuning maps
-    and the probe's figures (slow).
+    and the probe's figures (slow); probe_adam: also the paper's Adam protocol.
     """
     if probe_n is None:
         probe_n = auto_probe_n(int(point.task.get("latent_dim", 2)))
     final = train_point(point, run_dir)
-    row = probe_point(run_dir, n=probe_n, seed=probe_seed, full=probe_full)
+    row = probe_point(run_dir, n=probe_n, seed=probe_seed, full=probe_full, adam=probe_adam)
     for key in ("acc", "frac_ideal", "ideal_acc", "train_seconds", "step"):
         v = _num(final.get(key))
         if v is not None:

@@ -340,6 +340,7 @@ def probe_run(
     n_shuffles: int = 10,
     batch_size: int = 1024,
     controls: bool = True,
+    over_time: bool = True,
 ) -> ProbeReport:
     """Record a trained run and measure everything; write probe.json, probe.md and figures.
 
@@ -349,7 +350,7 @@ def probe_run(
     trials of seed + 3 when n is fewer; fixed_points / tuning / figures / tensorboard: switch
     those parts off; controls: also probe the same network untrained and the input baselines on
     the same trials (``probes.controls``; headline ``untrained_ood_r2``, ``input_ood_r2``,
-    ``mu_ood_r2``, ``ood_gain_over_untrained`` ...).
+    ``mu_ood_r2``, ``ood_gain_over_untrained`` ...); over_time: also decode at every step.
     """
     import agents
 
@@ -368,7 +369,8 @@ def probe_run(
         rec_adam = record(loaded, spec, n_adam, seed + 3, batch_size=batch_size)
     t_rec = time.perf_counter() - t0
     report = probe_recording(
-        rec, rec_test, seed=seed, adam=adam, rec_adam=rec_adam, n_shuffles=n_shuffles
+        rec, rec_test, seed=seed, adam=adam, rec_adam=rec_adam, n_shuffles=n_shuffles,
+        over_time=over_time,
     )
     report.timings["record"] = t_rec
     if controls:
