@@ -89,8 +89,20 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"OOD r2 median [IQR]    {h['ood_r2_median']:.3f} [{h['ood_r2_q25']:.3f}, {h['ood_r2_q75']:.3f}]"
     )
+    if h.get("bayes_bound") is not None:
+        print(f"Bayes bound            {h['bayes_bound']:.3f} (posterior mean)")
     if h.get("ood_r2_adam_median") is not None:
         print(f"OOD r2 (Adam protocol) {h['ood_r2_adam_median']:.3f}")
+    # the controls, measured on the same trials with the same decoders
+    for key, label in (
+        ("untrained_ood_r2", "  untrained network   "),
+        ("input_ood_r2", "  encoded-input mean  "),
+        ("mu_ood_r2", "  evidence mean mu    "),
+    ):
+        if h.get(key) is not None:
+            print(f"{label} OOD r2 {h[key]:.3f}")
+    if h.get("ood_gain_over_untrained") is not None:
+        print(f"gain over untrained    {h['ood_gain_over_untrained']:+.3f}")
     if h.get("angle_deg") is not None:
         print(f"decoder angle (deg)    {h['angle_deg']:.1f}")
     if h.get("ccgp_factors") is not None:

@@ -83,7 +83,8 @@ def test_fig5_and_rl_grids():
     assert len({p.task["n_tasks"] for p in b}) == 4
     c = figure_grid("fig5c", "quick").points()
     assert sorted({p.task["sigma"] for p in c}) == list(PAPER_SIGMAS)
-    assert len({p.task["n_tasks"] for p in c}) == 3
+    assert {p.task["n_tasks"] for p in c} == {2, 24}
+    assert {p.task["n_tasks"] for p in figure_grid("fig5c", "paper").points()} == {2, 6, 24}
     rl = figure_grid("rl", "quick").points()
     assert sorted({p.agent["env_id"] for p in rl}) == sorted(RL_ENVS)
     assert {p.algo for p in rl} == {"ppo"}
