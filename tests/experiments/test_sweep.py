@@ -50,11 +50,12 @@ def test_grid_from_cli_expands_types_and_seeds():
     points = grid.points()
     assert len(grid) == len(points) == 12
     first = points[0]
-    assert first.task == {"n_tasks": 2, "sigma": 0.3}
+    assert first.task == {"n_tasks": 2, "sigma": 0.3, "seed": 0}  # its own task draw
     assert first.agent == {"arch": "rnn", "steps": 100, "seed": 0}
     assert first.algo == "supervised"
     assert {p.seed for p in points} == {0, 1}
     assert [p.agent["seed"] for p in points[:2]] == [0, 1]  # 'seed' is the network seed
+    assert [p.task["seed"] for p in points[:2]] == [0, 1]  # ... and draws the task
     assert len({p.id for p in points}) == 12
     assert first.id.startswith("n_tasks=2_arch=rnn_seed=0-")  # fixed axes do not name points
 
