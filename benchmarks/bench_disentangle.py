@@ -329,9 +329,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"- Over {len(result['seeds'])} seeds: median quick/paper time ratio "
             f"{_f(agg['ratio_above_untrained_median'], 3)} for (a) "
-            f"(over the {agg['n_ratio_above_untrained']} seeds where both recipes held it), "
+            f"(seeds where both recipes held it: {agg['n_ratio_above_untrained']}), "
             f"{_f(agg['ratio_paper_final_median'], 3)} for (b) "
-            f"(over the {agg['n_ratio_paper_final']} seeds where both recipes reached it)."
+            f"(seeds where both recipes reached it: {agg['n_ratio_paper_final']})."
         )
     lines += [
         "",
