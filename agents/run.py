@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,11 @@ def _atomic(path: Path, write: Any) -> None:
         raise
 
 
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + os.replace)."""
+    _atomic(Path(path), lambda fh: fh.write(data))
+
+
 def atomic_write_text(path: Path | str, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file + os.replace)."""
     _atomic(Path(path), lambda fh: fh.write(text.encode()))
@@ -74,12 +80,119 @@ def build_network(spec: TaskSpec, config: TrainConfig) -> Network:
     return Network(core, spec.n_tasks, output=output, ddm_bound=spec.ddm_bound)
 
 
+def load_weights(path: Path | str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; any failure is a ValueError naming the file.
+
+    The weights-only unpickler builds tensors, numbers, strings and containers only: a file that
+    asks for any other object (a pickled class, a function call) is refused before anything in it
+    runs. Missing, truncated or corrupt files are refused the same way.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every failure here is a bad file, reported as such
+        import pickle
+
+        if isinstance(e, pickle.UnpicklingError):
+            why = "it holds objects other than tensors and numbers (refused; nothing in it ran)"
+        else:
+            why = f"truncated or corrupt ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+        raise ValueError(f"{path}: not a readable weights-only checkpoint: {why}") from None
+
+
+def load_state(module: torch.nn.Module, path: Path | str, state: Any = None) -> None:
+    """Load a state dict (``state``, or the file at ``path`` read with :func:`load_weights`)
+    into ``module``; a state that does not fit (other shapes or names: a model / spec / config
+    mismatch) is a ValueError naming the file."""
+    if state is None:
+        state = load_weights(path)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError, AttributeError) as e:
+        msg = " ".join(str(e).split())[:300]
+        raise ValueError(
+            f"{path}: the weights do not fit the network that spec.json and config.json describe "
+            f"({msg})"
+        ) from None
+
+
 def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
-    """Rows of ``metrics.jsonl`` (empty if missing)."""
+    """Rows of ``metrics.jsonl`` (empty if missing). A last line without its newline (a write
+    cut short by a kill) is dropped unless it is a complete row; a file that is not UTF-8 text
+    or a complete line that is not a JSON object is a ValueError naming the file and line."""
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a metrics log (not UTF-8 text: {e.reason})") from None
+    *complete, tail = text.split("\n")
+    rows = []
+    for i, line in enumerate([*complete, tail]):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict):
+            if i == len(complete):  # the unterminated tail of an interrupted write
+                break
+            raise ValueError(f"{path}: line {i + 1} is not a JSON object: {line[:80]!r}")
+        rows.append(row)
+    return rows
+
+
+def _event_records(path: Path) -> list[tuple[bytes, int]]:
+    """(raw record, step) of every complete record of a tensorboard event file (TFRecord
+    framing: uint64 length, uint32 crc, data, uint32 crc); a truncated tail is dropped."""
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    raw = path.read_bytes()
+    out, i = [], 0
+    while i + 12 <= len(raw):
+        (n,) = struct.unpack("<Q", raw[i : i + 8])
+        end = i + 12 + n + 4
+        if end > len(raw):
+            break
+        try:
+            step = Event.FromString(raw[i + 12 : i + 12 + n]).step
+        except Exception:  # noqa: BLE001 - a damaged record ends the readable part
+            break
+        out.append((raw[i:end], int(step)))
+        i = end
+    return out
+
+
+def trim_tensorboard(run_dir: Path | str, until: int | None) -> None:
+    """Drop tensorboard events past step ``until`` from every event file under ``run_dir``
+    (``until=None``: remove the event files), so that a resumed run logs each step once."""
+    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*")):
+        if not path.is_file():
+            continue
+        if until is None:
+            path.unlink()
+            continue
+        records = _event_records(path)
+        kept = [r for r, step in records if step <= until]
+        if len(kept) != len(records) or sum(map(len, kept)) != path.stat().st_size:
+            atomic_write_bytes(path, b"".join(kept))
+
+
+def trim_logs(run_dir: Path | str, key: str, until: int | None, tb_step: int | None) -> list[dict]:
+    """Cut a run folder's logs back to its checkpoint: metrics.jsonl rows with ``row[key] <=
+    until`` and tensorboard events with step ``<= tb_step`` stay; ``None`` empties that log
+    (no checkpoint: the run starts clean). Returns the rows kept."""
+    run_dir = Path(run_dir)
+    rows = [] if until is None else [r for r in read_metrics(run_dir) if r.get(key, 0) <= until]
+    atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    trim_tensorboard(run_dir, tb_step)
+    return rows
 
 
 @dataclass
@@ -127,14 +240,47 @@ class Run(LoadedRun):
         return self.metrics[-1] if self.metrics else {}
 
 
-def load(run_dir: Path | str, device: str = "cpu") -> Any:
-    """Load a run folder. Supervised runs -> :class:`LoadedRun`; other kinds -> ``agents.rl.load``."""
+def read_json(path: Path | str, what: str = "a JSON object") -> Any:
+    """A JSON file's content; a missing file or bad JSON is a ValueError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected {what}, got {type(data).__name__}")
+    return data
+
+
+def read_spec(run_dir: Path | str) -> TaskSpec:
+    """The run folder's spec.json as a TaskSpec (errors name the file)."""
+    path = Path(run_dir) / SPEC_FILE
+    data = read_json(path, "a TaskSpec object")
+    try:
+        return TaskSpec.from_dict(data)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{path}: not a valid TaskSpec ({e})") from None
+
+
+def read_kind(run_dir: Path | str) -> tuple[str, dict[str, Any]]:
+    """(kind, raw config dict) of a run folder's config.json (errors name the file)."""
     run_dir = Path(run_dir)
-    cfg_path = run_dir / CONFIG_FILE
-    if not cfg_path.exists():
+    if not (run_dir / CONFIG_FILE).exists():
         raise ValueError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
-    raw = json.loads(cfg_path.read_text())
-    kind = raw.get("kind", "supervised")
+    raw = read_json(run_dir / CONFIG_FILE, "a config object")
+    return str(raw.get("kind", "supervised")), raw
+
+
+def load(run_dir: Path | str, device: str = "cpu") -> Any:
+    """Load a run folder. Supervised runs -> :class:`LoadedRun`; other kinds -> ``agents.rl.load``.
+
+    Every file is read without running code (JSON, weights-only state dicts); a missing,
+    corrupt or mismatched file is a ValueError naming it.
+    """
+    run_dir = Path(run_dir)
+    kind, raw = read_kind(run_dir)
     if kind != "supervised":
         try:
             from agents import rl
@@ -143,12 +289,15 @@ def load(run_dir: Path | str, device: str = "cpu") -> Any:
                 f"run {run_dir} has kind={kind!r} but agents.rl is not available"
             ) from e
         return rl.load(run_dir)
-    spec = TaskSpec.from_json((run_dir / SPEC_FILE).read_text())
-    config = TrainConfig.from_dict(raw)
+    spec = read_spec(run_dir)
+    try:
+        config = TrainConfig.from_dict(raw)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{run_dir / CONFIG_FILE}: {e}") from None
     network = build_network(spec, config)
     model = run_dir / MODEL_FILE
     if not model.exists():
         raise ValueError(f"{run_dir} has no {MODEL_FILE} yet (no checkpoint written)")
-    network.load_state_dict(torch.load(model, map_location=device, weights_only=True))
+    load_state(network, model)
     network.to(device).eval()
     return LoadedRun(network, spec, config, run_dir, device)

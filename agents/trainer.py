@@ -44,7 +44,11 @@ from agents.run import (
     build_network,
     decode_state,
     encode_state,
-    read_metrics,
+    load_state,
+    load_weights,
+    read_json,
+    read_spec,
+    trim_logs,
 )
 from envs import TaskSpec, TrialBatch, generate
 
@@ -159,8 +163,8 @@ def _prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: 
             f"continue it, or choose another name"
         )
     if exists:
-        old_spec = TaskSpec.from_json((run_dir / SPEC_FILE).read_text())
-        old_cfg = json.loads((run_dir / CONFIG_FILE).read_text())
+        old_spec = read_spec(run_dir)
+        old_cfg = read_json(run_dir / CONFIG_FILE, "a config object")
         old_cfg.pop("kind", None)
         new_cfg = config.to_dict()
         differ = {
@@ -222,24 +226,30 @@ def train(
     folder = Path(run_dir) if run_dir is not None else None
     start, train_seconds, metrics = 0, 0.0, []
     if folder is not None and _prepare_folder(folder, spec, cfg, resume):
-        ck = torch.load(folder / CHECKPOINT_FILE, map_location=device, weights_only=True)
-        network.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        data_rng.bit_generator.state = decode_state(ck["np_rng"])
-        torch.set_rng_state(ck["torch_rng"])
-        start, train_seconds = int(ck["step"]), float(ck["train_seconds"])
-        # rows logged after the checkpoint will be logged again
-        metrics = [m for m in read_metrics(folder) if m["step"] <= start]
-        atomic_write_text(folder / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
+        where = folder / CHECKPOINT_FILE
+        ck = load_weights(where, map_location=device)
+        try:
+            load_state(network, where, ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            data_rng.bit_generator.state = decode_state(ck["np_rng"])
+            torch.set_rng_state(ck["torch_rng"])
+            start, train_seconds = int(ck["step"]), float(ck["train_seconds"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{where}: not a complete training checkpoint ({e})") from None
     writer = None
     if folder is not None:
+        # rows and events logged after the checkpoint (all of them, without one) would be
+        # logged again: cut both logs back to it
+        metrics = trim_logs(folder, "step", start or None, start or None)
         from torch.utils.tensorboard import SummaryWriter  # lazy: slow import
 
-        writer = SummaryWriter(str(folder), purge_step=start if start else None)
+        writer = SummaryWriter(str(folder))
 
     def checkpoint(step: int) -> None:
         if folder is None:
             return
+        if writer is not None:
+            writer.flush()  # every logged step up to the checkpoint is on disk before it
         state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
         atomic_torch_save(
             {
@@ -306,10 +316,13 @@ def train(
             loss = objective(network, readout, targets, mask, spec)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                where = f"{folder / CHECKPOINT_FILE} (step {last_good})" if folder else "none kept"
+                if folder is not None and (folder / CHECKPOINT_FILE).exists():
+                    where = f"last good checkpoint {folder / CHECKPOINT_FILE} (step {last_good})"
+                else:
+                    where = "no checkpoint was written before it"
                 raise TrainingDivergedError(
-                    f"loss became {loss_value} at step {step + 1}; stopped. Last good checkpoint: "
-                    f"{where}. Try a lower lr or grad_clip > 0."
+                    f"loss became {loss_value} at step {step + 1}; stopped ({where}). Try a "
+                    "lower lr or grad_clip > 0."
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

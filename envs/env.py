@@ -222,6 +222,59 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._start_trial(options)
         return self._obs_trial[0], self._info(0)
 
+    # ---- state (for exact resume of a training run) ----------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """The env's whole dynamic state as numpy arrays and JSON-able values: the generator
+        state, the current block's random parts (latents, noise, offers: the trials are rebuilt
+        from them), the position in the block and in the trial, and the last scored report.
+        :meth:`set_state` on a fresh env with the same spec and options continues identically."""
+        b = self._block
+        return {
+            "rng": self.np_random.bit_generator.state,
+            "pos": self._pos,
+            "k": self._k,
+            "block": None
+            if b is None
+            else {"latent": b.latent, "noise": b.noise, "offered": b.offered},
+            "last_report": getattr(self, "_last_report", None),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned (ValueError naming the part that does not fit
+        this env's spec and options)."""
+        s, k_max = self.task_spec, self.options.block_size
+        rng = np.random.Generator(np.random.PCG64())
+        try:
+            rng.bit_generator.state = state["rng"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"env state 'rng' is not a PCG64 generator state ({e})") from None
+        pos, k = int(state["pos"]), int(state["k"])
+        if not 0 <= pos < k_max or not -1 <= k < self._T:
+            raise ValueError(
+                f"env state: position (trial {pos}, step {k}) outside a block of {k_max} trials "
+                f"of {self._T} steps"
+            )
+        self._np_random = rng
+        blk = state.get("block")
+        if blk is None:
+            self._block, self._pos, self._k = None, 0, -1
+            return
+        latent = np.asarray(blk["latent"], dtype=np.float64)
+        noise = np.asarray(blk["noise"], dtype=np.float64)
+        offered = np.asarray(blk["offered"], dtype=bool)
+        shapes = ((k_max, s.latent_dim), (k_max, s.stimulus_steps, s.latent_dim), (k_max,))
+        if (latent.shape, noise.shape, offered.shape) != shapes:
+            raise ValueError(
+                f"env state: block shapes {latent.shape}, {noise.shape}, {offered.shape} do not "
+                f"fit this env (expected {shapes[0]}, {shapes[1]}, {shapes[2]})"
+            )
+        self._block = build_block(s, self.options, latent, noise, offered)
+        self._pos = pos
+        self._start_trial(None)
+        self._k = k
+        report = state.get("last_report")
+        self._last_report = None if report is None else np.asarray(report)
+
     # ---- step ----------------------------------------------------------------------------------
     def _check_action(self, action: Any) -> np.ndarray:
         """Validate an action (shape, dtype, range, NaN); returns it as an array.
