@@ -32,11 +32,30 @@ CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
 
 
-def _atomic(path: Path, write: Any) -> None:
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 less the umask
+    (0o644 under the usual 022), so collaborators on shared storage can read run files.
+    (``tempfile.mkstemp`` alone creates them 0o600.)"""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: read the umask by setting it, and put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _atomic(path: Path, write: Any, mode: str = "wb") -> None:
+    """Write through a temporary file in the same folder, then ``os.replace``: readers see the
+    old file or the new one, never half of one. The file gets :func:`file_mode`."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -52,14 +71,65 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     _atomic(Path(path), lambda fh: fh.write(data))
 
 
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + os.replace)."""
+def atomic_write_text(path: Path | str, text: str, *, mkdir: bool = False) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + os.replace); ``mkdir``: create the
+    parent folders first."""
+    if mkdir:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     _atomic(Path(path), lambda fh: fh.write(text.encode()))
 
 
 def atomic_torch_save(obj: Any, path: Path | str) -> None:
     """``torch.save`` to ``path`` atomically."""
     _atomic(Path(path), lambda fh: torch.save(obj, fh))
+
+
+RUNTIME_FIELDS = ("progress", "num_threads", "device", "max_seconds")
+"""Config fields a resumed run may change: they do not change what is computed (on CPU)."""
+
+
+def resume_mismatch(run_dir: Path, spec: TaskSpec, stored_cfg: dict, config: dict) -> str | None:
+    """Why ``spec`` / ``config`` cannot continue the run stored in ``run_dir`` (None: they can):
+    the spec differs, or config fields other than :data:`RUNTIME_FIELDS` do."""
+    old_spec = read_spec(run_dir)
+    differ = sorted(
+        k
+        for k in config
+        if k not in RUNTIME_FIELDS and k != "kind" and stored_cfg.get(k) != config[k]
+    )
+    if old_spec == spec and not differ:
+        return None
+    what = [f"config fields {differ}"] if differ else []
+    if old_spec != spec:
+        what.append(
+            "spec fields "
+            + str(sorted(k for k, v in spec.to_dict().items() if old_spec.to_dict()[k] != v))
+        )
+    return (
+        f"cannot resume {run_dir}: {' and '.join(what)} differ from the stored run (resume with "
+        "the stored settings, or change them explicitly: mte train --resume --override)"
+    )
+
+
+def child_path(parent: Path | str, name: Any, what: str) -> Path:
+    """``parent / name`` for a run or sweep name that stays inside ``parent``.
+
+    ``name`` is a relative path of plain components (``exp1`` or ``group/exp1``): not empty, not
+    absolute, no ``.`` / ``..`` / empty components, no NUL, each component at most 255 bytes.
+    Anything else is a ValueError naming ``what`` (the flag or field) and what is allowed.
+    """
+    allowed = "a folder name or a relative path under it without '..' (e.g. 'exp1', 'grp/exp1')"
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} must be {allowed}; got {name!r}")
+    parts = name.split("/")
+    bad = (
+        name.startswith("/")
+        or "\0" in name
+        or any(p in ("", ".", "..") or len(p.encode()) > 255 for p in parts)
+    )
+    if bad:
+        raise ValueError(f"{what} must be {allowed} inside {parent}; got {name!r}")
+    return Path(parent, *parts)
 
 
 def encode_state(state: dict[str, Any]) -> torch.Tensor:
@@ -146,6 +216,18 @@ def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
             raise ValueError(f"{path}: line {i + 1} is not a JSON object: {line[:80]!r}")
         rows.append(row)
     return rows
+
+
+class MetricsLog:
+    """Append-only ``metrics.jsonl`` (cut back to the checkpoint by :func:`trim_logs` before a
+    run starts or resumes, so no step is logged twice)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 def _event_records(path: Path) -> list[tuple[bytes, int]]:

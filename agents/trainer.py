@@ -16,7 +16,6 @@ checkpoint from which ``resume=True`` continues bit-for-bit (CPU).
 
 from __future__ import annotations
 
-import json
 import math
 import queue
 import threading
@@ -38,6 +37,7 @@ from agents.run import (
     METRICS_FILE,
     MODEL_FILE,
     SPEC_FILE,
+    MetricsLog,
     Run,
     atomic_torch_save,
     atomic_write_text,
@@ -47,7 +47,7 @@ from agents.run import (
     load_state,
     load_weights,
     read_json,
-    read_spec,
+    resume_mismatch,
     trim_logs,
 )
 from envs import TaskSpec, TrialBatch, generate
@@ -154,6 +154,27 @@ def objective(
     return (per * mask[..., None]).sum() / (mask.sum() * per.shape[-1])
 
 
+def check_memory(spec: TaskSpec, cfg: TrainConfig) -> None:
+    """ValueError before anything is allocated when the sizes would not fit in memory."""
+    from envs.limits import check_bytes
+
+    h, t, o = cfg.hidden_size, spec.n_steps, spec.obs_dim
+    width = max(h, cfg.mlp_size if cfg.arch == "transformer" else 4 * h)
+    check_bytes(
+        f"TrainConfig.hidden_size={h} (weights, gradients and Adam state)",
+        4 * 4 * cfg.n_layers * width * (h + o + spec.n_tasks),
+    )
+    check_bytes(
+        f"TrainConfig.batch_size={cfg.batch_size} with hidden_size={h} on {t}-step trials "
+        "(one batch and its activations)",
+        cfg.batch_size * (spec.trial_bytes + 4 * t * width * cfg.n_layers * 2),
+    )
+    check_bytes(
+        f"TrainConfig.eval_trials={cfg.eval_trials} (the held-out set)",
+        2 * cfg.eval_trials * spec.trial_bytes,
+    )
+
+
 def _prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: bool) -> bool:
     """Create / check the run folder. Returns True if there is a checkpoint to resume from."""
     exists = run_dir.exists() and any(run_dir.iterdir())
@@ -163,21 +184,11 @@ def _prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: 
             f"continue it, or choose another name"
         )
     if exists:
-        old_spec = read_spec(run_dir)
-        old_cfg = read_json(run_dir / CONFIG_FILE, "a config object")
-        old_cfg.pop("kind", None)
-        new_cfg = config.to_dict()
-        differ = {
-            k
-            for k in new_cfg
-            if k not in ("progress", "num_threads", "device", "max_seconds")
-            and old_cfg.get(k) != new_cfg[k]
-        }
-        if old_spec != spec or differ:
-            raise ValueError(
-                f"cannot resume {run_dir}: its spec/config differ from the ones given "
-                f"(config fields {sorted(differ)}{', spec' if old_spec != spec else ''})"
-            )
+        why = resume_mismatch(
+            run_dir, spec, read_json(run_dir / CONFIG_FILE, "a config object"), config.to_dict()
+        )
+        if why:
+            raise ValueError(why)
         return (run_dir / CHECKPOINT_FILE).exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / SPEC_FILE, spec.to_json())
@@ -208,6 +219,7 @@ def train(
         raise ValueError(f"spec must be an envs.TaskSpec, got {type(spec).__name__}")
     cfg = (config or TrainConfig()).resolve()
     cfg.validate()
+    check_memory(spec, cfg)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = pick_device(cfg.device)
@@ -276,8 +288,7 @@ def train(
         row |= evaluate(network, held, device)
         metrics.append(row)
         if folder is not None:
-            with open(folder / METRICS_FILE, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            MetricsLog(folder / METRICS_FILE).write(row)
         if writer is not None:
             for k in ("loss", "lr", "acc", "frac_ideal", "log_loss", "ece"):
                 writer.add_scalar(f"{'train' if k in ('loss', 'lr') else 'eval'}/{k}", row[k], step)

@@ -669,6 +669,18 @@ def train(
     if not isinstance(config, PPOConfig):
         raise ValueError(f"config must be a PPOConfig, got {type(config).__name__}")
     config.validate()
+    from envs.limits import check_bytes
+
+    h, t = config.hidden_size, spec.n_steps
+    check_bytes(
+        f"PPOConfig.num_envs={config.num_envs} with hidden_size={h} on {t}-step trials (one "
+        "rollout and its activations)",
+        config.num_envs * (spec.trial_bytes + 4 * t * (8 * h + 4 * spec.n_tasks)),
+    )
+    check_bytes(
+        f"PPOConfig.eval_trials={config.eval_trials} (evaluation)",
+        2 * min(config.eval_trials, 4096) * spec.trial_bytes,
+    )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = pick_device(config.device, "PPOConfig")

@@ -13,16 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from agents.run import (
+    MetricsLog,
     atomic_torch_save,
     atomic_write_text,
     load_state,
     load_weights,
     read_json,
     read_spec,
+    resume_mismatch,
     trim_logs,
 )
 
 __all__ = [
+    "MetricsLog",
     "atomic_torch_save",
     "atomic_write_text",
     "load_state",
@@ -89,10 +92,13 @@ def prepare_run_dir(
         )
     path.mkdir(parents=True, exist_ok=True)
     resuming = resume and (path / marker).exists()
-    if resuming:
+    if has_run and resume:
         saved = read_json(path / "config.json", "a config object")
         if saved.get("kind") != kind:
             raise ValueError(f"run folder {path} holds a {saved.get('kind')!r} run, not {kind!r}")
+        why = resume_mismatch(path, spec, saved, dataclasses.asdict(config))
+        if why:
+            raise ValueError(why)
     atomic_write_text(path / "spec.json", spec.to_json())
     cfg = {"kind": kind, **dataclasses.asdict(config)}
     atomic_write_text(path / "config.json", json.dumps(cfg, indent=2))
@@ -111,15 +117,3 @@ def read_config(run_dir: str | Path, cls: type, kind: str) -> Any:
         return cls(**{k: v for k, v in d.items() if k in names})
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: {e}") from None
-
-
-class MetricsLog:
-    """Append-only ``metrics.jsonl`` (trimmed back to the checkpoint by :func:`trim_logs`
-    before a run starts or resumes)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")

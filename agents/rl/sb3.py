@@ -446,6 +446,21 @@ def train(
     if not isinstance(config, SB3Config):
         raise ValueError(f"config must be an SB3Config, got {type(config).__name__}")
     config.validate()
+    from envs.limits import check_bytes
+
+    h = config.lstm_hidden_size
+    check_bytes(
+        f"SB3Config n_envs={config.n_envs} x n_steps={config.n_steps} with lstm_hidden_size={h} "
+        "(the rollout buffer with its LSTM states)",
+        4
+        * config.n_envs
+        * config.n_steps
+        * (spec.obs_dim + 2 * spec.n_tasks + 4 * h * config.n_lstm_layers),
+    )
+    check_bytes(
+        f"SB3Config.lstm_hidden_size={h} (weights, gradients and Adam state)",
+        2 * 4 * 4 * 4 * config.n_lstm_layers * h * (h + spec.obs_dim),
+    )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     if (
