@@ -75,10 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         message = f"{e.filename}: {e.strerror}"
     except RuntimeError as e:
         from agents.trainer import TrainingDivergedError
+        from experiments.backends import FolderInUseError
 
-        if not isinstance(e, TrainingDivergedError):
+        if isinstance(e, TrainingDivergedError):
+            message = f"training diverged: {e}"
+        elif isinstance(e, FolderInUseError):
+            message = str(e)
+        else:
             raise
-        message = f"training diverged: {e}"
     print(f"mte {args.command}: error: {one_line(message)}", file=sys.stderr)
     return EXIT_USAGE
 

@@ -421,10 +421,30 @@ def restore_training_state(model: Any, ck: dict[str, Any], where: Path) -> float
 
 
 def _logger(path: Path) -> Any:
-    """SB3's logger writing tensorboard events into the run folder itself."""
+    """SB3's logger writing tensorboard events into the run folder itself, each tag at most
+    once per step.
+
+    SB3 dumps the statistics of an update at the next rollout's step, so the last update's
+    statistics would be written at the final step a second time: a value for a tag already
+    written at a step is dropped.
+    """
     from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
-    return Logger(folder=str(path), output_formats=[TensorBoardOutputFormat(str(path))])
+    class OncePerStep(TensorBoardOutputFormat):
+        def __init__(self, folder: str) -> None:
+            super().__init__(folder)
+            self.step, self.tags = -1, set()
+
+        def write(self, key_values: dict, key_excluded: dict, step: int = 0) -> None:
+            if step != self.step:
+                self.step, self.tags = step, set()
+            new = [k for k in key_values if k not in self.tags]
+            self.tags.update(new)
+            super().write(
+                {k: key_values[k] for k in new}, {k: key_excluded[k] for k in new}, step
+            )
+
+    return Logger(folder=str(path), output_formats=[OncePerStep(str(path))])
 
 
 def train(

@@ -145,7 +145,10 @@ def run(args: argparse.Namespace) -> int:
         f"sigma={spec.sigma} -> {run_dir}"
     )
     print(f"  tensorboard --logdir {args.runs_dir}   (or: tensorboard --logdir {run_dir})")
-    result = train_fn(spec, config, run_dir, args.resume)
+    from experiments.backends import PointLock
+
+    with PointLock(run_dir):  # one writer per run folder (a sweep or another mte train)
+        result = train_fn(spec, config, run_dir, args.resume)
     final = getattr(result, "final", None)
     if isinstance(final, dict) and "frac_ideal" in final:
         print(
