@@ -168,7 +168,8 @@ def load_weights(path: Path | str, map_location: Any = "cpu") -> Any:
         if isinstance(e, pickle.UnpicklingError):
             why = "it holds objects other than tensors and numbers (refused; nothing in it ran)"
         else:
-            why = f"truncated or corrupt ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+            detail = " ".join(str(e).split())[:120] or "empty or cut short"
+            why = f"truncated or corrupt ({type(e).__name__}: {detail})"
         raise ValueError(f"{path}: not a readable weights-only checkpoint: {why}") from None
 
 

@@ -15,7 +15,16 @@ from gymnasium.error import ResetNeeded
 
 from envs.scoring import correct, score
 from envs.spec import TaskSpec
-from envs.stream import Block, EnvOptions, build_block, draw_block, ideal_block, split_kwargs
+from envs.stream import (
+    Block,
+    EnvOptions,
+    build_block,
+    check_latent,
+    draw_block,
+    ideal_block,
+    native_ints,
+    split_kwargs,
+)
 from envs.trials import DECISION, FIXATION, STIMULUS, Region, period_codes, sample_latents
 
 _UNSIGNED = {
@@ -189,12 +198,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError("reset options: give either 'latent' or 'region', not both")
         s, b, i = self.task_spec, self._block, self._pos
         if options.get("latent") is not None:
-            x = np.asarray(options["latent"], dtype=np.float64)
-            if x.shape != (s.latent_dim,) or not np.all(np.isfinite(x)):
-                raise ValueError(
-                    f"reset option 'latent' must be a finite array of shape ({s.latent_dim},), "
-                    f"got {x.shape}"
-                )
+            x = check_latent(s, options["latent"], (s.latent_dim,))
         elif options.get("region") is not None:
             region = Region.coerce(options["region"])
             x = sample_latents(s, self.np_random, 1, region)[0]
@@ -313,7 +317,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 return a
         bound = self._nvec_u.get(dt)
         if bound is None:
-            a = self._coerce_int(a)
+            a = self._coerce_int(native_ints(a))
             bound = self._nvec_u[a.dtype]
         # a negative int viewed as unsigned is huge, so one comparison checks both ends
         if b"\x01" in np.greater_equal(a.view(bound.dtype), bound).tobytes():
@@ -324,6 +328,8 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         return a
 
     def _coerce_int(self, a: np.ndarray) -> np.ndarray:
+        if a.dtype.isnative and a.dtype in self._nvec_u:
+            return a
         if a.dtype.kind == "b":
             return a.astype(np.int64)
         if a.dtype.kind == "f":

@@ -51,8 +51,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     wanted = next((a for a in argv if not a.startswith("-")), None)
+    parser.commands = {}  # type: ignore[attr-defined]
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        parser.commands[name] = p  # type: ignore[attr-defined]
         if name == wanted:  # import only the module that will run
             importlib.import_module(module).add_arguments(p)
     return parser
@@ -63,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     training) ends with one line on stderr and exit status 2; anything else is a bug and keeps
     its traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's own parser: "mte train: error: ..."
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
