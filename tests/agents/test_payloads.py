@@ -136,3 +136,35 @@ def test_sb3_zip_checkpoint_is_never_opened(trained, tmp_path) -> None:
     with pytest.raises(ValueError, match="sb3_checkpoint.zip.*not read"):
         ALGOS["sb3-recurrent-ppo"][1](TINY, _sb3_cfg(), d, True)
     assert not marker.exists()
+
+
+def test_no_reader_in_the_package_can_unpickle() -> None:
+    """Source scan: every torch.load is weights-only, np.load refuses pickles, YAML is read
+    with safe_load, and nothing calls pickle / SB3's zip loader / eval / exec."""
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    files = [
+        p for pkg in ("envs", "agents", "probes", "experiments") for p in (root / pkg).rglob("*.py")
+    ]
+    assert len(files) > 20
+    bad = []
+    for path in files:
+        text = path.read_text()
+        for m in re.finditer(r"torch\.load\(([^()]|\([^()]*\))*\)", text):
+            if "weights_only=True" not in m.group(0):
+                bad.append(f"{path.name}: {m.group(0)}")
+        for m in re.finditer(r"np\.load\(([^()]|\([^()]*\))*\)", text):
+            if "allow_pickle=False" not in m.group(0):
+                bad.append(f"{path.name}: {m.group(0)}")
+        for pattern in (
+            r"pickle\.loads?\(",
+            r"yaml\.(unsafe_)?load\(",
+            r"yaml\.full_load",
+            r"\b(RecurrentPPO|PPO|BaseAlgorithm)\.load\(",
+            r"load_from_zip_file",
+            r"(?<![\w.])(eval|exec)\(",
+            r"dill|cloudpickle\.load|joblib\.load|shelve\.open",
+        ):
+            bad += [f"{path.name}: {m.group(0)}" for m in re.finditer(pattern, text)]
+    assert not bad, bad
