@@ -17,7 +17,6 @@ checkpoint from which ``resume=True`` continues bit-for-bit (CPU).
 
 from __future__ import annotations
 
-import json
 import math
 import queue
 import threading
@@ -39,13 +38,18 @@ from agents.run import (
     METRICS_FILE,
     MODEL_FILE,
     SPEC_FILE,
+    MetricsLog,
     Run,
     atomic_torch_save,
     atomic_write_text,
     build_network,
     decode_state,
     encode_state,
-    read_metrics,
+    load_state,
+    load_weights,
+    read_json,
+    resume_mismatch,
+    trim_logs,
 )
 from envs import TaskSpec, TrialBatch, generate
 
@@ -151,6 +155,27 @@ def objective(
     return (per * mask[..., None]).sum() / (mask.sum() * per.shape[-1])
 
 
+def check_memory(spec: TaskSpec, cfg: TrainConfig) -> None:
+    """ValueError before anything is allocated when the sizes would not fit in memory."""
+    from envs.limits import check_bytes
+
+    h, t, o = cfg.hidden_size, spec.n_steps, spec.obs_dim
+    width = max(h, cfg.mlp_size if cfg.arch == "transformer" else 4 * h)
+    check_bytes(
+        f"TrainConfig.hidden_size={h} (weights, gradients and Adam state)",
+        4 * 4 * cfg.n_layers * width * (h + o + spec.n_tasks),
+    )
+    check_bytes(
+        f"TrainConfig.batch_size={cfg.batch_size} with hidden_size={h} on {t}-step trials "
+        "(one batch and its activations)",
+        cfg.batch_size * (spec.trial_bytes + 4 * t * width * cfg.n_layers * 2),
+    )
+    check_bytes(
+        f"TrainConfig.eval_trials={cfg.eval_trials} (the held-out set)",
+        2 * cfg.eval_trials * spec.trial_bytes,
+    )
+
+
 def _prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: bool) -> bool:
     """Create / check the run folder. Returns True if there is a checkpoint to resume from."""
     exists = run_dir.exists() and any(run_dir.iterdir())
@@ -160,21 +185,11 @@ def _prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: 
             f"continue it, or choose another name"
         )
     if exists:
-        old_spec = TaskSpec.from_json((run_dir / SPEC_FILE).read_text())
-        old_cfg = json.loads((run_dir / CONFIG_FILE).read_text())
-        old_cfg.pop("kind", None)
-        new_cfg = config.to_dict()
-        differ = {
-            k
-            for k in new_cfg
-            if k not in ("progress", "num_threads", "device", "max_seconds")
-            and old_cfg.get(k) != new_cfg[k]
-        }
-        if old_spec != spec or differ:
-            raise ValueError(
-                f"cannot resume {run_dir}: its spec/config differ from the ones given "
-                f"(config fields {sorted(differ)}{', spec' if old_spec != spec else ''})"
-            )
+        why = resume_mismatch(
+            run_dir, spec, read_json(run_dir / CONFIG_FILE, "a config object"), config.to_dict()
+        )
+        if why:
+            raise ValueError(why)
         return (run_dir / CHECKPOINT_FILE).exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / SPEC_FILE, spec.to_json())
@@ -205,6 +220,7 @@ def train(
         raise ValueError(f"spec must be an envs.TaskSpec, got {type(spec).__name__}")
     cfg = (config or TrainConfig()).resolve()
     cfg.validate()
+    check_memory(spec, cfg)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = pick_device(cfg.device)
@@ -223,24 +239,30 @@ def train(
     folder = Path(run_dir) if run_dir is not None else None
     start, train_seconds, metrics = 0, 0.0, []
     if folder is not None and _prepare_folder(folder, spec, cfg, resume):
-        ck = torch.load(folder / CHECKPOINT_FILE, map_location=device, weights_only=True)
-        network.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        data_rng.bit_generator.state = decode_state(ck["np_rng"])
-        torch.set_rng_state(ck["torch_rng"])
-        start, train_seconds = int(ck["step"]), float(ck["train_seconds"])
-        # rows logged after the checkpoint will be logged again
-        metrics = [m for m in read_metrics(folder) if m["step"] <= start]
-        atomic_write_text(folder / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
+        where = folder / CHECKPOINT_FILE
+        ck = load_weights(where, map_location=device)
+        try:
+            load_state(network, where, ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            data_rng.bit_generator.state = decode_state(ck["np_rng"])
+            torch.set_rng_state(ck["torch_rng"])
+            start, train_seconds = int(ck["step"]), float(ck["train_seconds"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{where}: not a complete training checkpoint ({e})") from None
     writer = None
     if folder is not None:
+        # rows and events logged after the checkpoint (all of them, without one) would be
+        # logged again: cut both logs back to it
+        metrics = trim_logs(folder, "step", start or None, start or None)
         from torch.utils.tensorboard import SummaryWriter  # lazy: slow import
 
-        writer = SummaryWriter(str(folder), purge_step=start if start else None)
+        writer = SummaryWriter(str(folder))
 
     def checkpoint(step: int) -> None:
         if folder is None:
             return
+        if writer is not None:
+            writer.flush()  # every logged step up to the checkpoint is on disk before it
         state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
         atomic_torch_save(
             {
@@ -267,8 +289,7 @@ def train(
         row |= evaluate(network, held, device)
         metrics.append(row)
         if folder is not None:
-            with open(folder / METRICS_FILE, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            MetricsLog(folder / METRICS_FILE).write(row)
         if writer is not None:
             for k in ("loss", "lr", "acc", "frac_ideal", "log_loss", "ece"):
                 writer.add_scalar(f"{'train' if k in ('loss', 'lr') else 'eval'}/{k}", row[k], step)
@@ -307,10 +328,13 @@ def train(
             loss = objective(network, readout, targets, mask, spec)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                where = f"{folder / CHECKPOINT_FILE} (step {last_good})" if folder else "none kept"
+                if folder is not None and (folder / CHECKPOINT_FILE).exists():
+                    where = f"last good checkpoint {folder / CHECKPOINT_FILE} (step {last_good})"
+                else:
+                    where = "no checkpoint was written before it"
                 raise TrainingDivergedError(
-                    f"loss became {loss_value} at step {step + 1}; stopped. Last good checkpoint: "
-                    f"{where}. Try a lower lr or grad_clip > 0."
+                    f"loss became {loss_value} at step {step + 1}; stopped ({where}). Try a "
+                    "lower lr or grad_clip > 0."
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

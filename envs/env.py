@@ -15,7 +15,16 @@ from gymnasium.error import ResetNeeded
 
 from envs.scoring import correct, score
 from envs.spec import TaskSpec
-from envs.stream import Block, EnvOptions, build_block, draw_block, ideal_block, split_kwargs
+from envs.stream import (
+    Block,
+    EnvOptions,
+    build_block,
+    check_latent,
+    draw_block,
+    ideal_block,
+    native_ints,
+    split_kwargs,
+)
 from envs.trials import DECISION, FIXATION, STIMULUS, Region, period_codes, sample_latents
 
 _UNSIGNED = {
@@ -189,12 +198,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError("reset options: give either 'latent' or 'region', not both")
         s, b, i = self.task_spec, self._block, self._pos
         if options.get("latent") is not None:
-            x = np.asarray(options["latent"], dtype=np.float64)
-            if x.shape != (s.latent_dim,) or not np.all(np.isfinite(x)):
-                raise ValueError(
-                    f"reset option 'latent' must be a finite array of shape ({s.latent_dim},), "
-                    f"got {x.shape}"
-                )
+            x = check_latent(s, options["latent"], (s.latent_dim,))
         elif options.get("region") is not None:
             region = Region.coerce(options["region"])
             x = sample_latents(s, self.np_random, 1, region)[0]
@@ -221,6 +225,59 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 self._new_block()
         self._start_trial(options)
         return self._obs_trial[0], self._info(0)
+
+    # ---- state (for exact resume of a training run) ----------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """The env's whole dynamic state as numpy arrays and JSON-able values: the generator
+        state, the current block's random parts (latents, noise, offers: the trials are rebuilt
+        from them), the position in the block and in the trial, and the last scored report.
+        :meth:`set_state` on a fresh env with the same spec and options continues identically."""
+        b = self._block
+        return {
+            "rng": self.np_random.bit_generator.state,
+            "pos": self._pos,
+            "k": self._k,
+            "block": None
+            if b is None
+            else {"latent": b.latent, "noise": b.noise, "offered": b.offered},
+            "last_report": getattr(self, "_last_report", None),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned (ValueError naming the part that does not fit
+        this env's spec and options)."""
+        s, k_max = self.task_spec, self.options.block_size
+        rng = np.random.Generator(np.random.PCG64())
+        try:
+            rng.bit_generator.state = state["rng"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"env state 'rng' is not a PCG64 generator state ({e})") from None
+        pos, k = int(state["pos"]), int(state["k"])
+        if not 0 <= pos < k_max or not -1 <= k < self._T:
+            raise ValueError(
+                f"env state: position (trial {pos}, step {k}) outside a block of {k_max} trials "
+                f"of {self._T} steps"
+            )
+        self._np_random = rng
+        blk = state.get("block")
+        if blk is None:
+            self._block, self._pos, self._k = None, 0, -1
+            return
+        latent = np.asarray(blk["latent"], dtype=np.float64)
+        noise = np.asarray(blk["noise"], dtype=np.float64)
+        offered = np.asarray(blk["offered"], dtype=bool)
+        shapes = ((k_max, s.latent_dim), (k_max, s.stimulus_steps, s.latent_dim), (k_max,))
+        if (latent.shape, noise.shape, offered.shape) != shapes:
+            raise ValueError(
+                f"env state: block shapes {latent.shape}, {noise.shape}, {offered.shape} do not "
+                f"fit this env (expected {shapes[0]}, {shapes[1]}, {shapes[2]})"
+            )
+        self._block = build_block(s, self.options, latent, noise, offered)
+        self._pos = pos
+        self._start_trial(None)
+        self._k = k
+        report = state.get("last_report")
+        self._last_report = None if report is None else np.asarray(report)
 
     # ---- step ----------------------------------------------------------------------------------
     def _check_action(self, action: Any) -> np.ndarray:
@@ -260,7 +317,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 return a
         bound = self._nvec_u.get(dt)
         if bound is None:
-            a = self._coerce_int(a)
+            a = self._coerce_int(native_ints(a))
             bound = self._nvec_u[a.dtype]
         # a negative int viewed as unsigned is huge, so one comparison checks both ends
         if b"\x01" in np.greater_equal(a.view(bound.dtype), bound).tobytes():
@@ -271,6 +328,8 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         return a
 
     def _coerce_int(self, a: np.ndarray) -> np.ndarray:
+        if a.dtype.isnative and a.dtype in self._nvec_u:
+            return a
         if a.dtype.kind == "b":
             return a.astype(np.int64)
         if a.dtype.kind == "f":

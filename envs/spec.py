@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,17 @@ ENCODERS = ("none", "relu_mlp", "quadratic")
 TARGETS = ("paper", "decision_only", "ddm_bound", "free_rt_paper")
 DDM_TARGETS = ("ddm_bound", "free_rt_paper")
 """Target kinds that are running evidence sums trained with MSE on ``ddm_bound * tanh`` outputs."""
+
+
+def _plain(v: Any) -> Any:
+    """A numpy integer or float scalar as the Python int / float it holds; anything else as is."""
+    if isinstance(v, bool) or type(v).__module__ != "numpy":
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        return float(v)
+    return v
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -104,6 +116,12 @@ class TaskSpec:
     """Free-form user metadata carried in spec.json (not used by the task)."""
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # numpy scalars -> the Python numbers they hold
+            v = getattr(self, f.name)
+            if f.name == "encoder_sizes" and isinstance(v, (tuple, list)):
+                object.__setattr__(self, f.name, tuple(_plain(x) for x in v))
+            elif f.name != "extra":
+                object.__setattr__(self, f.name, _plain(v))
         _check_int("latent_dim", self.latent_dim, 1)
         _check_int("n_tasks", self.n_tasks, 1)
         _check_float("sigma", self.sigma, 0.0, 1e6, open_low=True)
@@ -174,6 +192,31 @@ class TaskSpec:
         _check_int("seed", self.seed, 0)
         if not isinstance(self.extra, dict):
             raise ValueError(f"TaskSpec.extra must be a dict, got {type(self.extra).__name__}")
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """Refuse tasks whose fixed parts or single trials would not fit in memory."""
+        from envs.limits import MEMORY_LIMIT, check_bytes
+
+        d, n, t = self.latent_dim, self.n_tasks, self.n_steps
+        widths = (d, *self.encoder_sizes) if self.encoder != "none" else (d,)
+        fixed = 8 * (n * (d + 2) + sum(a * b + b for a, b in zip(widths, widths[1:])))
+        check_bytes(
+            f"TaskSpec n_tasks={n}, latent_dim={d}, encoder_sizes={list(self.encoder_sizes)} "
+            "(task boundaries and encoder weights)",
+            fixed,
+        )
+        check_bytes(
+            f"TaskSpec n_tasks={n}, latent_dim={d}, {t} steps, obs_dim={self.obs_dim} (one trial)",
+            self.trial_bytes,
+            MEMORY_LIMIT / 4096,
+        )
+
+    @property
+    def trial_bytes(self) -> int:
+        """Bytes of one generated trial's arrays (a lower bound): observations and targets
+        float32 [T, O] / [T, N], evidence and its running mean float64 [T, D]."""
+        return 4 * self.n_steps * (self.obs_dim + self.n_tasks) + 16 * self.n_steps * self.latent_dim
 
     # ---- derived sizes -------------------------------------------------------------------
     @property

@@ -141,6 +141,33 @@ def split_kwargs(spec: TaskSpec | None, kwargs: dict) -> tuple[TaskSpec, EnvOpti
     return spec, opts
 
 
+def check_latent(spec: TaskSpec, value: object, shape: tuple[int, ...]) -> np.ndarray:
+    """A ``reset(options={"latent": ...})`` value as float64 of ``shape``, inside the prior's
+    support [-0.5, 0.5]^D (both priors: uniform, and the copula Phi(z) - 0.5); anything else is
+    a ValueError naming the option and what is allowed."""
+    try:
+        x = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"reset option 'latent' must be numbers, got {value!r}") from None
+    if x.shape != shape or not np.all(np.isfinite(x)):
+        raise ValueError(
+            f"reset option 'latent' must be a finite array of shape {shape}, got shape {x.shape}"
+        )
+    if np.any(np.abs(x) > 0.5):
+        raise ValueError(
+            f"reset option 'latent' must lie in the prior's support [-0.5, 0.5]^{spec.latent_dim}"
+            f", got {x.tolist() if x.size <= 8 else 'values up to ' + str(np.abs(x).max())}"
+        )
+    return x
+
+
+def native_ints(a: np.ndarray) -> np.ndarray:
+    """An integer array in the machine's byte order (big-endian actions are valid actions)."""
+    if a.dtype.kind in "iu" and not a.dtype.isnative:
+        return a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
 # ---- blocks --------------------------------------------------------------------------------
 def draw_block(
     spec: TaskSpec, opts: EnvOptions, rng: np.random.Generator, k: int

@@ -14,7 +14,15 @@ from gymnasium.vector.utils import batch_space
 from envs.env import _UNSIGNED
 from envs.scoring import correct, score
 from envs.spec import TaskSpec
-from envs.stream import EnvOptions, build_block, draw_block, ideal_block, split_kwargs
+from envs.stream import (
+    EnvOptions,
+    build_block,
+    check_latent,
+    draw_block,
+    ideal_block,
+    native_ints,
+    split_kwargs,
+)
 from envs.trials import DECISION, FIXATION, STIMULUS, Region, period_codes, sample_latents
 
 _BUILD_ROWS = 256
@@ -164,13 +172,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
             raise ValueError("reset options: give either 'latent' or 'region', not both")
         s = self.task_spec
         if options.get("latent") is not None:
-            x = np.asarray(options["latent"], dtype=np.float64)
-            if x.shape != (self.num_envs, s.latent_dim) or not np.all(np.isfinite(x)):
-                raise ValueError(
-                    f"reset option 'latent' must be a finite array of shape "
-                    f"({self.num_envs}, {s.latent_dim}), got {x.shape}"
-                )
-            x = x[idx]
+            x = check_latent(s, options["latent"], (self.num_envs, s.latent_dim))[idx]
         elif options.get("region") is not None:
             region = Region.coerce(options["region"])
             x = np.concatenate([sample_latents(s, self._rngs[i], 1, region) for i in idx])
@@ -262,6 +264,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
             if b"\x00" in (np.greater_equal(a, 0.0) & np.less_equal(a, 1.0)).tobytes():
                 raise ValueError("action components must lie in [0, 1] (no NaN)")
             return a
+        a = native_ints(a)
         bound = self._nvec_u.get(a.dtype)
         if bound is None:
             if a.dtype.kind == "b":

@@ -1,8 +1,10 @@
 """Where sweep points run: a local process pool (default) or a Ray cluster.
 
 Both backends run :func:`execute_point` on a worker: it pins torch to ``threads`` threads, calls
-the point function and turns any exception into a ``failed`` outcome, so one bad point never
-stops the others. A worker that dies (killed, out of memory) makes only the points it was running
+the point function under the point folder's lock (one writer at a time, see :class:`PointLock`)
+and turns any exception into a ``failed`` outcome, so one bad point never stops the others.
+Local pool workers end with the sweep driver that started them, so a killed driver leaves no
+worker training a point that the next run trains again. A worker that dies (killed, out of memory) makes only the points it was running
 fail: the local pool is rebuilt for the rest, and Ray reports the lost task on its own.
 
 The engine keeps at most ``capacity()`` points in flight, so "running" in the progress display is
@@ -46,7 +48,8 @@ def execute_point(
     t0, c0 = time.perf_counter(), time.process_time()
     host = socket.gethostname()
     try:
-        metrics = fn(point, run_dir, **dict(kwargs))
+        with PointLock(run_dir):  # one writer per point folder
+            metrics = fn(point, run_dir, **dict(kwargs))
         return {
             "status": "ok",
             "metrics": dict(metrics or {}),
@@ -100,8 +103,133 @@ class Backend(Protocol):
     def close(self, cancel: bool = False) -> None: ...
 
 
-def _pool_init(threads: int) -> None:
+def _exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:
+    """In a pool worker: end this process as soon as the sweep driver that started it is gone
+    (killed, crashed), so that no orphan keeps training a point the next run will redo.
+
+    Linux delivers SIGKILL at once on the parent's death (``PR_SET_PDEATHSIG``); a daemon thread
+    that watches the parent id covers the other systems and a parent thread that exits first.
+    """
+    import threading
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _pool_init(threads: int, parent_pid: int | None = None) -> None:
     _pin_threads(threads)
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
+
+
+def lock_path(run_dir: str | os.PathLike) -> str:
+    """The lock file of a point's run folder: ``.<name>.lock`` beside it."""
+    head, name = os.path.split(os.path.normpath(run_dir))
+    return os.path.join(head, f".{name}.lock")
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (Linux; None elsewhere or if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux /proc; None elsewhere), to tell a live owner
+    from a later process that got the same id."""
+    stat = _proc_stat(pid)
+    return stat[19] if stat and len(stat) > 19 else None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    """Whether process ``pid`` (started at ``start``, when known) still runs; an exited process
+    that nobody reaped yet (a zombie) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True  # no /proc: the signal check is all there is
+    if stat[0] in ("Z", "X"):
+        return False
+    return start is None or len(stat) <= 19 or stat[19] == start
+
+
+class FolderInUseError(RuntimeError):
+    """A run folder already has a live writer (see :class:`PointLock`)."""
+
+
+class PointLock:
+    """One writer per point folder: a lock file beside it holding the owner's host, pid and
+    process start time, created with O_EXCL. A lock whose owner is gone (same host, process
+    dead or replaced) is stale and taken over; a live owner makes :meth:`acquire` raise
+    :class:`FolderInUseError` naming it and the lock file."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.run_dir = os.fspath(run_dir)
+        self.path = lock_path(run_dir)
+        self.me = f"{socket.gethostname()} {os.getpid()} {_process_start(os.getpid())}"
+
+    def acquire(self) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    with open(self.path) as fh:
+                        host, pid, start = (fh.read().split() + ["", "", ""])[:3]
+                except OSError:
+                    continue  # released meanwhile: try again
+                if host == socket.gethostname() and pid.isdigit():
+                    if not _alive(int(pid), None if start in ("", "None") else start):
+                        os.unlink(self.path)  # stale: its owner is gone
+                        continue
+                raise FolderInUseError(
+                    f"run folder {self.run_dir} is being written by process {pid} on {host} "
+                    f"(lock file {self.path}; delete it if that process is gone)"
+                ) from None
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self.me + "\n")
+            return
+        raise FolderInUseError(f"could not take the lock {self.path}")  # pragma: no cover
+
+    def release(self) -> None:
+        try:
+            with open(self.path) as fh:
+                mine = fh.read().strip() == self.me
+        except OSError:
+            return
+        if mine:
+            os.unlink(self.path)
+
+    def __enter__(self) -> PointLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class LocalBackend:
@@ -127,7 +255,7 @@ class LocalBackend:
                 max_workers=self.workers,
                 mp_context=mp.get_context("spawn"),
                 initializer=_pool_init,
-                initargs=(self.threads,),
+                initargs=(self.threads, os.getpid()),  # workers end with this process
             )
 
     def capacity(self) -> int:

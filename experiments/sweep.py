@@ -37,10 +37,8 @@ import io
 import itertools
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -512,13 +510,26 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
     point: {...}}`` where ``point`` holds options of the point function (probe size ...).
     """
     path = Path(path)
-    text = path.read_text()
+    if not path.is_file():
+        raise ValueError(f"grid file {path}: no such file")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"grid file {path}: not UTF-8 text") from None
     if path.suffix.lower() == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"grid file {path}: not valid JSON ({e})") from None
     else:
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(
+                f"grid file {path}: not valid YAML ({' '.join(str(e).split())})"
+            ) from None
     if not isinstance(data, dict):
         raise ValueError(f"grid file {path}: expected a mapping at the top level")
     if "grid" not in data:
@@ -529,6 +540,15 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
             f"grid file {path}: unknown top-level key(s) {sorted(unknown)}; allowed: grid, "
             "seeds, name, point"
         )
+    if not isinstance(data["grid"], dict):
+        raise ValueError(f"grid file {path}: 'grid' must be a mapping of field -> values")
+    if data.get("point") is not None and not isinstance(data["point"], dict):
+        raise ValueError(
+            f"grid file {path}: 'point' must be a mapping of point options (e.g. probe_n: 4096), "
+            f"got {data['point']!r}"
+        )
+    if data.get("name") is not None and not isinstance(data["name"], str):
+        raise ValueError(f"grid file {path}: 'name' must be a string, got {data['name']!r}")
     return data
 
 
@@ -549,20 +569,27 @@ def grid_from_cli(
     point_opts: dict[str, Any] = {}
     if file is not None:
         data = load_grid_file(file)
-        if not isinstance(data["grid"], dict):
-            raise ValueError(f"grid file {file}: 'grid' must be a mapping")
         axes.update(data["grid"])
         file_seeds = data.get("seeds")
+        if file_seeds is not None and "seed" in axes:
+            raise ValueError(
+                f"grid file {file}: give the seeds once, as 'seeds:' or as a 'seed' axis in "
+                "'grid:', not both"
+            )
+        if file_seeds is not None and not isinstance(file_seeds, list):
+            file_seeds = [file_seeds]
         name = data.get("name")
         point_opts = dict(data.get("point") or {})
-    for key, values in parse_set(sets).items():
-        axes[key] = values
+    set_axes = parse_set(sets)
     cli_seeds = parse_seeds(seeds)
+    if cli_seeds is not None and "seed" in set_axes:
+        raise ValueError("give the seeds once: --seeds or --set seed=..., not both")
+    if cli_seeds is not None or "seed" in set_axes:
+        # the command line replaces the file's seeds, as --set replaces its axes
+        axes.pop("seed", None)
+        file_seeds = None
+    axes.update(set_axes)
     chosen = cli_seeds if cli_seeds is not None else file_seeds
-    if chosen is not None and not isinstance(chosen, list):
-        chosen = [chosen]
-    if chosen is not None and "seed" in axes:
-        axes.pop("seed")
     grid = parse_grid(axes, chosen, name=name, config_resolver=config_resolver)
     return grid, point_opts
 
@@ -573,20 +600,11 @@ def grid_from_cli(
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file via a temporary file in the same folder + rename (readers never see half)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write a file via a temporary file in the same folder + rename (readers never see half);
+    creates the folder. (The one atomic writer: :func:`agents.run.atomic_write_text`.)"""
+    from agents.run import atomic_write_text as write
+
+    write(path, text, mkdir=True)
 
 
 def _json_default(o: Any) -> Any:
@@ -681,6 +699,39 @@ def default_point_fn() -> Callable[..., dict[str, Any]]:
     return run_point
 
 
+def check_point_options(fn: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The point function's keyword options, checked against its signature before any point
+    runs: unknown names and values of the wrong type (for int / float / bool / str options) are
+    a ValueError naming the option and what is allowed."""
+    import inspect
+    import typing
+
+    params = {
+        n: p
+        for n, p in list(inspect.signature(fn).parameters.items())[2:]
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    unknown = sorted(set(options) - set(params))
+    if unknown and not takes_any:
+        raise ValueError(f"point option(s) {unknown} unknown; allowed: {sorted(params)}")
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: names are checked, not types
+        hints = {}
+    out = dict(options)
+    for name, value in options.items():
+        if name not in params:
+            continue
+        tp = hints.get(name)
+        args = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+        optional = type(None) in typing.get_args(tp)
+        kind = {int: "int", float: "float", bool: "bool", str: "str"}.get(args[0])
+        if kind is not None and len(args) == 1:
+            out[name] = coerce_value(f"point option {name}", value, kind, optional)
+    return out
+
+
 def run_sweep(
     grid: Grid,
     sweep_dir: str | Path,
@@ -715,7 +766,7 @@ def run_sweep(
     paths.runs.mkdir(parents=True, exist_ok=True)
     atomic_write_text(paths.root / "sweep.json", dumps(grid.to_dict()))
     fn = point_fn or default_point_fn()
-    kwargs = dict(point_kwargs or {})
+    kwargs = check_point_options(fn, point_kwargs or {})
 
     todo = deque(
         p

@@ -11,7 +11,6 @@ sb3-contrib's RecurrentPPO, in the same run-folder layout as supervised runs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,10 @@ KINDS = {"ppo": ppo.load, "sb3": sb3.load}
 
 def load(run_dir: str | Path) -> Any:
     """Load an RL run folder (config.json ``kind`` 'ppo' or 'sb3')."""
+    from agents.run import read_kind
+
     path = Path(run_dir)
-    cfg = path / "config.json"
-    if not cfg.exists():
-        raise ValueError(f"{path} is not a run folder (no config.json)")
-    kind = json.loads(cfg.read_text()).get("kind")
+    kind, _ = read_kind(path)
     if kind not in KINDS:
         raise ValueError(
             f"{path}: config.json kind must be one of {list(KINDS)} for RL runs, got {kind!r}"

@@ -55,11 +55,15 @@ from agents.rl.runfolder import (
     atomic_torch_save,
     check_env_id,
     final_summary,
+    load_state,
+    load_weights,
     parse_env_kwargs,
     prepare_run_dir,
     read_config,
+    read_spec,
+    trim_logs,
 )
-from agents.trainer import pick_device
+from agents.trainer import TrainingDivergedError, pick_device
 from envs.spec import TaskSpec
 
 KIND = "ppo"
@@ -665,6 +669,18 @@ def train(
     if not isinstance(config, PPOConfig):
         raise ValueError(f"config must be a PPOConfig, got {type(config).__name__}")
     config.validate()
+    from envs.limits import check_bytes
+
+    h, t = config.hidden_size, spec.n_steps
+    check_bytes(
+        f"PPOConfig.num_envs={config.num_envs} with hidden_size={h} on {t}-step trials (one "
+        "rollout and its activations)",
+        config.num_envs * (spec.trial_bytes + 4 * t * (8 * h + 4 * spec.n_tasks)),
+    )
+    check_bytes(
+        f"PPOConfig.eval_trials={config.eval_trials} (evaluation)",
+        2 * min(config.eval_trials, 4096) * spec.trial_bytes,
+    )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = pick_device(config.device, "PPOConfig")
@@ -679,14 +695,18 @@ def train(
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
     start_update, env_steps, train_seconds = 0, 0, 0.0
     if resuming:
-        ck = torch.load(path / "checkpoint.pt", weights_only=True, map_location=device)
-        agent.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        start_update, env_steps = int(ck["update"]), int(ck["env_steps"])
-        train_seconds = float(ck["train_seconds"])
-    log = MetricsLog(
-        path / "metrics.jsonl", keep_until=start_update if resuming else None, key="update"
-    )
+        where = path / "checkpoint.pt"
+        ck = load_weights(where, map_location=device)
+        try:
+            load_state(agent, where, ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            start_update, env_steps = int(ck["update"]), int(ck["env_steps"])
+            train_seconds = float(ck["train_seconds"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{where}: not a complete PPO checkpoint ({e})") from None
+    # logs past the checkpoint (or all of them, without one) would be written twice
+    trim_logs(path, "update", start_update if resuming else None, env_steps if resuming else None)
+    log = MetricsLog(path / "metrics.jsonl")
     writer = SummaryWriter(str(path))
 
     vec = make_vector_env(config.env_id, spec, config.num_envs, config.env_options())
@@ -722,6 +742,7 @@ def train(
             "env_steps": env_steps,
             "train_seconds": train_seconds,
         }
+        writer.flush()  # every logged step up to the checkpoint is on disk before it
         atomic_torch_save(state, path / "checkpoint.pt")
         atomic_torch_save(agent.state_dict(), path / "model.pt")
 
@@ -751,8 +772,10 @@ def train(
             ro = collect(agent, vec, spec, layout, scoring, env_seed, device, generator=gen)
             stats = ppo_update(agent, optimizer, ro, config, gen)
             if not all(math.isfinite(v) for v in stats.values()):
-                raise FloatingPointError(
-                    f"non-finite PPO loss at update {update}: {stats}; last checkpoint kept in {path}"
+                ck = path / "checkpoint.pt"
+                kept = f"last checkpoint {ck} kept" if ck.exists() else "no checkpoint written"
+                raise TrainingDivergedError(
+                    f"non-finite PPO loss at update {update + 1} ({kept}); try a lower lr"
                 )
             dt = time.perf_counter() - t0
             train_seconds += dt
@@ -776,22 +799,33 @@ def train(
                 frac_ideal=f"{rec.get('train/frac_ideal', float('nan')):.3f}",
                 sps=f"{rec['sps']:.0f}",
             )
-            done = update + 1 == n_updates
+            # the last update of the budget (steps or seconds) gets its evaluation and a
+            # checkpoint, so that every update is logged once
+            done = update + 1 == n_updates or bool(
+                config.max_seconds and train_seconds >= config.max_seconds
+            )
             if (update + 1) % config.eval_every == 0 or done:
                 last_eval = run_eval(update + 1, rec)
             else:
                 log.write(rec)
             if (update + 1) % config.checkpoint_every == 0 or done:
                 checkpoint(update + 1)
+            if done:
+                update += 1
+                break
         else:
             update = n_updates
     finally:
         bar.close()
         vec.close()
-    final_update = update if update == n_updates else update
-    if not last_eval or final_update % config.eval_every:
-        last_eval = run_eval(final_update)
-        checkpoint(final_update)
+    final_update = update
+    if not last_eval:
+        # nothing left to train (a finished run resumed): evaluate again (deterministic) for
+        # the result, without logging the step a second time
+        agent.eval()
+        last_eval = evaluate(
+            policy, spec, config.env_id, config.env_options(), config.eval_trials, config.eval_seed
+        ).to_dict()
     writer.close()
     return PPORun(
         path,
@@ -819,7 +853,7 @@ def _rollout_metrics(ro: Rollout) -> dict[str, float]:
 def load(run_dir: str | Path) -> PPOPolicy:
     """Load a native PPO run folder (weights with ``torch.load(weights_only=True)``)."""
     path = Path(run_dir)
-    spec = TaskSpec.from_json((path / "spec.json").read_text())
+    spec = read_spec(path)
     config = read_config(path, PPOConfig, KIND)
     config = (
         dataclasses.replace(config, device="cpu")
@@ -827,5 +861,5 @@ def load(run_dir: str | Path) -> PPOPolicy:
         else config
     )
     agent, _, scoring = build_agent(spec, config)
-    agent.load_state_dict(torch.load(path / "model.pt", weights_only=True, map_location="cpu"))
+    load_state(agent, path / "model.pt")
     return PPOPolicy(agent, spec, config, scoring)

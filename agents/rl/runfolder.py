@@ -12,11 +12,26 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.run import atomic_torch_save, atomic_write_text
+from agents.run import (
+    MetricsLog,
+    atomic_torch_save,
+    atomic_write_text,
+    load_state,
+    load_weights,
+    read_json,
+    read_spec,
+    resume_mismatch,
+    trim_logs,
+)
 
 __all__ = [
+    "MetricsLog",
     "atomic_torch_save",
     "atomic_write_text",
+    "load_state",
+    "load_weights",
+    "read_spec",
+    "trim_logs",
     "check_env_id",
     "final_summary",
     "parse_env_kwargs",
@@ -77,10 +92,13 @@ def prepare_run_dir(
         )
     path.mkdir(parents=True, exist_ok=True)
     resuming = resume and (path / marker).exists()
-    if resuming:
-        saved = json.loads((path / "config.json").read_text())
+    if has_run and resume:
+        saved = read_json(path / "config.json", "a config object")
         if saved.get("kind") != kind:
             raise ValueError(f"run folder {path} holds a {saved.get('kind')!r} run, not {kind!r}")
+        why = resume_mismatch(path, spec, saved, dataclasses.asdict(config))
+        if why:
+            raise ValueError(why)
     atomic_write_text(path / "spec.json", spec.to_json())
     cfg = {"kind": kind, **dataclasses.asdict(config)}
     atomic_write_text(path / "config.json", json.dumps(cfg, indent=2))
@@ -88,29 +106,14 @@ def prepare_run_dir(
 
 
 def read_config(run_dir: str | Path, cls: type, kind: str) -> Any:
-    """Read config.json of a run folder back into its dataclass (checks ``kind``)."""
-    d = json.loads((Path(run_dir) / "config.json").read_text())
+    """Read config.json of a run folder back into its dataclass (checks ``kind``; errors name
+    the file)."""
+    path = Path(run_dir) / "config.json"
+    d = read_json(path, "a config object")
     if d.pop("kind", None) != kind:
-        raise ValueError(f"{run_dir}/config.json is not a {kind!r} run")
+        raise ValueError(f"{path} is not a {kind!r} run")
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
-
-
-class MetricsLog:
-    """Append-only ``metrics.jsonl``; on resume, lines past the checkpoint are dropped."""
-
-    def __init__(self, path: Path, keep_until: int | None = None, key: str = "step"):
-        self.path = Path(path)
-        if keep_until is not None and self.path.exists():
-            kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get(key, 0) <= keep_until
-            ]
-            atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
-        elif keep_until is None:
-            atomic_write_text(self.path, "")
-
-    def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+    try:
+        return cls(**{k: v for k, v in d.items() if k in names})
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: {e}") from None

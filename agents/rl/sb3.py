@@ -11,8 +11,10 @@ What this adds to a plain ``RecurrentPPO(...).learn()``:
   the ideal observer on the same evidence; calibration for confidence reports), logs it to
   tensorboard and ``metrics.jsonl``, and writes an atomic checkpoint;
 - the run folder: ``spec.json``, ``config.json`` (``"kind": "sb3"``), ``model.pt`` (the policy's
-  state dict, ``torch.load(weights_only=True)``), ``sb3_checkpoint.zip`` (SB3's own format, for
-  ``resume``), ``metrics.jsonl``, tensorboard events;
+  state dict, ``torch.load(weights_only=True)``), ``sb3_checkpoint.pt`` (for ``resume``: policy
+  and optimizer state dicts, counters, env and generator states, all tensors and numbers, read
+  with ``weights_only=True``; SB3's own zip format unpickles objects and is never used),
+  ``metrics.jsonl``, tensorboard events;
 - :func:`load` rebuilds the policy from ``model.pt`` alone and reads the LSTM's hidden states
   trial by trial (the state starts at zero at every trial's first step, as in the rollouts).
 """
@@ -36,9 +38,13 @@ from agents.rl.runfolder import (
     atomic_torch_save,
     check_env_id,
     final_summary,
+    load_state,
+    load_weights,
     parse_env_kwargs,
     prepare_run_dir,
     read_config,
+    read_spec,
+    trim_logs,
 )
 from envs.spec import TaskSpec
 
@@ -288,10 +294,169 @@ def _n_report(spec: TaskSpec, config: SB3Config) -> int:
     return spec.n_tasks
 
 
+CHECKPOINT = "sb3_checkpoint.pt"
+LEGACY_CHECKPOINT = "sb3_checkpoint.zip"
+
+
+def _tensors(x: Any) -> Any:
+    """numpy arrays -> tensors, recursively (what ``torch.load(weights_only=True)`` reads)."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if isinstance(x, dict):
+        return {k: _tensors(v) for k, v in x.items()}
+    return x
+
+
+def _arrays(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.numpy()
+    if isinstance(x, dict):
+        return {k: _arrays(v) for k, v in x.items()}
+    return x
+
+
+def training_state(model: Any, train_seconds: float) -> dict[str, Any]:
+    """Everything a RecurrentPPO run needs to continue exactly, as tensors and numbers only:
+    policy and optimizer state dicts, counters, the last observations / episode starts / LSTM
+    states of the rollout, every env's state (block, position, generator), the Monitor's running
+    episode rewards, and the torch, numpy and python generator states."""
+    import random
+
+    from agents.run import encode_state
+
+    envs_state = []
+    for wrapped in model.env.envs:
+        core = wrapped.unwrapped
+        st = core.get_state()
+        envs_state.append(
+            {
+                "rng": encode_state(st.pop("rng")),
+                "monitor_rewards": torch.tensor(
+                    [float(r) for r in getattr(wrapped, "rewards", [])], dtype=torch.float64
+                ),
+                **_tensors(st),
+            }
+        )
+    lstm = model._last_lstm_states
+    # SB3's recurrent rollout buffer shuffles with the legacy global generator
+    np_state = np.random.get_state(legacy=False)  # noqa: NPY002
+    return {
+        "format": 1,
+        "policy": model.policy.state_dict(),
+        "optimizer": model.policy.optimizer.state_dict(),
+        "num_timesteps": int(model.num_timesteps),
+        "n_updates": int(model._n_updates),
+        "episode_num": int(model._episode_num),
+        "train_seconds": float(train_seconds),
+        "last_obs": torch.from_numpy(np.asarray(model._last_obs).copy()),
+        "last_episode_starts": torch.from_numpy(np.asarray(model._last_episode_starts).copy()),
+        "lstm": [t.detach().cpu().clone() for pair in (lstm.pi, lstm.vf) for t in pair],
+        "envs": envs_state,
+        "ep_info": encode_state({"episodes": list(model.ep_info_buffer or [])}),
+        "torch_rng": torch.get_rng_state(),
+        "np_rng": {
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "py_rng": encode_state({"state": random.getstate()}),
+    }
+
+
+def restore_training_state(model: Any, ck: dict[str, Any], where: Path) -> float:
+    """Put :func:`training_state`'s content back into a freshly built model and its envs;
+    returns the training seconds so far. A checkpoint that does not fit is a ValueError naming
+    ``where``."""
+    import random
+    from collections import deque
+
+    from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+    from agents.run import decode_state, load_state
+
+    try:
+        load_state(model.policy, where, ck["policy"])
+        model.policy.optimizer.load_state_dict(ck["optimizer"])
+        model.num_timesteps = int(ck["num_timesteps"])
+        model._n_updates = int(ck["n_updates"])
+        model._episode_num = int(ck["episode_num"])
+        model._last_obs = ck["last_obs"].numpy()
+        model._last_episode_starts = ck["last_episode_starts"].numpy()
+        h = [t.to(model.device) for t in ck["lstm"]]
+        model._last_lstm_states = RNNStates((h[0], h[1]), (h[2], h[3]))
+        if len(ck["envs"]) != len(model.env.envs):
+            raise ValueError(f"{len(ck['envs'])} env states for {len(model.env.envs)} envs")
+        for wrapped, st in zip(model.env.envs, ck["envs"]):
+            st = dict(st)
+            rewards, rng = st.pop("monitor_rewards"), st.pop("rng")
+            wrapped.reset()  # the wrappers' bookkeeping; the env's state is then replaced
+            wrapped.unwrapped.set_state({**_arrays(st), "rng": decode_state(rng)})
+            wrapped.rewards = [float(r) for r in rewards.tolist()]  # Monitor's running episode
+        model.ep_info_buffer = deque(
+            decode_state(ck["ep_info"])["episodes"], maxlen=model._stats_window_size
+        )
+        model.ep_success_buffer = deque(maxlen=model._stats_window_size)
+        torch.set_rng_state(ck["torch_rng"])
+        npr = ck["np_rng"]
+        np.random.set_state(  # noqa: NPY002
+            (
+                "MT19937",
+                npr["key"].numpy().astype(np.uint32),
+                int(npr["pos"]),
+                int(npr["has_gauss"]),
+                float(npr["gauss"]),
+            )
+        )
+        py = decode_state(ck["py_rng"])["state"]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        return float(ck["train_seconds"])
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise ValueError(
+            f"{where}: not a complete sb3 training checkpoint (missing or malformed {e})"
+        ) from None
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(str(where)) else f"{where}: {msg}") from None
+
+
+def _logger(path: Path) -> Any:
+    """SB3's logger writing tensorboard events into the run folder itself, each tag at most
+    once per step.
+
+    SB3 dumps the statistics of an update at the next rollout's step, so the last update's
+    statistics would be written at the final step a second time: a value for a tag already
+    written at a step is dropped.
+    """
+    from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+
+    class OncePerStep(TensorBoardOutputFormat):
+        def __init__(self, folder: str) -> None:
+            super().__init__(folder)
+            self.step, self.tags = -1, set()
+
+        def write(self, key_values: dict, key_excluded: dict, step: int = 0) -> None:
+            if step != self.step:
+                self.step, self.tags = step, set()
+            new = [k for k in key_values if k not in self.tags]
+            self.tags.update(new)
+            super().write(
+                {k: key_values[k] for k in new}, {k: key_excluded[k] for k in new}, step
+            )
+
+    return Logger(folder=str(path), output_formats=[OncePerStep(str(path))])
+
+
 def train(
     spec: TaskSpec, config: SB3Config, run_dir: str | Path | None = None, resume: bool = False
 ) -> SB3Run:
-    """Train RecurrentPPO("MlpLstmPolicy") on ``config.env_id``; write the run folder."""
+    """Train RecurrentPPO("MlpLstmPolicy") on ``config.env_id``; write the run folder.
+
+    Checkpoints (``sb3_checkpoint.pt``, weights-only: see :func:`training_state`) are written at
+    the first rollout boundary after each evaluation and at the end, so that ``resume=True``
+    continues exactly where an uninterrupted run would be (same trials, same sampling, same
+    weights). SB3's own zip format is never read: it unpickles objects.
+    """
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
     from tqdm.auto import tqdm
@@ -301,75 +466,102 @@ def train(
     if not isinstance(config, SB3Config):
         raise ValueError(f"config must be an SB3Config, got {type(config).__name__}")
     config.validate()
+    from envs.limits import check_bytes
+
+    h = config.lstm_hidden_size
+    check_bytes(
+        f"SB3Config n_envs={config.n_envs} x n_steps={config.n_steps} with lstm_hidden_size={h} "
+        "(the rollout buffer with its LSTM states)",
+        4
+        * config.n_envs
+        * config.n_steps
+        * (spec.obs_dim + 2 * spec.n_tasks + 4 * h * config.n_lstm_layers),
+    )
+    check_bytes(
+        f"SB3Config.lstm_hidden_size={h} (weights, gradients and Adam state)",
+        2 * 4 * 4 * 4 * config.n_lstm_layers * h * (h + spec.obs_dim),
+    )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    if (
+        resume
+        and run_dir is not None
+        and (Path(run_dir) / LEGACY_CHECKPOINT).exists()
+        and not (Path(run_dir) / CHECKPOINT).exists()
+    ):
+        raise ValueError(
+            f"{Path(run_dir) / LEGACY_CHECKPOINT}: SB3's zip checkpoints unpickle objects and are "
+            f"not read; this run cannot be resumed (start a new run folder)"
+        )
     env = make_sb3_env(spec, config)  # checks the action space before anything is written
-    path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, "sb3_checkpoint.zip")
+    path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, CHECKPOINT)
     device = config.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if resuming:
-        model = RecurrentPPO.load(path / "sb3_checkpoint.zip", env=env, device=device)
-        done_steps = int(model.num_timesteps)
-    else:
-        model = RecurrentPPO(
-            "MlpLstmPolicy",
-            env,
-            learning_rate=config.lr,
-            n_steps=config.n_steps,
-            batch_size=config.batch_size,
-            n_epochs=config.n_epochs,
-            gamma=config.gamma,
-            gae_lambda=config.gae_lambda,
-            clip_range=config.clip_range,
-            ent_coef=config.ent_coef,
-            vf_coef=config.vf_coef,
-            max_grad_norm=config.max_grad_norm,
-            policy_kwargs=config.policy_kwargs(),
-            tensorboard_log=str(path),
-            seed=config.seed,
-            device=device,
-            verbose=0,
-        )
-        done_steps = 0
-    log = MetricsLog(
-        path / "metrics.jsonl", keep_until=done_steps if resuming else None, key="env_steps"
+    model = RecurrentPPO(
+        "MlpLstmPolicy",
+        env,
+        learning_rate=config.lr,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_range=config.clip_range,
+        ent_coef=config.ent_coef,
+        vf_coef=config.vf_coef,
+        max_grad_norm=config.max_grad_norm,
+        policy_kwargs=config.policy_kwargs(),
+        seed=config.seed,
+        device=device,
+        verbose=0,
     )
+    state = {"train_seconds": 0.0, "last_eval": {}, "t0": time.perf_counter(), "due": False}
+    if resuming:
+        ck = load_weights(path / CHECKPOINT, map_location=device)
+        if not isinstance(ck, dict):
+            raise ValueError(f"{path / CHECKPOINT}: not an sb3 training checkpoint")
+        state["train_seconds"] = restore_training_state(model, ck, path / CHECKPOINT)
+    else:
+        # the first rollout starts from the seeded envs (SB3 would reset them in learn())
+        model._last_obs = env.reset()
+        model._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
+    done_steps = int(model.num_timesteps)
+    rows = trim_logs(
+        path, "env_steps", done_steps if resuming else None, done_steps if resuming else None
+    )
+    last_logged = rows[-1]["env_steps"] if rows else None
+    model.set_logger(_logger(path))
+    log = MetricsLog(path / "metrics.jsonl")
     policy = SB3Policy(model.policy, spec, config, _n_report(spec, config))
-    state = {"train_seconds": 0.0, "last_eval": {}, "t0": time.perf_counter()}
-    if resuming and (path / "sb3_state.pt").exists():
-        state["train_seconds"] = float(
-            torch.load(path / "sb3_state.pt", weights_only=True)["train_seconds"]
-        )
 
     def save() -> None:
+        atomic_torch_save(training_state(model, state["train_seconds"]), path / CHECKPOINT)
         atomic_torch_save(model.policy.state_dict(), path / "model.pt")
-        tmp = path / ".sb3_checkpoint.tmp.zip"
-        model.save(tmp)
-        tmp.replace(path / "sb3_checkpoint.zip")
-        atomic_torch_save(
-            {"train_seconds": state["train_seconds"], "env_steps": model.num_timesteps},
-            path / "sb3_state.pt",
-        )
 
-    def run_eval() -> dict[str, Any]:
+    def run_eval(write: bool = True) -> dict[str, Any]:
+        nonlocal last_logged
         res = evaluate(
             policy, spec, config.env_id, config.env_options(), config.eval_trials, config.eval_seed
         ).to_dict()
+        state["last_eval"] = res
+        if not write:
+            return res
         rec = {
             "env_steps": int(model.num_timesteps),
             "train_seconds": state["train_seconds"],
             **{f"eval/{k}": v for k, v in res.items() if not isinstance(v, dict)},
         }
         log.write(rec)
+        last_logged = rec["env_steps"]
         for k, v in rec.items():
             if k.startswith("eval/") and isinstance(v, (int, float)) and not isinstance(v, bool):
                 model.logger.record(k, v)
-        state["last_eval"] = res
         return res
 
     class EvalCallback(BaseCallback):
-        """Evaluates, logs and checkpoints every ``eval_every`` env steps; drives the bar."""
+        """Evaluates every ``eval_every`` env steps, checkpoints at the next rollout boundary
+        (where the state is exactly resumable), drives the bar."""
 
         def _on_training_start(self) -> None:
             self.next_eval = (model.num_timesteps // config.eval_every + 1) * config.eval_every
@@ -384,6 +576,12 @@ def train(
             self.last = model.num_timesteps
             state["t0"] = time.perf_counter()
 
+        def _on_rollout_start(self) -> None:
+            if state["due"]:
+                save()
+                state["due"] = False
+                state["t0"] = time.perf_counter()
+
         def _on_step(self) -> bool:
             now = time.perf_counter()
             state["train_seconds"] += now - state["t0"]
@@ -394,7 +592,7 @@ def train(
                 self.next_eval += config.eval_every
                 res = run_eval()
                 self.bar.set_postfix(frac_ideal=f"{res['frac_ideal']:.3f}")
-                save()
+                state["due"] = True
                 state["t0"] = time.perf_counter()  # evaluation time is not training time
             return not (config.max_seconds and state["train_seconds"] >= config.max_seconds)
 
@@ -407,14 +605,16 @@ def train(
             model.learn(
                 remaining,
                 callback=EvalCallback(),
-                reset_num_timesteps=not resuming,
+                reset_num_timesteps=False,
                 tb_log_name="sb3",
             )
-        run_eval()
+        # a finished run that is resumed re-evaluates (deterministic) without logging again
+        run_eval(write=last_logged != int(model.num_timesteps))
         model.logger.dump(model.num_timesteps)
         save()
     finally:
         env.close()
+        model.logger.close()
     steps = int(model.num_timesteps)
     return SB3Run(
         path,
@@ -444,8 +644,8 @@ def build_policy(spec: TaskSpec, config: SB3Config) -> Any:
 def load(run_dir: str | Path) -> SB3Policy:
     """Load an SB3 run folder from ``model.pt`` (``torch.load(weights_only=True)``)."""
     path = Path(run_dir)
-    spec = TaskSpec.from_json((path / "spec.json").read_text())
+    spec = read_spec(path)
     config = read_config(path, SB3Config, KIND)
     policy = build_policy(spec, config)
-    policy.load_state_dict(torch.load(path / "model.pt", weights_only=True, map_location="cpu"))
+    load_state(policy, path / "model.pt")
     return SB3Policy(policy, spec, dataclasses.replace(config), _n_report(spec, config))

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shuffles",
         type=int,
         default=10,
-        help="condition shuffles for the CCGP/parallelism null (default 10)",
+        help="condition shuffles for the CCGP/parallelism null (default 10; 0 skips it)",
     )
     parser.add_argument(
         "--no-fixed-points", action="store_true", help="skip the fixed-point analysis"
@@ -60,29 +60,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """ValueError naming the flag or file for anything probe_run would fail on later."""
+    from agents.run import read_kind, read_metrics, read_spec
+    from envs.limits import check_bytes
+
+    if not args.run_dir.is_dir():
+        raise ValueError(f"{args.run_dir} is not a folder (the run folder to probe)")
+    if args.n < 64:
+        raise ValueError(f"--n must be >= 64, got {args.n}")
+    if args.n_test is not None and args.n_test < 1:
+        raise ValueError(f"--n-test must be >= 1 (leave it out for n/2), got {args.n_test}")
+    if args.shuffles < 0:
+        raise ValueError(f"--shuffles must be >= 0 (0 skips the null), got {args.shuffles}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a folder")
+    _, raw = read_kind(args.run_dir)
+    spec = read_spec(args.run_dir)
+    read_metrics(args.run_dir)  # a damaged log is named here, not deep inside the probes
+    h = max(int(raw.get(k) or 0) for k in ("hidden_size", "lstm_hidden_size", "net_arch"))
+    n_all = args.n + (args.n_test or max(args.n // 2, 256))
+    check_bytes(
+        f"--n {args.n} / --n-test {args.n_test} ({n_all} recorded trials of {spec.n_steps} steps "
+        f"x {h} hidden units)",
+        n_all * (spec.trial_bytes + 4 * spec.n_steps * (h + spec.n_tasks + spec.latent_dim)) * 2,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from probes.report import probe_run
 
-    if not args.run_dir.is_dir():
-        raise SystemExit(f"mte probe: {args.run_dir} is not a folder")
-    if args.n < 64:
-        raise SystemExit(f"mte probe: --n must be >= 64, got {args.n}")
-    try:
-        report = probe_run(
-            args.run_dir,
-            n=args.n,
-            seed=args.seed,
-            n_test=args.n_test,
-            out_dir=args.out,
-            adam=args.adam,
-            fixed_points=not args.no_fixed_points,
-            tuning=not args.no_tuning,
-            figures=not args.no_figures,
-            tensorboard=not args.no_tensorboard,
-            n_shuffles=args.shuffles,
-        )
-    except ValueError as e:
-        raise SystemExit(f"mte probe: {e}") from e
+    _check_args(args)
+    report = probe_run(
+        args.run_dir,
+        n=args.n,
+        seed=args.seed,
+        n_test=args.n_test,
+        out_dir=args.out,
+        adam=args.adam,
+        fixed_points=not args.no_fixed_points,
+        tuning=not args.no_tuning,
+        figures=not args.no_figures,
+        tensorboard=not args.no_tensorboard,
+        n_shuffles=args.shuffles,
+    )
     h = report.headline
     print(f"ceiling r2_max(T)      {h['ceiling']:.3f}")
     print(f"in-distribution r2     {h['id_r2']:.3f}")

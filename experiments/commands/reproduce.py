@@ -59,11 +59,18 @@ def run(args: argparse.Namespace) -> int:
     from experiments.reproduce import reproduce
 
     if args.workers < 1:
-        print(f"mte reproduce: error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.address and args.backend != "ray":
-        print("mte reproduce: error: --address needs --backend ray", file=sys.stderr)
-        return 2
+        raise ValueError("--address needs --backend ray")
+    if args.plot_only:
+        from pathlib import Path
+
+        rows = Path(args.out) / args.figure / f"sweep-{args.scale}" / "rows"
+        if not any(p for p in rows.glob("*.json") if not p.name.endswith(".error.json")):
+            raise ValueError(
+                f"--plot-only: no finished points in {rows.parent} to draw; run without "
+                "--plot-only first"
+            )
     res = reproduce(
         args.figure,
         args.scale,

@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 
@@ -93,40 +92,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _default_dir(grid: object, name: str | None) -> Path:
-    if name:
-        return Path("runs") / "sweeps" / name
+SWEEPS = Path("runs") / "sweeps"
+
+
+def _default_dir(grid: object, name: str | None, what: str = "--name") -> Path:
+    from agents.run import child_path
+
+    if name is not None:
+        return child_path(SWEEPS, name, what)
     digest = hashlib.sha1(json.dumps(grid.to_dict(), sort_keys=True, default=str).encode())
-    return Path("runs") / "sweeps" / f"sweep-{digest.hexdigest()[:8]}"
+    return SWEEPS / f"sweep-{digest.hexdigest()[:8]}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.sweep import grid_from_cli, run_sweep
+    from experiments.point import run_point
+    from experiments.sweep import check_point_options, grid_from_cli, run_sweep
 
-    try:
-        grid, point_opts = grid_from_cli(args.sets, args.seeds, args.file)
-        if not args.sets and not args.file:
-            raise ValueError("give a grid with --set NAME=V1,V2 (repeatable) and/or --file")
-        for key in ("workers", "threads", "probe_n"):
-            v = getattr(args, key)
-            if v is not None and v < 1:
-                raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {v}")
-        if args.address and args.backend != "ray":
-            raise ValueError("--address needs --backend ray")
-    except ValueError as e:
-        print(f"mte sweep: error: {e}", file=sys.stderr)
-        return 2
+    if not args.sets and not args.file:
+        raise ValueError("give a grid with --set NAME=V1,V2 (repeatable) and/or --file")
+    for key in ("workers", "threads", "probe_n"):
+        v = getattr(args, key)
+        if v is not None and v < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {v}")
+    if args.probe_seed < 0:
+        raise ValueError(f"--probe-seed must be >= 0, got {args.probe_seed}")
+    if args.address and args.backend != "ray":
+        raise ValueError("--address needs --backend ray")
+    grid, point_opts = grid_from_cli(args.sets, args.seeds, args.file)
     points = grid.points()
-    sweep_dir = Path(args.dir) if args.dir else _default_dir(grid, args.name or grid.name)
+    if args.dir:
+        sweep_dir = Path(args.dir)
+    elif args.name is not None:
+        sweep_dir = _default_dir(grid, args.name)
+    else:
+        sweep_dir = _default_dir(grid, grid.name, f"grid file {args.file}: 'name'")
+    kwargs = dict(point_opts)
+    if args.probe_n is not None:
+        kwargs["probe_n"] = args.probe_n
+    kwargs.setdefault("probe_seed", args.probe_seed)
+    kwargs = check_point_options(run_point, kwargs)  # before any point runs
     if args.dry_run:
         print(f"{len(points)} points -> {sweep_dir}")
         for p in points:
             print(f"  {p.id}: {json.dumps(p.to_dict()['params'])}")
         return 0
-    kwargs = dict(point_opts)
-    if args.probe_n is not None:
-        kwargs["probe_n"] = args.probe_n
-    kwargs.setdefault("probe_seed", args.probe_seed)
     workers = args.workers
     if workers is None and args.backend == "local":
         workers = os.cpu_count() or 1

@@ -42,7 +42,7 @@ def _algo_config(algo: str) -> tuple[type, Any]:
 
 
 def _selected_algo(argv: list[str]) -> str:
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--algo", choices=ALGO_CHOICES, default="supervised")
     known, _ = pre.parse_known_args(argv)
     return known.algo
@@ -77,8 +77,16 @@ def add_arguments(parser: argparse.ArgumentParser, argv: list[str] | None = None
     run.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run folder from its last checkpoint (same result as "
-        "an uninterrupted run)",
+        help="continue the run folder from its last checkpoint with its stored settings (same "
+        "result as an uninterrupted run); task/agent flags that differ from the stored ones are "
+        "an error unless --override is given (progress, num-threads, device, max-seconds may "
+        "always change)",
+    )
+    run.add_argument(
+        "--override",
+        action="store_true",
+        help="with --resume: replace the stored settings by the task/agent flags given (the "
+        "run then no longer equals an uninterrupted one)",
     )
     task = parser.add_argument_group("task (envs.TaskSpec fields)")
     add_dataclass_arguments(task, TaskSpec, "spec", skip=("extra",), rename={"seed": "task_seed"})
@@ -89,47 +97,58 @@ def add_arguments(parser: argparse.ArgumentParser, argv: list[str] | None = None
     parser.set_defaults(_fields_algo=algo)
 
 
+KIND_ALGO = {"supervised": "supervised", "ppo": "ppo", "sb3": "sb3-recurrent-ppo"}
+"""config.json ``kind`` -> the --algo that trains it."""
+
+
+def _flag(scope: str, field: str) -> str:
+    return "--task-seed" if (scope, field) == ("spec", "seed") else "--" + field.replace("_", "-")
+
+
 def run(args: argparse.Namespace) -> int:
+    from agents.run import child_path
     from envs import TaskSpec
 
     fields_algo = getattr(args, "_fields_algo", args.algo)
     if fields_algo != args.algo:
-        print(
-            f"mte train: options were parsed for --algo {fields_algo}, not {args.algo}; pass "
-            "--algo on the command line",
-            file=sys.stderr,
+        raise ValueError(
+            f"options were parsed for --algo {fields_algo}, not {args.algo}; pass --algo on the "
+            "command line"
         )
-        return 2
-    cfg_cls, train_fn = _algo_config(args.algo)
-    if args.resume and not args.name:
-        print("mte train: --resume needs --name (the run folder to continue)", file=sys.stderr)
-        return 2
-    try:
-        if args.resume and (Path(args.runs_dir) / args.name / "config.json").exists():
-            # Continue exactly the stored run: its spec and config, not the command line's.
-            spec, config = _stored_run(Path(args.runs_dir) / args.name, cfg_cls)
-        else:
-            spec = TaskSpec(**collect(args, "spec"))
-            cfg_kw = collect(args, "cfg")
-            if "algo" in {f.name for f in dataclasses.fields(cfg_cls)}:
-                cfg_kw["algo"] = args.algo
-            config = cfg_cls(**cfg_kw)
-    except ValueError as e:
-        print(f"mte train: {e}", file=sys.stderr)
-        return 2
+    if args.override and not args.resume:
+        raise ValueError("--override applies to --resume only (it changes a stored run)")
+    if args.resume:
+        if not args.name:
+            raise ValueError("--resume needs --name (the run folder to continue)")
+        run_dir = child_path(args.runs_dir, args.name, "--name")
+        if not (run_dir / "config.json").exists():
+            raise ValueError(
+                f"--resume: there is no run {run_dir} to continue (no config.json); drop --resume "
+                "to start a new run"
+            )
+        algo, spec, config = _resumed(run_dir, args)
+    else:
+        algo = args.algo
+        cfg_cls, _ = _algo_config(algo)
+        spec = TaskSpec(**collect(args, "spec"))
+        cfg_kw = collect(args, "cfg")
+        if "algo" in {f.name for f in dataclasses.fields(cfg_cls)}:
+            cfg_kw["algo"] = algo
+        config = cfg_cls(**cfg_kw)
+        arch = getattr(config, "arch", "agent")
+        name = args.name or f"{algo}-{arch}-N{spec.n_tasks}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = child_path(args.runs_dir, name, "--name")
+    _, train_fn = _algo_config(algo)
     arch = getattr(config, "arch", "agent")
-    name = args.name or f"{args.algo}-{arch}-N{spec.n_tasks}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(args.runs_dir) / name
     print(
-        f"training {args.algo} {arch} on N={spec.n_tasks}, D={spec.latent_dim}, "
+        f"training {algo} {arch} on N={spec.n_tasks}, D={spec.latent_dim}, "
         f"sigma={spec.sigma} -> {run_dir}"
     )
     print(f"  tensorboard --logdir {args.runs_dir}   (or: tensorboard --logdir {run_dir})")
-    try:
+    from experiments.backends import PointLock
+
+    with PointLock(run_dir):  # one writer per run folder (a sweep or another mte train)
         result = train_fn(spec, config, run_dir, args.resume)
-    except ValueError as e:
-        print(f"mte train: {e}", file=sys.stderr)
-        return 2
     final = getattr(result, "final", None)
     if isinstance(final, dict) and "frac_ideal" in final:
         print(
@@ -142,13 +161,60 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored_run(run_dir: Path, cfg_cls: type) -> tuple[Any, Any]:
-    """The spec and config a run folder was started with (for ``--resume``)."""
+def _resumed(run_dir: Path, args: argparse.Namespace) -> tuple[str, Any, Any]:
+    """(algo, spec, config) that continue the run stored in ``run_dir``: its own settings, with
+    the runtime options given; other task/agent flags that differ from the stored values are a
+    ValueError naming them, unless ``--override`` (then they replace the stored values, and
+    spec.json / config.json are rewritten)."""
     import json
 
-    from envs import TaskSpec
+    from agents.run import RUNTIME_FIELDS, atomic_write_text, read_kind, read_spec
 
-    spec = TaskSpec.from_json((run_dir / "spec.json").read_text())
-    stored = json.loads((run_dir / "config.json").read_text())
+    kind, raw = read_kind(run_dir)
+    algo = KIND_ALGO.get(kind)
+    if algo is None:
+        raise ValueError(f"{run_dir / 'config.json'}: unknown kind {kind!r}")
+    typed_spec, typed_cfg = collect(args, "spec"), collect(args, "cfg")
+    if algo != args.algo:
+        if args.algo != "supervised" or typed_cfg:
+            raise ValueError(
+                f"--resume: {run_dir} is a {kind!r} run; pass --algo {algo} (or no --algo)"
+            )
+        typed_cfg = {}  # no agent flag was given; the stored run's algorithm is used
+    cfg_cls, _ = _algo_config(algo)
+    spec = read_spec(run_dir)
     names = {f.name for f in dataclasses.fields(cfg_cls)}
-    return spec, cfg_cls(**{k: v for k, v in stored.items() if k in names})
+    try:
+        stored = cfg_cls(**{k: v for k, v in raw.items() if k in names})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{run_dir / 'config.json'}: {e}") from None
+
+    def plain(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+
+    stored_spec = spec.to_dict()
+    stored_cfg = dataclasses.asdict(stored)
+    differ = [
+        f"{_flag('spec', k)} {v!r} (stored {stored_spec[k]!r})"
+        for k, v in typed_spec.items()
+        if plain(v) != plain(stored_spec.get(k))
+    ] + [
+        f"{_flag('cfg', k)} {v!r} (stored {stored_cfg[k]!r})"
+        for k, v in typed_cfg.items()
+        if k not in RUNTIME_FIELDS and plain(v) != plain(stored_cfg.get(k))
+    ]
+    runtime = {k: v for k, v in typed_cfg.items() if k in RUNTIME_FIELDS}
+    if differ and not args.override:
+        raise ValueError(
+            f"--resume continues {run_dir} with its stored settings, and these flags differ from "
+            f"them: {', '.join(differ)}; drop them, or add --override to change them"
+        )
+    if not args.override:
+        return algo, spec, dataclasses.replace(stored, **runtime)
+    spec = spec.replace(**typed_spec) if typed_spec else spec
+    config = dataclasses.replace(stored, **typed_cfg)
+    atomic_write_text(run_dir / "spec.json", spec.to_json())
+    atomic_write_text(
+        run_dir / "config.json", json.dumps({"kind": kind, **dataclasses.asdict(config)}, indent=2)
+    )
+    return algo, spec, config

@@ -88,7 +88,7 @@ def test_run_folder_hidden_states_and_resume(tmp_path) -> None:
     ALGOS["sb3-recurrent-ppo"][1](TINY, cfg, d, False)
     assert json.loads((d / "config.json").read_text())["kind"] == "sb3"
     lines = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
-    assert [x["env_steps"] for x in lines] == [512, 1024, 1024]
+    assert [x["env_steps"] for x in lines] == [512, 1024]  # each step logged once
     assert "eval/frac_ideal" in lines[0]
     assert any(p.name.startswith("events.out.tfevents") for p in d.rglob("*"))
     state = torch.load(d / "model.pt", weights_only=True)
@@ -106,9 +106,11 @@ def test_run_folder_hidden_states_and_resume(tmp_path) -> None:
         acts, state = pol.act(batch.obs[:, t], state)
         np.testing.assert_array_equal(acts[:, 0], (out[:, t, 0] > 0.5).astype(np.int64))
 
-    # resume continues the step count from the checkpoint
-    more = SB3Config(**{**cfg.__dict__, "total_steps": 1536})
-    run = ALGOS["sb3-recurrent-ppo"][1](TINY, more, d, True)
-    assert run.env_steps == 1536
+    # resuming a finished run (once an AttributeError on SB3's logger) re-evaluates the same
+    # policy and logs nothing twice
+    before = (d / "metrics.jsonl").read_text()
+    run = ALGOS["sb3-recurrent-ppo"][1](TINY, cfg, d, True)
+    assert run.env_steps == 1024 and (d / "metrics.jsonl").read_text() == before
+    assert run.final_eval["mean_reward"] == lines[-1]["eval/mean_reward"]
     with pytest.raises(ValueError, match="already holds a run"):
-        ALGOS["sb3-recurrent-ppo"][1](TINY, more, d, False)
+        ALGOS["sb3-recurrent-ppo"][1](TINY, cfg, d, False)

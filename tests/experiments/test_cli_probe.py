@@ -6,8 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from experiments.cli import main
 
 FIXTURE = Path(__file__).parents[1] / "probes" / "data" / "rnn_default_n24"
@@ -42,10 +40,12 @@ def test_mte_probe_writes_the_report(tmp_path, capsys):
     assert not (out / "figures" / "tuning.png").exists()
 
 
-def test_mte_probe_bad_input(tmp_path):
-    with pytest.raises(SystemExit, match="is not a folder"):
-        main(["probe", str(tmp_path / "missing")])
-    with pytest.raises(SystemExit, match="is not a run folder"):
-        main(["probe", str(tmp_path)])
-    with pytest.raises(SystemExit, match="--n must be >= 64"):
-        main(["probe", str(tmp_path), "--n", "10"])
+def test_mte_probe_bad_input(tmp_path, capsys):
+    for argv, match in [
+        ([str(tmp_path / "missing")], "is not a folder"),
+        ([str(tmp_path)], "is not a run folder"),
+        ([str(tmp_path), "--n", "10"], "--n must be >= 64"),
+    ]:
+        assert main(["probe", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mte probe: error: ") and match in err and err.count("\n") == 1

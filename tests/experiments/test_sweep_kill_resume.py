@@ -1,0 +1,140 @@
+"""A killed sweep driver takes its pool workers with it, a point folder has one writer at a
+time (stale locks are taken over), and the re-run trains the interrupted point once more."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments.backends import FolderInUseError, PointLock, execute_point, lock_path
+from experiments.sweep import parse_grid, run_sweep
+
+HERE = Path(__file__).resolve().parent
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie nobody reaps counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+    except OSError:  # pragma: no cover - no /proc
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+@pytest.mark.slow
+def test_killed_driver_takes_its_worker_with_it(tmp_path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        from test_sweep import fake_point
+        from experiments.sweep import parse_grid, run_sweep
+        if __name__ == "__main__":
+            grid = parse_grid({{"n_tasks": [2, 5]}})
+            run_sweep(grid, {str(tmp_path / "sw")!r}, workers=1, point_fn=fake_point,
+                      point_kwargs={{"slow_n": 5, "slow_s": 60}}, progress=False)
+    """)
+    )
+    root = str(HERE.parents[1])  # this checkout's packages, in the driver and its workers
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    grid = parse_grid({"n_tasks": [2, 5]})
+    slow = next(p for p in grid.points() if p.task["n_tasks"] == 5)
+    calls = tmp_path / "sw" / "runs" / slow.id / "calls.txt"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not calls.exists():
+            time.sleep(0.1)
+        assert calls.exists(), "the slow point started"
+        worker = int(calls.read_text().split()[0])
+        assert Path(lock_path(calls.parent)).exists()  # the worker holds the point's lock
+    finally:
+        proc.send_signal(signal.SIGKILL)  # the driver only, not its process group
+        proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and not _gone(worker):
+        time.sleep(0.1)
+    assert _gone(worker), "the pool worker outlived its driver"
+
+    from test_sweep import fake_point
+
+    res = run_sweep(grid, tmp_path / "sw", workers=1, point_fn=fake_point, progress=False)
+    assert res.ok and res.n_ran == 1 and res.n_skipped == 1
+    # the interrupted point ran twice in all (once killed), never with two writers at once
+    assert len(calls.read_text().split()) == 2
+    assert not Path(lock_path(calls.parent)).exists()
+
+
+def test_point_lock_one_writer_and_stale_recovery(tmp_path) -> None:
+    run = tmp_path / "runs" / "p1"
+    with PointLock(run) as lock:
+        text = Path(lock.path).read_text().split()
+        assert text[1] == str(os.getpid())
+        assert oct(os.stat(lock.path).st_mode & 0o777) == oct(0o644 & ~_umask())
+        with pytest.raises(FolderInUseError, match=r"is being written by process \d+"):
+            PointLock(run).acquire()
+    assert not Path(lock_path(run)).exists()
+    # a lock left by a process that is gone is taken over
+    Path(lock_path(run)).write_text(f"{os.uname().nodename} {_dead_pid()} None\n")
+    with PointLock(run) as lock:
+        assert Path(lock.path).read_text().split()[1] == str(os.getpid())
+    # release never removes a lock another owner holds
+    Path(lock_path(run)).write_text("otherhost 1 None\n")
+    PointLock(run).release()
+    assert Path(lock_path(run)).exists()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _record_point(point, run_dir):
+    return {"ok": 1.0}
+
+
+def test_a_locked_point_fails_cleanly_instead_of_a_second_writer(tmp_path) -> None:
+    grid = parse_grid({"n_tasks": [2]})
+    (point,) = grid.points()
+    run = tmp_path / "runs" / point.id
+    with PointLock(run):  # a live writer (this process) holds the folder
+        out = execute_point(_record_point, point, str(run), {})
+    assert out["status"] == "failed"
+    assert "FolderInUseError" in out["error"] and str(run) in out["error"]
+    out = execute_point(_record_point, point, str(run), {})
+    assert out["status"] == "ok" and out["metrics"] == {"ok": 1.0}
+
+
+def test_mte_train_refuses_a_folder_in_use(tmp_path, monkeypatch, capsys) -> None:
+    from experiments.cli import main
+
+    argv = ["train", "--steps", "2", "--name", "r", "--runs-dir", str(tmp_path), "--no-progress"]
+    monkeypatch.setattr(sys, "argv", ["mte", *argv])
+    with PointLock(tmp_path / "r"):
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mte train: error: run folder") and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
