@@ -173,7 +173,50 @@ def main(argv: list[str] | None = None) -> int:
     if not a.smoke:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "recipe.json").write_text(json.dumps(result, indent=2))
+        (RESULTS / "recipe.md").write_text(markdown(result))
     return 0
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The result as a page: per N and recipe the median over networks, each network's value,
+    the untrained networks' median and the gap to the paper recipe."""
+    lines = [
+        "# The quick recipe against the paper's (ReLU RNN-64, torch's init)",
+        "",
+        f"Command: `{result['command']}`; {result['machine']}; load average "
+        f"{result['load_avg_start']:.1f} at the start, {result['load_avg_end']:.1f} at the end; "
+        f"{result['wall_seconds'] / 60:.1f} min wall for this call (networks already trained are only re-probed).",
+        "",
+        "Paper task (D = 2, sigma = 0.2, T = 20, encoder on); network seed s draws its weights, "
+        "task (encoder) and trials. OOD r^2: closed-form ridge, leave one quadrant out, median "
+        "over folds, 4096 probe trials; the same networks untrained beside them. `quickS`: the "
+        "default preset (batch 128, Adam 3e-3, cosine to 0, clip 1) for S steps.",
+        "",
+        "| N | recipe | OOD r^2, median over networks | per network | untrained (median) | "
+        "minus paper | within tolerance | training s (median) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n, cell in result["summary"].items():
+        for recipe, v in cell.items():
+            if not isinstance(v, dict):
+                continue
+            gap = v.get("minus_paper")
+            lines.append(
+                f"| {n[2:]} | {recipe} | {v['median']:.3f} | "
+                + ", ".join(f"{x:.3f}" for x in v["values"])
+                + f" | {v['untrained_median']:.3f} | "
+                + ("-" if gap is None else f"{gap:+.3f}")
+                + f" | {v.get('within_tolerance', '-')} | "
+                + (f"{v['train_seconds_median']:.0f}" if v.get("train_seconds_median") else "-")
+                + " |"
+            )
+    lines += [
+        "",
+        f"Tolerance: {result['tolerance']} on the median network at every N. Training seconds "
+        "were measured while other jobs shared the machine; they are not a speed benchmark.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

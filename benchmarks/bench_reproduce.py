@@ -5,7 +5,7 @@ of the driver and its workers (a fair cost on a shared machine: wall time / CPU 
 contention), the load average, and the figure's headline numbers in
 benchmarks/results/reproduce_<figure>.json and .md.
 
-    python benchmarks/bench_reproduce.py                 # fig3 at quick scale (~10 min quiet)
+    python benchmarks/bench_reproduce.py                 # fig3 at quick scale (<= 15 min quiet)
     python benchmarks/bench_reproduce.py --quick         # smoke scale: checks the script only
 """
 
@@ -82,17 +82,20 @@ def main(argv: list[str] | None = None) -> int:
         ),
         f"- failed points: {res.n_failed}",
         "",
-        "| condition | networks | OOD r^2 median [IQR] | in-dist. r^2 | ceiling |",
-        "|---|---|---|---|---|",
+        "| condition | networks | OOD r^2 median [IQR] | untrained OOD r^2 | gain over "
+        "untrained [95% CI over networks] | input-average OOD r^2 | in-dist. r^2 | ceiling |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     from experiments.figures import fmt
 
     keys = ("arch", "n_tasks", "latent_dim", "sigma", "stimulus_steps", "env_id")
     for r in res.summary:
         cond = " ".join(f"{k}={r[k]}" for k in keys if k in r)
+        g = r.get("gain_over_untrained", float("nan"))
+        gain = f"{g:+.3f} [{r['gain_lo']:+.3f}, {r['gain_hi']:+.3f}]" if g == g else "-"
         lines.append(
-            f"| {cond} | {r['n_networks']} | {fmt(r, 'ood_r2')} | {fmt(r, 'id_r2')} | "
-            f"{r['ceiling']:.3f} |"
+            f"| {cond} | {r['n_networks']} | {fmt(r, 'ood_r2')} | {fmt(r, 'untrained_ood_r2')} | "
+            f"{gain} | {fmt(r, 'input_ood_r2')} | {fmt(r, 'id_r2')} | {r['ceiling']:.3f} |"
         )
     (results / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
