@@ -19,10 +19,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from agents.devices import check_device
 from agents.networks import ACTIVATIONS, ARCHS, INITS, POSITIONALS
 
 SCHEDULES = ("constant", "cosine", "linear")
-DEVICES = ("auto", "cpu", "cuda")
 PRESET_NAMES = ("default", "paper")
 ALGOS = ("supervised",)
 
@@ -130,7 +130,8 @@ class TrainConfig:
     seed: int = 0
     """Seed of the weights (torch) and of the training data stream (numpy)."""
     device: str = "auto"
-    """Device: auto (cuda if available), cpu, cuda."""
+    """Device: auto (cuda if available, else cpu) or any torch device string: cpu, cuda, cuda:1,
+    mps (checked to exist when training starts)."""
     num_threads: int = 0
     """torch CPU threads (0 = leave torch's setting alone)."""
     progress: bool = True
@@ -174,7 +175,7 @@ class TrainConfig:
         choice("positional", POSITIONALS)
         choice("preset", PRESET_NAMES)
         choice("schedule", SCHEDULES, allow_none=True)
-        choice("device", DEVICES)
+        check_device(self.device, "TrainConfig")
         choice("algo", ALGOS)
         integer("hidden_size", 1)
         integer("n_layers", 1)

@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from agents.config import TrainConfig
+from agents.devices import pick_device
 from agents.evaluate import HeldOutSet, evaluate
 from agents.run import (
     CHECKPOINT_FILE,
@@ -115,16 +116,6 @@ def held_out_set(spec: TaskSpec, n: int, seed: int) -> HeldOutSet:
             _HELD_OUT_CACHE.clear()
         _HELD_OUT_CACHE[key] = HeldOutSet.make(spec, n, seed)
     return _HELD_OUT_CACHE[key]
-
-
-def pick_device(device: str, owner: str = "TrainConfig") -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without CUDA -> ValueError naming
-    ``owner``'s field."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{owner}.device='cuda' but CUDA is not available; use 'auto' or 'cpu'")
-    return torch.device(device)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
+from envs import render as _render
 from envs.scoring import correct, score
 from envs.spec import TaskSpec
 from envs.stream import (
@@ -92,6 +93,21 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     evidence (free response: after the same number of samples; its reward minus the same evidence
     cost), and for free response ``reaction_time`` (evidence samples seen at commit) and ``aborted``.
 
+    **Rendering** (``render_mode``): ``'rgb_array'``: ``render()`` returns the trial so far as a
+    uint8 image ``envs.render.RENDER_SHAPE`` = (720, 640, 3): raw evidence per latent dimension
+    with x* dashed, the encoded observation channels, the go signal (and cue), the agent's reports
+    per task with the labels beside them at the decision, and the ideal observer's posterior
+    P(y_i = 1 | X(1..t)) per task (:mod:`envs.render`). ``'human'`` shows the same frames in a
+    window at ``metadata['render_fps']`` (10: one step is 100 ms) and needs a display
+    (RuntimeError otherwise). The class's ``metadata['render_modes']`` lists both; an instance's
+    lists 'human' only where a display exists, so Gymnasium's checker passes on headless machines.
+
+    **Episode length**: a trial is at most ``trial_steps`` steps (fixed response: ``spec.n_steps``;
+    free: fixation + stimulus). The ids register no TimeLimit (a wrapper at the trial length would
+    mark the last step truncated as well as terminated, and a registered length could not follow
+    the TaskSpec given to ``gym.make``); instead ``env.spec.max_episode_steps`` reports this env's
+    own trial length.
+
     **Seeding**: ``reset(seed=s)`` reseeds ``self.np_random``; trials are drawn in blocks of
     ``block_size`` K: an env seeded s plays ``envs.generate(spec, K, np.random.default_rng(s))`` as
     its first K trials, then the next block from the same generator. ``reset(options=...)`` may set
@@ -113,14 +129,23 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     Every bad value raises ValueError naming the argument and the allowed values.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {
+        "render_modes": ["rgb_array", "human"],
+        "render_fps": _render.RENDER_FPS,
+    }
 
     def __init__(
         self, spec: TaskSpec | None = None, *, render_mode: str | None = None, **kwargs: Any
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
-        self.render_mode = None
+        _render.check_render_mode(render_mode)
+        # this instance's modes: 'human' only where a display exists (Gymnasium's checker
+        # opens every listed mode)
+        self.metadata = {**type(self).metadata, "render_modes": _render.available_modes()}
+        self.render_mode = render_mode
+        self._window: _render.HumanWindow | None = None
+        self._actions: list[np.ndarray] = []
+        self._posterior: np.ndarray | None = None
+        self._gym_spec: Any = None
         task, opts = split_kwargs(spec, kwargs)
         self.task_spec: TaskSpec = task
         self.options: EnvOptions = opts
@@ -154,8 +179,28 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._byte_ok = None if self._conf or not _LITTLE else (3 if self._wager else 2)
         self._last_binary = self._wager and self._free
 
+    @property
+    def trial_steps(self) -> int:
+        """Steps of a full-length trial (the most steps an episode takes)."""
+        return self._T
+
+    @property
+    def spec(self) -> Any:
+        """The Gymnasium EnvSpec set by ``gym.make``, with ``max_episode_steps`` filled in with
+        this env's trial length when the registration leaves it open."""
+        return self._gym_spec
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        if value is not None and getattr(value, "max_episode_steps", 0) is None:
+            import dataclasses
+
+            value = dataclasses.replace(value, max_episode_steps=self._T)
+        self._gym_spec = value
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
+        state["_window"] = None
         state["_observer"] = None  # rebuilt lazily (holds caches / scipy objects)
         state.pop("_nvec_u", None)
         return state
@@ -189,6 +234,9 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._offered = bool(b.offered[i])
         self._k = 0
         self._last_report = None
+        self._actions = []
+        self._posterior = None
+        self._last_scores: tuple[float | None, float | None] = (None, None)
 
     def _override_trial(self, options: dict[str, Any]) -> None:
         unknown = set(options) - {"latent", "region"}
@@ -224,6 +272,8 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
             if self._pos >= self.options.block_size:
                 self._new_block()
         self._start_trial(options)
+        if self.render_mode == "human":
+            self.render()
         return self._obs_trial[0], self._info(0)
 
     # ---- state (for exact resume of a training run) ----------------------------------------
@@ -356,8 +406,17 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 "step() called after the trial ended (or before reset()); call reset() first"
             )
         a = self._check_action(action)
+        if self.render_mode is not None:
+            self._actions.append(np.array(a, copy=True))
+            if self.render_mode == "human":
+                out = self._step_free(a, k) if self._free else self._step_fixed(a, k)
+                self.render()
+                return out
         if self._free:
             return self._step_free(a, k)
+        return self._step_fixed(a, k)
+
+    def _step_fixed(self, a: np.ndarray, k: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         reward = 0.0
         if self._periods[k] == DECISION:
             reward = self._score(a) * self._inv_dec
@@ -422,14 +481,95 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
             if rt is None:
                 s = self._score(report)
             info["score"] = s
+            self._last_scores = (float(s), None)
         if not o.ideal_info:
             return
         b = self._block
         if b.ideal_action is None:
             ideal_block(self.task_spec, o, self._get_observer(), b)
-        if rt is None:
-            info["ideal_action"] = b.ideal_action[self._pos].copy()
-            info["ideal_reward"] = float(b.ideal_score[self._pos])
-        else:
-            info["ideal_action"] = b.ideal_action[self._pos, rt - 1].copy()
-            info["ideal_reward"] = float(b.ideal_score[self._pos, rt - 1]) - o.evidence_cost * rt
+        at = self._pos if rt is None else (self._pos, rt - 1)
+        info["ideal_action"] = b.ideal_action[at].copy()
+        ideal_score = float(b.ideal_score[at])
+        info["ideal_reward"] = ideal_score - (0.0 if rt is None else o.evidence_cost * rt)
+        self._last_scores = (self._last_scores[0], ideal_score)
+
+    # ---- rendering -----------------------------------------------------------------------------
+    def _trial_posterior(self) -> np.ndarray:
+        """[T, N] the ideal observer's P(y_i = 1 | evidence so far) at every step of the current
+        trial (NaN before the first evidence sample; held after the last)."""
+        if self._posterior is None:
+            s, b, i = self.task_spec, self._block, self._pos
+            q = self._get_observer().posterior(b.batch.stimulus_evidence[i : i + 1])[0]
+            period = np.asarray(self._periods)
+            where = np.flatnonzero(period == STIMULUS)
+            if q.shape[0] > where.size:  # targets='free_rt_paper': decision steps carry evidence
+                where = np.concatenate([where, np.flatnonzero(period == DECISION)])
+            post = np.full((s.n_steps, s.n_tasks), np.nan)
+            post[where[: q.shape[0]]] = q
+            last = np.full(s.n_tasks, np.nan)
+            for t in range(s.n_steps):  # hold the belief between evidence samples
+                if np.isnan(post[t, 0]):
+                    post[t] = last
+                else:
+                    last = post[t]
+            self._posterior = post[: self._T]
+        return self._posterior
+
+    def render(self) -> np.ndarray | None:
+        """The trial so far as an RGB array (``'rgb_array'``), or shown in a window
+        (``'human'``, returns None). Without a render mode: a warning and None."""
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() called without a render_mode; make the env with "
+                "gym.make(id, render_mode='rgb_array')"
+            )
+            return None
+        if self._block is None:
+            raise ResetNeeded("render() before the first reset(); call reset() first")
+        s, o, t_all = self.task_spec, self.options, self._T
+        n_act = len(self._actions)
+        ended = self._k < 0
+        shown = min(n_act + 1, t_all)
+        k_now = min(n_act, t_all - 1)
+        title = (
+            f"{self._gym_spec.id if self._gym_spec is not None else 'MultiTaskEvidence'}  "
+            f"step {n_act}/{t_all} ({_render.period_name(self._periods[k_now])})  "
+            f"x* = ({', '.join(f'{v:.2f}' for v in self._latent)})"
+        )
+        if ended and self._last_scores[0] is not None:
+            title += f"  score {self._last_scores[0]:.2f}"
+            if self._last_scores[1] is not None:
+                title += f" (ideal {self._last_scores[1]:.2f})"
+        acts = (
+            np.stack(self._actions)
+            if n_act
+            else np.zeros((0,) + self.action_space.shape, dtype=np.float64)
+        )
+        view = _render.TrialView(
+            obs=self._obs_trial[:t_all],
+            evidence=self._block.batch.evidence[self._pos, :t_all],
+            latent=self._latent,
+            labels=self._labels,
+            period=np.asarray(self._periods[:t_all]),
+            actions=acts,
+            shown=shown,
+            posterior=self._trial_posterior(),
+            n_obs_channels=s.evidence_dim,
+            report=o.report,
+            free=o.free,
+            ended=ended,
+            title=title,
+        )
+        frame = _render.draw_trial(view)
+        if self.render_mode == "human":
+            if self._window is None:
+                self._window = _render.HumanWindow()
+            self._window.show(frame)
+            return None
+        return frame
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.close()
+            self._window = None
+        super().close()

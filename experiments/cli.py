@@ -22,6 +22,29 @@ COMMANDS = {
 }
 
 
+DIST_NAME = "multitask-evidence"
+
+
+def package_version() -> str:
+    """The installed distribution's version; from a source checkout that is not installed, the
+    version in its pyproject.toml; else 'unknown'."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DIST_NAME)
+    except PackageNotFoundError:
+        pass
+    import re
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        m = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), re.MULTILINE)
+    except OSError:
+        m = None
+    return m.group(1) if m else "unknown"
+
+
 EXIT_USAGE = 2
 """Exit status of a user error (a bad flag, file or value), as argparse uses."""
 
@@ -47,6 +70,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = Parser(
         prog="mte",
         description="multitask-evidence: multi-task evidence aggregation, agents and probes",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"mte ({DIST_NAME}) {package_version()}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True

@@ -10,7 +10,9 @@ Metrics are pure functions over numpy arrays returning small dataclasses with ``
   their Jacobian spectra for any recurrent map;
 - :mod:`probes.theory`: the ceiling r^2_max(t) and the closed-form extraction of mu from outputs.
 
-:func:`probes.record.record` is the only part that runs an agent; :func:`probe_run` does it all
+:func:`probes.record.record` is the only part that runs an agent (any kind that
+:func:`probes.adapters.as_recordable` adapts: this project's runs, sb3-contrib recurrent models,
+step-function agents); :func:`probes.load_recording` reads a saved recording; :func:`probe_run` does it all
 for a run folder (what ``mte probe`` calls).
 """
 
@@ -18,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from probes.record import Recording, record
+from probes.adapters import as_recordable
+from probes.record import Recording, load_recording, record
 
 
 def probe_run(run_dir: Any, n: int = 4096, seed: int = 12345, **kwargs: Any) -> Any:
@@ -28,4 +31,4 @@ def probe_run(run_dir: Any, n: int = 4096, seed: int = 12345, **kwargs: Any) -> 
     return _probe_run(run_dir, n=n, seed=seed, **kwargs)
 
 
-__all__ = ["Recording", "probe_run", "record"]
+__all__ = ["Recording", "as_recordable", "load_recording", "probe_run", "record"]

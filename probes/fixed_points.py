@@ -6,6 +6,12 @@ deduplicate them, and linearise: the Jacobian J = dF/dh at each point and its ei
 D-dimensional continuous attractor shows D eigenvalues of J - I near 0 (of J near 1): the count
 of such *near-marginal* modes is the attractor's dimension.
 
+Only modes the dynamics use are counted: units that never change over the visited states
+(frozen or saturated units, e.g. a GRU unit whose update gate is shut, h -> h) also have
+eigenvalue 1 but carry no memory of the task. The count is made on the Jacobian projected onto
+the span of the visited states, P^T J P with P the top principal axes of the initial states that
+hold ``span_variance`` of their variance; the eigenvalues of the full J stay in the result.
+
 The metric takes a plain callable ``F: torch.Tensor [K, H] -> torch.Tensor [K, H]`` that must act
 row by row (trial k's next state depends only on row k); :mod:`probes.report` builds it from a
 network's ``step`` with the input held fixed. No network class is imported here.
@@ -24,7 +30,9 @@ import numpy as np
 class FixedPointResult:
     """points: [M, H] fixed points found (after deduplication); q: [M] their residuals
     1/2 |F(h) - h|^2; eigenvalues: [M, H] complex eigenvalues of J = dF/dh, sorted by
-    decreasing real part; n_marginal: [M] eigenvalues with |lambda - 1| < marginal_tol;
+    decreasing real part; n_marginal: [M] eigenvalues of the Jacobian projected onto the visited
+    states' span (``span_dim`` principal axes) with |lambda - 1| < marginal_tol;
+    n_marginal_all: [M] the same count over all H eigenvalues of J (frozen units included);
     attractor_dim: median of n_marginal (0 when nothing was found)."""
 
     points: np.ndarray = field(repr=False)
@@ -36,6 +44,9 @@ class FixedPointResult:
     q_tol: float
     marginal_tol: float
     converged_fraction: float
+    n_marginal_all: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    span_dim: int = 0
+    span_variance: float | None = None
 
     @property
     def n_found(self) -> int:
@@ -49,6 +60,9 @@ class FixedPointResult:
             "converged_fraction": self.converged_fraction,
             "attractor_dim": self.attractor_dim,
             "n_marginal": self.n_marginal.tolist(),
+            "n_marginal_all": self.n_marginal_all.tolist(),
+            "span_dim": self.span_dim,
+            "span_variance": self.span_variance,
             "q_max": float(self.q.max()) if self.q.size else None,
             "q_tol": self.q_tol,
             "marginal_tol": self.marginal_tol,
@@ -80,6 +94,22 @@ def _residual(fn: Callable[[Any], Any], points: np.ndarray, tdtype: Any) -> np.n
         return (0.5 * ((fn(th) - th) ** 2).sum(dim=1)).double().numpy()
 
 
+def visited_span(states: np.ndarray, variance: float | None) -> np.ndarray:
+    """[H, r] orthonormal principal axes of ``states`` [K, H] (centred) holding ``variance`` of
+    their total variance (the fewest that do; axes with no variance are never included). None,
+    or states with no variance at all, give the whole space (the identity)."""
+    h = states.shape[1]
+    centred = states - states.mean(axis=0)
+    if variance is None or not np.any(centred):
+        return np.eye(h)
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    var = sv**2
+    frac = np.cumsum(var) / var.sum()
+    r = int(np.searchsorted(frac, variance - 1e-12) + 1)
+    r = min(r, int((var > var[0] * 1e-12).sum()))
+    return vt[:r].T
+
+
 def _dedupe(points: np.ndarray, tol: float) -> np.ndarray:
     """Indices of points kept so that no two are closer than tol (greedy, first come)."""
     keep: list[int] = []
@@ -102,6 +132,7 @@ def find_fixed_points(
     seed: int = 0,
     dtype: str = "float32",
     n_newton: int = 5,
+    span_variance: float | None = 0.99,
 ) -> FixedPointResult:
     """Find fixed points of ``fn`` starting from initial states [K, H] (e.g. visited states).
 
@@ -111,7 +142,10 @@ def find_fixed_points(
     marginal_tol: |lambda - 1| below which an eigenvalue counts as near-marginal;
     noise: SD of Gaussian jitter added to the initial states (x spread);
     n_newton: Gauss-Newton polishing steps after Adam (pseudo-inverse of J - I, so points on a
-    continuous attractor move to the nearest point of the attractor).
+    continuous attractor move to the nearest point of the attractor);
+    span_variance: near-marginal modes are counted in the span of the initial states (taken to be
+    visited states): the principal axes holding this fraction of their variance (None: all H
+    modes, frozen units included).
     """
     import torch
 
@@ -122,6 +156,8 @@ def find_fixed_points(
         raise ValueError("initial states contain NaN or inf")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if span_variance is not None and not 0.0 < span_variance <= 1.0:
+        raise ValueError(f"span_variance must lie in (0, 1] or be None, got {span_variance!r}")
     tdtype = torch.float32 if dtype == "float32" else torch.float64
     spread = float(np.sqrt(((x0 - x0.mean(axis=0)) ** 2).sum(axis=1).mean())) or 1.0
     lr = 1e-2 * spread if lr is None else lr
@@ -168,10 +204,13 @@ def find_fixed_points(
         jac = jacobians(fn, torch.tensor(cand, dtype=tdtype)).double().numpy()
         ev = np.linalg.eigvals(jac)
         ev = np.take_along_axis(ev, np.argsort(-ev.real, axis=1), axis=1)
-        n_marg = (np.abs(ev - 1.0) < marginal_tol).sum(axis=1)
+        n_all = (np.abs(ev - 1.0) < marginal_tol).sum(axis=1)
+        basis = visited_span(x0, span_variance)  # [H, r]
+        ev_span = np.linalg.eigvals(np.einsum("hr,khj,js->krs", basis, jac, basis))
+        n_marg = (np.abs(ev_span - 1.0) < marginal_tol).sum(axis=1)
     else:
         ev = np.zeros((0, hdim), dtype=complex)
-        n_marg = np.zeros(0, dtype=int)
+        n_marg = n_all = np.zeros(0, dtype=int)
     return FixedPointResult(
         points=cand,
         q=cq,
@@ -182,4 +221,7 @@ def find_fixed_points(
         q_tol=float(q_tol),
         marginal_tol=float(marginal_tol),
         converged_fraction=float(ok.mean()),
+        n_marginal_all=n_all,
+        span_dim=int(visited_span(x0, span_variance).shape[1]),
+        span_variance=span_variance,
     )

@@ -3,8 +3,10 @@
 ``record(run, spec, n, seed)`` draws n trials from ``envs.generate``, feeds their observations to
 the agent in batches (no gradient) and returns a :class:`Recording` of numpy arrays that every
 metric reads. ``run`` is anything with ``hidden_and_outputs(obs [B, T, O] numpy) -> (hidden
-[B, T, H], outputs [B, T, N])`` (what ``agents.load(run_dir)`` returns), or a torch module with
-the ``agents.networks.Network`` interface (``forward(obs) -> (readout, hidden)``, ``activate``).
+[B, T, H], outputs [B, T, N])`` (what ``agents.load(run_dir)`` returns), a torch module with
+the ``agents.networks.Network`` interface (``forward(obs) -> (readout, hidden)``, ``activate``),
+an sb3-contrib recurrent model, or a step-function agent with an ``initial_state`` method
+(:func:`probes.adapters.as_recordable` lists the kinds and adapts them).
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class Recording:
 
     @classmethod
     def load(cls, path: str | Path) -> Recording:
+        """Read a file written by :meth:`save` (``allow_pickle=False``: only plain arrays and the
+        JSON metadata are read; nothing in the file can run code)."""
         with np.load(Path(path), allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in _FIELDS}
@@ -145,6 +149,11 @@ def record(
     or a half-space, or give the latents [n, D], e.g. a grid for tuning maps).
     batch_size: trials per forward pass (memory only; the result does not depend on it).
     """
+    from probes.adapters import as_recordable
+
+    if spec is not None and not isinstance(spec, TaskSpec):
+        raise ValueError(f"spec must be an envs.TaskSpec, got {type(spec).__name__}")
+    run = as_recordable(run, spec)
     if spec is None:
         spec = getattr(run, "spec", None)
         if spec is None:
@@ -185,3 +194,8 @@ def record(
         period=batch.period,
         seed=int(seed),
     )
+
+
+def load_recording(path: str | Path) -> Recording:
+    """A :class:`Recording` saved with ``Recording.save`` or ``mte probe --save-recording``."""
+    return Recording.load(path)

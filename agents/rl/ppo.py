@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from agents.devices import check_device, device_available, pick_device
 from agents.networks import ACTIVATIONS, ARCHS, POSITIONALS, build_core
 from agents.rl.heads import CONTINUOUS_HEADS, ActionHead, ActionLayout
 from agents.rl.runfolder import (
@@ -63,12 +64,11 @@ from agents.rl.runfolder import (
     read_spec,
     trim_logs,
 )
-from agents.trainer import TrainingDivergedError, pick_device
+from agents.trainer import TrainingDivergedError
 from envs.spec import TaskSpec
 
 KIND = "ppo"
 RATIOS = ("component", "joint")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -151,7 +151,8 @@ class PPOConfig:
     seed: int = 0
     """Seed of weights, action sampling and the training trial stream."""
     device: str = "auto"
-    """Device: auto (cuda if available), cpu, cuda."""
+    """Device: auto (cuda if available, else cpu) or any torch device string: cpu, cuda, cuda:1,
+    mps (checked to exist when training starts)."""
     num_threads: int = 1
     """torch CPU threads (0 = leave torch's setting alone). Default 1: on a busy machine more
     threads than free cores make torch collapse (measured: a 14 s sb3 run took > 200 s)."""
@@ -190,7 +191,7 @@ class PPOConfig:
         choice("positional", POSITIONALS)
         choice("continuous_head", CONTINUOUS_HEADS)
         choice("ratio", RATIOS)
-        choice("device", DEVICES)
+        check_device(self.device, "PPOConfig")
         if self.algo != "ppo":
             raise ValueError(f"PPOConfig.algo must be 'ppo', got {self.algo!r}")
         if (
@@ -857,7 +858,7 @@ def load(run_dir: str | Path) -> PPOPolicy:
     config = read_config(path, PPOConfig, KIND)
     config = (
         dataclasses.replace(config, device="cpu")
-        if config.device == "cuda" and not torch.cuda.is_available()
+        if config.device != "auto" and not device_available(torch.device(config.device))
         else config
     )
     agent, _, scoring = build_agent(spec, config)

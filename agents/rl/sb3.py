@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from agents.devices import check_device, pick_device
 from agents.rl.runfolder import (
     MetricsLog,
     atomic_torch_save,
@@ -49,7 +50,6 @@ from agents.rl.runfolder import (
 from envs.spec import TaskSpec
 
 KIND = "sb3"
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -105,7 +105,8 @@ class SB3Config:
     seed: int = 0
     """Seed of SB3 (weights, sampling) and of the envs."""
     device: str = "cpu"
-    """Device: cpu (SB3's advice for MLP/LSTM policies), cuda, auto."""
+    """Device: cpu (SB3's advice for MLP/LSTM policies), auto, or any torch device string
+    (cuda, cuda:1, mps; checked to exist when training starts)."""
     num_threads: int = 1
     """torch CPU threads (0 = leave torch's setting alone). Default 1: on a busy machine more
     threads than free cores make torch collapse (measured: a 14 s run took > 200 s)."""
@@ -121,10 +122,7 @@ class SB3Config:
         """Raise ValueError naming the field and the allowed values."""
         if self.algo != "sb3-recurrent-ppo":
             raise ValueError(f"SB3Config.algo must be 'sb3-recurrent-ppo', got {self.algo!r}")
-        if self.device not in DEVICES:
-            raise ValueError(
-                f"SB3Config.device must be one of {list(DEVICES)}, got {self.device!r}"
-            )
+        check_device(self.device, "SB3Config")
         for name in (
             "lstm_hidden_size",
             "n_lstm_layers",
@@ -494,10 +492,8 @@ def train(
             f"not read; this run cannot be resumed (start a new run folder)"
         )
     env = make_sb3_env(spec, config)  # checks the action space before anything is written
+    device = pick_device(config.device, "SB3Config")
     path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, CHECKPOINT)
-    device = config.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     model = RecurrentPPO(
         "MlpLstmPolicy",
         env,

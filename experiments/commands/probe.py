@@ -5,9 +5,12 @@ Examples::
     mte probe runs/rnn24                 # record 4096 trials, every metric, figures, tensorboard
     mte probe runs/rnn24 --adam          # also the paper's Adam-decoder protocol (slower)
     mte probe runs/rnn24 --n 10000 --no-fixed-points --out /tmp/probe
+    mte probe runs/rnn24 --save-recording rnn24.npz   # also keep the recorded states
 
 Writes ``probe.json``, ``probe.md`` and ``figures/`` into the run folder (or ``--out``) and prints
-the headline numbers beside the theory ceiling.
+the headline numbers beside the theory ceiling. ``--save-recording`` writes the recording the
+probes measure (the ``--n`` trials of ``--seed``: hidden states, outputs, latents, labels, mu) as
+an ``.npz`` of plain arrays; ``probes.load_recording(path)`` reads it back.
 """
 
 from __future__ import annotations
@@ -54,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-figures", action="store_true", help="do not write figures")
     parser.add_argument(
+        "--save-recording",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help="also save the recorded trials (hidden states, outputs, latents, labels, mu) as an "
+        ".npz of plain arrays; read it with probes.load_recording(path)",
+    )
+    parser.add_argument(
         "--no-tensorboard",
         action="store_true",
         help="do not log probe/* scalars to the run's tensorboard",
@@ -77,6 +88,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder")
+    rec_path = args.save_recording
+    if rec_path is not None:
+        if rec_path.suffix != ".npz":
+            raise ValueError(f"--save-recording must name an .npz file, got {rec_path}")
+        if rec_path.is_dir() or (rec_path.parent.exists() and not rec_path.parent.is_dir()):
+            raise ValueError(f"--save-recording {rec_path}: not a file path")
     _, raw = read_kind(args.run_dir)
     spec = read_spec(args.run_dir)
     read_metrics(args.run_dir)  # a damaged log is named here, not deep inside the probes
@@ -93,6 +110,14 @@ def run(args: argparse.Namespace) -> int:
     from probes.report import probe_run
 
     _check_args(args)
+    if args.save_recording is not None:
+        import agents
+        from probes.record import record
+
+        # the same n trials of the same seed as the probes below record (identical arrays)
+        saved = record(agents.load(args.run_dir), None, args.n, args.seed)
+        args.save_recording.parent.mkdir(parents=True, exist_ok=True)
+        saved.save(args.save_recording)
     report = probe_run(
         args.run_dir,
         n=args.n,
@@ -134,4 +159,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"attractor dimension    {h['attractor_dim']} ({h['n_fixed_points']} fixed points)")
     for path in report.files.values():
         print(f"wrote {path}")
+    if args.save_recording is not None:
+        print(f"wrote {args.save_recording} (probes.load_recording)")
     return 0

@@ -142,7 +142,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         ({"arch": "transformer", "hidden_size": 64, "n_heads": 6}, "n_heads must divide"),
         ({"preset": "fast"}, "preset must be one of"),
         ({"schedule": "step"}, "schedule must be one of"),
-        ({"device": "tpu"}, "device must be one of"),
+        ({"device": "tpu"}, "device must be 'auto' or a torch device"),
         ({"leak": 0.0}, "leak"),
     ],
 )

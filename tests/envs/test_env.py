@@ -258,7 +258,7 @@ def test_reset_options_latent_and_region() -> None:
         ({"ideal_info": "yes"}, "ideal_info"),
         ({"n_tasks": 0}, "n_tasks"),
         ({"colour": "red"}, "colour"),
-        ({"render_mode": "human"}, "render_mode"),
+        ({"render_mode": "ansi"}, "render_mode"),
         ({"spec": "paper"}, "spec"),
     ],
 )

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from experiments.cli import main
 
 FIXTURE = Path(__file__).parents[1] / "probes" / "data" / "rnn_default_n24"
@@ -49,3 +51,23 @@ def test_mte_probe_bad_input(tmp_path, capsys):
         assert main(["probe", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith("mte probe: error: ") and match in err and err.count("\n") == 1
+
+
+def test_mte_probe_saves_the_recording_it_measured(tmp_path, capsys):
+    import agents
+    import probes
+
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    path = tmp_path / "recs" / "rnn.npz"
+    argv = ["probe", str(run), "--n", "128", "--seed", "7", "--no-fixed-points", "--no-tuning",
+            "--no-figures", "--no-tensorboard", "--shuffles", "0", "--save-recording", str(path)]
+    assert main(argv) == 0
+    assert f"wrote {path}" in capsys.readouterr().out
+    back = probes.load_recording(path)
+    again = probes.record(agents.load(run), None, 128, 7)
+    assert back.seed == 7 and back.spec == again.spec
+    np.testing.assert_array_equal(back.hidden, again.hidden)
+    np.testing.assert_array_equal(back.latent, again.latent)
+    assert main(["probe", str(run), "--save-recording", str(tmp_path / "rec.pkl")]) == 2
+    assert "--save-recording must name an .npz file" in capsys.readouterr().err

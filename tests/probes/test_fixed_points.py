@@ -77,3 +77,31 @@ def test_bad_input():
         find_fixed_points(fn, np.full((2, 2), np.nan))
     with pytest.raises(ValueError, match="fn must map"):
         find_fixed_points(lambda x: x[:, :1], np.zeros((3, 2)), dtype="float64")
+
+
+def test_frozen_units_do_not_count_as_attractor_modes():
+    # 5 active units hold a plane attractor (eigenvalues 1, 1, 0.5, 0.3, 0.1 in a rotated
+    # basis); 3 frozen units keep their value (h -> h: eigenvalue 1, like a GRU unit with a
+    # shut update gate) and never vary over the visited states
+    eigs = np.array([1.0, 1.0, 0.5, 0.3, 0.1])
+    _, w, q = _linear_rnn(eigs, seed=5)
+    wt = torch.tensor(w)
+
+    def fn(x):
+        active = x[:, :5] @ wt.T.to(x.dtype)
+        return torch.cat([active, x[:, 5:]], dim=1)
+
+    rng = np.random.default_rng(6)
+    visited = np.concatenate(
+        [rng.standard_normal((40, 5)), np.tile([0.3, -0.7, 0.9], (40, 1))], axis=1
+    )
+    res = find_fixed_points(fn, visited, dtype="float64", n_iter=300)
+    assert res.n_found > 10
+    assert (res.n_marginal_all == 5).all()  # all of J: the 2 plane modes + 3 frozen units
+    assert (res.n_marginal == 2).all() and res.attractor_dim == 2
+    assert res.span_dim == 5 and res.to_dict()["span_dim"] == 5
+    np.testing.assert_allclose(res.points[:, 5:], np.tile([0.3, -0.7, 0.9], (res.n_found, 1)))
+    full = find_fixed_points(fn, visited, dtype="float64", n_iter=300, span_variance=None)
+    assert full.attractor_dim == 5 and full.span_dim == 8
+    with pytest.raises(ValueError, match="span_variance"):
+        find_fixed_points(fn, visited, span_variance=1.5)
