@@ -21,6 +21,7 @@ Every ``plot_*`` function takes the summary rows of :func:`summarise` and writes
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -181,12 +182,29 @@ def select(summary: Sequence[Mapping[str, Any]], **where: Any) -> list[Mapping[s
     return [r for r in summary if all(r.get(k) == v for k, v in where.items())]
 
 
+DPI = 300
+"""Resolution of the PNGs; every figure is also written as a vector PDF beside its PNG."""
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8.5,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 6,
+    "lines.markersize": 4,
+    "pdf.fonttype": 42,  # TrueType: text stays editable in the PDF
+}
+"""Sizes readable at a paper's column width: panels are drawn at their printed size
+(about 3.3 inches per panel)."""
+
+
 def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update(STYLE)
     return plt
 
 
@@ -202,11 +220,16 @@ def _errorbar(ax: Any, rows: Sequence[Mapping[str, Any]], x: str, m: str, **kw: 
 
 
 def _finish(fig: Any, path: str | Path, caption: str) -> Path:
-    fig.text(0.01, 0.005, caption, fontsize=7, color="0.35", ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    """Write the figure as ``path`` (PNG, ``DPI``) and the same name with ``.pdf``; returns the
+    PNG's path. Both are written to a temporary name and renamed (no half-written figure)."""
+    fig.text(0.01, 0.005, caption, fontsize=5.5, color="0.35", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
+    for target, kw in ((path, {"dpi": DPI}), (path.with_suffix(".pdf"), {})):
+        tmp = target.with_name(f".{target.name}.tmp")
+        fig.savefig(tmp, format=target.suffix[1:], **kw)
+        os.replace(tmp, target)
     _plt().close(fig)
     return path
 
@@ -292,7 +315,7 @@ def plot_fig3(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: s
     b: OOD per architecture, each with its untrained control (dashed); c: decoder-axis angle
     (degrees, folded to [0, 90], dashed 90) per architecture."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
     archs = [a for a in ARCH_ORDER if select(summary, arch=a)]
     first = "rnn" if "rnn" in archs else (archs[0] if archs else None)
     ax = axes[0]
@@ -332,7 +355,7 @@ def plot_fig3(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: s
             ax.set_xticklabels([str(n) for n in ns])
             ax.minorticks_off()
         ax.set_xlabel("number of tasks N")
-        ax.legend(fontsize=6.5)
+        ax.legend(fontsize=5.5)
     axes[0].set_ylabel("$r^2$")
     axes[1].set_ylabel("OOD $r^2$")
     return _finish(fig, path, caption)
@@ -357,7 +380,7 @@ def plot_fig5a(
     """Fig. 5a: OOD r^2 against trial duration (stimulus steps) with the untrained and input
     controls, the theory line (each row's ``ceiling``) and the Bayes bound."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.2, 4.6))
+    fig, ax = plt.subplots(figsize=(3.6, 3.0))
     groups = sorted({r.get("n_tasks") for r in summary}, key=lambda v: (v is None, v))
     for i, n in enumerate(groups):
         rows = select(summary, n_tasks=n)
@@ -378,7 +401,7 @@ def plot_fig5a(
     ax.set_xlabel("trial duration (stimulus steps)")
     ax.set_ylabel("$r^2$")
     ax.set_title(f"Fig. 5a  generalisation vs trial duration ($\\sigma$={sigma})")
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=5.5)
     return _finish(fig, path, caption)
 
 
@@ -387,7 +410,7 @@ def plot_fig5b(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: 
     untrained control (dashed), the input baselines and both bounds, a panel per architecture."""
     plt = _plt()
     archs = [a for a in ARCH_ORDER if select(summary, arch=a)] or [None]
-    fig, axes = plt.subplots(1, len(archs), figsize=(6.2 * len(archs), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.6 * len(archs), 3.0), squeeze=False)
     for ax, a in zip(axes[0], archs):
         rows_a = select(summary, arch=a) if a else list(summary)
         for i, n in enumerate(sorted({r["n_tasks"] for r in rows_a})):
@@ -401,7 +424,7 @@ def plot_fig5b(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: 
         ax.set_xlabel("latent dimension D")
         ax.set_ylabel("OOD $r^2$")
         ax.set_title(f"Fig. 5b  {ARCH_LABELS.get(a, a) if a else ''}: OOD $r^2$ vs D")
-        ax.legend(fontsize=6.5)
+        ax.legend(fontsize=5.5)
     return _finish(fig, path, caption)
 
 
@@ -411,7 +434,7 @@ def plot_fig5c(
     """Fig. 5c: OOD r^2 against sigma, a curve per N with its untrained control (dashed), the
     input baselines, the linear ceiling 1 - 12 sigma^2 / T and the Bayes bound."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.2, 4.6))
+    fig, ax = plt.subplots(figsize=(3.6, 3.0))
     for i, n in enumerate(sorted({r["n_tasks"] for r in summary})):
         rows = select(summary, n_tasks=n)
         _errorbar(ax, rows, "sigma", "ood_r2", label=f"N={n}", color=f"C{i}")
@@ -422,7 +445,7 @@ def plot_fig5c(
     ax.set_xlabel(f"evidence noise $\\sigma$ (per step), T = {steps}")
     ax.set_ylabel("OOD $r^2$")
     ax.set_title("Fig. 5c  generalisation vs noise")
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=5.5)
     return _finish(fig, path, caption)
 
 
@@ -432,7 +455,7 @@ def plot_rl(
     """RL agents of each report kind: OOD and in-distribution r^2 (bars, IQR), the untrained
     agent's OOD r^2 (grey bar), the input baselines and both bounds."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(6.2, 1.9 * len(summary) + 2), 4.6))
+    fig, ax = plt.subplots(figsize=(max(3.6, 1.0 * len(summary) + 1.5), 3.0))
     labels = [str(r.get(group)) for r in summary]
     x = np.arange(len(summary))
     bars = (
@@ -462,12 +485,12 @@ def plot_rl(
             ax.axhline(float(np.mean(vals)), lw=1.2, label=label, **style)
     draw_bounds(ax, summary)
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=15, fontsize=8)
+    ax.set_xticklabels(labels, rotation=15)
     ax.set_ylabel("$r^2$ of x* from the hidden state")
     low = np.nan_to_num([r.get("ood_r2_q25", 0.0) for r in summary] + [0.0])
     ax.set_ylim(min(0.0, float(np.min(low)) - 0.05), 1.02)
     ax.set_title("RL agents: disentanglement by report kind")
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=5.5)
     return _finish(fig, path, caption)
 
 

@@ -153,6 +153,13 @@ def test_figure_tables_carry_the_controls(tmp_path):
     ]
     png, table, md, summary = render("fig3", "smoke", rows, tmp_path)
     assert png.stat().st_size > 10_000
+    # publication output: a 300 dpi PNG and a vector PDF beside it
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert round(im.info["dpi"][0]) == figures.DPI == 300
+        assert im.size[0] == 300 * 10  # drawn at its printed width (10 inches, 3 panels)
+    assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     text = md.read_text()
     assert "Transformer" in text and "untrained" in text and "torch's default init" in text
     assert "above its untrained control" in text and "rises" in text
