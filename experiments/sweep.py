@@ -745,12 +745,15 @@ def run_sweep(
     retry_failed: bool = True,
     progress: bool = True,
     config_resolver: ConfigResolver | None = None,
+    slurm: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Run every point of ``grid`` not yet done, in parallel, and write the results table.
 
     backend: ``"local"`` (process pool, ``workers`` processes, default: CPU count), ``"ray"``
-        (``address`` of an existing cluster, or a local one with ``workers`` CPUs), or a
-        :class:`experiments.backends.Backend` instance.
+        (``address`` of an existing cluster, or a local one with ``workers`` CPUs), ``"slurm"``
+        (one SLURM job per point, at most ``workers`` queued at once; ``slurm``: the
+        :class:`experiments.backends.SlurmBackend` options, job files in ``<sweep_dir>/slurm``),
+        or a :class:`experiments.backends.Backend` instance.
     threads: torch threads per worker (1: one point per core).
     point_fn: ``point_fn(point, run_dir, **point_kwargs) -> metrics dict`` (module level, so
         that it pickles); default :func:`experiments.point.run_point` (train + probe).
@@ -790,7 +793,9 @@ def run_sweep(
         file=sys.stderr,
         dynamic_ncols=True,
     )
-    be = make_backend(backend, workers=workers, address=address, threads=threads)
+    be = make_backend(backend, workers=workers, address=address, threads=threads, slurm=slurm)
+    if callable(getattr(be, "use_sweep_dir", None)):
+        be.use_sweep_dir(paths.root)  # backends that keep files of their own (SLURM jobs)
     in_flight: dict[Any, Any] = {}
     shown: list[tuple[int, int, int]] = []
 
@@ -839,6 +844,8 @@ def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool
         "host": outcome.get("host"),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if outcome.get("job_id") is not None:  # the SLURM job that ran it
+        base["job_id"] = outcome["job_id"]
     if outcome.get("status") == "ok":
         row = {**base, "status": "ok", "metrics": outcome.get("metrics") or {}}
         atomic_write_text(paths.row(point.id), dumps(row))
