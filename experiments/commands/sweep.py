@@ -170,4 +170,5 @@ def run(args: argparse.Namespace) -> int:
     for r in result.failed:
         print(f"  FAILED {r['id']}: {r['error']}")
     print(f"results: {result.csv_path}\n         {result.json_path}")
+    print(f"tensorboard --logdir {sweep_dir / 'hparams'}   # every point in the HParams tab")
     return 0 if n_ok == len(result.rows) else 1
