@@ -1,11 +1,13 @@
-"""Where sweep points run: a local process pool (default) or a Ray cluster.
+"""Where sweep points run: a local process pool (default), a Ray cluster or a SLURM queue.
 
-Both backends run :func:`execute_point` on a worker: it pins torch to ``threads`` threads, calls
+Every backend runs :func:`execute_point` on a worker: it pins torch to ``threads`` threads, calls
 the point function under the point folder's lock (one writer at a time, see :class:`PointLock`)
 and turns any exception into a ``failed`` outcome, so one bad point never stops the others.
 Local pool workers end with the sweep driver that started them, so a killed driver leaves no
 worker training a point that the next run trains again. A worker that dies (killed, out of memory) makes only the points it was running
-fail: the local pool is rebuilt for the rest, and Ray reports the lost task on its own.
+fail: the local pool is rebuilt for the rest, Ray reports the lost task on its own, and a SLURM
+job that ends without a result (time limit, out of memory, node failure, cancelled) is a failed
+point whose stale lock the driver removes.
 
 The engine keeps at most ``capacity()`` points in flight, so "running" in the progress display is
 what really runs, and a crash loses at most that many points (they re-run on the next call).
@@ -14,8 +16,12 @@ what really runs, and a crash loses at most that many points (they re-run on the
 from __future__ import annotations
 
 import concurrent.futures as cf
+import inspect
+import math
 import multiprocessing as mp
 import os
+import re
+import shutil
 import socket
 import sys
 import time
@@ -41,14 +47,18 @@ def execute_point(
     run_dir: str,
     kwargs: Mapping[str, Any],
     threads: int = 1,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Run one point on a worker: ``{"status": "ok", "metrics", "elapsed_s", "host"}`` or
-    ``{"status": "failed", "error", "traceback", ...}``. Never raises for an ordinary exception."""
+    ``{"status": "failed", "error", "traceback", ...}``. Never raises for an ordinary exception.
+
+    owner: a tag written into the point's lock file beside host and pid (a SLURM job's
+    ``job:<id>``), so that the driver can tell the lock of a job that died from anyone else's."""
     _pin_threads(threads)
     t0, c0 = time.perf_counter(), time.process_time()
     host = socket.gethostname()
     try:
-        with PointLock(run_dir):  # one writer per point folder
+        with PointLock(run_dir, owner=owner):  # one writer per point folder
             metrics = fn(point, run_dir, **dict(kwargs))
         return {
             "status": "ok",
@@ -182,14 +192,19 @@ class FolderInUseError(RuntimeError):
 
 class PointLock:
     """One writer per point folder: a lock file beside it holding the owner's host, pid and
-    process start time, created with O_EXCL. A lock whose owner is gone (same host, process
-    dead or replaced) is stale and taken over; a live owner makes :meth:`acquire` raise
-    :class:`FolderInUseError` naming it and the lock file."""
+    process start time (and an ``owner`` tag such as a SLURM job id, when given), created with
+    O_EXCL. A lock whose owner is gone (same host, process dead or replaced) is stale and taken
+    over; a live owner makes :meth:`acquire` raise :class:`FolderInUseError` naming it and the
+    lock file."""
 
-    def __init__(self, run_dir: str | os.PathLike) -> None:
+    def __init__(self, run_dir: str | os.PathLike, owner: str | None = None) -> None:
+        if owner is not None and (not owner or any(c.isspace() for c in owner)):
+            raise ValueError(f"lock owner tag must be one word, got {owner!r}")
         self.run_dir = os.fspath(run_dir)
         self.path = lock_path(run_dir)
         self.me = f"{socket.gethostname()} {os.getpid()} {_process_start(os.getpid())}"
+        if owner is not None:
+            self.me += f" {owner}"
 
     def acquire(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -230,6 +245,25 @@ class PointLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def release_lock_of(run_dir: str | os.PathLike, owner: str) -> bool:
+    """Remove the lock of ``run_dir`` if it was taken with the ``owner`` tag (a job known to
+    have ended, on whatever host it ran); True if a lock was removed. A lock held by anyone
+    else is left alone."""
+    path = lock_path(run_dir)
+    try:
+        with open(path) as fh:
+            fields = fh.read().split()
+    except OSError:
+        return False
+    if len(fields) >= 4 and fields[3] == owner:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        return True
+    return False
 
 
 class LocalBackend:
@@ -418,16 +452,355 @@ class RayBackend:
             self._owns = False
 
 
+# ----------------------------------------------------------------------------------------------
+# SLURM, through submitit
+# ----------------------------------------------------------------------------------------------
+
+_SLURM_WORD = re.compile(r"^[A-Za-z0-9_.,:+=@%/-]+$")
+_SLURM_TIME = re.compile(
+    r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
+    r"|(?P<a>\d+)(?::(?P<b>\d+)(?::(?P<c>\d+))?)?)$"
+)
+# sbatch options the backend sets itself (from its own arguments) or that would break a job
+_SBATCH_OWN = {
+    "partition": "partition",
+    "time": "time",
+    "cpus-per-task": "threads",
+    "cpus_per_task": "threads",
+    "mem": "mem",
+    "account": "account",
+    "qos": "qos",
+    "job-name": "",
+    "job_name": "",
+    "output": "",
+    "error": "",
+    "array": "",
+    "ntasks": "",
+    "nodes": "",
+}
+
+
+def parse_slurm_time(value: Any) -> int:
+    """A SLURM time limit in whole minutes (rounded up): an integer number of minutes, or one of
+    sbatch's forms ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS``."""
+    if isinstance(value, bool):
+        raise ValueError(f"slurm time must be minutes or [D-]HH:MM:SS, got {value!r}")
+    if isinstance(value, int):
+        minutes, seconds = value, 0
+    else:
+        m = _SLURM_TIME.match(str(value).strip())
+        if m is None:
+            raise ValueError(
+                f"slurm time must be minutes or one of MM:SS, HH:MM:SS, D-HH, D-HH:MM, "
+                f"D-HH:MM:SS, got {value!r}"
+            )
+        g = {k: int(v) if v is not None else 0 for k, v in m.groupdict().items()}
+        if m.group("days") is not None:
+            minutes = g["days"] * 1440 + g["dh"] * 60 + g["dm"]
+            seconds = g["ds"]
+        elif m.group("c") is not None:
+            minutes, seconds = g["a"] * 60 + g["b"], g["c"]
+        else:
+            minutes, seconds = g["a"], g["b"]
+    total = minutes + (seconds + 59) // 60
+    if total < 1:
+        raise ValueError(f"slurm time must be at least one minute, got {value!r}")
+    return total
+
+
+def parse_slurm_mem(value: Any) -> str:
+    """Memory per job for sbatch ``--mem``: ``512M``, ``8G``, ``1T`` (``GB``/``MB`` too) or a
+    number of gigabytes; returned in megabytes as ``<n>M``."""
+    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2}
+    if isinstance(value, bool):
+        raise ValueError(f"slurm memory must be like 512M, 8G or a number of GB, got {value!r}")
+    if isinstance(value, (int, float)):
+        mb = float(value) * 1024
+    else:
+        m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT])?B?\s*$", str(value), re.IGNORECASE)
+        if m is None:
+            raise ValueError(f"slurm memory must be like 512M, 8G or a number of GB, got {value!r}")
+        mb = float(m.group(1)) * units[(m.group(2) or "G").upper()]
+    if not math.isfinite(mb) or mb < 1:
+        raise ValueError(f"slurm memory must be at least 1M, got {value!r}")
+    return f"{math.ceil(mb)}M"
+
+
+def parse_sbatch_args(items: Any) -> dict[str, str]:
+    """Extra sbatch options: ``KEY=VALUE`` strings (``constraint=cpu``, ``gres=gpu:1``,
+    ``--exclude=node3``) or a mapping; a bare ``KEY`` is a flag (``exclusive``). Options the
+    backend sets from its own arguments (partition, time, cpus-per-task, mem, account, qos) or
+    that it must control (job name, output files, array, ntasks, nodes) are refused."""
+    if items is None:
+        return {}
+    pairs = list(items.items()) if isinstance(items, Mapping) else None
+    if pairs is None:
+        if isinstance(items, str):
+            items = [items]
+        pairs = []
+        for item in items:
+            if not isinstance(item, str):
+                raise ValueError(f"sbatch option must be KEY=VALUE, got {item!r}")
+            key, sep, val = item.partition("=")
+            pairs.append((key, val if sep else True))
+    out: dict[str, Any] = {}
+    for key, val in pairs:
+        key = str(key).strip().lstrip("-")
+        if not re.match(r"^[a-z][a-z0-9_-]*$", key):
+            raise ValueError(
+                f"sbatch option {key!r}: not an option name (KEY=VALUE, e.g. constraint=cpu)"
+            )
+        if key in _SBATCH_OWN:
+            own = _SBATCH_OWN[key]
+            raise ValueError(
+                f"sbatch option {key!r} is set by the backend"
+                + (f"; use its {own} option" if own else "")
+            )
+        if val is not True:
+            val = str(val)
+            if not val or any(c in val for c in "\n\r\0"):
+                raise ValueError(f"sbatch option {key!r}: empty or multi-line value {val!r}")
+        out[key.replace("-", "_")] = val
+    return out
+
+
+def _slurm_word(what: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SLURM_WORD.match(value):
+        raise ValueError(
+            f"slurm {what} must be a name such as 'cpu' (letters, digits, _.-), got {value!r}"
+        )
+    return value
+
+
+def _run_job(
+    fn: Callable[..., Any],
+    point: Any,
+    run_dir: str,
+    kwargs: Mapping[str, Any],
+    threads: int,
+) -> dict[str, Any]:
+    """The function each SLURM job runs: :func:`execute_point` with the job's id in the lock."""
+    try:
+        import submitit
+
+        job_id = submitit.JobEnvironment().job_id
+    except Exception:  # noqa: BLE001 - outside a submitit job: no tag
+        job_id = None
+    return execute_point(
+        fn, point, run_dir, kwargs, threads, owner=f"job:{job_id}" if job_id else None
+    )
+
+
+class SlurmBackend:
+    """Points as SLURM jobs, submitted with submitit: one job per point, each running
+    :func:`execute_point` (the point's lock, its failure isolation and the driver's resume work
+    as with the other backends), on ``threads`` CPUs with that many torch threads.
+
+    folder: where submitit keeps each job's files (``<folder>/<job id>/``: the pickled call,
+        its pickled result, the job's stdout/stderr logs); default ``<sweep folder>/slurm``. It
+        must be on storage the compute nodes share with the driver, like the sweep folder.
+    workers: at most this many jobs queued or running at once (default 64): the rest wait in
+        the driver, so a killed driver leaves at most that many jobs behind.
+    partition, time (minutes or ``[D-]HH:MM:SS``, default 1 hour), mem (``8G``), account, qos:
+        the sbatch options of every job; sbatch: more options as ``KEY=VALUE`` (``constraint=cpu``,
+        ``gres=gpu:1``); setup: shell lines run before each job (``module load ...``,
+        ``source venv/bin/activate``).
+    cluster: ``"slurm"``, or ``"local"`` for submitit's local executor (each job a process on
+        this machine, the SLURM options ignored): the same code path without a queue.
+    poll_s: how often the driver looks for finished jobs; result_wait_s: how long it waits for
+        the result file of a job that ended (a shared filesystem can show it late) before
+        calling the point failed.
+
+    A job that ends without a result (time limit, memory, node failure, ``scancel``) is a
+    failed point with the job's id, state and the tail of its log; the driver removes the lock
+    that job left beside the point's folder, so the next run retries the point (a supervised
+    point resumes its training from the last checkpoint).
+    """
+
+    name = "slurm"
+
+    def __init__(
+        self,
+        folder: str | os.PathLike | None = None,
+        *,
+        workers: int | None = None,
+        threads: int = 1,
+        partition: str | None = None,
+        time: Any = 60,
+        mem: Any = None,
+        account: str | None = None,
+        qos: str | None = None,
+        sbatch: Any = None,
+        setup: Sequence[str] = (),
+        cluster: str = "slurm",
+        poll_s: float = 0.5,
+        result_wait_s: float = 15.0,
+    ) -> None:
+        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if isinstance(threads, bool) or int(threads) < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        if cluster not in ("slurm", "local"):
+            raise ValueError(f"slurm cluster must be 'slurm' or 'local', got {cluster!r}")
+        self.workers = int(workers or 64)
+        self.threads = int(threads)
+        self.partition = _slurm_word("partition", partition)
+        self.time_min = parse_slurm_time(time)
+        self.mem = None if mem is None else parse_slurm_mem(mem)
+        self.account = _slurm_word("account", account)
+        self.qos = _slurm_word("qos", qos)
+        self.sbatch = parse_sbatch_args(sbatch)
+        if isinstance(setup, str):
+            setup = [setup]
+        for line in setup:
+            if not isinstance(line, str) or "\n" in line or "\0" in line:
+                raise ValueError(f"slurm setup lines must be one line of shell each, got {line!r}")
+        self.setup = list(setup)
+        self.cluster = cluster
+        self.poll_s = float(poll_s)
+        self.result_wait_s = float(result_wait_s)
+        self.folder = None if folder is None else os.fspath(folder)
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "backend 'slurm' needs submitit: pip install 'multitask-evidence[slurm]'"
+            ) from None
+        if cluster == "slurm" and shutil.which("sbatch") is None:
+            raise ValueError(
+                "backend 'slurm' needs SLURM's sbatch on PATH: run the sweep on a machine that "
+                "submits jobs (a login node)"
+            )
+        self._executor: Any = None
+        self._jobs: dict[Any, str] = {}  # job -> run_dir, while in flight
+
+    def use_sweep_dir(self, sweep_dir: str | os.PathLike) -> None:
+        """Called by the sweep engine: job files go under ``<sweep_dir>/slurm`` unless a folder
+        was given."""
+        if self.folder is None:
+            self.folder = os.path.join(os.fspath(sweep_dir), "slurm")
+
+    def parameters(self) -> dict[str, Any]:
+        """The submitit parameters of every job (generic names, then ``slurm_*``)."""
+        params: dict[str, Any] = {
+            "timeout_min": self.time_min,
+            "cpus_per_task": self.threads,
+            "tasks_per_node": 1,
+            "nodes": 1,
+        }
+        if self.cluster == "slurm":
+            slurm = {
+                "slurm_partition": self.partition,
+                "slurm_mem": self.mem,
+                "slurm_account": self.account,
+                "slurm_qos": self.qos,
+                "slurm_setup": self.setup or None,
+                "slurm_additional_parameters": dict(self.sbatch) or None,
+            }
+            params.update({k: v for k, v in slurm.items() if v is not None})
+        else:
+            params["local_setup"] = self.setup
+        return params
+
+    def start(self) -> None:
+        if self._executor is not None:
+            return
+        if self.folder is None:
+            raise ValueError("SlurmBackend needs a folder for its job files (or a sweep folder)")
+        import submitit
+
+        folder = os.path.join(self.folder, "%j")
+        self._executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
+        self._executor.update_parameters(**self.parameters())
+
+    def capacity(self) -> int:
+        return self.workers
+
+    def submit(
+        self, fn: Callable[..., Any], point: Any, run_dir: str, kwargs: Mapping[str, Any]
+    ) -> Any:
+        self.start()
+        pid = getattr(point, "id", None) or os.path.basename(os.path.normpath(run_dir))
+        self._executor.update_parameters(name=f"mte-{pid}"[:120])
+        job = self._executor.submit(_run_job, fn, point, run_dir, dict(kwargs), self.threads)
+        job._results_timeout_s = self.result_wait_s  # submitit's wait for a late result file
+        self._jobs[job] = run_dir
+        return job
+
+    def wait(self, handles: Sequence[Any], timeout: float) -> list[Any]:
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            done = [h for h in handles if h.done()]
+            left = deadline - time.monotonic()
+            if done or left <= 0:
+                return done
+            time.sleep(min(self.poll_s, left))
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        run_dir = self._jobs.pop(handle, None)
+        try:
+            out = handle.result()
+        except Exception as e:  # noqa: BLE001 - UncompletedJobError, FailedJobError, ...
+            if run_dir is not None:
+                release_lock_of(run_dir, f"job:{handle.job_id}")
+            state = getattr(handle, "state", "UNKNOWN")
+            first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+            return {
+                "status": "failed",
+                "error": f"slurm job {handle.job_id} ended without a result ({state}): {first}"
+                f" (log: {handle.paths.stderr})",
+                "traceback": str(e),
+                "job_id": str(handle.job_id),
+            }
+        if isinstance(out, dict):
+            out = {**out, "job_id": str(handle.job_id)}
+        return out
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            # an interrupted driver takes its queued and running points with it
+            for job in list(self._jobs):
+                try:
+                    job.cancel(check=False)
+                except Exception:  # noqa: BLE001 - already gone, scancel missing, ...
+                    pass
+        self._jobs.clear()
+
+
+BACKENDS = ("local", "ray", "slurm")
+
+
 def make_backend(
-    backend: Any, *, workers: int | None = None, address: str | None = None, threads: int = 1
+    backend: Any,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    threads: int = 1,
+    slurm: Mapping[str, Any] | None = None,
 ) -> Any:
-    """``"local"`` / ``"ray"`` / a backend instance -> a backend instance."""
+    """``"local"`` / ``"ray"`` / ``"slurm"`` / a backend instance -> a backend instance.
+
+    slurm: options of :class:`SlurmBackend` (partition, time, mem, account, qos, sbatch, setup,
+    folder, cluster) for ``backend="slurm"``."""
     if not isinstance(backend, str):
         return backend
+    if slurm and backend != "slurm":
+        raise ValueError(f"slurm options {sorted(slurm)} are only used with backend='slurm'")
     if backend == "local":
         if address:
             raise ValueError("address is only used with backend='ray'")
         return LocalBackend(workers=workers, threads=threads)
     if backend == "ray":
         return RayBackend(workers=workers, address=address, threads=threads)
-    raise ValueError(f"backend must be one of ['local', 'ray'], got {backend!r}")
+    if backend == "slurm":
+        if address:
+            raise ValueError("address is only used with backend='ray'")
+        opts = dict(slurm or {})
+        allowed = set(inspect.signature(SlurmBackend).parameters) - {"workers", "threads"}
+        unknown = sorted(set(opts) - allowed)
+        if unknown:
+            raise ValueError(f"unknown slurm option(s) {unknown}; allowed: {sorted(allowed)}")
+        return SlurmBackend(workers=workers, threads=threads, **opts)
+    raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")

@@ -23,6 +23,8 @@ Folder layout of a sweep (``sweep_dir``)::
     rows/<point id>.json  the point's row, written atomically when it finished: the point is done
     rows/<point id>.error.json   the error of a failed point (retried on the next run)
     results.csv / results.json   one row per point: every parameter and every headline metric
+    hparams/<point id>/   tensorboard HParams record of a finished point (parameters + metrics):
+                          ``tensorboard --logdir <sweep_dir>/hparams`` compares every point
 
 Re-running the same sweep skips the points whose row file exists; a failing point is recorded
 with its error while the others go on.
@@ -647,6 +649,13 @@ class SweepPaths:
         return self.rows / f"{pid}.error.json"
 
     @property
+    def hparams(self) -> Path:
+        return self.root / "hparams"
+
+    def hparams_dir(self, pid: str) -> Path:
+        return self.hparams / pid
+
+    @property
     def csv(self) -> Path:
         return self.root / "results.csv"
 
@@ -745,12 +754,15 @@ def run_sweep(
     retry_failed: bool = True,
     progress: bool = True,
     config_resolver: ConfigResolver | None = None,
+    slurm: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Run every point of ``grid`` not yet done, in parallel, and write the results table.
 
     backend: ``"local"`` (process pool, ``workers`` processes, default: CPU count), ``"ray"``
-        (``address`` of an existing cluster, or a local one with ``workers`` CPUs), or a
-        :class:`experiments.backends.Backend` instance.
+        (``address`` of an existing cluster, or a local one with ``workers`` CPUs), ``"slurm"``
+        (one SLURM job per point, at most ``workers`` queued at once; ``slurm``: the
+        :class:`experiments.backends.SlurmBackend` options, job files in ``<sweep_dir>/slurm``),
+        or a :class:`experiments.backends.Backend` instance.
     threads: torch threads per worker (1: one point per core).
     point_fn: ``point_fn(point, run_dir, **point_kwargs) -> metrics dict`` (module level, so
         that it pickles); default :func:`experiments.point.run_point` (train + probe).
@@ -775,7 +787,9 @@ def run_sweep(
     )
     n_skipped = len(points) - len(todo)
     n_ran = n_failed = 0
+    domains = _hparam_domains(points)
     if not todo:
+        write_missing_hparams(points, paths, domains)
         rows = write_table(points, paths)
         return SweepResult(rows, 0, n_skipped, 0, paths.csv, paths.json, time.perf_counter() - t0)
 
@@ -790,7 +804,9 @@ def run_sweep(
         file=sys.stderr,
         dynamic_ncols=True,
     )
-    be = make_backend(backend, workers=workers, address=address, threads=threads)
+    be = make_backend(backend, workers=workers, address=address, threads=threads, slurm=slurm)
+    if callable(getattr(be, "use_sweep_dir", None)):
+        be.use_sweep_dir(paths.root)  # backends that keep files of their own (SLURM jobs)
     in_flight: dict[Any, Any] = {}
     shown: list[tuple[int, int, int]] = []
 
@@ -815,7 +831,11 @@ def run_sweep(
                 outcome = be.result(handle)
                 ok = _record(p, outcome, paths)
                 n_ran += 1
-                if not ok:
+                if ok:
+                    note = _write_hparams(p, outcome.get("metrics") or {}, paths, domains)
+                    if note:
+                        bar.write(note)
+                else:
                     n_failed += 1
                     bar.write(f"point {p.id} FAILED: {outcome.get('error')}")
                 bar.update(1)
@@ -823,6 +843,7 @@ def run_sweep(
     finally:
         bar.close()
         be.close(cancel=bool(in_flight or todo))
+        write_missing_hparams(points, paths, domains)
         rows = write_table(points, paths)
     return SweepResult(
         rows, n_ran, n_skipped, n_failed, paths.csv, paths.json, time.perf_counter() - t0
@@ -839,6 +860,8 @@ def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool
         "host": outcome.get("host"),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if outcome.get("job_id") is not None:  # the SLURM job that ran it
+        base["job_id"] = outcome["job_id"]
     if outcome.get("status") == "ok":
         row = {**base, "status": "ok", "metrics": outcome.get("metrics") or {}}
         atomic_write_text(paths.row(point.id), dumps(row))
@@ -852,6 +875,50 @@ def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool
     }
     atomic_write_text(paths.error(point.id), dumps(err))
     return False
+
+
+def _hparam_domains(points: Sequence[Point]) -> dict[str, list[Any]]:
+    from experiments.hparams import discrete_domains, point_hparams
+
+    return discrete_domains(point_hparams(p.params, p.algo) for p in points)
+
+
+def _write_hparams(
+    point: Point, metrics: Mapping[str, Any], paths: SweepPaths, domains: Mapping[str, Any]
+) -> str | None:
+    """Write a finished point's tensorboard HParams record; a message if that failed (the
+    point itself is done: its row is written)."""
+    from experiments.hparams import point_hparams, point_metrics, write_point_hparams
+
+    try:
+        write_point_hparams(
+            paths.hparams_dir(point.id),
+            point_hparams(point.params, point.algo),
+            point_metrics(metrics),
+            domains,
+        )
+    except Exception as e:  # noqa: BLE001 - a tensorboard record never fails a sweep
+        return f"point {point.id}: tensorboard hparams not written ({type(e).__name__}: {e})"
+    return None
+
+
+def write_missing_hparams(
+    points: Sequence[Point], paths: SweepPaths, domains: Mapping[str, Any] | None = None
+) -> int:
+    """Write the HParams record of every finished point that lacks one (points finished by an
+    earlier run or a driver that stopped before writing it); returns how many were written."""
+    domains = _hparam_domains(points) if domains is None else domains
+    n = 0
+    for p in points:
+        if not paths.row(p.id).exists() or paths.hparams_dir(p.id).exists():
+            continue
+        row = json.loads(paths.row(p.id).read_text())
+        note = _write_hparams(p, row.get("metrics") or {}, paths, domains)
+        if note:
+            print(note, file=sys.stderr)
+        else:
+            n += 1
+    return n
 
 
 def read_rows(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from experiments.commands.backend_args import add_slurm_arguments, slurm_backend, slurm_options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from experiments.reproduce import FIGURES
@@ -34,15 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("local", "ray"),
+        choices=("local", "ray", "slurm"),
         default="local",
-        help="where the networks train (default: a local process pool)",
+        help="where the networks train (default: a local process pool; slurm: one SLURM job "
+        "per network)",
     )
     parser.add_argument(
         "--workers",
         type=int,
-        default=2,
-        help="parallel networks (default 2: one per core of a 2-core machine)",
+        default=None,
+        help="parallel networks (default 2: one per core of a 2-core machine; slurm: jobs "
+        "queued at once, default 64)",
     )
     parser.add_argument(
         "--address", default=None, help="an existing Ray cluster (with --backend ray)"
@@ -53,15 +57,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="redraw the figure and page from the sweep's finished points",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_slurm_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from experiments.reproduce import reproduce
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.address and args.backend != "ray":
         raise ValueError("--address needs --backend ray")
+    slurm_options(args)  # SLURM flags only with --backend slurm
+    workers = args.workers if args.workers is not None or args.backend == "slurm" else 2
+    backend = args.backend
+    if backend == "slurm" and not args.plot_only:
+        # options, submitit and sbatch checked before anything runs; job files go to
+        # <out>/<figure>/sweep-<scale>/slurm
+        backend = slurm_backend(args, workers)
     if args.plot_only:
         from pathlib import Path
 
@@ -75,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
         args.figure,
         args.scale,
         args.out,
-        backend=args.backend,
-        workers=args.workers,
+        backend=backend,
+        workers=workers,
         address=args.address,
         progress=not args.no_progress,
         plot_only=args.plot_only,

@@ -1,9 +1,11 @@
-"""`mte sweep`: train and probe every point of a grid, on a local process pool or a Ray cluster.
+"""`mte sweep`: train and probe every point of a grid, on a local process pool, a Ray cluster or
+a SLURM queue.
 
 Examples::
 
     mte sweep --set n_tasks=2,6,24 --set arch=rnn,gru --seeds 0,1 --name demo
     mte sweep --file grid.yaml --backend ray --address auto
+    mte sweep --file grid.yaml --backend slurm --slurm-partition cpu --slurm-time 2:00:00
     mte sweep --set n_tasks=2,24 --set steps=200 --dry-run      # list the points, train nothing
 
 Re-running the same command resumes: points whose row file exists are skipped.
@@ -16,6 +18,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
+
+from experiments.commands.backend_args import add_slurm_arguments, slurm_backend, slurm_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,16 +60,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e = parser.add_argument_group("execution")
     e.add_argument(
         "--backend",
-        choices=("local", "ray"),
+        choices=("local", "ray", "slurm"),
         default="local",
-        help="local: a process pool on this machine (default); ray: Ray tasks",
+        help="local: a process pool on this machine (default); ray: Ray tasks; slurm: one "
+        "SLURM job per point (submitit)",
     )
     e.add_argument(
         "--workers",
         type=int,
         default=None,
         help="parallel points (local: processes, default the CPU count; ray without "
-        "--address: CPUs of the local cluster started for the sweep)",
+        "--address: CPUs of the local cluster started for the sweep; slurm: jobs queued or "
+        "running at once, default 64)",
     )
     e.add_argument(
         "--address",
@@ -90,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validate the grid and list its points; train nothing",
     )
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_slurm_arguments(parser)
 
 
 SWEEPS = Path("runs") / "sweeps"
@@ -118,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--probe-seed must be >= 0, got {args.probe_seed}")
     if args.address and args.backend != "ray":
         raise ValueError("--address needs --backend ray")
+    slurm_options(args)  # SLURM flags only with --backend slurm
     grid, point_opts = grid_from_cli(args.sets, args.seeds, args.file)
     points = grid.points()
     if args.dir:
@@ -139,11 +147,14 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers
     if workers is None and args.backend == "local":
         workers = os.cpu_count() or 1
+    backend = args.backend
+    if backend == "slurm":  # options, submitit and sbatch checked before anything is written
+        backend = slurm_backend(args, workers, args.threads)
     print(f"sweep: {len(points)} points, backend {args.backend}, folder {sweep_dir}", flush=True)
     result = run_sweep(
         grid,
         sweep_dir,
-        backend=args.backend,
+        backend=backend,
         workers=workers,
         address=args.address,
         threads=args.threads,
@@ -159,4 +170,5 @@ def run(args: argparse.Namespace) -> int:
     for r in result.failed:
         print(f"  FAILED {r['id']}: {r['error']}")
     print(f"results: {result.csv_path}\n         {result.json_path}")
+    print(f"tensorboard --logdir {sweep_dir / 'hparams'}   # every point in the HParams tab")
     return 0 if n_ok == len(result.rows) else 1
