@@ -703,5 +703,8 @@ def reproduce(
         )
         rows, n_failed = result.rows, result.n_failed
     elapsed = time.perf_counter() - t0
-    png, table, md, summary = render(name, scale, rows, out_dir, elapsed_s=elapsed)
+    # a redraw says nothing about how long the networks took
+    png, table, md, summary = render(
+        name, scale, rows, out_dir, elapsed_s=None if plot_only else elapsed
+    )
     return Reproduction(name, scale, png, table, md, sweep_dir, summary, n_failed, elapsed)

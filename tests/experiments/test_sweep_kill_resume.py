@@ -138,3 +138,94 @@ def test_mte_train_refuses_a_folder_in_use(tmp_path, monkeypatch, capsys) -> Non
     err = capsys.readouterr().err
     assert err.startswith("mte train: error: run folder") and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def slow_train_point(point, run_dir):
+    """A real supervised training point that pauses 0.2 s at every evaluation, so that a driver
+    can be killed while it trains (the pause neither changes the network nor draws from an RNG)."""
+    import agents
+    from envs import TaskSpec
+
+    resume = (Path(run_dir) / "config.json").exists()
+    cfg = agents.TrainConfig(**{**point.agent, "progress": False})
+    agents.train(
+        TaskSpec(**point.task),
+        cfg,
+        run_dir,
+        resume=resume,
+        on_eval=lambda row, net: time.sleep(0.2),
+    )
+    return {"ood_r2": 0.5}
+
+
+@pytest.mark.slow
+def test_killed_sweep_of_real_training_resumes_to_the_uninterrupted_weights(tmp_path) -> None:
+    import json
+
+    import torch
+
+    import agents
+    from envs import TaskSpec
+
+    sys.path.insert(0, str(HERE.parents[1] / "tests" / "agents"))
+    from test_train_kill_resume import assert_logs_clean, assert_same_weights
+
+    axes = {
+        "n_tasks": [3],
+        "arch": ["gru"],
+        "hidden_size": [8],
+        "steps": [200],
+        "batch_size": [16],
+        "eval_every": [20],
+        "checkpoint_every": [20],
+        "eval_trials": [64],
+    }
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        from test_sweep_kill_resume import slow_train_point
+        from experiments.sweep import parse_grid, run_sweep
+        if __name__ == "__main__":
+            run_sweep(parse_grid({axes!r}), {str(tmp_path / "sw")!r}, workers=1,
+                      point_fn=slow_train_point, progress=False)
+    """)
+    )
+    root = str(HERE.parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    (point,) = parse_grid(axes).points()
+    run = tmp_path / "sw" / "runs" / point.id
+    killed_at = None
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and killed_at is None:
+            try:
+                step = int(torch.load(run / "checkpoint.pt", weights_only=True)["step"])
+            except Exception:  # noqa: BLE001 - not written yet, or being renamed
+                step = 0
+            if 60 <= step < 200:
+                killed_at = step
+            time.sleep(0.05)
+        assert killed_at is not None, "the point reached a checkpoint mid-training"
+    finally:
+        proc.send_signal(signal.SIGKILL)  # the driver only; its worker must follow
+        proc.wait()
+    assert not (tmp_path / "sw" / "rows" / f"{point.id}.json").exists()  # not finished
+    time.sleep(1.0)  # the worker notices its parent is gone
+    res = run_sweep(
+        parse_grid(axes), tmp_path / "sw", workers=1, point_fn=slow_train_point, progress=False
+    )
+    assert res.ok and res.n_ran == 1
+    # the same point trained without interruption
+    ref = tmp_path / "ref"
+    agents.train(
+        TaskSpec(**point.task), agents.TrainConfig(**{**point.agent, "progress": False}), ref
+    )
+    assert_same_weights(run, ref)
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert_logs_clean(run, "step", steps)
+    assert steps == list(range(20, 201, 20))
