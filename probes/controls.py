@@ -6,7 +6,7 @@ A trained network's OOD r^2 is evidence of a learned code only against:
   (``agents.untrained`` builds it). A random recurrent network already carries a linear image of
   its input; with an integrator-friendly init (identity recurrence) it carries the running mean.
 - **encoded input mean**: a linear decoder on the time-average of the encoded observations over
-  the stimulus steps ([n, O]). The frozen encoder is close to affine over the latent box, so this
+  the steps that carry evidence ([n, O]). The frozen encoder is close to affine over the latent box, so this
   input alone decodes x* well; a network's code must beat it to show more than its input.
 - **evidence mean**: a linear decoder on mu(T), the mean of the raw evidence ([n, D]); its r^2 is
   the linear ceiling 1 - 12 sigma^2 / T up to sampling error.
@@ -26,16 +26,21 @@ from probes.decoding import decode, ood_generalisation
 
 CONTROLS = {
     "untrained": "the same network untrained (same architecture, init and seed)",
-    "input": "linear decoder on the time-average of the encoded observations over the stimulus",
+    "input": "linear decoder on the time-average of the encoded observations over the evidence",
     "mu": "linear decoder on mu(T), the mean of the raw evidence",
 }
 """Control name -> what it is (the names prefix the headline keys: ``untrained_ood_r2`` ...)."""
 
 
-def stimulus_average(obs: np.ndarray, period: np.ndarray) -> np.ndarray:
-    """Time-average [n, O] of observations obs [n, T, O] over the stimulus steps (period == 1).
+def stimulus_average(
+    obs: np.ndarray, period: np.ndarray, evidence: np.ndarray | None = None
+) -> np.ndarray:
+    """Time-average [n, O] of observations obs [n, T, O] over the steps that carry evidence.
 
-    Raises ValueError when the trial has no stimulus step or the shapes disagree.
+    period [T]: the trial's periods (1 = stimulus); evidence [T] bool: the evidence-bearing
+    steps, when they are not just the stimulus (free-RT targets also deliver evidence at the
+    decision step; ``probes.theory.evidence_steps`` counts them). Raises ValueError when no
+    step carries evidence or the shapes disagree.
     """
     obs = np.asarray(obs)
     period = np.asarray(period)
@@ -43,10 +48,12 @@ def stimulus_average(obs: np.ndarray, period: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"obs must be [n, T, O] and period [T], got {obs.shape} and {period.shape}"
         )
-    stim = period == 1
-    if not stim.any():
+    steps = period == 1 if evidence is None else np.asarray(evidence, dtype=bool)
+    if steps.shape != period.shape:
+        raise ValueError(f"evidence must be a [T={period.shape[0]}] mask, got {steps.shape}")
+    if not steps.any():
         raise ValueError("the trial has no stimulus step (period == 1) to average over")
-    return obs[:, stim, :].mean(axis=1, dtype=np.float64)
+    return obs[:, steps, :].mean(axis=1, dtype=np.float64)
 
 
 @dataclass

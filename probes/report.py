@@ -555,11 +555,13 @@ def run_controls(
             )
         )
     feats = []
+    # every step that delivers evidence (free-RT targets: the decision step too)
+    evidence = np.diff(theory.evidence_steps(spec), prepend=0) > 0
     for r in (rec, rec_test):  # the recorder's trials, drawn again from the same seed
         b = generate(spec, r.n, np.random.default_rng(int(r.seed or 0)))
         if not np.allclose(b.latent, r.latent):
             raise RuntimeError("input control: regenerated trials differ from the recording's")
-        feats.append(stimulus_average(b.obs, b.period))
+        feats.append(stimulus_average(b.obs, b.period, evidence))
     out.append(score_features("input", feats[0], rec.latent, feats[1], rec_test.latent,
                               var_prior=var, seed=seed))
     dec, dec_t = rec.decision_index, rec_test.decision_index

@@ -134,3 +134,16 @@ def test_probe_run_reports_the_controls(tmp_path):
     assert rec.hidden.shape[0] == 2048
     text = (tmp_path / "run" / "probe.md").read_text()
     assert "## Controls" in text and "untrained" in text
+
+
+def test_input_control_averages_every_evidence_step_of_free_rt_trials():
+    from probes.theory import evidence_steps
+
+    spec = TaskSpec(n_tasks=3, stimulus_steps=4, targets="free_rt_paper", encoder="none")
+    b = generate(spec, 32, np.random.default_rng(0))
+    mask = np.diff(evidence_steps(spec), prepend=0) > 0
+    assert mask.sum() == 5  # 4 stimulus steps and the decision step
+    avg = stimulus_average(b.obs, b.period, mask)
+    np.testing.assert_allclose(avg[:, :2], b.stimulus_evidence.mean(axis=1), atol=1e-6)
+    with pytest.raises(ValueError, match="evidence must be a"):
+        stimulus_average(b.obs, b.period, mask[:-1])
