@@ -418,8 +418,10 @@ def probe_run(
         from probes import plots
 
         report.files.update(plots.write_figures(report, rec, out / "figures"))
-    (out / "probe.json").write_text(json.dumps(report.to_dict(), indent=2))
-    (out / "probe.md").write_text(markdown(report))
+    from agents.run import atomic_write_text  # no half-written report after a kill
+
+    atomic_write_text(out / "probe.json", json.dumps(report.to_dict(), indent=2))
+    atomic_write_text(out / "probe.md", markdown(report))
     report.files["probe.json"] = str(out / "probe.json")
     report.files["probe.md"] = str(out / "probe.md")
     if tensorboard:
