@@ -455,7 +455,7 @@ def plot_rl(
     """RL agents of each report kind: OOD and in-distribution r^2 (bars, IQR), the untrained
     agent's OOD r^2 (grey bar), the input baselines and both bounds."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(3.6, 1.0 * len(summary) + 1.5), 3.0))
+    fig, ax = plt.subplots(figsize=(max(3.6, 1.0 * len(summary) + 1.5) + 1.8, 3.0))
     labels = [str(r.get(group)) for r in summary]
     x = np.arange(len(summary))
     bars = (
@@ -490,7 +490,7 @@ def plot_rl(
     low = np.nan_to_num([r.get("ood_r2_q25", 0.0) for r in summary] + [0.0])
     ax.set_ylim(min(0.0, float(np.min(low)) - 0.05), 1.02)
     ax.set_title("RL agents: disentanglement by report kind")
-    ax.legend(fontsize=5.5)
+    ax.legend(fontsize=5.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _finish(fig, path, caption)
 
 
