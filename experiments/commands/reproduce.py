@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "figure",
         choices=FIGURES,
-        help="fig3 (r^2 vs number of tasks, 5 architectures, decoder angles), "
+        help="fig3 (r^2 vs number of tasks, 4 architectures, decoder angles), "
         "fig5a (vs trial duration), fig5b (vs latent dimension), fig5c (vs "
         "noise), rl (RL agents per report kind)",
     )
@@ -27,9 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scale",
         choices=("quick", "paper", "smoke"),
         default="quick",
-        help="quick: one network per condition (two for fig3's RNN), the fast default "
-        "training preset (fig3: <= 15 min on 2 cores); paper: the paper's recipe, 5 networks per condition; "
-        "smoke: tiny budgets for testing the pipeline (numbers meaningless)",
+        help="quick: 3 networks per condition, the paper's model with the fast default "
+        "recipe (each figure <= 15 min on 2 cores); paper: the paper's recipe, 5 networks "
+        "per condition; smoke: tiny budgets for testing the pipeline (numbers meaningless); "
+        "every network is probed beside its untrained self and the input baselines",
     )
     parser.add_argument(
         "--out", default="runs/reproduce", help="output root (default runs/reproduce)"
