@@ -10,7 +10,7 @@ Measures (paper task: D = 2, N = 24, 22 steps per trial), each with the encoder 
 - env steps/s of ``MultiTaskEvidenceVectorEnv`` at 1, 64 and 1024 envs (ideal info on), and
   both envs again with ``ideal_info=False`` (no ideal observer: shows what the observer costs);
 - trials/s of ``envs.generate`` at B = 1024.
-Targets (issue 2): one env >= 150,000 steps/s; vector env at 1024 envs >= 1,000,000 env steps/s
+Targets: one env >= 150,000 steps/s; vector env at 1024 envs >= 1,000,000 env steps/s
 (encoder on); generator >= 50,000 trials/s (B = 1024, encoder on).
 """
 

@@ -10,7 +10,7 @@ Task: ``MultiTaskEvidence-v0`` with ``n_tasks=6`` (otherwise the paper's task: D
    policy, 4096 held-out trials, evaluation time excluded) and **throughput** (env steps per second
    of training: rollout + update) of the native PPO with a GRU-64 (default ``PPOConfig``) and of
    RecurrentPPO("MlpLstmPolicy") (default ``SB3Config``: 8 envs, LSTM-64), each given a wall budget.
-   Targets (issue 5): native reaches >= 0.9 in <= 10 min; its throughput >= 20x RecurrentPPO's.
+   Targets: native reaches >= 0.9 in <= 10 min; its throughput >= 20x RecurrentPPO's.
 2. **Calibration** of a native agent trained on ``MultiTaskEvidenceConfidence-v0`` (log score,
    N = 6): expected calibration error of its reported P(y_i = 1) on 8192 held-out trials
    (target <= 0.05) after 3.5M env steps (learning rate annealed to 0 over them), with a

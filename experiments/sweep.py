@@ -69,7 +69,7 @@ def algo_names() -> list[str]:
     names = [SUPERVISED]
     try:
         from agents.rl import ALGOS
-    except ImportError:  # RL agents not installed / not built yet
+    except ImportError:  # RL agents not installed
         return names
     return names + [a for a in ALGOS if a != SUPERVISED]
 

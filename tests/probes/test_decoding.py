@@ -1,4 +1,4 @@
-"""Decoding on representations whose answer is known (the issue's done-when values)."""
+"""Decoding on representations whose answer is known (linear codes, known angles, held-out regions)."""
 
 from __future__ import annotations
 
