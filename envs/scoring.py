@@ -17,7 +17,12 @@ A *report* is what an agent says about the N tasks at one moment:
   Strict propriety means the expected score under the belief q is maximised only by reporting
   p = q: the best confidence policy reports the ideal observer's posterior.
 
-All functions are vectorised over any leading batch shape [...] and return float64.
+The best report under beliefs p = P(y_i = 1) (``best_report``; the ideal observer's policy) and
+what it earns: ``expected_reward`` under the beliefs themselves, ``realised_reward`` against the
+true labels (through ``task_scores``, so both follow the rules above).
+
+All functions are vectorised over any leading batch shape [...] and return float64 (reports
+are ints for choice and wager).
 """
 
 from __future__ import annotations
@@ -98,3 +103,64 @@ def correct(report: str, actions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if report == "confidence":
         return (np.asarray(actions) > 0.5) == y
     return np.asarray(actions) == y
+
+
+# ---- the best report under beliefs -------------------------------------------------------
+def best_report(probs: np.ndarray, report: str = "choice", sure_reward: float = 0.7) -> np.ndarray:
+    """The report that maximises expected reward given beliefs ``probs`` [..., N].
+
+    choice: int 1[p > 0.5]. confidence: p itself (optimal under any strictly proper scoring
+    rule). wager: 0 (below) / 1 (above) / 2 (opt out), opting out when max(p, 1 - p) <
+    sure_reward (reward 1 if correct, 0 if wrong, ``sure_reward`` for opting out).
+    """
+    check_choice("report", report, REPORTS)
+    p = np.asarray(probs, dtype=np.float64)
+    if report == "confidence":
+        return p.copy()
+    choice = (p > 0.5).astype(np.int64)
+    if report == "choice":
+        return choice
+    _check_sure_reward(sure_reward)
+    return np.where(np.maximum(p, 1.0 - p) < sure_reward, OPT_OUT, choice)
+
+
+def _check_sure_reward(sure_reward: float) -> None:
+    if not (isinstance(sure_reward, (int, float)) and 0.0 <= sure_reward <= 1.0):
+        raise ValueError(f"sure_reward must be a number in [0, 1], got {sure_reward!r}")
+
+
+def expected_reward(
+    probs: np.ndarray, report: str = "choice", sure_reward: float = 0.7, scoring: str = "log"
+) -> np.ndarray:
+    """Expected reward [..., N] of the best report under beliefs ``probs`` (per task).
+
+    choice: max(p, 1 - p). wager: max(p, 1 - p, sure_reward). confidence: the expected score of
+    reporting p: ``log`` -> 1 + p log2 p + (1 - p) log2 (1 - p) (normalised log score, 0 at
+    chance); ``brier`` -> 1 - 4 p (1 - p). Both are the normalised rules of :func:`task_scores`.
+    """
+    check_choice("report", report, REPORTS)
+    check_choice("scoring", scoring, SCORINGS)
+    p = np.asarray(probs, dtype=np.float64)
+    if report == "choice":
+        return np.maximum(p, 1.0 - p)
+    if report == "wager":
+        _check_sure_reward(sure_reward)
+        return np.maximum(np.maximum(p, 1.0 - p), sure_reward)
+    if scoring == "brier":
+        return 1.0 - 4.0 * p * (1.0 - p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -(p * np.log2(p) + (1.0 - p) * np.log2(1.0 - p))
+    return 1.0 - np.nan_to_num(ent, nan=0.0)
+
+
+def realised_reward(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    report: str = "choice",
+    sure_reward: float = 0.7,
+    scoring: str = "log",
+) -> np.ndarray:
+    """Reward [..., N] the best report of ``probs`` earns against the true ``labels`` (0/1)."""
+    check_choice("scoring", scoring, SCORINGS)
+    r = best_report(np.asarray(probs, dtype=np.float64), report, sure_reward)
+    return task_scores(report, r, labels, scoring=scoring, sure_reward=sure_reward)

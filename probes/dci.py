@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from probes.decoding import check_xy, fit_ridge, prior_var, scores
+from probes.decoding import prior_var, scores
+from probes.linear import check_xy, fit_ridge
 
 
 @dataclass

@@ -44,7 +44,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from envs import orthant_index
-from probes.decoding import MIN_TRIALS, check_xy
+from probes.decoding import MIN_TRIALS
+from probes.linear import check_xy
 
 CLASSIFIER_ALPHA = 1e-3
 """Ridge penalty (units of n) of the least-squares classifier."""

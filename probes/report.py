@@ -29,7 +29,6 @@ import numpy as np
 from probes import theory
 from probes.dci import dci
 from probes.decoding import (
-    adam_trials_needed,
     axis_angles,
     decode,
     decode_over_time,
@@ -38,6 +37,7 @@ from probes.decoding import (
 )
 from probes.fixed_points import FixedPointResult, find_fixed_points
 from probes.geometry import abstraction_geometry
+from probes.linear import adam_trials_needed
 from probes.record import Recording, record
 from probes.sparseness import latent_grid, lifetime_sparseness, pca, tuning_maps
 

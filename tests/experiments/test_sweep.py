@@ -187,19 +187,23 @@ def test_killed_sweep_resumes_skipping_finished_points(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     rows = tmp_path / "sw" / "rows"
+    grid = parse_grid({"n_tasks": [2, 3, 4, 5]})
+    slow = next(p for p in grid.points() if p.task["n_tasks"] == 5)
+    # fake_point appends its pid to calls.txt before it sleeps: a non-empty file says it started
+    started = SweepPaths(tmp_path / "sw").run_dir(slow.id) / "calls.txt"
     try:
         deadline = time.time() + 90
         while time.time() < deadline:
-            if rows.exists() and len(list(rows.glob("*.json"))) >= 3:
+            if started.exists() and started.read_text().strip():
                 break
-            time.sleep(0.2)
-        time.sleep(0.5)  # let the slow point start
+            time.sleep(0.05)
+        else:
+            pytest.fail("the slow point did not start within 90 s")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     done_before = {p.name for p in rows.glob("*.json")}
     assert len(done_before) == 3, done_before
-    grid = parse_grid({"n_tasks": [2, 3, 4, 5]})
     res = run_sweep(grid, tmp_path / "sw", workers=1, point_fn=fake_point, progress=False)
     assert res.n_skipped == 3 and res.n_ran == 1 and res.ok
     for r in res.rows:
