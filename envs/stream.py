@@ -223,7 +223,7 @@ def build_block(
 def ideal_block(spec: TaskSpec, opts: EnvOptions, observer: object, block: Block) -> None:
     """Fill ``block.ideal_action`` / ``ideal_score``: the ideal observer's report on the same
     evidence (fixed: after all Ts samples; free: after every t = 1..Ts samples) and its score."""
-    from envs.ideal import best_report  # local import: envs.ideal is heavier (scipy quadrature)
+    from envs.scoring import best_report
 
     if opts.free:
         q = observer.posterior(block.batch.stimulus_evidence)  # [R, Ts, N]

@@ -1,7 +1,7 @@
 """DCI: disentanglement, completeness, informativeness (Eastwood & Williams, ICLR 2018).
 
 Importances R [H, D] are the absolute weights of a ridge regression of each latent factor on the
-*standardised raw units* (CV-chosen penalty, :func:`probes.decoding.fit_ridge`).
+*standardised raw units* (CV-chosen penalty, :func:`probes.linear.fit_ridge`).
 
 * disentanglement: sum_i rho_i (1 - H_D(P_i.)), P_ij = R_ij / sum_j R_ij, rho_i = unit i's share of
   the total importance, entropy in base D: 1 when every unit serves one factor;
