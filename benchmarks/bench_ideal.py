@@ -1,6 +1,6 @@
 """The ideal observer: its accuracy ceiling on the paper task and the sigma sweep, and its speed.
 
-Measures (SPEC.md sections 3 and 7; encoder irrelevant, the observer reads the raw evidence):
+Measures (docs/science.md §3; encoder irrelevant, the observer reads the raw evidence):
 - decision-step accuracy of the ideal observer (method ``exact``) on fresh trials of the paper
   task (D = 2, N = 24, T = 20) for sigma in {0.1, 0.2, 0.3, 0.4, 0.6}, with its standard error
   (per-trial means, tasks within a trial are correlated), its own predicted accuracy and the

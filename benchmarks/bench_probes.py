@@ -138,7 +138,7 @@ decision step; one torch and one BLAS thread). {result["note"]}.
 | paper's Adam protocol, vectorised over fits (4 folds x 5 fits x 1000 batches of 16) | {t_adam:.2f} | {result["ood_r2_adam_vectorised"]:.3f} |
 | paper's Adam protocol, plain loop (one nn.Linear + Adam per fit) | {t_naive if t_naive is not None else float("nan"):.2f} | {naive_r2 if naive_r2 is not None else float("nan"):.3f} |
 
-Target: the suite in <= 10 s. The paper's own probe took about 100 s per network (SPEC section 7).
+Target: the suite in <= 10 s. The paper's own probe took about 100 s per network .
 
 On these {n} trials the closed-form OOD r2 and the Adam protocol's differ by
 {abs(result["ood_r2_closed_form"] - result["ood_r2_adam_vectorised"]):.3f}: the OOD r2 of an

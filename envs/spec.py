@@ -1,4 +1,4 @@
-"""`TaskSpec`: the one description of a multi-task evidence-aggregation task (SPEC.md section 2).
+"""`TaskSpec`: the one description of a multi-task evidence-aggregation task (docs/science.md §2).
 
 Every parameter of the generative model lives here, validated at construction. The fixed random
 parts of a task (boundary normals, offsets, encoder weights) are drawn from ``seed`` by

@@ -1,4 +1,4 @@
-"""The one vectorised trial generator (SPEC.md section 2). Numpy, batch-first.
+"""The one vectorised trial generator (docs/science.md §2). Numpy, batch-first.
 
 Everything that varies per trial is drawn from the ``np.random.Generator`` you pass, in a fixed
 order (latent, then noise), so equal seeds give equal trials. The single env, the native vector

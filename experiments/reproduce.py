@@ -6,7 +6,7 @@ with the paper's statistics (median and IQR over networks x folds x fits) and wr
 
 - ``<figure>.png``: the plot;
 - ``<figure>.csv``: the table behind it (one row per condition);
-- ``<figure>.md``: measured numbers beside the theory (SPEC.md section 6) and the paper's claim;
+- ``<figure>.md``: measured numbers beside the theory (docs/science.md §7) and the paper's claim;
 - ``sweep-<scale>/``: the sweep itself (one run folder per network, results.csv/json). Re-running
   the command skips the networks already trained and probed.
 

@@ -1,4 +1,4 @@
-"""Disentanglement probes: record an agent's hidden states and measure them (SPEC.md sections 5-6).
+"""Disentanglement probes: record an agent's hidden states and measure them (docs/science.md §5-7).
 
 Metrics are pure functions over numpy arrays returning small dataclasses with ``.to_dict()``:
 

@@ -1,11 +1,11 @@
-"""Linear decoding of the latent from hidden states, in and out of distribution (SPEC section 5).
+"""Linear decoding of the latent from hidden states, in and out of distribution (docs/science.md §5).
 
 The decoders are the linear estimators of :mod:`probes.linear` (a closed-form ridge on
 standardised features with its penalty fixed or chosen by cross-validation, the paper's
 Adam-trained decoder, and the raw-unit ridge whose weights give the decoder axes); their public
 names are re-exported here.
 
-Scores (paper convention, SPEC section 5): r2 = 1 - MSE_test / Var_prior(x*), with MSE averaged
+Scores (paper convention, docs/science.md §5): r2 = 1 - MSE_test / Var_prior(x*), with MSE averaged
 over trials and latent axes and Var_prior the prior variance averaged over axes (1/12 for
 U[-0.5, 0.5]); beside it the usual coefficient of determination r2_usual = mean_d (1 - SSE_d /
 SST_d) computed with the *test set's* own variance (which, in a held-out quadrant, is a quarter of
@@ -56,7 +56,7 @@ from probes.linear import fit_ridge as fit_ridge
 from probes.linear import official_decoder_batches as official_decoder_batches
 
 VAR_UNIFORM = 1.0 / 12.0
-"""Variance of U[-0.5, 0.5], the prior variance of each latent axis (SPEC section 2)."""
+"""Variance of U[-0.5, 0.5], the prior variance of each latent axis (docs/science.md §2)."""
 OOD_ALPHA = 1e-2
 """Default per-trial ridge penalty of ``ood_generalisation`` (standardised features): objective
 mean squared error + OOD_ALPHA |w|^2. Calibrated against the paper's Adam protocol (20 fits per
@@ -217,7 +217,7 @@ def decode(
 ) -> DecodingResult:
     """In-distribution decoding of latent [n, D] from hidden [n, H].
 
-    With hidden_test/latent_test (fresh trials, as the SPEC's control asks) the decoder is fit on
+    With hidden_test/latent_test (fresh trials, as the in-distribution control asks) the decoder is fit on
     all of (hidden, latent) and scored there; otherwise a random ``test_fraction`` is held out.
     """
     x, y = check_xy(hidden, latent)

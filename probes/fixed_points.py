@@ -1,4 +1,4 @@
-"""Fixed and slow points of a recurrent map h -> F(h) under a constant input (SPEC section 5).
+"""Fixed and slow points of a recurrent map h -> F(h) under a constant input (docs/science.md §5).
 
 Following Sussillo & Barak (2013): minimise q(h) = 1/2 |F(h) - h|^2 by gradient descent (Adam,
 torch autograd) from many visited states, keep the points whose q falls below a tolerance,

@@ -32,7 +32,7 @@ ANGLE_REL = 1e-3
 variance per unit: a unit (or direction) whose variance is well under this fraction of the
 average unit's gets its weight shrunk towards zero, one well above it is fit as by least squares."""
 OFFICIAL_DECODER_BATCHES = {2: 3000, 3: 3000, 6: 2000, 12: 1000, 24: 1000}
-"""Adam decoder batches per number of tasks N in the paper's protocol (SPEC section 9)."""
+"""Adam decoder batches per number of tasks N in the paper's protocol (docs/science.md §6)."""
 
 
 # ---- input checks ---------------------------------------------------------------------------

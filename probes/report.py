@@ -458,7 +458,7 @@ def markdown(report: ProbeReport) -> str:
         f"# Probe of `{run.get('run_dir', '?')}`",
         "",
         f"{run.get('n', '?')} recorded trials (seed {run.get('seed', '?')}), hidden state at the "
-        "decision step. r2 = 1 - MSE / Var_prior (paper); ceiling = r2_max(T) of SPEC section 6.",
+        "decision step. r2 = 1 - MSE / Var_prior (paper); ceiling = r2_max(T) of docs/science.md §7.",
         "",
         "| measure | value | reference |",
         "|---|---|---|",

@@ -1,6 +1,6 @@
 """Population statistics: lifetime sparseness, PCA, participation ratio, steady-state tuning maps.
 
-* Lifetime sparseness of each unit over m stimuli (Vinje & Gallant 2000, SPEC section 5):
+* Lifetime sparseness of each unit over m stimuli (Vinje & Gallant 2000, docs/science.md §5):
   S = [1 - (mean r)^2 / mean(r^2)] / (1 - 1/m); 0 = equal response to every stimulus,
   1 = responds to a single one. Meant for non-negative rates (ReLU units); silent units are NaN.
 * PCA of hidden states (trials x steps pooled): explained variance ratio per component and the

@@ -1,9 +1,9 @@
-"""Theory predictions the probes check against (SPEC.md section 6).
+"""Theory predictions the probes check against (docs/science.md §7).
 
 * :func:`ceiling` -- the best r^2 any linear decoding of x* can reach after t evidence steps,
   r^2_max(t) = 1 - v(t) / Var_prior(x*), where v(t) is the variance of the optimal unbiased
   linear estimate of x* from X(1..t). For isotropic i.i.d. Gaussian noise v(t) = sigma^2 / t and
-  Var_prior = 1/12, i.e. the SPEC's 1 - 12 sigma^2 / t (0.976 for sigma = 0.2, t = 20).
+  Var_prior = 1/12, i.e. the familiar 1 - 12 sigma^2 / t (0.976 for sigma = 0.2, t = 20).
   Generalised per spec: anisotropic noise (per-axis sigma_d), AR(1) noise (v(t) of the generalised
   least-squares mean of a correlated sample), Gumbel noise (its variance pi^2 sigma^2 / 6), the
   Gaussian-copula prior (its marginals are still U[-0.5, 0.5], so Var_prior = 1/12 per axis).
@@ -92,10 +92,10 @@ def ceiling(spec: TaskSpec, t: int | np.ndarray | None = None, *, form: str = "s
 
     Default t: the evidence steps seen at the decision step, where the probes read the state
     (:func:`decision_evidence_steps`): stimulus_steps, or stimulus_steps + 1 for
-    targets='free_rt_paper', whose evidence also arrives at the decision step; there the SPEC
+    targets='free_rt_paper', whose evidence also arrives at the decision step; there the linear
     form is 1 - 12 sigma^2 / (T + 1), the paper's Fig. 5a line (see :func:`fig5a_line`).
 
-    form='spec' (the SPEC's number, the headline): 1 - mean_d v_d(t) / mean_d Var_d, the r^2 of
+    form='spec' (the headline number): 1 - mean_d v_d(t) / mean_d Var_d, the r^2 of
     the unbiased estimate mu(t) itself; may be negative for tiny t and large sigma.
     form='linear_shrunk': the best *shrunk* linear estimate of x* from mu(t),
     1 - mean_d [Var_d v_d / (Var_d + v_d)] / mean_d Var_d (always in [0, 1], slightly above
@@ -486,7 +486,7 @@ def extract_mu(
        for probs [n, T, N]); every t must be >= 1.
     probs: [..., N] probabilities P(y_i = 1); or ``logits`` [..., N] (sigmoid pre-activations),
        which avoids the saturation of probabilities near 0 and 1.
-    weighting: 'uniform' is the SPEC's formula mu = (C^T C)^-1 C^T [s Phi^-1(Y) - b] (outputs
+    weighting: 'uniform' is the closed-form mu = (C^T C)^-1 C^T [s Phi^-1(Y) - b] (outputs
        that are exactly 0 or 1 are dropped); 'precision' (default) weights task i by phi(z_i)^2,
        the inverse variance of the rounding error of Phi^-1(Y_i), so saturated outputs do not
        spoil the estimate. Both are exact on exact inputs. Logits are never saturated and are
@@ -557,7 +557,7 @@ def extract_mu(
 
 def ideal_probs(spec: TaskSpec, mu: np.ndarray, t: int | np.ndarray) -> np.ndarray:
     """Flat-prior ideal-observer probabilities Phi((C mu + b) / s(t)) [..., N] for mu [..., D]
-    (SPEC section 3; the forward model that :func:`extract_mu` inverts)."""
+    (docs/science.md §3; the forward model that :func:`extract_mu` inverts)."""
     geo = task_geometry(spec)
     s = np.sqrt(estimate_variance(spec, np.asarray(t)) @ (geo.normals.T**2))
     return ndtr((np.asarray(mu) @ geo.normals.T + geo.offsets) / s)

@@ -1,4 +1,4 @@
-"""The ideal observer of a multi-task evidence task (SPEC.md section 3): the performance ceiling.
+"""The ideal observer of a multi-task evidence task (docs/science.md §3): the performance ceiling.
 
 Given the raw evidence X(1..t) of a trial, the Bayes-optimal agent reports for every task i the
 posterior probability P(y_i = 1 | X(1..t)); its best choice is 1[p > 0.5], its best wager opts out

@@ -1,4 +1,4 @@
-"""The ideal observer (SPEC.md section 3): values against brute force, theory and simulation."""
+"""The ideal observer (docs/science.md §3): values against brute force, theory and simulation."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def test_truncnorm_quadrature_converged() -> None:
 
 
 def test_flat_is_the_spec_closed_form() -> None:
-    """SPEC 3: P = Phi(sqrt(t)/sigma (c . mu(t) + b)), mu(t) the running mean."""
+    """docs/science.md §3: P = Phi(sqrt(t)/sigma (c . mu(t) + b)), mu(t) the running mean."""
     spec = PAPER.replace(offset_scale=0.2)
     geo = task_geometry(spec)
     x = generate(spec, 50, np.random.default_rng(0)).stimulus_evidence

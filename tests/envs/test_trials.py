@@ -1,4 +1,4 @@
-"""The trial generator: the generative model of SPEC section 2, checked statistically."""
+"""The trial generator: the generative model of docs/science.md §2, checked statistically."""
 
 from __future__ import annotations
 

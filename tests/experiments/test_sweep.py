@@ -245,7 +245,7 @@ def test_mte_sweep_trains_and_probes_for_real(tmp_path, capsys):
             assert (run_dir / f).exists(), f
         assert json.loads((run_dir / "spec.json").read_text())["n_tasks"] == r["n_tasks"]
         assert r["train_steps"] == 40
-        assert r["ceiling"] == pytest.approx(1 - 12 * 0.2**2 / 20)  # SPEC section 6: 0.976
+        assert r["ceiling"] == pytest.approx(1 - 12 * 0.2**2 / 20)  # docs/science.md §7: 0.976
         assert -1.0 < r["ood_r2"] <= r["ceiling"] + 0.02
         assert 0.0 < r["id_r2"] <= r["ceiling"] + 0.02
         assert len(r["ood_r2_values"]) >= 4  # folds x fits, for pooling across networks

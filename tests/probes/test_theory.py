@@ -1,4 +1,4 @@
-"""Theory: the ceiling's numbers (SPEC section 6) and the exact inversion of the ideal observer."""
+"""Theory: the ceiling's numbers (docs/science.md §7) and the exact inversion of the ideal observer."""
 
 from __future__ import annotations
 
