@@ -2,16 +2,27 @@
 with checkpoints and tensorboard, and run folders (SPEC.md section 4).
 
 ``train(spec, TrainConfig(...), run_dir)`` trains; ``load(run_dir)`` gives the network and spec
-back with ``hidden_and_outputs(obs)`` for the probes.
+back with ``hidden_and_outputs(obs)`` for the probes (any algorithm's run folder).
+``ALGOS`` (:mod:`agents.algos`) names every training algorithm, supervised and RL.
+
+Modules, lowest first: ``devices``, ``networks``, ``config``, ``errors``, ``algorithm`` (the
+``Algo`` record), ``run`` (the run folder), ``evaluate``, ``trainer`` (supervised), ``rl``
+(PPO, sb3), ``algos`` (the registry), ``loading`` (``load`` / ``untrained``).
 """
 
+from agents.algorithm import Algo
+from agents.algos import ALGOS
 from agents.config import PRESETS, TrainConfig
+from agents.errors import TrainingDivergedError
+from agents.loading import load, untrained
 from agents.networks import Network, RecurrentCore, build_core
-from agents.run import LoadedRun, Run, load, untrained
-from agents.trainer import TrainingDivergedError, train
+from agents.run import LoadedRun, Run
+from agents.trainer import train
 
 __all__ = [
+    "ALGOS",
     "PRESETS",
+    "Algo",
     "LoadedRun",
     "Network",
     "RecurrentCore",

@@ -24,7 +24,6 @@ from agents.networks import ACTIVATIONS, ARCHS, INITS, POSITIONALS
 
 SCHEDULES = ("constant", "cosine", "linear")
 PRESET_NAMES = ("default", "paper")
-ALGOS = ("supervised",)
 
 # The paper's model, whatever the recipe: fields left at None, per architecture.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -176,7 +175,7 @@ class TrainConfig:
         choice("preset", PRESET_NAMES)
         choice("schedule", SCHEDULES, allow_none=True)
         check_device(self.device, "TrainConfig")
-        choice("algo", ALGOS)
+        choice("algo", ("supervised",))  # RL algorithms have their own configs
         integer("hidden_size", 1)
         integer("n_layers", 1)
         integer("n_heads", 1)

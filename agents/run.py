@@ -1,35 +1,47 @@
-"""The run folder ``runs/<name>/``: atomic writes, checkpoints for resume, and loading.
+"""The run folder ``runs/<name>/``: its file names, atomic writes, the metrics log, and the
+weights-only readers, for every algorithm (supervised and RL).
 
-Layout: ``spec.json`` (TaskSpec), ``config.json`` (TrainConfig + ``"kind": "supervised"``),
+Layout: ``spec.json`` (TaskSpec), ``config.json`` (the algorithm's config + ``"kind"``),
 ``model.pt`` (state dict of the latest weights), ``checkpoint.pt`` (weights, optimizer, step and
-RNG states, all tensors/primitives so ``torch.load(weights_only=True)`` reads it),
-``metrics.jsonl`` (one JSON object per evaluation), tensorboard events (``events.out.tfevents.*``).
-Every file is written to a temporary name and moved into place with ``os.replace``, so a crash
-never leaves a half-written file.
+RNG states, all tensors/primitives so ``torch.load(weights_only=True)`` reads it; sb3 runs keep
+theirs in ``sb3_checkpoint.pt``), ``metrics.jsonl`` (one JSON object per evaluation), tensorboard
+events (``events.out.tfevents.*``). Every file is written to a temporary name and moved into place
+with ``os.replace``, so a crash never leaves a half-written file.
+
+This module sits low in ``agents``: it imports ``envs`` and ``agents.networks`` only. Loading a
+run of any kind (``agents.load``) lives in :mod:`agents.loading`, above the trainers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from agents.config import TrainConfig
 from agents.networks import Network, build_core
 from envs import TaskSpec
+
+if TYPE_CHECKING:
+    from agents.config import TrainConfig
 
 SPEC_FILE = "spec.json"
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
+SB3_CHECKPOINT_FILE = "sb3_checkpoint.pt"
+"""sb3 runs' resume state (model, optimizer, RNG and rollout state as tensors)."""
+SB3_LEGACY_CHECKPOINT_FILE = "sb3_checkpoint.zip"
+"""sb3's own zip checkpoint (unpickles objects; refused)."""
+TENSORBOARD_GLOB = "events.out.tfevents.*"
 
 
 def file_mode() -> int:
@@ -255,7 +267,7 @@ def _event_records(path: Path) -> list[tuple[bytes, int]]:
 def trim_tensorboard(run_dir: Path | str, until: int | None) -> None:
     """Drop tensorboard events past step ``until`` from every event file under ``run_dir``
     (``until=None``: remove the event files), so that a resumed run logs each step once."""
-    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*")):
+    for path in sorted(Path(run_dir).rglob(TENSORBOARD_GLOB)):
         if not path.is_file():
             continue
         if until is None:
@@ -356,55 +368,55 @@ def read_kind(run_dir: Path | str) -> tuple[str, dict[str, Any]]:
     return str(raw.get("kind", "supervised")), raw
 
 
-def load(run_dir: Path | str, device: str = "cpu") -> Any:
-    """Load a run folder. Supervised runs -> :class:`LoadedRun`; other kinds -> ``agents.rl.load``.
+def prepare_run_dir(
+    run_dir: str | Path | None, kind: str, spec: TaskSpec, config: Any, resume: bool, marker: str
+) -> tuple[Path, bool]:
+    """Create (or reopen for ``resume``) a run folder; write spec.json and config.json.
 
-    Every file is read without running code (JSON, weights-only state dicts); a missing,
-    corrupt or mismatched file is a ValueError naming it.
+    marker: the file whose presence means "there is state to resume from".
+    Returns (path, resuming). A folder that already holds a run without ``resume`` -> ValueError.
     """
-    run_dir = Path(run_dir)
-    kind, raw = read_kind(run_dir)
-    if kind != "supervised":
-        try:
-            from agents import rl
-        except ImportError as e:  # pragma: no cover - depends on the RL package being present
-            raise ValueError(
-                f"run {run_dir} has kind={kind!r} but agents.rl is not available"
-            ) from e
-        return rl.load(run_dir)
-    spec = read_spec(run_dir)
-    try:
-        config = TrainConfig.from_dict(raw)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{run_dir / CONFIG_FILE}: {e}") from None
-    network = build_network(spec, config)
-    model = run_dir / MODEL_FILE
-    if not model.exists():
-        raise ValueError(f"{run_dir} has no {MODEL_FILE} yet (no checkpoint written)")
-    load_state(network, model)
-    network.to(device).eval()
-    return LoadedRun(network, spec, config, run_dir, device)
+    if run_dir is None:
+        import time
 
-
-def untrained(loaded: Any) -> Any:
-    """The same agent before training: same architecture, init and seed, fresh weights.
-
-    A loaded run (supervised :class:`LoadedRun`, or an RL policy from ``agents.rl.load``) -> an
-    object of the same kind whose network is exactly what its trainer built at step 0
-    (``torch.manual_seed(config.seed)`` then the same builder), for the untrained control of
-    every probe. Torch's global RNG is restored afterwards.
-    """
-    config = getattr(loaded, "config", None)
-    spec = getattr(loaded, "spec", None)
-    if config is None or spec is None:
+        run_dir = Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = Path(run_dir)
+    has_run = (path / CONFIG_FILE).exists()
+    if has_run and not resume:
         raise ValueError(
-            f"untrained needs a loaded run with .spec and .config, got {type(loaded).__name__}"
+            f"run folder {path} already holds a run; pass resume=True (--resume) to continue it "
+            "or choose another run_dir"
         )
-    if isinstance(config, TrainConfig):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            network = build_network(spec, config.resolve())
-        return LoadedRun(network=network, spec=spec, config=config, run_dir=None)
-    from agents import rl
+    path.mkdir(parents=True, exist_ok=True)
+    resuming = resume and (path / marker).exists()
+    if has_run and resume:
+        saved = read_json(path / CONFIG_FILE, "a config object")
+        if saved.get("kind") != kind:
+            raise ValueError(f"run folder {path} holds a {saved.get('kind')!r} run, not {kind!r}")
+        why = resume_mismatch(path, spec, saved, dataclasses.asdict(config))
+        if why:
+            raise ValueError(why)
+    write_spec_and_config(path, spec, kind, config)
+    return path, resuming
 
-    return rl.untrained(loaded)
+
+def write_spec_and_config(run_dir: Path | str, spec: TaskSpec, kind: str, config: Any) -> None:
+    """Write a run folder's spec.json and config.json (the config dataclass + ``"kind"``)."""
+    run_dir = Path(run_dir)
+    atomic_write_text(run_dir / SPEC_FILE, spec.to_json())
+    cfg = {"kind": kind, **dataclasses.asdict(config)}
+    atomic_write_text(run_dir / CONFIG_FILE, json.dumps(cfg, indent=2))
+
+
+def read_config(run_dir: str | Path, cls: type, kind: str) -> Any:
+    """Read config.json of a run folder back into its dataclass (checks ``kind``; errors name
+    the file)."""
+    path = Path(run_dir) / CONFIG_FILE
+    d = read_json(path, "a config object")
+    if d.pop("kind", None) != kind:
+        raise ValueError(f"{path} is not a {kind!r} run")
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in d.items() if k in names})
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: {e}") from None

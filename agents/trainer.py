@@ -30,8 +30,10 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from agents.algorithm import Algo
 from agents.config import TrainConfig
 from agents.devices import pick_device
+from agents.errors import TrainingDivergedError
 from agents.evaluate import HeldOutSet, evaluate
 from agents.run import (
     CHECKPOINT_FILE,
@@ -39,6 +41,7 @@ from agents.run import (
     METRICS_FILE,
     MODEL_FILE,
     SPEC_FILE,
+    LoadedRun,
     MetricsLog,
     Run,
     atomic_torch_save,
@@ -49,6 +52,8 @@ from agents.run import (
     load_state,
     load_weights,
     read_json,
+    read_kind,
+    read_spec,
     resume_mismatch,
     trim_logs,
 )
@@ -99,10 +104,6 @@ class BatchStream:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the run folder keeps the last good checkpoint."""
 
 
 _HELD_OUT_CACHE: dict[tuple[TaskSpec, int, int], HeldOutSet] = {}
@@ -360,3 +361,47 @@ def train(
             writer.close()
     network.eval()
     return Run(network, spec, cfg, folder, str(device), metrics=metrics)
+
+
+def load(run_dir: Path | str, device: str = "cpu") -> LoadedRun:
+    """Load a supervised run folder as a :class:`LoadedRun` on ``device``.
+
+    Every file is read without running code (JSON, weights-only state dicts); a missing,
+    corrupt or mismatched file is a ValueError naming it.
+    """
+    run_dir = Path(run_dir)
+    _, raw = read_kind(run_dir)
+    spec = read_spec(run_dir)
+    try:
+        config = TrainConfig.from_dict(raw)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{run_dir / CONFIG_FILE}: {e}") from None
+    network = build_network(spec, config)
+    model = run_dir / MODEL_FILE
+    if not model.exists():
+        raise ValueError(f"{run_dir} has no {MODEL_FILE} yet (no checkpoint written)")
+    load_state(network, model)
+    network.to(device).eval()
+    return LoadedRun(network, spec, config, run_dir, device)
+
+
+def untrained(loaded: LoadedRun) -> LoadedRun:
+    """The same supervised network before training: exactly what :func:`train` builds at step 0
+    (``torch.manual_seed(config.seed)`` then :func:`agents.run.build_network`); torch's global
+    RNG is restored afterwards."""
+    config = loaded.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        network = build_network(loaded.spec, config.resolve())
+    return LoadedRun(network=network, spec=loaded.spec, config=config, run_dir=None)
+
+
+ALGO = Algo(
+    name="supervised",
+    config_cls=TrainConfig,
+    train=train,
+    load=load,
+    kind="supervised",
+    untrained=untrained,
+)
+"""The supervised algorithm in the registry (:mod:`agents.algos`)."""

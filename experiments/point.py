@@ -45,37 +45,25 @@ def train_point(point: Any, run_dir: str | Path) -> dict[str, Any]:
 
     Returns the trainer's last evaluation (``acc``, ``frac_ideal`` ... where reported).
     """
+    from agents.algos import get
+    from agents.run import CONFIG_FILE, MODEL_FILE
     from envs import TaskSpec
 
     spec = TaskSpec(**point.task)
     run_dir = Path(run_dir)
-    resume = (run_dir / "config.json").exists()
-    if not resume and run_dir.exists() and not (run_dir / "model.pt").exists():
+    resume = (run_dir / CONFIG_FILE).exists()
+    if not resume and run_dir.exists() and not (run_dir / MODEL_FILE).exists():
         # a point killed while its folder was being created: nothing to resume, and the
         # trainers refuse a non-empty folder without resume
         shutil.rmtree(run_dir)
-    if point.algo == "supervised":
-        from agents.config import TrainConfig
-
-        try:
-            from agents import train
-        except ImportError:  # the package re-export may not exist yet
-            from agents.trainer import train
-
-        # progress off: one bar per worker would garble the sweep's own display; threads are
-        # pinned by the backend, not by the config
-        cfg = TrainConfig(**{**point.agent, "progress": False})
-        run = train(spec, cfg, run_dir=run_dir, resume=resume)
-        final = dict(getattr(run, "final", {}) or {})
-        return final
-    from agents.rl import ALGOS
-
-    cfg_cls, train_fn = ALGOS[point.algo]
+    algo = get(point.algo)
     kwargs = dict(point.agent)
-    if "progress" in {f for f in getattr(cfg_cls, "__dataclass_fields__", {})}:
+    # progress off: one bar per worker would garble the sweep's own display; threads are
+    # pinned by the backend, not by the config
+    if "progress" in getattr(algo.config_cls, "__dataclass_fields__", {}):
         kwargs["progress"] = False
-    cfg = cfg_cls(**kwargs)
-    out = train_fn(spec, cfg, run_dir=run_dir, resume=resume)
+    cfg = algo.config_cls(**kwargs)
+    out = algo.train(spec, cfg, run_dir=run_dir, resume=resume)
     final = getattr(out, "final", None)
     if final is None:
         final = getattr(out, "final_eval", None)

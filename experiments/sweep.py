@@ -4,9 +4,10 @@ A grid is a mapping from parameter names to lists of values; its points are the 
 (axes in the order given, ``seed`` last). A parameter name is
 
 - a :class:`envs.TaskSpec` field (``n_tasks``, ``sigma``, ``latent_dim`` ...), or ``task.<field>``;
-- a field of the agent's configuration (:class:`agents.config.TrainConfig` for ``algo=supervised``,
-  the algorithm's config dataclass in ``agents.rl.ALGOS`` otherwise), or ``agent.<field>``;
-- ``algo`` (``supervised`` by default, or a key of ``agents.rl.ALGOS``);
+- a field of the agent's configuration (the algorithm's config dataclass in
+  ``agents.algos.ALGOS``: :class:`agents.config.TrainConfig` for ``algo=supervised``), or
+  ``agent.<field>``;
+- ``algo`` (``supervised`` by default, or another name in ``agents.algos.ALGOS``);
 - ``seed``: the network's seed: the agent config's ``seed`` (weights, trial stream) and, unless
   the grid sets ``task.seed``, the task's own seed too (encoder weights, random boundary normals),
   so each network trains on its own task draw, as in the paper. Set ``task.seed`` to share one
@@ -65,31 +66,18 @@ def task_fields() -> dict[str, dataclasses.Field]:
 
 
 def algo_names() -> list[str]:
-    """Allowed values of ``algo``: ``supervised`` and the keys of ``agents.rl.ALGOS`` (if built)."""
-    names = [SUPERVISED]
-    try:
-        from agents.rl import ALGOS
-    except ImportError:  # RL agents not installed
-        return names
-    return names + [a for a in ALGOS if a != SUPERVISED]
+    """Allowed values of ``algo``: the names in the registry ``agents.algos.ALGOS``."""
+    from agents.algos import names
+
+    return names()
 
 
 def default_config_class(algo: str) -> type:
-    """The configuration dataclass of an algorithm (``TrainConfig`` for ``supervised``)."""
-    if algo == SUPERVISED:
-        from agents.config import TrainConfig
+    """The configuration dataclass of a registered algorithm (``TrainConfig`` for
+    ``supervised``); an unknown name is a ValueError listing the allowed ones."""
+    from agents.algos import get
 
-        return TrainConfig
-    try:
-        from agents.rl import ALGOS
-    except ImportError as e:
-        raise ValueError(
-            f"algo={algo!r} needs the reinforcement-learning agents (agents.rl), which could not "
-            f"be imported ({e}); allowed: {algo_names()}"
-        ) from e
-    if algo not in ALGOS:
-        raise ValueError(f"algo must be one of {algo_names()}, got {algo!r}")
-    return ALGOS[algo][0]
+    return get(algo).config_cls
 
 
 ConfigResolver = Callable[[str], type]

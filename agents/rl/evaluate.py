@@ -35,6 +35,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents.rl.layout import env_info, take_final
 from envs.spec import TaskSpec
 
 CHANCE_REWARD = {"choice": 0.5, "wager": 0.5, "confidence": 0.0}
@@ -158,8 +159,6 @@ def play_trials(
 
     Returns (terminal infos {key: [n, ...]}, returns [n], final env actions [n, A]).
     """
-    from agents.rl.ppo import _take_final
-
     n = vec.num_envs
     obs, _ = vec.reset(seed=seed)
     state = actor.initial_state(n)
@@ -176,7 +175,7 @@ def play_trials(
         returns += np.where(alive, r, 0.0)
         ended = alive & (np.asarray(term) | np.asarray(trunc))
         if ended.any():
-            _take_final(final, info, ended)
+            take_final(final, info, ended)
             last_actions[ended] = env_actions[ended]
         alive &= ~ended
         if not alive.any():
@@ -201,8 +200,6 @@ def evaluate(
     Trials are played ``max_envs`` at a time in the native vector env; trial i has seed ``seed + i``
     (so two agents evaluated with the same seed see the same evidence).
     """
-    from agents.rl.ppo import env_info
-
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
     kw = {"block_size": 1, **(env_kwargs or {})}

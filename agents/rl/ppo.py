@@ -48,23 +48,27 @@ import torch
 from torch import nn
 
 import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from agents.algorithm import Algo
 from agents.devices import check_device, device_available, pick_device
+from agents.errors import TrainingDivergedError
 from agents.networks import ACTIVATIONS, ARCHS, POSITIONALS, build_core
+from agents.rl.common import check_env_id, final_summary, parse_env_kwargs
+from agents.rl.evaluate import evaluate, summarise_final
 from agents.rl.heads import CONTINUOUS_HEADS, ActionHead, ActionLayout
-from agents.rl.runfolder import (
+from agents.rl.layout import ScoringLayout, env_info, take_final
+from agents.run import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
     MetricsLog,
     atomic_torch_save,
-    check_env_id,
-    final_summary,
     load_state,
     load_weights,
-    parse_env_kwargs,
     prepare_run_dir,
     read_config,
     read_spec,
     trim_logs,
 )
-from agents.trainer import TrainingDivergedError
 from envs.spec import TaskSpec
 
 KIND = "ppo"
@@ -267,68 +271,6 @@ def make_vector_env(env_id: str, spec: TaskSpec, num_envs: int, env_kwargs: dict
     )
 
 
-@dataclass(frozen=True)
-class ScoringLayout:
-    """What the env scores when, read from one env of the id.
-
-    report_index: [N] action components holding the report on each task.
-    commit_index: the wait/commit component (free response: the last one), or None.
-    obs_dim: O' (the spec's obs_dim, plus a cue channel for wagers with offer_prob < 1).
-    trial_steps: L, steps of a full-length trial (free response: fixation + stimulus).
-    scored_steps: [L] 1.0 where a fixed-response report is scored (the decision steps).
-    stimulus_start: first step at which a free-response commit is scored (earlier: abort).
-    report: 'choice' | 'wager' | 'confidence'.
-    """
-
-    report_index: np.ndarray
-    commit_index: int | None
-    obs_dim: int
-    trial_steps: int
-    scored_steps: np.ndarray
-    stimulus_start: int
-    report: str
-
-    @classmethod
-    def of(cls, env: Any, layout: ActionLayout) -> ScoringLayout:
-        from envs.trials import DECISION, period_codes
-
-        base = env.unwrapped
-        opts, spec = base.options, base.task_spec
-        commit = layout.n_components - 1 if opts.free else None
-        idx = np.array([c for c in range(layout.n_components) if c != commit], dtype=np.int64)
-        length = opts.trial_steps(spec)
-        scored = (period_codes(spec)[:length] == DECISION).astype(np.float32)
-        return cls(
-            idx,
-            commit,
-            int(env.observation_space.shape[0]),
-            int(length),
-            scored,
-            spec.stimulus_start,
-            opts.report,
-        )
-
-
-def env_info(
-    spec: TaskSpec, env_id: str, env_kwargs: dict[str, Any]
-) -> tuple[ActionLayout, ScoringLayout]:
-    """Action layout and scoring layout of ``env_id`` with ``spec`` (builds one env)."""
-    from envs.spec import field_names
-
-    task_fields = sorted(set(env_kwargs) & set(field_names()))
-    if task_fields:
-        raise ValueError(
-            f"env_kwargs must hold env options only; task fields {task_fields} belong in the spec"
-        )
-    env = gym.make(env_id, spec=spec, **env_kwargs)
-    try:
-        layout = ActionLayout(env.action_space)
-        scoring = ScoringLayout.of(env, layout)
-    finally:
-        env.close()
-    return layout, scoring
-
-
 # ---------------------------------------------------------------------------------------------
 # Agent: torso + actor head + critic
 # ---------------------------------------------------------------------------------------------
@@ -386,17 +328,6 @@ class Rollout:
         return int(self.alive.sum().item())
 
 
-def _take_final(final: dict[str, np.ndarray], info: dict[str, Any], ended: np.ndarray) -> None:
-    """Copy the entries of a vector-env info dict for the envs whose trial just ended."""
-    for key, value in info.items():
-        if key.startswith("_") or not isinstance(value, np.ndarray) or value.dtype == object:
-            continue
-        if key not in final:
-            final[key] = np.zeros(value.shape, dtype=value.dtype)
-        mask = ended & info.get(f"_{key}", np.ones(len(ended), dtype=bool))
-        final[key][mask] = value[mask]
-
-
 @torch.no_grad()
 def collect(
     policy: Any,
@@ -451,7 +382,7 @@ def collect(
                 ended_t = torch.as_tensor(ended, dtype=torch.float32, device=device)
                 scored[:, t, scoring.report_index] = ended_t[:, None]
         if ended.any():
-            _take_final(final, info, ended)
+            take_final(final, info, ended)
             actions_final[ended] = a_np[ended]
         alive_np = alive_np & ~ended
         if not alive_np.any():
@@ -665,8 +596,6 @@ def train(
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    from agents.rl.evaluate import evaluate
-
     if not isinstance(config, PPOConfig):
         raise ValueError(f"config must be a PPOConfig, got {type(config).__name__}")
     config.validate()
@@ -688,7 +617,7 @@ def train(
     if config.update_epochs == 0:
         _, sc = env_info(spec, config.env_id, config.env_options())
         config = dataclasses.replace(config, update_epochs=4 if sc.report == "wager" else 2)
-    path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, "checkpoint.pt")
+    path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, CHECKPOINT_FILE)
 
     torch.manual_seed(config.seed)
     agent, layout, scoring = build_agent(spec, config)
@@ -696,7 +625,7 @@ def train(
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
     start_update, env_steps, train_seconds = 0, 0, 0.0
     if resuming:
-        where = path / "checkpoint.pt"
+        where = path / CHECKPOINT_FILE
         ck = load_weights(where, map_location=device)
         try:
             load_state(agent, where, ck["model"])
@@ -707,7 +636,7 @@ def train(
             raise ValueError(f"{where}: not a complete PPO checkpoint ({e})") from None
     # logs past the checkpoint (or all of them, without one) would be written twice
     trim_logs(path, "update", start_update if resuming else None, env_steps if resuming else None)
-    log = MetricsLog(path / "metrics.jsonl")
+    log = MetricsLog(path / METRICS_FILE)
     writer = SummaryWriter(str(path))
 
     vec = make_vector_env(config.env_id, spec, config.num_envs, config.env_options())
@@ -744,8 +673,8 @@ def train(
             "train_seconds": train_seconds,
         }
         writer.flush()  # every logged step up to the checkpoint is on disk before it
-        atomic_torch_save(state, path / "checkpoint.pt")
-        atomic_torch_save(agent.state_dict(), path / "model.pt")
+        atomic_torch_save(state, path / CHECKPOINT_FILE)
+        atomic_torch_save(agent.state_dict(), path / MODEL_FILE)
 
     bar = tqdm(
         total=n_updates,
@@ -773,7 +702,7 @@ def train(
             ro = collect(agent, vec, spec, layout, scoring, env_seed, device, generator=gen)
             stats = ppo_update(agent, optimizer, ro, config, gen)
             if not all(math.isfinite(v) for v in stats.values()):
-                ck = path / "checkpoint.pt"
+                ck = path / CHECKPOINT_FILE
                 kept = f"last checkpoint {ck} kept" if ck.exists() else "no checkpoint written"
                 raise TrainingDivergedError(
                     f"non-finite PPO loss at update {update + 1} ({kept}); try a lower lr"
@@ -841,7 +770,6 @@ def train(
 
 def _rollout_metrics(ro: Rollout) -> dict[str, float]:
     """Training-time metrics of the (stochastic) rollout, from the env's terminal infos."""
-    from agents.rl.evaluate import summarise_final
 
     out = {"train/reward": float(ro.rewards.sum(1).mean())}
     s = summarise_final(ro.final)
@@ -862,5 +790,27 @@ def load(run_dir: str | Path) -> PPOPolicy:
         else config
     )
     agent, _, scoring = build_agent(spec, config)
-    load_state(agent, path / "model.pt")
+    load_state(agent, path / MODEL_FILE)
     return PPOPolicy(agent, spec, config, scoring)
+
+
+def untrained(policy: PPOPolicy) -> PPOPolicy:
+    """The same native PPO agent before training: exactly the network :func:`train` starts from
+    (``torch.manual_seed(config.seed)`` then :func:`build_agent`); torch's global RNG is restored
+    afterwards."""
+    spec, config = policy.spec, policy.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        agent, _, scoring = build_agent(spec, config)
+    return PPOPolicy(agent, spec, config, scoring)
+
+
+def _load_on(run_dir: str | Path, device: str = "cpu") -> PPOPolicy:
+    """:func:`load` with the registry's signature (the policy goes where its config puts it)."""
+    return load(run_dir)
+
+
+ALGO = Algo(
+    name="ppo", config_cls=PPOConfig, train=train, load=_load_on, kind=KIND, untrained=untrained
+)
+"""Native recurrent PPO in the registry (:mod:`agents.algos`)."""

@@ -33,15 +33,21 @@ import numpy as np
 import torch
 
 import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from agents.algorithm import Algo
 from agents.devices import check_device, pick_device
-from agents.rl.runfolder import (
+from agents.rl.common import check_env_id, final_summary, parse_env_kwargs
+from agents.rl.evaluate import evaluate
+from agents.run import (
+    METRICS_FILE,
+    MODEL_FILE,
+    SB3_CHECKPOINT_FILE,
+    SB3_LEGACY_CHECKPOINT_FILE,
     MetricsLog,
     atomic_torch_save,
-    check_env_id,
-    final_summary,
+    decode_state,
+    encode_state,
     load_state,
     load_weights,
-    parse_env_kwargs,
     prepare_run_dir,
     read_config,
     read_spec,
@@ -292,8 +298,8 @@ def _n_report(spec: TaskSpec, config: SB3Config) -> int:
     return spec.n_tasks
 
 
-CHECKPOINT = "sb3_checkpoint.pt"
-LEGACY_CHECKPOINT = "sb3_checkpoint.zip"
+CHECKPOINT = SB3_CHECKPOINT_FILE
+LEGACY_CHECKPOINT = SB3_LEGACY_CHECKPOINT_FILE
 
 
 def _tensors(x: Any) -> Any:
@@ -319,8 +325,6 @@ def training_state(model: Any, train_seconds: float) -> dict[str, Any]:
     states of the rollout, every env's state (block, position, generator), the Monitor's running
     episode rewards, and the torch, numpy and python generator states."""
     import random
-
-    from agents.run import encode_state
 
     envs_state = []
     for wrapped in model.env.envs:
@@ -370,8 +374,6 @@ def restore_training_state(model: Any, ck: dict[str, Any], where: Path) -> float
     from collections import deque
 
     from sb3_contrib.common.recurrent.type_aliases import RNNStates
-
-    from agents.run import decode_state, load_state
 
     try:
         load_state(model.policy, where, ck["policy"])
@@ -459,8 +461,6 @@ def train(
     from stable_baselines3.common.callbacks import BaseCallback
     from tqdm.auto import tqdm
 
-    from agents.rl.evaluate import evaluate
-
     if not isinstance(config, SB3Config):
         raise ValueError(f"config must be an SB3Config, got {type(config).__name__}")
     config.validate()
@@ -528,12 +528,12 @@ def train(
     )
     last_logged = rows[-1]["env_steps"] if rows else None
     model.set_logger(_logger(path))
-    log = MetricsLog(path / "metrics.jsonl")
+    log = MetricsLog(path / METRICS_FILE)
     policy = SB3Policy(model.policy, spec, config, _n_report(spec, config))
 
     def save() -> None:
         atomic_torch_save(training_state(model, state["train_seconds"]), path / CHECKPOINT)
-        atomic_torch_save(model.policy.state_dict(), path / "model.pt")
+        atomic_torch_save(model.policy.state_dict(), path / MODEL_FILE)
 
     def run_eval(write: bool = True) -> dict[str, Any]:
         nonlocal last_logged
@@ -643,5 +643,32 @@ def load(run_dir: str | Path) -> SB3Policy:
     spec = read_spec(path)
     config = read_config(path, SB3Config, KIND)
     policy = build_policy(spec, config)
-    load_state(policy, path / "model.pt")
+    load_state(policy, path / MODEL_FILE)
     return SB3Policy(policy, spec, dataclasses.replace(config), _n_report(spec, config))
+
+
+def untrained(policy: SB3Policy) -> SB3Policy:
+    """The same sb3 agent before training: a fresh policy from the same seed
+    (``torch.manual_seed(config.seed)`` then :func:`build_policy`; sb3's own seeding order may
+    draw differently); torch's global RNG is restored afterwards."""
+    spec, config = policy.spec, policy.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        fresh = build_policy(spec, config)
+    return SB3Policy(fresh, spec, config, _n_report(spec, config))
+
+
+def _load_on(run_dir: str | Path, device: str = "cpu") -> SB3Policy:
+    """:func:`load` with the registry's signature (the policy loads on the CPU)."""
+    return load(run_dir)
+
+
+ALGO = Algo(
+    name="sb3-recurrent-ppo",
+    config_cls=SB3Config,
+    train=train,
+    load=_load_on,
+    kind=KIND,
+    untrained=untrained,
+)
+"""sb3-contrib's RecurrentPPO in the registry (:mod:`agents.algos`)."""

@@ -22,28 +22,26 @@ from typing import Any
 
 from experiments.dataclass_args import add_dataclass_arguments, collect
 
-ALGO_CHOICES = ("supervised", "ppo", "sb3-recurrent-ppo")
 
+def _algo(name: str) -> Any:
+    """The registry entry (:data:`agents.algos.ALGOS`) of ``--algo name``."""
+    from agents.algos import get
 
-def _algo_config(algo: str) -> tuple[type, Any]:
-    """(config dataclass, train function) of an algorithm."""
-    if algo == "supervised":
-        from agents.config import TrainConfig
-        from agents.trainer import train
-
-        return TrainConfig, train
     try:
-        from agents.rl import ALGOS
-    except ImportError as e:
-        raise SystemExit(f"mte train: --algo {algo} is not available (agents.rl: {e})") from e
-    if algo not in ALGOS:
-        raise SystemExit(f"mte train: --algo {algo} is not available; have {sorted(ALGOS)}")
-    return ALGOS[algo]
+        return get(name)
+    except ValueError as e:
+        raise SystemExit(f"mte train: --algo {name} is not available ({e})") from None
+
+
+def _algo_choices() -> list[str]:
+    from agents.algos import names
+
+    return names()
 
 
 def _selected_algo(argv: list[str]) -> str:
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--algo", choices=ALGO_CHOICES, default="supervised")
+    pre.add_argument("--algo", choices=_algo_choices(), default="supervised")
     known, _ = pre.parse_known_args(argv)
     return known.algo
 
@@ -54,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: list[str] | None = None
 
     argv = sys.argv[1:] if argv is None else argv
     algo = _selected_algo(argv)
-    others = ", ".join(a for a in ALGO_CHOICES if a != algo)
+    choices = _algo_choices()
+    others = ", ".join(a for a in choices if a != algo)
     parser.epilog = (
         f"Agent options shown are those of --algo {algo}; pass --algo <{others}> --help to see "
         "another algorithm's."
@@ -62,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: list[str] | None = None
     run = parser.add_argument_group("run")
     run.add_argument(
         "--algo",
-        choices=ALGO_CHOICES,
+        choices=choices,
         default="supervised",
         help="training algorithm: supervised (the paper's) or an RL algorithm",
     )
@@ -90,15 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser, argv: list[str] | None = None
     )
     task = parser.add_argument_group("task (envs.TaskSpec fields)")
     add_dataclass_arguments(task, TaskSpec, "spec", skip=("extra",), rename={"seed": "task_seed"})
-    cfg_cls, _ = _algo_config(algo)
+    cfg_cls = _algo(algo).config_cls
     agent = parser.add_argument_group(f"agent ({cfg_cls.__name__} fields)")
     add_dataclass_arguments(agent, cfg_cls, "cfg", skip=("algo",))
     # the agent options were built for this algo (the parser only sees sys.argv)
     parser.set_defaults(_fields_algo=algo)
-
-
-KIND_ALGO = {"supervised": "supervised", "ppo": "ppo", "sb3": "sb3-recurrent-ppo"}
-"""config.json ``kind`` -> the --algo that trains it."""
 
 
 def _flag(scope: str, field: str) -> str:
@@ -106,7 +101,7 @@ def _flag(scope: str, field: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.run import child_path
+    from agents.run import CONFIG_FILE, child_path
     from envs import TaskSpec
 
     fields_algo = getattr(args, "_fields_algo", args.algo)
@@ -121,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.name:
             raise ValueError("--resume needs --name (the run folder to continue)")
         run_dir = child_path(args.runs_dir, args.name, "--name")
-        if not (run_dir / "config.json").exists():
+        if not (run_dir / CONFIG_FILE).exists():
             raise ValueError(
                 f"--resume: there is no run {run_dir} to continue (no config.json); drop --resume "
                 "to start a new run"
@@ -129,16 +124,12 @@ def run(args: argparse.Namespace) -> int:
         algo, spec, config = _resumed(run_dir, args)
     else:
         algo = args.algo
-        cfg_cls, _ = _algo_config(algo)
         spec = TaskSpec(**collect(args, "spec"))
-        cfg_kw = collect(args, "cfg")
-        if "algo" in {f.name for f in dataclasses.fields(cfg_cls)}:
-            cfg_kw["algo"] = algo
-        config = cfg_cls(**cfg_kw)
+        config = _algo(algo).make_config(**collect(args, "cfg"))
         arch = getattr(config, "arch", "agent")
         name = args.name or f"{algo}-{arch}-N{spec.n_tasks}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = child_path(args.runs_dir, name, "--name")
-    _, train_fn = _algo_config(algo)
+    train_fn = _algo(algo).train
     arch = getattr(config, "arch", "agent")
     print(
         f"training {algo} {arch} on N={spec.n_tasks}, D={spec.latent_dim}, "
@@ -166,14 +157,14 @@ def _resumed(run_dir: Path, args: argparse.Namespace) -> tuple[str, Any, Any]:
     the runtime options given; other task/agent flags that differ from the stored values are a
     ValueError naming them, unless ``--override`` (then they replace the stored values, and
     spec.json / config.json are rewritten)."""
-    import json
-
-    from agents.run import RUNTIME_FIELDS, atomic_write_text, read_kind, read_spec
+    from agents.algos import for_kind
+    from agents.run import CONFIG_FILE, RUNTIME_FIELDS, read_kind, read_spec, write_spec_and_config
 
     kind, raw = read_kind(run_dir)
-    algo = KIND_ALGO.get(kind)
-    if algo is None:
-        raise ValueError(f"{run_dir / 'config.json'}: unknown kind {kind!r}")
+    try:
+        algo = for_kind(kind).name
+    except ValueError:
+        raise ValueError(f"{run_dir / CONFIG_FILE}: unknown kind {kind!r}") from None
     typed_spec, typed_cfg = collect(args, "spec"), collect(args, "cfg")
     if algo != args.algo:
         if args.algo != "supervised" or typed_cfg:
@@ -181,13 +172,13 @@ def _resumed(run_dir: Path, args: argparse.Namespace) -> tuple[str, Any, Any]:
                 f"--resume: {run_dir} is a {kind!r} run; pass --algo {algo} (or no --algo)"
             )
         typed_cfg = {}  # no agent flag was given; the stored run's algorithm is used
-    cfg_cls, _ = _algo_config(algo)
+    cfg_cls = _algo(algo).config_cls
     spec = read_spec(run_dir)
     names = {f.name for f in dataclasses.fields(cfg_cls)}
     try:
         stored = cfg_cls(**{k: v for k, v in raw.items() if k in names})
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{run_dir / 'config.json'}: {e}") from None
+        raise ValueError(f"{run_dir / CONFIG_FILE}: {e}") from None
 
     def plain(v: Any) -> Any:
         return list(v) if isinstance(v, tuple) else v
@@ -213,8 +204,5 @@ def _resumed(run_dir: Path, args: argparse.Namespace) -> tuple[str, Any, Any]:
         return algo, spec, dataclasses.replace(stored, **runtime)
     spec = spec.replace(**typed_spec) if typed_spec else spec
     config = dataclasses.replace(stored, **typed_cfg)
-    atomic_write_text(run_dir / "spec.json", spec.to_json())
-    atomic_write_text(
-        run_dir / "config.json", json.dumps({"kind": kind, **dataclasses.asdict(config)}, indent=2)
-    )
+    write_spec_and_config(run_dir, spec, kind, config)
     return algo, spec, config
