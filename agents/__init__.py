@@ -1,5 +1,5 @@
 """Supervised agents: recurrent and transformer networks with exposed hidden states, a trainer
-with checkpoints and tensorboard, and run folders (SPEC.md section 4).
+with checkpoints and tensorboard, and run folders (docs/science.md §4).
 
 ``train(spec, TrainConfig(...), run_dir)`` trains; ``load(run_dir)`` gives the network and spec
 back with ``hidden_and_outputs(obs)`` for the probes (any algorithm's run folder).

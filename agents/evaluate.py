@@ -1,4 +1,4 @@
-"""Held-out evaluation against the ideal observer (SPEC.md section 3), on the SAME evidence.
+"""Held-out evaluation against the ideal observer (docs/science.md §3), on the SAME evidence.
 
 The headline number is the chance-normalised fraction of the ideal observer,
 ``frac_ideal = (acc - 0.5) / (ideal_acc - 0.5)``, with accuracies pooled over the N tasks at the

@@ -1,4 +1,4 @@
-"""Recurrent cores and the readout network (SPEC.md section 4), one interface for all.
+"""Recurrent cores and the readout network (docs/science.md §4), one interface for all.
 
 Every core maps observations ``obs [B, T, O]`` to hidden states ``hidden [B, T, H]`` (the state a
 probe reads) and has a step-wise form ``step(obs_t [B, O], state) -> (hidden_t [B, H], state)``
@@ -84,7 +84,7 @@ class ElmanRNN(RecurrentCore):
         if not (isinstance(leak, (int, float)) and 0.0 < float(leak) <= 1.0):
             raise ValueError(f"leak must be a number in (0, 1], got {leak!r}")
         if nonleaky and activation != "relu":
-            raise ValueError("rnn_nonleaky uses activation='relu' (SPEC section 4)")
+            raise ValueError("rnn_nonleaky uses activation='relu' (docs/science.md §4)")
         if init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
         self.obs_dim, self.hidden_size = obs_dim, hidden_size

@@ -1,4 +1,4 @@
-"""Supervised training on the multi-task objective (SPEC.md section 2), one loop top to bottom.
+"""Supervised training on the multi-task objective (docs/science.md §2), one loop top to bottom.
 
 Each step draws a fresh batch from the vectorised generator (``envs.generate``) with the run's
 own ``np.random.Generator``, computes the objective of ``spec.targets``

@@ -315,7 +315,9 @@ class _frozen:
 
 
 def _last_step(run_dir: Path) -> int:
-    path = run_dir / "metrics.jsonl"
+    from agents.run import METRICS_FILE
+
+    path = run_dir / METRICS_FILE
     if not path.exists():
         return 0
     lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
