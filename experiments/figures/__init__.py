@@ -12,9 +12,12 @@
   controls, trends, bounds, the Adam protocol).
 
 The statistics and the table are importable from this package itself
-(``experiments.figures.summarise`` ...).
+(``experiments.figures.summarise`` ...). Importing the package imports the registry, which
+imports every figure module in name order: ``FIGURES`` lists them in that order whichever module
+is imported first.
 """
 
+from experiments.figures import registry  # imports and registers every figure module
 from experiments.figures.plots import DPI, STYLE, draw_bounds, draw_controls, theory_curve
 from experiments.figures.stats import (
     ARCH_LABELS,
@@ -42,6 +45,7 @@ __all__ = [
     "draw_controls",
     "fmt",
     "markdown_table",
+    "registry",
     "select",
     "summarise",
     "theory_curve",
