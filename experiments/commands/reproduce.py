@@ -14,18 +14,14 @@ from experiments.commands.backend_args import add_slurm_arguments, slurm_backend
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from experiments.reproduce import FIGURES
+    from experiments.figures.grids import SCALES
+    from experiments.figures.registry import FIGURES, help_text
 
-    parser.add_argument(
-        "figure",
-        choices=FIGURES,
-        help="fig3 (r^2 vs number of tasks, 4 architectures, decoder angles), "
-        "fig5a (vs trial duration), fig5b (vs latent dimension), fig5c (vs "
-        "noise), rl (RL agents per report kind)",
-    )
+    # the registered figures (experiments.figures.registry), read when the parser is built
+    parser.add_argument("figure", choices=tuple(FIGURES), help=help_text())
     parser.add_argument(
         "--scale",
-        choices=("quick", "paper", "smoke"),
+        choices=SCALES,
         default="quick",
         help="quick: 3 networks per condition, the paper's model with the fast default "
         "recipe (each figure <= 15 min on 2 cores); paper: the paper's recipe, 5 networks "

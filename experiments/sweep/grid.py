@@ -1,4 +1,4 @@
-"""Sweeps: a grid of settings, each trained and probed in its own run folder, gathered in one table.
+"""The grid language of sweeps: which names a grid may set, how values are read, the points.
 
 A grid is a mapping from parameter names to lists of values; its points are the Cartesian product
 (axes in the order given, ``seed`` last). A parameter name is
@@ -15,35 +15,19 @@ A grid is a mapping from parameter names to lists of values; its points are the 
 
 Every name, type and value is checked before anything trains (:func:`parse_grid` and
 :meth:`Grid.points`): an unknown field, an empty list, a value of the wrong type or a value the
-TaskSpec / config rejects raises ``ValueError`` naming the field.
-
-Folder layout of a sweep (``sweep_dir``)::
-
-    sweep.json            the grid (for the record)
-    runs/<point id>/      one run folder per point (spec.json, config.json, model.pt, probe.json ...)
-    rows/<point id>.json  the point's row, written atomically when it finished: the point is done
-    rows/<point id>.error.json   the error of a failed point (retried on the next run)
-    results.csv / results.json   one row per point: every parameter and every headline metric
-    hparams/<point id>/   tensorboard HParams record of a finished point (parameters + metrics):
-                          ``tensorboard --logdir <sweep_dir>/hparams`` compares every point
-
-Re-running the same sweep skips the points whose row file exists; a failing point is recorded
-with its error while the others go on.
+TaskSpec / config rejects raises ``ValueError`` naming the field. Grids come from Python
+(:func:`parse_grid`, :func:`union`), the command line (:func:`grid_from_cli`: ``--set``,
+``--seeds``) or a YAML / JSON file (:func:`load_grid_file`).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import itertools
 import json
 import math
 import re
-import sys
-import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,11 +178,12 @@ def coerce_value(name: str, value: Any, kind: str, optional: bool) -> Any:
     raise AssertionError(kind)  # pragma: no cover
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Tuples as lists, recursively (what JSON and the point ids see)."""
     if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     return value
 
 
@@ -226,11 +211,11 @@ class Point:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "params": _jsonable(self.params),
+            "params": jsonable(self.params),
             "algo": self.algo,
             "seed": self.seed,
-            "task": _jsonable(self.task),
-            "agent": _jsonable(self.agent),
+            "task": jsonable(self.task),
+            "agent": jsonable(self.agent),
         }
 
 
@@ -239,7 +224,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 
 def point_id(params: Mapping[str, Any], varying: Sequence[str]) -> str:
     """Folder-safe id: ``k=v,k=v`` over the varying axes, then 8 hex digits hashing all params."""
-    canon = json.dumps(_jsonable(dict(params)), sort_keys=True, default=str)
+    canon = json.dumps(jsonable(dict(params)), sort_keys=True, default=str)
     digest = hashlib.sha1(canon.encode()).hexdigest()[:8]
     parts = []
     for k in varying:
@@ -291,8 +276,8 @@ class Grid:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        grid: Any = _jsonable(self.axes) if not self.extra else _jsonable(self.blocks)
-        return {"name": self.name, "grid": grid, "meta": _jsonable(self.meta)}
+        grid: Any = jsonable(self.axes) if not self.extra else jsonable(self.blocks)
+        return {"name": self.name, "grid": grid, "meta": jsonable(self.meta)}
 
     def points(self, config_resolver: ConfigResolver | None = None) -> list[Point]:
         """Every point, validated by building its TaskSpec and agent config (no training)."""
@@ -582,393 +567,3 @@ def grid_from_cli(
     chosen = cli_seeds if cli_seeds is not None else file_seeds
     grid = parse_grid(axes, chosen, name=name, config_resolver=config_resolver)
     return grid, point_opts
-
-
-# ----------------------------------------------------------------------------------------------
-# Atomic files and rows
-# ----------------------------------------------------------------------------------------------
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file via a temporary file in the same folder + rename (readers never see half);
-    creates the folder. (The one atomic writer: :func:`agents.run.atomic_write_text`.)"""
-    from agents.run import atomic_write_text as write
-
-    write(path, text, mkdir=True)
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=_json_default, allow_nan=True)
-
-
-@dataclass
-class SweepPaths:
-    """Where a sweep keeps its files."""
-
-    root: Path
-
-    @property
-    def runs(self) -> Path:
-        return self.root / "runs"
-
-    @property
-    def rows(self) -> Path:
-        return self.root / "rows"
-
-    def run_dir(self, pid: str) -> Path:
-        return self.runs / pid
-
-    def row(self, pid: str) -> Path:
-        return self.rows / f"{pid}.json"
-
-    def error(self, pid: str) -> Path:
-        return self.rows / f"{pid}.error.json"
-
-    @property
-    def hparams(self) -> Path:
-        return self.root / "hparams"
-
-    def hparams_dir(self, pid: str) -> Path:
-        return self.hparams / pid
-
-    @property
-    def csv(self) -> Path:
-        return self.root / "results.csv"
-
-    @property
-    def json(self) -> Path:
-        return self.root / "results.json"
-
-
-def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> ``a.b`` keys; lists stay lists (JSON) so per-fold values survive."""
-    out: dict[str, Any] = {}
-    for k, v in metrics.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten_metrics(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# The engine
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SweepResult:
-    """What a sweep did: rows in grid order, counts and the table paths."""
-
-    rows: list[dict[str, Any]]
-    n_ran: int
-    n_skipped: int
-    n_failed: int
-    csv_path: Path
-    json_path: Path
-    elapsed_s: float
-
-    @property
-    def ok(self) -> bool:
-        return self.n_failed == 0 and all(r["status"] == "ok" for r in self.rows)
-
-    @property
-    def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.rows if r["status"] == "failed"]
-
-
-def default_point_fn() -> Callable[..., dict[str, Any]]:
-    from experiments.point import run_point
-
-    return run_point
-
-
-def check_point_options(fn: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """The point function's keyword options, checked against its signature before any point
-    runs: unknown names and values of the wrong type (for int / float / bool / str options) are
-    a ValueError naming the option and what is allowed."""
-    import inspect
-    import typing
-
-    params = {
-        n: p
-        for n, p in list(inspect.signature(fn).parameters.items())[2:]
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    }
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
-    unknown = sorted(set(options) - set(params))
-    if unknown and not takes_any:
-        raise ValueError(f"point option(s) {unknown} unknown; allowed: {sorted(params)}")
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # noqa: BLE001 - unresolvable annotations: names are checked, not types
-        hints = {}
-    out = dict(options)
-    for name, value in options.items():
-        if name not in params:
-            continue
-        tp = hints.get(name)
-        args = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
-        optional = type(None) in typing.get_args(tp)
-        kind = {int: "int", float: "float", bool: "bool", str: "str"}.get(args[0])
-        if kind is not None and len(args) == 1:
-            out[name] = coerce_value(f"point option {name}", value, kind, optional)
-    return out
-
-
-def run_sweep(
-    grid: Grid,
-    sweep_dir: str | Path,
-    *,
-    backend: Any = "local",
-    workers: int | None = None,
-    address: str | None = None,
-    threads: int = 1,
-    point_fn: Callable[..., dict[str, Any]] | None = None,
-    point_kwargs: Mapping[str, Any] | None = None,
-    retry_failed: bool = True,
-    progress: bool = True,
-    config_resolver: ConfigResolver | None = None,
-    slurm: Mapping[str, Any] | None = None,
-) -> SweepResult:
-    """Run every point of ``grid`` not yet done, in parallel, and write the results table.
-
-    backend: ``"local"`` (process pool, ``workers`` processes, default: CPU count), ``"ray"``
-        (``address`` of an existing cluster, or a local one with ``workers`` CPUs), ``"slurm"``
-        (one SLURM job per point, at most ``workers`` queued at once; ``slurm``: the
-        :class:`experiments.backends.SlurmBackend` options, job files in ``<sweep_dir>/slurm``),
-        or a :class:`experiments.backends.Backend` instance.
-    threads: torch threads per worker (1: one point per core).
-    point_fn: ``point_fn(point, run_dir, **point_kwargs) -> metrics dict`` (module level, so
-        that it pickles); default :func:`experiments.point.run_point` (train + probe).
-    retry_failed: re-run points that failed last time (their error files); done points are
-        always skipped.
-    """
-    from experiments.backends import make_backend
-
-    t0 = time.perf_counter()
-    points = grid.points(config_resolver)  # raises on a bad grid before any worker starts
-    paths = SweepPaths(Path(sweep_dir))
-    paths.rows.mkdir(parents=True, exist_ok=True)
-    paths.runs.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(paths.root / "sweep.json", dumps(grid.to_dict()))
-    fn = point_fn or default_point_fn()
-    kwargs = check_point_options(fn, point_kwargs or {})
-
-    todo = deque(
-        p
-        for p in points
-        if not paths.row(p.id).exists() and (retry_failed or not paths.error(p.id).exists())
-    )
-    n_skipped = len(points) - len(todo)
-    n_ran = n_failed = 0
-    domains = _hparam_domains(points)
-    if not todo:
-        write_missing_hparams(points, paths, domains)
-        rows = write_table(points, paths)
-        return SweepResult(rows, 0, n_skipped, 0, paths.csv, paths.json, time.perf_counter() - t0)
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=len(points),
-        initial=n_skipped,
-        desc=f"sweep {grid.name or paths.root.name}",
-        unit="pt",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    be = make_backend(backend, workers=workers, address=address, threads=threads, slurm=slurm)
-    if callable(getattr(be, "use_sweep_dir", None)):
-        be.use_sweep_dir(paths.root)  # backends that keep files of their own (SLURM jobs)
-    in_flight: dict[Any, Any] = {}
-    shown: list[tuple[int, int, int]] = []
-
-    def show() -> None:
-        """Refresh done/running/failed only when they change (keeps logs short)."""
-        state = (bar.n - n_failed, len(in_flight), n_failed)
-        if not shown or shown[-1] != state:
-            shown.append(state)
-            bar.set_postfix(done=state[0], running=state[1], failed=state[2], refresh=True)
-
-    try:
-        be.start()
-        while todo or in_flight:
-            while todo and len(in_flight) < be.capacity():
-                p = todo.popleft()
-                handle = be.submit(fn, p, str(paths.run_dir(p.id)), kwargs)
-                in_flight[handle] = p
-            show()
-            finished = be.wait(list(in_flight), timeout=1.0)
-            for handle in finished:
-                p = in_flight.pop(handle)
-                outcome = be.result(handle)
-                ok = _record(p, outcome, paths)
-                n_ran += 1
-                if ok:
-                    note = _write_hparams(p, outcome.get("metrics") or {}, paths, domains)
-                    if note:
-                        bar.write(note)
-                else:
-                    n_failed += 1
-                    bar.write(f"point {p.id} FAILED: {outcome.get('error')}")
-                bar.update(1)
-            show()
-    finally:
-        bar.close()
-        be.close(cancel=bool(in_flight or todo))
-        write_missing_hparams(points, paths, domains)
-        rows = write_table(points, paths)
-    return SweepResult(
-        rows, n_ran, n_skipped, n_failed, paths.csv, paths.json, time.perf_counter() - t0
-    )
-
-
-def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool:
-    """Write the point's row (success) or error file (failure); True on success."""
-    base = {
-        **point.to_dict(),
-        "run_dir": str(paths.run_dir(point.id)),
-        "elapsed_s": outcome.get("elapsed_s"),
-        "cpu_s": outcome.get("cpu_s"),
-        "host": outcome.get("host"),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    if outcome.get("job_id") is not None:  # the SLURM job that ran it
-        base["job_id"] = outcome["job_id"]
-    if outcome.get("status") == "ok":
-        row = {**base, "status": "ok", "metrics": outcome.get("metrics") or {}}
-        atomic_write_text(paths.row(point.id), dumps(row))
-        paths.error(point.id).unlink(missing_ok=True)
-        return True
-    err = {
-        **base,
-        "status": "failed",
-        "error": outcome.get("error", "unknown error"),
-        "traceback": outcome.get("traceback", ""),
-    }
-    atomic_write_text(paths.error(point.id), dumps(err))
-    return False
-
-
-def _hparam_domains(points: Sequence[Point]) -> dict[str, list[Any]]:
-    from experiments.hparams import discrete_domains, point_hparams
-
-    return discrete_domains(point_hparams(p.params, p.algo) for p in points)
-
-
-def _write_hparams(
-    point: Point, metrics: Mapping[str, Any], paths: SweepPaths, domains: Mapping[str, Any]
-) -> str | None:
-    """Write a finished point's tensorboard HParams record; a message if that failed (the
-    point itself is done: its row is written)."""
-    from experiments.hparams import point_hparams, point_metrics, write_point_hparams
-
-    try:
-        write_point_hparams(
-            paths.hparams_dir(point.id),
-            point_hparams(point.params, point.algo),
-            point_metrics(metrics),
-            domains,
-        )
-    except Exception as e:  # noqa: BLE001 - a tensorboard record never fails a sweep
-        return f"point {point.id}: tensorboard hparams not written ({type(e).__name__}: {e})"
-    return None
-
-
-def write_missing_hparams(
-    points: Sequence[Point], paths: SweepPaths, domains: Mapping[str, Any] | None = None
-) -> int:
-    """Write the HParams record of every finished point that lacks one (points finished by an
-    earlier run or a driver that stopped before writing it); returns how many were written."""
-    domains = _hparam_domains(points) if domains is None else domains
-    n = 0
-    for p in points:
-        if not paths.row(p.id).exists() or paths.hparams_dir(p.id).exists():
-            continue
-        row = json.loads(paths.row(p.id).read_text())
-        note = _write_hparams(p, row.get("metrics") or {}, paths, domains)
-        if note:
-            print(note, file=sys.stderr)
-        else:
-            n += 1
-    return n
-
-
-def read_rows(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, Any]]:
-    """One record per point in grid order: its row, its error, or status 'pending'."""
-    rows = []
-    for p in points:
-        rec: dict[str, Any]
-        if paths.row(p.id).exists():
-            rec = json.loads(paths.row(p.id).read_text())
-        elif paths.error(p.id).exists():
-            rec = json.loads(paths.error(p.id).read_text())
-        else:
-            rec = {**p.to_dict(), "status": "pending", "run_dir": str(paths.run_dir(p.id))}
-        rows.append(rec)
-    return rows
-
-
-def table_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Flat rows: id, status, every grid parameter, elapsed_s, every metric, error, run_dir."""
-    flat = []
-    for rec in records:
-        row: dict[str, Any] = {"id": rec["id"], "status": rec["status"]}
-        for k, v in rec.get("params", {}).items():
-            row[k] = v
-        row["algo"] = rec.get("algo", SUPERVISED)
-        row["elapsed_s"] = rec.get("elapsed_s")
-        row["cpu_s"] = rec.get("cpu_s")
-        row.update(flatten_metrics(rec.get("metrics") or {}))
-        row["error"] = rec.get("error", "")
-        row["run_dir"] = rec.get("run_dir", "")
-        flat.append(row)
-    return flat
-
-
-def write_table(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, Any]]:
-    """Gather every point's record into results.json and results.csv (atomically)."""
-    records = read_rows(points, paths)
-    flat = table_rows(records)
-    columns: list[str] = []
-    for row in flat:
-        for k in row:
-            if k not in columns:
-                columns.append(k)
-    tail = [c for c in ("error", "run_dir") if c in columns]
-    columns = [c for c in columns if c not in tail] + tail
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in flat:
-        writer.writerow(
-            {
-                k: json.dumps(_jsonable(v), default=_json_default)
-                if isinstance(v, (list, tuple, dict))
-                else ("" if v is None else v)
-                for k, v in row.items()
-            }
-        )
-    atomic_write_text(paths.csv, buf.getvalue())
-    atomic_write_text(paths.json, dumps(flat))
-    return flat
-
-
-def load_results(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of a finished sweep's results.json."""
-    return json.loads((Path(sweep_dir) / "results.json").read_text())

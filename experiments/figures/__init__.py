@@ -1,0 +1,52 @@
+"""The paper's figures: one module per figure, their shared statistics, plots and page text.
+
+- :mod:`~experiments.figures.registry`: :class:`~experiments.figures.registry.Figure` and
+  ``register``; ``FIGURES`` is what ``mte reproduce`` offers;
+- one module per figure (``fig3``, ``fig5a``, ``fig5b``, ``fig5c``, ``rl``): its grid per scale,
+  its plot and its page, registered when the module is imported;
+- :mod:`~experiments.figures.grids`: what each scale trains (budgets, network seeds, recipe);
+- :mod:`~experiments.figures.stats`: the paper's statistics (median and IQR over networks x
+  folds x fits, bootstrap intervals over networks) and the summary table;
+- :mod:`~experiments.figures.plots`: drawing shared by the plots (controls, bounds, saving);
+- :mod:`~experiments.figures.pages`: sentences the pages share (a condition against its
+  controls, trends, bounds, the Adam protocol).
+
+The statistics and the table are importable from this package itself
+(``experiments.figures.summarise`` ...). Importing the package imports the registry, which
+imports every figure module in name order: ``FIGURES`` lists them in that order whichever module
+is imported first.
+"""
+
+from experiments.figures import registry  # imports and registers every figure module
+from experiments.figures.plots import DPI, STYLE, draw_bounds, draw_controls, theory_curve
+from experiments.figures.stats import (
+    ARCH_LABELS,
+    ARCH_ORDER,
+    METRICS,
+    N_BOOT,
+    bootstrap_median,
+    bootstrap_median_difference,
+    fmt,
+    markdown_table,
+    select,
+    summarise,
+)
+
+__all__ = [
+    "ARCH_LABELS",
+    "ARCH_ORDER",
+    "DPI",
+    "METRICS",
+    "N_BOOT",
+    "STYLE",
+    "bootstrap_median",
+    "bootstrap_median_difference",
+    "draw_bounds",
+    "draw_controls",
+    "fmt",
+    "markdown_table",
+    "registry",
+    "select",
+    "summarise",
+    "theory_curve",
+]

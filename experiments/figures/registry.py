@@ -1,0 +1,87 @@
+"""The figures ``mte reproduce`` knows: :class:`Figure` records registered by name.
+
+A figure is a grid per scale (run by the sweep engine), the grid parameters its summary rows are
+grouped by, and a ``render`` that draws the plot and writes the page's figure-specific body from
+the summary rows (:func:`experiments.figures.stats.summarise`). :func:`experiments.reproduce.render`
+adds what every page shares (title, claim, recipe, controls, the table, failed points).
+
+Each module of this package that defines a figure calls :func:`register` when it is imported,
+and every module of the package is imported the first time this module is: adding a figure is
+adding one module (``experiments/figures/<name>.py``). ``FIGURES`` (name -> Figure, in module
+order) is what ``mte reproduce`` offers as its choices and lists in ``--help``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from experiments.sweep import Grid
+
+Render = Callable[[Sequence[Mapping[str, Any]], Path, str], tuple[Path, str]]
+"""``render(summary, out_dir, caption) -> (png path, page body in markdown)``."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One reproducible figure: its grid per scale, how to group, plot and explain it."""
+
+    name: str
+    title: str
+    claim: str
+    group_by: tuple[str, ...]
+    grid: Callable[[str], Grid]
+    render: Render
+    probe_n: Callable[[str], int | None] = lambda scale: 1024 if scale == "smoke" else None
+    probe_adam: Callable[[str], bool] = lambda scale: scale == "paper"
+    """Whether each network is also probed with the paper's Adam protocol (both estimators in
+    the table); always at paper scale."""
+    help: str = ""
+    """What the figure plots, in a few words, for ``mte reproduce --help``."""
+
+
+FIGURES: dict[str, Figure] = {}
+"""Every registered figure by name, in registration order."""
+
+
+def register(figure: Figure) -> Figure:
+    """Add a figure under its name (a name already taken is a ValueError); returns it."""
+    if not figure.name or not figure.name.replace("_", "").isalnum():
+        raise ValueError(f"a figure's name must be letters, digits and _, got {figure.name!r}")
+    if figure.name in FIGURES:
+        raise ValueError(f"figure {figure.name!r} is already registered")
+    FIGURES[figure.name] = figure
+    return figure
+
+
+def unregister(name: str) -> None:
+    """Remove a registered figure (no error if there is none of that name)."""
+    FIGURES.pop(name, None)
+
+
+def get(name: str) -> Figure:
+    """The figure of that name; an unknown name is a ValueError listing the known ones."""
+    if name not in FIGURES:
+        raise ValueError(f"figure must be one of {list(FIGURES)}, got {name!r}")
+    return FIGURES[name]
+
+
+def help_text() -> str:
+    """``fig3 (what it plots), fig5a (...)``: the registered figures for ``--help``."""
+    return ", ".join(f"{f.name} ({f.help})" if f.help else f.name for f in FIGURES.values())
+
+
+def _import_figure_modules() -> None:
+    """Import every module of this package; a figure's module registers it when imported."""
+    package = importlib.import_module(__name__.rpartition(".")[0])
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+# Last, once Figure and register exist: the figure modules import them from this module.
+_import_figure_modules()

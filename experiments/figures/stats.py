@@ -1,0 +1,236 @@
+"""The paper's statistics over the rows of a sweep (results.json), and the tables of its pages.
+
+Each row is one trained-and-probed network (see :func:`experiments.point.run_point`): its grid
+parameters (``arch``, ``n_tasks``, ``sigma`` ...) and headline metrics:
+``ood_r2`` (median over folds x fits), ``ood_r2_values`` (every fold x fit value), ``id_r2``,
+``angle_deg`` (angle between the decoder axes; ``angle_deg_values``: every OOD decoder's, pooled
+like the r^2 values when present), ``ceiling`` (the theory's r^2_max at the decision
+step). The statistics are the paper's: median and IQR over networks x folds x fits, i.e. the
+per-network ``ood_r2_values`` lists pooled over the networks of a condition.
+
+Controls sit beside every number (``probes.controls``): ``untrained_ood_r2`` (the same network
+untrained), ``input_ood_r2`` (a decoder on the encoded input's stimulus average) and ``mu_ood_r2``
+(on the evidence mean), pooled like the network's own values; tables add the gain over untrained
+with a bootstrap interval over networks. Two bounds sit beside every ceiling: ``ceiling``
+(1 - 12 sigma^2 / t, a linear read-out of the evidence mean) and ``bayes_bound`` (the Bayes
+posterior mean under the bounded prior).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+ARCH_LABELS = {
+    "rnn": "RNN",
+    "rnn_nonleaky": "non-leaky RNN",
+    "gru": "GRU",
+    "lstm": "LSTM",
+    "transformer": "Transformer (GPT)",
+}
+ARCH_ORDER = ("rnn", "rnn_nonleaky", "lstm", "gru", "transformer")
+METRICS = (
+    "ood_r2",
+    "id_r2",
+    "angle_deg",
+    "untrained_ood_r2",
+    "untrained_id_r2",
+    "untrained_angle_deg",
+    "input_ood_r2",
+    "input_id_r2",
+    "mu_ood_r2",
+)
+"""Metrics pooled over networks x folds x fits (median, quartiles) by :func:`summarise`."""
+
+N_BOOT = 2000
+
+
+def bootstrap_median(values: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
+    """Median of ``values`` [k] (one per network) and its 95% bootstrap interval over networks
+    (resampling networks with replacement, ``N_BOOT`` draws). NaNs for no values; with one
+    network the interval is that value."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    boots = np.median(v[rng.integers(0, v.size, (N_BOOT, v.size))], axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(np.median(v)), float(lo), float(hi)
+
+
+def _values(row: Mapping[str, Any], metric: str) -> list[float]:
+    """All the values of one metric a network contributes (its folds x fits for OOD r^2)."""
+    vals = row.get(f"{metric}_values")
+    if isinstance(vals, (list, tuple)) and vals:
+        out = [float(v) for v in vals]
+    else:
+        v = row.get(metric)
+        out = [float(v)] if isinstance(v, (int, float)) and not isinstance(v, bool) else []
+    return [v for v in out if math.isfinite(v)]
+
+
+def bootstrap_median_difference(
+    a: Sequence[float], b: Sequence[float], seed: int = 0
+) -> tuple[float, float, float]:
+    """median(a) - median(b) for two independent groups of networks, with its 95% bootstrap
+    interval (each group resampled with replacement, ``N_BOOT`` draws)."""
+    va = np.asarray([x for x in a if math.isfinite(x)], dtype=float)
+    vb = np.asarray([x for x in b if math.isfinite(x)], dtype=float)
+    if va.size == 0 or vb.size == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    ma = np.median(va[rng.integers(0, va.size, (N_BOOT, va.size))], axis=1)
+    mb = np.median(vb[rng.integers(0, vb.size, (N_BOOT, vb.size))], axis=1)
+    lo, hi = np.percentile(ma - mb, [2.5, 97.5])
+    return float(np.median(va) - np.median(vb)), float(lo), float(hi)
+
+
+def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
+    """Group the successful rows by the ``by`` parameters; median / q25 / q75 / n per metric.
+
+    For each metric m the summary has ``m`` (median), ``m_q25``, ``m_q75`` and ``m_n`` (how many
+    values were pooled), plus ``n_networks``, the mean ``ceiling`` of the group and the mean
+    decision accuracy as a fraction of the ideal observer (``frac_ideal``) when reported.
+    """
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("status", "ok") != "ok":
+            continue
+        groups.setdefault(tuple(row.get(k) for k in by), []).append(row)
+    out = []
+    for key in sorted(groups, key=_sort_key):
+        members = groups[key]
+        rec: dict[str, Any] = dict(zip(by, key))
+        rec["n_networks"] = len(members)
+        for m in METRICS:
+            pooled = [v for r in members for v in _values(r, m)]
+            if pooled:
+                q25, med, q75 = np.percentile(pooled, [25, 50, 75])
+                rec.update({m: med, f"{m}_q25": q25, f"{m}_q75": q75, f"{m}_n": len(pooled)})
+            else:
+                rec.update({m: math.nan, f"{m}_q25": math.nan, f"{m}_q75": math.nan, f"{m}_n": 0})
+        for extra in ("ceiling", "bayes_bound", "frac_ideal"):
+            vals = [float(r[extra]) for r in members if finite(r.get(extra))]
+            rec[extra] = float(np.mean(vals)) if vals else math.nan
+        # the spread across networks: per-network medians and a bootstrap over networks
+        nets = [float(r["ood_r2"]) for r in members if finite(r.get("ood_r2"))]
+        rec["ood_r2_per_network"] = nets
+        rec["ood_r2_net_median"], rec["ood_r2_net_lo"], rec["ood_r2_net_hi"] = bootstrap_median(
+            nets
+        )
+        base = [float(r["untrained_ood_r2"]) for r in members if finite(r.get("untrained_ood_r2"))]
+        rec["untrained_ood_r2_per_network"] = base
+        adam = [
+            (float(r["ood_r2_adam_median"]), float(r["ood_r2"]))
+            for r in members
+            if finite(r.get("ood_r2_adam_median")) and finite(r.get("ood_r2"))
+        ]
+        rec["ood_r2_adam"] = float(np.median([a for a, _ in adam])) if adam else math.nan
+        rec["adam_minus_closed_per_network"] = [a - c for a, c in adam]
+        rec["untrained_ood_r2_net_median"] = bootstrap_median(base)[0]
+        gains = [
+            float(r["ood_r2"]) - float(r["untrained_ood_r2"])
+            for r in members
+            if finite(r.get("ood_r2")) and finite(r.get("untrained_ood_r2"))
+        ]
+        rec["gain_over_untrained"], rec["gain_lo"], rec["gain_hi"] = bootstrap_median(gains)
+        inp = [
+            float(r["ood_r2"]) - float(r["input_ood_r2"])
+            for r in members
+            if finite(r.get("ood_r2")) and finite(r.get("input_ood_r2"))
+        ]
+        rec["gain_over_input"], rec["gain_input_lo"], rec["gain_input_hi"] = bootstrap_median(inp)
+        out.append(rec)
+    return out
+
+
+def finite(v: Any) -> bool:
+    """A real number (not a bool) that is finite."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def mean_finite(values: Iterable[Any]) -> float:
+    """Mean of the finite numbers among ``values``; NaN if there are none."""
+    vals = [float(v) for v in values if finite(v)]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def _sort_key(key: tuple) -> tuple:
+    def one(v: Any) -> tuple:
+        if isinstance(v, str) and v in ARCH_ORDER:
+            return (0, ARCH_ORDER.index(v), "")
+        if isinstance(v, (int, float)):
+            return (1, float(v), "")
+        return (2, 0.0, str(v))
+
+    return tuple(one(v) for v in key)
+
+
+def select(summary: Sequence[Mapping[str, Any]], **where: Any) -> list[Mapping[str, Any]]:
+    """Summary rows whose fields equal ``where``."""
+    return [r for r in summary if all(r.get(k) == v for k, v in where.items())]
+
+
+def fmt(rec: Mapping[str, Any], m: str) -> str:
+    """``median [q25, q75]`` with 3 decimals, or ``-``."""
+    v = rec.get(m, math.nan)
+    if not isinstance(v, (int, float)) or not math.isfinite(v):
+        return "-"
+    if "angle" in m:
+        return f"{v:.1f} [{rec[f'{m}_q25']:.1f}, {rec[f'{m}_q75']:.1f}]"
+    return f"{v:.3f} [{rec[f'{m}_q25']:.3f}, {rec[f'{m}_q75']:.3f}]"
+
+
+def num(v: Any, digits: int = 3) -> str:
+    """A finite number with ``digits`` decimals, or ``-``."""
+    return f"{v:.{digits}f}" if finite(v) else "-"
+
+
+def markdown_table(
+    summary: Sequence[Mapping[str, Any]], keys: Sequence[str], theory: str = "ceiling"
+) -> str:
+    """A markdown table per condition: the network's OOD r^2 (pooled median [IQR] and the
+    per-network medians), its controls (untrained, encoded-input average, evidence mean), the gain
+    over untrained with its 95% bootstrap interval over networks, in-distribution r^2, angle and
+    the two bounds."""
+    head = [
+        *keys,
+        "networks",
+        "OOD r^2 median [IQR]",
+        "OOD r^2 per network",
+        "untrained OOD r^2",
+        "gain over untrained [95% CI]",
+        "input-average OOD r^2",
+        "mu OOD r^2",
+        "in-dist. r^2",
+        "angle (deg)",
+        "linear ceiling" if theory == "ceiling" else theory,
+        "Bayes bound",
+    ]
+    adam = any(finite(r.get("ood_r2_adam")) for r in summary)
+    if adam:
+        head.insert(len(keys) + 3, "OOD r^2, paper's Adam protocol (median over networks)")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary:
+        cells = [str(r.get(k)) for k in keys]
+        gain = r.get("gain_over_untrained", math.nan)
+        cells += [
+            str(r["n_networks"]),
+            fmt(r, "ood_r2"),
+            ", ".join(f"{v:.3f}" for v in r.get("ood_r2_per_network", [])) or "-",
+            fmt(r, "untrained_ood_r2"),
+            f"{gain:+.3f} [{r['gain_lo']:+.3f}, {r['gain_hi']:+.3f}]" if finite(gain) else "-",
+            fmt(r, "input_ood_r2"),
+            fmt(r, "mu_ood_r2"),
+            fmt(r, "id_r2"),
+            fmt(r, "angle_deg"),
+            num(r.get(theory, math.nan)),
+            num(r.get("bayes_bound", math.nan)),
+        ]
+        if adam:
+            cells.insert(len(keys) + 3, num(r.get("ood_r2_adam", math.nan)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,308 @@
+"""The sweep engine: every point of a grid not yet done, run on a backend, its row recorded.
+
+Folder layout of a sweep (``sweep_dir``, :class:`SweepPaths`)::
+
+    sweep.json            the grid (for the record)
+    runs/<point id>/      one run folder per point (spec.json, config.json, model.pt, probe.json ...)
+    rows/<point id>.json  the point's row, written atomically when it finished: the point is done
+    rows/<point id>.error.json   the error of a failed point (retried on the next run)
+    results.csv / results.json   one row per point: every parameter and every headline metric
+    hparams/<point id>/   tensorboard HParams record of a finished point (parameters + metrics):
+                          ``tensorboard --logdir <sweep_dir>/hparams`` compares every point
+
+Re-running the same sweep skips the points whose row file exists; a failing point is recorded
+with its error while the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiments.sweep.grid import ConfigResolver, Grid, Point, coerce_value
+from experiments.sweep.table import atomic_write_text, dumps, write_table
+
+
+@dataclass
+class SweepPaths:
+    """Where a sweep keeps its files."""
+
+    root: Path
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def rows(self) -> Path:
+        return self.root / "rows"
+
+    def run_dir(self, pid: str) -> Path:
+        return self.runs / pid
+
+    def row(self, pid: str) -> Path:
+        return self.rows / f"{pid}.json"
+
+    def error(self, pid: str) -> Path:
+        return self.rows / f"{pid}.error.json"
+
+    @property
+    def hparams(self) -> Path:
+        return self.root / "hparams"
+
+    def hparams_dir(self, pid: str) -> Path:
+        return self.hparams / pid
+
+    @property
+    def csv(self) -> Path:
+        return self.root / "results.csv"
+
+    @property
+    def json(self) -> Path:
+        return self.root / "results.json"
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: rows in grid order, counts and the table paths."""
+
+    rows: list[dict[str, Any]]
+    n_ran: int
+    n_skipped: int
+    n_failed: int
+    csv_path: Path
+    json_path: Path
+    elapsed_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.n_failed == 0 and all(r["status"] == "ok" for r in self.rows)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["status"] == "failed"]
+
+
+def default_point_fn() -> Callable[..., dict[str, Any]]:
+    from experiments.point import run_point
+
+    return run_point
+
+
+def check_point_options(fn: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The point function's keyword options, checked against its signature before any point
+    runs: unknown names and values of the wrong type (for int / float / bool / str options) are
+    a ValueError naming the option and what is allowed."""
+    import inspect
+    import typing
+
+    params = {
+        n: p
+        for n, p in list(inspect.signature(fn).parameters.items())[2:]
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    unknown = sorted(set(options) - set(params))
+    if unknown and not takes_any:
+        raise ValueError(f"point option(s) {unknown} unknown; allowed: {sorted(params)}")
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: names are checked, not types
+        hints = {}
+    out = dict(options)
+    for name, value in options.items():
+        if name not in params:
+            continue
+        tp = hints.get(name)
+        args = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+        optional = type(None) in typing.get_args(tp)
+        kind = {int: "int", float: "float", bool: "bool", str: "str"}.get(args[0])
+        if kind is not None and len(args) == 1:
+            out[name] = coerce_value(f"point option {name}", value, kind, optional)
+    return out
+
+
+def run_sweep(
+    grid: Grid,
+    sweep_dir: str | Path,
+    *,
+    backend: Any = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    threads: int = 1,
+    point_fn: Callable[..., dict[str, Any]] | None = None,
+    point_kwargs: Mapping[str, Any] | None = None,
+    retry_failed: bool = True,
+    progress: bool = True,
+    config_resolver: ConfigResolver | None = None,
+    slurm: Mapping[str, Any] | None = None,
+) -> SweepResult:
+    """Run every point of ``grid`` not yet done, in parallel, and write the results table.
+
+    backend: ``"local"`` (process pool, ``workers`` processes, default: CPU count), ``"ray"``
+        (``address`` of an existing cluster, or a local one with ``workers`` CPUs), ``"slurm"``
+        (one SLURM job per point, at most ``workers`` queued at once; ``slurm``: the
+        :class:`experiments.backends.SlurmBackend` options, job files in ``<sweep_dir>/slurm``),
+        or a :class:`experiments.backends.Backend` instance.
+    threads: torch threads per worker (1: one point per core).
+    point_fn: ``point_fn(point, run_dir, **point_kwargs) -> metrics dict`` (module level, so
+        that it pickles); default :func:`experiments.point.run_point` (train + probe).
+    retry_failed: re-run points that failed last time (their error files); done points are
+        always skipped.
+    """
+    from experiments.backends import make_backend
+
+    t0 = time.perf_counter()
+    points = grid.points(config_resolver)  # raises on a bad grid before any worker starts
+    paths = SweepPaths(Path(sweep_dir))
+    paths.rows.mkdir(parents=True, exist_ok=True)
+    paths.runs.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(paths.root / "sweep.json", dumps(grid.to_dict()))
+    fn = point_fn or default_point_fn()
+    kwargs = check_point_options(fn, point_kwargs or {})
+
+    todo = deque(
+        p
+        for p in points
+        if not paths.row(p.id).exists() and (retry_failed or not paths.error(p.id).exists())
+    )
+    n_skipped = len(points) - len(todo)
+    n_ran = n_failed = 0
+    domains = _hparam_domains(points)
+    if not todo:
+        write_missing_hparams(points, paths, domains)
+        rows = write_table(points, paths)
+        return SweepResult(rows, 0, n_skipped, 0, paths.csv, paths.json, time.perf_counter() - t0)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(points),
+        initial=n_skipped,
+        desc=f"sweep {grid.name or paths.root.name}",
+        unit="pt",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    be = make_backend(backend, workers=workers, address=address, threads=threads, slurm=slurm)
+    if callable(getattr(be, "use_sweep_dir", None)):
+        be.use_sweep_dir(paths.root)  # backends that keep files of their own (SLURM jobs)
+    in_flight: dict[Any, Any] = {}
+    shown: list[tuple[int, int, int]] = []
+
+    def show() -> None:
+        """Refresh done/running/failed only when they change (keeps logs short)."""
+        state = (bar.n - n_failed, len(in_flight), n_failed)
+        if not shown or shown[-1] != state:
+            shown.append(state)
+            bar.set_postfix(done=state[0], running=state[1], failed=state[2], refresh=True)
+
+    try:
+        be.start()
+        while todo or in_flight:
+            while todo and len(in_flight) < be.capacity():
+                p = todo.popleft()
+                handle = be.submit(fn, p, str(paths.run_dir(p.id)), kwargs)
+                in_flight[handle] = p
+            show()
+            finished = be.wait(list(in_flight), timeout=1.0)
+            for handle in finished:
+                p = in_flight.pop(handle)
+                outcome = be.result(handle)
+                ok = _record(p, outcome, paths)
+                n_ran += 1
+                if ok:
+                    note = _write_hparams(p, outcome.get("metrics") or {}, paths, domains)
+                    if note:
+                        bar.write(note)
+                else:
+                    n_failed += 1
+                    bar.write(f"point {p.id} FAILED: {outcome.get('error')}")
+                bar.update(1)
+            show()
+    finally:
+        bar.close()
+        be.close(cancel=bool(in_flight or todo))
+        write_missing_hparams(points, paths, domains)
+        rows = write_table(points, paths)
+    return SweepResult(
+        rows, n_ran, n_skipped, n_failed, paths.csv, paths.json, time.perf_counter() - t0
+    )
+
+
+def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool:
+    """Write the point's row (success) or error file (failure); True on success."""
+    base = {
+        **point.to_dict(),
+        "run_dir": str(paths.run_dir(point.id)),
+        "elapsed_s": outcome.get("elapsed_s"),
+        "cpu_s": outcome.get("cpu_s"),
+        "host": outcome.get("host"),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if outcome.get("job_id") is not None:  # the SLURM job that ran it
+        base["job_id"] = outcome["job_id"]
+    if outcome.get("status") == "ok":
+        row = {**base, "status": "ok", "metrics": outcome.get("metrics") or {}}
+        atomic_write_text(paths.row(point.id), dumps(row))
+        paths.error(point.id).unlink(missing_ok=True)
+        return True
+    err = {
+        **base,
+        "status": "failed",
+        "error": outcome.get("error", "unknown error"),
+        "traceback": outcome.get("traceback", ""),
+    }
+    atomic_write_text(paths.error(point.id), dumps(err))
+    return False
+
+
+def _hparam_domains(points: Sequence[Point]) -> dict[str, list[Any]]:
+    from experiments.hparams import discrete_domains, point_hparams
+
+    return discrete_domains(point_hparams(p.params, p.algo) for p in points)
+
+
+def _write_hparams(
+    point: Point, metrics: Mapping[str, Any], paths: SweepPaths, domains: Mapping[str, Any]
+) -> str | None:
+    """Write a finished point's tensorboard HParams record; a message if that failed (the
+    point itself is done: its row is written)."""
+    from experiments.hparams import point_hparams, point_metrics, write_point_hparams
+
+    try:
+        write_point_hparams(
+            paths.hparams_dir(point.id),
+            point_hparams(point.params, point.algo),
+            point_metrics(metrics),
+            domains,
+        )
+    except Exception as e:  # noqa: BLE001 - a tensorboard record never fails a sweep
+        return f"point {point.id}: tensorboard hparams not written ({type(e).__name__}: {e})"
+    return None
+
+
+def write_missing_hparams(
+    points: Sequence[Point], paths: SweepPaths, domains: Mapping[str, Any] | None = None
+) -> int:
+    """Write the HParams record of every finished point that lacks one (points finished by an
+    earlier run or a driver that stopped before writing it); returns how many were written."""
+    domains = _hparam_domains(points) if domains is None else domains
+    n = 0
+    for p in points:
+        if not paths.row(p.id).exists() or paths.hparams_dir(p.id).exists():
+            continue
+        row = json.loads(paths.row(p.id).read_text())
+        note = _write_hparams(p, row.get("metrics") or {}, paths, domains)
+        if note:
+            print(note, file=sys.stderr)
+        else:
+            n += 1
+    return n

@@ -1,0 +1,122 @@
+"""The results table of a sweep: each point's row file gathered into results.csv / results.json.
+
+A finished point's row (``rows/<point id>.json``) holds its parameters, timings and metrics
+(nested dicts); :func:`table_rows` flattens them (``a.b`` keys, lists kept as JSON) into one row
+per point in grid order, with ``id``, ``status``, every grid parameter, ``algo``, ``elapsed_s``,
+``cpu_s``, every metric, ``error`` and ``run_dir``. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from experiments.sweep.grid import SUPERVISED, Point, jsonable
+
+if TYPE_CHECKING:
+    from experiments.sweep.engine import SweepPaths
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file via a temporary file in the same folder + rename (readers never see half);
+    creates the folder. (The one atomic writer: :func:`agents.run.atomic_write_text`.)"""
+    from agents.run import atomic_write_text as write
+
+    write(path, text, mkdir=True)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=_json_default, allow_nan=True)
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> ``a.b`` keys; lists stay lists (JSON) so per-fold values survive."""
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten_metrics(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def read_rows(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, Any]]:
+    """One record per point in grid order: its row, its error, or status 'pending'."""
+    rows = []
+    for p in points:
+        rec: dict[str, Any]
+        if paths.row(p.id).exists():
+            rec = json.loads(paths.row(p.id).read_text())
+        elif paths.error(p.id).exists():
+            rec = json.loads(paths.error(p.id).read_text())
+        else:
+            rec = {**p.to_dict(), "status": "pending", "run_dir": str(paths.run_dir(p.id))}
+        rows.append(rec)
+    return rows
+
+
+def table_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Flat rows: id, status, every grid parameter, elapsed_s, every metric, error, run_dir."""
+    flat = []
+    for rec in records:
+        row: dict[str, Any] = {"id": rec["id"], "status": rec["status"]}
+        for k, v in rec.get("params", {}).items():
+            row[k] = v
+        row["algo"] = rec.get("algo", SUPERVISED)
+        row["elapsed_s"] = rec.get("elapsed_s")
+        row["cpu_s"] = rec.get("cpu_s")
+        row.update(flatten_metrics(rec.get("metrics") or {}))
+        row["error"] = rec.get("error", "")
+        row["run_dir"] = rec.get("run_dir", "")
+        flat.append(row)
+    return flat
+
+
+def write_table(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, Any]]:
+    """Gather every point's record into results.json and results.csv (atomically)."""
+    records = read_rows(points, paths)
+    flat = table_rows(records)
+    columns: list[str] = []
+    for row in flat:
+        for k in row:
+            if k not in columns:
+                columns.append(k)
+    tail = [c for c in ("error", "run_dir") if c in columns]
+    columns = [c for c in columns if c not in tail] + tail
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in flat:
+        writer.writerow(
+            {
+                k: json.dumps(jsonable(v), default=_json_default)
+                if isinstance(v, (list, tuple, dict))
+                else ("" if v is None else v)
+                for k, v in row.items()
+            }
+        )
+    atomic_write_text(paths.csv, buf.getvalue())
+    atomic_write_text(paths.json, dumps(flat))
+    return flat
+
+
+def load_results(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of a finished sweep's results.json."""
+    return json.loads((Path(sweep_dir) / "results.json").read_text())
