@@ -79,11 +79,16 @@ def test_bad_input():
         find_fixed_points(lambda x: x[:, :1], np.zeros((3, 2)), dtype="float64")
 
 
-def test_frozen_units_do_not_count_as_attractor_modes():
-    # 5 active units hold a plane attractor (eigenvalues 1, 1, 0.5, 0.3, 0.1 in a rotated
-    # basis); 3 frozen units keep their value (h -> h: eigenvalue 1, like a GRU unit with a
-    # shut update gate) and never vary over the visited states
-    eigs = np.array([1.0, 1.0, 0.5, 0.3, 0.1])
+@pytest.mark.parametrize(
+    "eigs, dim",
+    [([1.0, 1.0, 0.5, 0.3, 0.1], 2), ([1.0, 0.7, 0.5, 0.3, 0.1], 1)],
+    ids=["plane", "line"],
+)
+def test_frozen_units_do_not_count_as_attractor_modes(eigs, dim):
+    # 5 active units hold a plane (or line) attractor (eigenvalues 1 in a rotated basis); 3
+    # frozen units keep their value (h -> h: eigenvalue 1, like a GRU unit with a shut update
+    # gate) and never vary over the visited states
+    eigs = np.array(eigs)
     _, w, q = _linear_rnn(eigs, seed=5)
     wt = torch.tensor(w)
 
@@ -97,11 +102,11 @@ def test_frozen_units_do_not_count_as_attractor_modes():
     )
     res = find_fixed_points(fn, visited, dtype="float64", n_iter=300)
     assert res.n_found > 10
-    assert (res.n_marginal_all == 5).all()  # all of J: the 2 plane modes + 3 frozen units
-    assert (res.n_marginal == 2).all() and res.attractor_dim == 2
-    assert res.span_dim == 5 and res.to_dict()["span_dim"] == 5
+    # all of J: the attractor's modes + 3 frozen units; in the visited span: the attractor's
+    assert (res.n_marginal_all == dim + 3).all()
+    assert (res.n_marginal == dim).all() and res.attractor_dim == dim
     np.testing.assert_allclose(res.points[:, 5:], np.tile([0.3, -0.7, 0.9], (res.n_found, 1)))
     full = find_fixed_points(fn, visited, dtype="float64", n_iter=300, span_variance=None)
-    assert full.attractor_dim == 5 and full.span_dim == 8
+    assert full.attractor_dim == dim + 3 and full.span_dim == 8
     with pytest.raises(ValueError, match="span_variance"):
         find_fixed_points(fn, visited, span_variance=1.5)
