@@ -174,8 +174,8 @@ def period_name(code: int) -> str:
 
 
 def display_available() -> bool:
-    """True where a window can be opened: macOS and Windows, or a Linux/BSD session with
-    ``DISPLAY`` or ``WAYLAND_DISPLAY`` set."""
+    """True where a window can be opened: macOS and Windows, or Linux/BSD with ``DISPLAY`` or
+    ``WAYLAND_DISPLAY`` set."""
     if sys.platform in ("darwin", "win32"):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

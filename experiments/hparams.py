@@ -3,7 +3,7 @@ headline metrics, so that ``tensorboard --logdir <sweep>/hparams`` compares all 
 HParams tab (table, parallel coordinates, scatter plots of e.g. OOD r^2 against N).
 
 Each point gets its own run folder ``<sweep>/hparams/<point id>/`` holding one event file: the
-hparams plugin's experiment, session-start (the parameters) and session-end records, and one
+hparams plugin's experiment record, its start record (the parameters) and end record, and one
 scalar per metric (the value the plugin shows). Parameters are the point's grid names as given
 (``n_tasks``, ``arch``, ``task.seed`` ...), plus ``algo``; list values are written as JSON text.
 The metrics are those of :data:`HPARAM_METRICS` that the point reports as finite numbers.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pathlib
 import pickle
 import shutil
+import zipfile
 
 import pytest
 import torch
@@ -47,7 +48,11 @@ def test_the_payload_runs_when_unpickled(tmp_path) -> None:
     pickle.loads(files["raw"])
     assert marker.exists()
     marker.unlink()
-    torch.load(tmp_path / "evil.pt", weights_only=False)
+    # the checkpoint's own pickle entry carries the same live payload (read as plain pickle,
+    # which is what an unsafe torch.load would run)
+    with zipfile.ZipFile(tmp_path / "evil.pt") as z:
+        entry = next(n for n in z.namelist() if n.endswith("data.pkl"))
+        pickle.loads(z.read(entry))
     assert marker.exists()
 
 
