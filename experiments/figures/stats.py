@@ -48,16 +48,23 @@ METRICS = (
 N_BOOT = 2000
 
 
+def _finite_array(values: Sequence[float]) -> np.ndarray:
+    return np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+
+
+def _resampled_medians(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Medians [N_BOOT] of ``v`` [k] resampled with replacement."""
+    return np.median(v[rng.integers(0, v.size, (N_BOOT, v.size))], axis=1)
+
+
 def bootstrap_median(values: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
     """Median of ``values`` [k] (one per network) and its 95% bootstrap interval over networks
     (resampling networks with replacement, ``N_BOOT`` draws). NaNs for no values; with one
     network the interval is that value."""
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    v = _finite_array(values)
     if v.size == 0:
         return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    boots = np.median(v[rng.integers(0, v.size, (N_BOOT, v.size))], axis=1)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
+    lo, hi = np.percentile(_resampled_medians(v, np.random.default_rng(seed)), [2.5, 97.5])
     return float(np.median(v)), float(lo), float(hi)
 
 
@@ -77,14 +84,12 @@ def bootstrap_median_difference(
 ) -> tuple[float, float, float]:
     """median(a) - median(b) for two independent groups of networks, with its 95% bootstrap
     interval (each group resampled with replacement, ``N_BOOT`` draws)."""
-    va = np.asarray([x for x in a if math.isfinite(x)], dtype=float)
-    vb = np.asarray([x for x in b if math.isfinite(x)], dtype=float)
+    va, vb = _finite_array(a), _finite_array(b)
     if va.size == 0 or vb.size == 0:
         return math.nan, math.nan, math.nan
     rng = np.random.default_rng(seed)
-    ma = np.median(va[rng.integers(0, va.size, (N_BOOT, va.size))], axis=1)
-    mb = np.median(vb[rng.integers(0, vb.size, (N_BOOT, vb.size))], axis=1)
-    lo, hi = np.percentile(ma - mb, [2.5, 97.5])
+    ma = _resampled_medians(va, rng)
+    lo, hi = np.percentile(ma - _resampled_medians(vb, rng), [2.5, 97.5])
     return float(np.median(va) - np.median(vb)), float(lo), float(hi)
 
 
