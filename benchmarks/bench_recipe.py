@@ -66,7 +66,6 @@ def train_one(recipe: str, n_tasks: int, seed: int, out: str, smoke: bool) -> di
 
     torch.set_num_threads(1)
     import agents
-    from agents.run import build_network
     from envs import TaskSpec
     from probes.decoding import ood_generalisation
     from probes.record import record
@@ -84,9 +83,7 @@ def train_one(recipe: str, n_tasks: int, seed: int, out: str, smoke: bool) -> di
     loaded = agents.load(run_dir)
     rec = record(loaded, spec, PROBE_N, PROBE_SEED)
     ood = ood_generalisation(rec.at(), rec.latent)
-    torch.manual_seed(cfg.seed)
-    untrained = build_network(spec, cfg.resolve())
-    rec0 = record(untrained, spec, PROBE_N, PROBE_SEED)
+    rec0 = record(agents.untrained(loaded), spec, PROBE_N, PROBE_SEED)
     ood0 = ood_generalisation(rec0.at(), rec0.latent)
     metrics = agents.run.read_metrics(run_dir)
     return {
