@@ -10,14 +10,14 @@ Modules, lowest first: ``devices``, ``networks``, ``config``, ``errors``, ``algo
 (PPO, sb3), ``algos`` (the registry), ``loading`` (``load`` / ``untrained``).
 """
 
-from agents.algorithm import Algo
-from agents.algos import ALGOS
-from agents.config import PRESETS, TrainConfig
-from agents.errors import TrainingDivergedError
-from agents.loading import load, untrained
-from agents.networks import Network, RecurrentCore, build_core
-from agents.run import LoadedRun, Run
-from agents.trainer import train
+from multitask_evidence.agents.algorithm import Algo
+from multitask_evidence.agents.algos import ALGOS
+from multitask_evidence.agents.config import PRESETS, TrainConfig
+from multitask_evidence.agents.errors import TrainingDivergedError
+from multitask_evidence.agents.loading import load, untrained
+from multitask_evidence.agents.networks import Network, RecurrentCore, build_core
+from multitask_evidence.agents.run import LoadedRun, Run
+from multitask_evidence.agents.trainer import train
 
 __all__ = [
     "ALGOS",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import trainer
-from agents.algorithm import Algo
-from agents.rl import RL_ALGOS
+from multitask_evidence.agents import trainer
+from multitask_evidence.agents.algorithm import Algo
+from multitask_evidence.agents.rl import RL_ALGOS
 
 SUPERVISED = trainer.ALGO.name
 

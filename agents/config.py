@@ -19,8 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agents.devices import check_device
-from agents.networks import ACTIVATIONS, ARCHS, INITS, POSITIONALS
+from multitask_evidence.agents.devices import check_device
+from multitask_evidence.agents.networks import ACTIVATIONS, ARCHS, INITS, POSITIONALS
 
 SCHEDULES = ("constant", "cosine", "linear")
 PRESET_NAMES = ("default", "paper")

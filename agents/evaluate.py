@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs import TaskSpec, TrialBatch, generate
+from multitask_evidence.envs import TaskSpec, TrialBatch, generate
 
 _EPS = 1e-7
 ECE_BINS = 10
@@ -22,7 +22,9 @@ ECE_BINS = 10
 
 def _ideal_decision_probs(spec: TaskSpec, batch: TrialBatch) -> np.ndarray:
     """P(y_i = 1 | all evidence) [B, N] from the ideal observer (envs.ideal)."""
-    from envs.ideal import IdealObserver  # lazy: envs.ideal may use scipy integration
+    from multitask_evidence.envs.ideal import (
+        IdealObserver,  # lazy: envs.ideal may use scipy integration
+    )
 
     return np.asarray(IdealObserver(spec).decision_probs(batch), dtype=np.float64)
 

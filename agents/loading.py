@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.algos import for_config, for_kind
-from agents.run import read_kind
+from multitask_evidence.agents.algos import for_config, for_kind
+from multitask_evidence.agents.run import read_kind
 
 
 def load(run_dir: Path | str, device: str = "cpu") -> Any:

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from agents.networks import Network, build_core
-from envs import TaskSpec
+from multitask_evidence.agents.networks import Network, build_core
+from multitask_evidence.envs import TaskSpec
 
 if TYPE_CHECKING:
-    from agents.config import TrainConfig
+    from multitask_evidence.agents.config import TrainConfig
 
 SPEC_FILE = "spec.json"
 CONFIG_FILE = "config.json"

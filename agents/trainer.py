@@ -30,12 +30,12 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from agents.algorithm import Algo
-from agents.config import TrainConfig
-from agents.devices import pick_device
-from agents.errors import TrainingDivergedError
-from agents.evaluate import HeldOutSet, evaluate
-from agents.run import (
+from multitask_evidence.agents.algorithm import Algo
+from multitask_evidence.agents.config import TrainConfig
+from multitask_evidence.agents.devices import pick_device
+from multitask_evidence.agents.errors import TrainingDivergedError
+from multitask_evidence.agents.evaluate import HeldOutSet, evaluate
+from multitask_evidence.agents.run import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     METRICS_FILE,
@@ -57,7 +57,7 @@ from agents.run import (
     resume_mismatch,
     trim_logs,
 )
-from envs import TaskSpec, TrialBatch, generate
+from multitask_evidence.envs import TaskSpec, TrialBatch, generate
 
 
 class BatchStream:
@@ -149,7 +149,7 @@ def objective(
 
 def check_memory(spec: TaskSpec, cfg: TrainConfig) -> None:
     """ValueError before anything is allocated when the sizes would not fit in memory."""
-    from envs.limits import check_bytes
+    from multitask_evidence.envs.limits import check_bytes
 
     h, t, o = cfg.hidden_size, spec.n_steps, spec.obs_dim
     width = max(h, cfg.mlp_size if cfg.arch == "transformer" else 4 * h)

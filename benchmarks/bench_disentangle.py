@@ -137,8 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---- probing ---------------------------------------------------------------------------------
 def probe(network: Any, spec: Any, n_probe: int) -> dict[str, float]:
     """OOD r^2 (closed form, leave one quadrant out, median and IQR over folds) at the decision step."""
-    from probes.decoding import ood_generalisation
-    from probes.record import record
+    from multitask_evidence.probes.decoding import ood_generalisation
+    from multitask_evidence.probes.record import record
 
     rec = record(network, spec, n_probe, PROBE_SEED)
     ood = ood_generalisation(rec.at(), rec.latent)
@@ -147,8 +147,8 @@ def probe(network: Any, spec: Any, n_probe: int) -> dict[str, float]:
 
 def train_with_probes(recipe: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Train one recipe from the paper's init, probing every ``probe_every`` training seconds."""
-    import agents
-    from envs import TaskSpec
+    from multitask_evidence import agents
+    from multitask_evidence.envs import TaskSpec
 
     spec = TaskSpec(n_tasks=N_TASKS, seed=seed)
     steps = args.quick_steps if recipe == "quick" else args.paper_steps
@@ -409,8 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    import agents
-    from envs import TaskSpec
+    from multitask_evidence import agents
+    from multitask_evidence.envs import TaskSpec
 
     command = shlex.join(
         ["python", "benchmarks/bench_disentangle.py", *(argv if argv is not None else sys.argv[1:])]

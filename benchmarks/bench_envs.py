@@ -27,7 +27,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-import envs
+from multitask_evidence import envs
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"single_env": 150_000, "vector_1024": 1_000_000, "generator_1024": 50_000}

@@ -29,8 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from envs import TaskSpec, generate  # noqa: E402
-from envs.ideal import IdealObserver  # noqa: E402
+from multitask_evidence.envs import TaskSpec, generate  # noqa: E402
+from multitask_evidence.envs.ideal import IdealObserver  # noqa: E402
 
 SIGMAS = (0.1, 0.2, 0.3, 0.4, 0.6)
 

@@ -33,10 +33,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-import agents
-import envs
-from probes import decoding as dc
-from probes.record import record
+from multitask_evidence import agents, envs
+from multitask_evidence.probes import decoding as dc
+from multitask_evidence.probes.record import record
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "probes" / "data" / "rnn_default_n24"

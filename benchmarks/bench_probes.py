@@ -34,7 +34,7 @@ def naive_adam_protocol(
     h: np.ndarray, x: np.ndarray, n_fits: int = 5, n_batches: int = 1000
 ) -> float:
     """The paper's decoder protocol written plainly: a loop over folds and fits, one Linear each."""
-    from envs import orthant_index
+    from multitask_evidence.envs import orthant_index
 
     q = orthant_index(x)
     scores = []
@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 1 if args.quick else args.repeats
     torch.set_num_threads(1)
 
-    import agents
-    from probes.record import record
-    from probes.report import probe_recording
+    from multitask_evidence import agents
+    from multitask_evidence.probes.record import record
+    from multitask_evidence.probes.report import probe_recording
 
     run = agents.load(FIXTURE)
     t0 = time.perf_counter()

@@ -49,7 +49,7 @@ def recipe_config(recipe: str, seed: int, smoke: bool) -> dict[str, Any]:
     if recipe == "paper":
         base.update(preset="paper", eval_every=25_000, eval_trials=4096)
     elif recipe.startswith("quick"):
-        from agents.config import PRESETS
+        from multitask_evidence.agents.config import PRESETS
 
         steps = int(recipe[5:]) if recipe[5:] else int(PRESETS["default"]["steps"]["rnn"])
         base.update(preset="default", eval_trials=4096, steps=steps, eval_every=steps)
@@ -65,10 +65,10 @@ def train_one(recipe: str, n_tasks: int, seed: int, out: str, smoke: bool) -> di
     import torch
 
     torch.set_num_threads(1)
-    import agents
-    from envs import TaskSpec
-    from probes.decoding import ood_generalisation
-    from probes.record import record
+    from multitask_evidence import agents
+    from multitask_evidence.envs import TaskSpec
+    from multitask_evidence.probes.decoding import ood_generalisation
+    from multitask_evidence.probes.record import record
 
     spec = TaskSpec(n_tasks=n_tasks, seed=seed)
     cfg = agents.TrainConfig(**recipe_config(recipe, seed, smoke))

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench-reproduce", help="scratch output folder")
     args = parser.parse_args(argv)
 
-    from experiments.reproduce import reproduce
+    from multitask_evidence.experiments.reproduce import reproduce
 
     scale = "smoke" if args.quick else "quick"
     out = Path(args.out)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "untrained [95% CI over networks] | input-average OOD r^2 | in-dist. r^2 | ceiling |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    from experiments.figures import fmt
+    from multitask_evidence.experiments.figures import fmt
 
     keys = ("arch", "n_tasks", "latent_dim", "sigma", "stimulus_steps", "env_id")
     for r in res.summary:

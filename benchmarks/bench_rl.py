@@ -48,7 +48,7 @@ def _time_to(evals: list[dict], level: float) -> tuple[float | None, int | None]
 
 
 def bench_native(spec, seconds: float, tmp: Path, env_id: str = "MultiTaskEvidence-v0", **kw):
-    from agents.rl import ALGOS, PPOConfig
+    from multitask_evidence.agents.rl import ALGOS, PPOConfig
 
     opts = dict(
         env_id=env_id,
@@ -65,7 +65,7 @@ def bench_native(spec, seconds: float, tmp: Path, env_id: str = "MultiTaskEviden
 
 
 def bench_sb3(spec, seconds: float, tmp: Path, eval_every: int):
-    from agents.rl import ALGOS, SB3Config
+    from multitask_evidence.agents.rl import ALGOS, SB3Config
 
     cfg = SB3Config(
         max_seconds=seconds,
@@ -80,9 +80,9 @@ def bench_sb3(spec, seconds: float, tmp: Path, eval_every: int):
 
 def calibration(policy, spec, n: int, seed: int, figure: Path | None) -> dict:
     """ECE of the trained confidence agent's decision-step reports on n fresh trials."""
-    from agents.rl.evaluate import evaluate, expected_calibration_error
-    from envs import generate
-    from envs.ideal import IdealObserver
+    from multitask_evidence.agents.rl.evaluate import evaluate, expected_calibration_error
+    from multitask_evidence.envs import generate
+    from multitask_evidence.envs.ideal import IdealObserver
 
     res = evaluate(policy, spec, policy.config.env_id, {}, n, seed)
     batch = generate(spec, n, seed)
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    import envs  # noqa: F401
-    from envs import TaskSpec
+    from multitask_evidence import envs  # noqa: F401
+    from multitask_evidence.envs import TaskSpec
 
     if args.quick:
         args.native_seconds, args.sb3_seconds, args.confidence_seconds = 15.0, 10.0, 10.0

@@ -30,8 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents import TrainConfig, train  # noqa: E402
-from envs import TaskSpec  # noqa: E402
+from multitask_evidence.agents import TrainConfig, train  # noqa: E402
+from multitask_evidence.envs import TaskSpec  # noqa: E402
 
 TARGET = 0.99
 HOLD = 2  # the target must still hold at this many following evaluations

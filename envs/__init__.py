@@ -1,13 +1,14 @@
 """Multi-task evidence-aggregation tasks (Vafidis, Bhargava & Rangel, ICLR 2025) for Gymnasium.
 
-``import envs`` registers the ``MultiTaskEvidence*-v0`` ids with Gymnasium.
+``import multitask_evidence`` (or ``multitask_evidence.envs``) registers the ``MultiTaskEvidence*-v0``
+ids with Gymnasium.
 """
 
-from envs.env import MultiTaskEvidenceEnv, TrialEndedError
-from envs.registration import ENV_IDS, register_envs
-from envs.spec import TaskSpec
-from envs.task import TaskGeometry, orthant_index, task_geometry
-from envs.trials import (
+from multitask_evidence.envs.env import MultiTaskEvidenceEnv, TrialEndedError
+from multitask_evidence.envs.registration import ENV_IDS, register_envs
+from multitask_evidence.envs.spec import TaskSpec
+from multitask_evidence.envs.task import TaskGeometry, orthant_index, task_geometry
+from multitask_evidence.envs.trials import (
     DECISION,
     DELAY,
     FIXATION,
@@ -19,7 +20,7 @@ from envs.trials import (
     sample_latents,
     sample_noise,
 )
-from envs.vector import MultiTaskEvidenceVectorEnv
+from multitask_evidence.envs.vector import MultiTaskEvidenceVectorEnv
 
 __all__ = [
     "DECISION",

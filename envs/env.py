@@ -13,10 +13,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
-from envs import render as _render
-from envs.scoring import correct, score
-from envs.spec import TaskSpec
-from envs.stream import (
+from multitask_evidence.envs import render as _render
+from multitask_evidence.envs.scoring import correct, score
+from multitask_evidence.envs.spec import TaskSpec
+from multitask_evidence.envs.stream import (
     Block,
     EnvOptions,
     build_block,
@@ -26,7 +26,14 @@ from envs.stream import (
     native_ints,
     split_kwargs,
 )
-from envs.trials import DECISION, FIXATION, STIMULUS, Region, period_codes, sample_latents
+from multitask_evidence.envs.trials import (
+    DECISION,
+    FIXATION,
+    STIMULUS,
+    Region,
+    period_codes,
+    sample_latents,
+)
 
 _UNSIGNED = {
     np.dtype(t): np.dtype(u) for t, u in [("i1", "u1"), ("i2", "u2"), ("i4", "u4"), ("i8", "u8")]
@@ -211,7 +218,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _get_observer(self) -> Any:
         if self._observer is None:
-            from envs.ideal import IdealObserver
+            from multitask_evidence.envs.ideal import IdealObserver
 
             self._observer = IdealObserver(self.task_spec)
         return self._observer

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-ENTRY_POINT = "envs.env:MultiTaskEvidenceEnv"
-VECTOR_ENTRY_POINT = "envs.vector:MultiTaskEvidenceVectorEnv"
+ENTRY_POINT = "multitask_evidence.envs.env:MultiTaskEvidenceEnv"
+VECTOR_ENTRY_POINT = "multitask_evidence.envs.vector:MultiTaskEvidenceVectorEnv"
 
 ENV_IDS: dict[str, dict[str, str]] = {
     "MultiTaskEvidence-v0": {"report": "choice"},

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.trials import DECISION, PERIOD_NAMES, STIMULUS
+from multitask_evidence.envs.trials import DECISION, PERIOD_NAMES, STIMULUS
 
 RENDER_FPS = 10
 """Frames per second for 'human' rendering: one step is 100 ms in the paper's task."""

@@ -196,7 +196,7 @@ class TaskSpec:
 
     def _check_sizes(self) -> None:
         """Refuse tasks whose fixed parts or single trials would not fit in memory."""
-        from envs.limits import MEMORY_LIMIT, check_bytes
+        from multitask_evidence.envs.limits import MEMORY_LIMIT, check_bytes
 
         d, n, t = self.latent_dim, self.n_tasks, self.n_steps
         widths = (d, *self.encoder_sizes) if self.encoder != "none" else (d,)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from envs.scoring import REPORTS, RESPONSES, SCORINGS, check_choice, score
-from envs.spec import TaskSpec, field_names
-from envs.trials import TrialBatch, build_trials, sample_latents, sample_noise
+from multitask_evidence.envs.scoring import REPORTS, RESPONSES, SCORINGS, check_choice, score
+from multitask_evidence.envs.spec import TaskSpec, field_names
+from multitask_evidence.envs.trials import TrialBatch, build_trials, sample_latents, sample_noise
 
 DEFAULT_BLOCK_SIZE = 16
 
@@ -223,7 +223,7 @@ def build_block(
 def ideal_block(spec: TaskSpec, opts: EnvOptions, observer: object, block: Block) -> None:
     """Fill ``block.ideal_action`` / ``ideal_score``: the ideal observer's report on the same
     evidence (fixed: after all Ts samples; free: after every t = 1..Ts samples) and its score."""
-    from envs.scoring import best_report
+    from multitask_evidence.envs.scoring import best_report
 
     if opts.free:
         q = observer.posterior(block.batch.stimulus_evidence)  # [R, Ts, N]

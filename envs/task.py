@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.spec import TaskSpec
+from multitask_evidence.envs.spec import TaskSpec
 
 # Independent sub-streams of the task seed, so adding a component never moves another one.
 _STREAM_BOUNDARIES = 1

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
-from envs.spec import TaskSpec
-from envs.task import orthant_index, task_geometry
+from multitask_evidence.envs.spec import TaskSpec
+from multitask_evidence.envs.task import orthant_index, task_geometry
 
 FIXATION, STIMULUS, DELAY, DECISION = 0, 1, 2, 3
 PERIOD_NAMES = ("fixation", "stimulus", "delay", "decision")

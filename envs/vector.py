@@ -11,10 +11,10 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.env import _UNSIGNED
-from envs.scoring import correct, score
-from envs.spec import TaskSpec
-from envs.stream import (
+from multitask_evidence.envs.env import _UNSIGNED
+from multitask_evidence.envs.scoring import correct, score
+from multitask_evidence.envs.spec import TaskSpec
+from multitask_evidence.envs.stream import (
     EnvOptions,
     build_block,
     check_latent,
@@ -23,7 +23,14 @@ from envs.stream import (
     native_ints,
     split_kwargs,
 )
-from envs.trials import DECISION, FIXATION, STIMULUS, Region, period_codes, sample_latents
+from multitask_evidence.envs.trials import (
+    DECISION,
+    FIXATION,
+    STIMULUS,
+    Region,
+    period_codes,
+    sample_latents,
+)
 
 _BUILD_ROWS = 256
 
@@ -116,7 +123,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
     # ---- blocks ------------------------------------------------------------------------------
     def _get_observer(self) -> Any:
         if self._observer is None:
-            from envs.ideal import IdealObserver
+            from multitask_evidence.envs.ideal import IdealObserver
 
             self._observer = IdealObserver(self.task_spec)
         return self._observer

@@ -12,13 +12,13 @@ import sys
 from typing import NoReturn
 
 COMMANDS = {
-    "train": ("experiments.commands.train", "train a supervised or RL agent into runs/<name>/"),
-    "probe": ("experiments.commands.probe", "measure disentanglement of a trained run"),
+    "train": ("multitask_evidence.experiments.commands.train", "train a supervised or RL agent into runs/<name>/"),
+    "probe": ("multitask_evidence.experiments.commands.probe", "measure disentanglement of a trained run"),
     "sweep": (
-        "experiments.commands.sweep",
+        "multitask_evidence.experiments.commands.sweep",
         "train and probe a grid of settings (local pool or Ray)",
     ),
-    "reproduce": ("experiments.commands.reproduce", "reproduce a figure of the paper"),
+    "reproduce": ("multitask_evidence.experiments.commands.reproduce", "reproduce a figure of the paper"),
 }
 
 
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = f"{e.filename}: {e.strerror}"
     except RuntimeError as e:
-        from agents.trainer import TrainingDivergedError
-        from experiments.backends import FolderInUseError
+        from multitask_evidence.agents.trainer import TrainingDivergedError
+        from multitask_evidence.experiments.backends import FolderInUseError
 
         if isinstance(e, TrainingDivergedError):
             message = f"training diverged: {e}"

@@ -45,9 +45,9 @@ def train_point(point: Any, run_dir: str | Path) -> dict[str, Any]:
 
     Returns the trainer's last evaluation (``acc``, ``frac_ideal`` ... where reported).
     """
-    from agents.algos import get
-    from agents.run import CONFIG_FILE, MODEL_FILE
-    from envs import TaskSpec
+    from multitask_evidence.agents.algos import get
+    from multitask_evidence.agents.run import CONFIG_FILE, MODEL_FILE
+    from multitask_evidence.envs import TaskSpec
 
     spec = TaskSpec(**point.task)
     run_dir = Path(run_dir)
@@ -90,7 +90,7 @@ def probe_point(
     adam: also the paper's Adam-decoder protocol (fresh trials, the per-N batch counts), so that
     the row carries ``ood_r2_adam_median`` beside the closed form's ``ood_r2``.
     """
-    from probes import probe_run
+    from multitask_evidence.probes import probe_run
 
     report = probe_run(
         run_dir,

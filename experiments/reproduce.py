@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.figures.fig3 import FIG3_QUICK_ENDS, FIG3_QUICK_FULL
-from experiments.figures.grids import (
+from multitask_evidence.experiments.figures.fig3 import FIG3_QUICK_ENDS, FIG3_QUICK_FULL
+from multitask_evidence.experiments.figures.grids import (
     ARCHS,
     ARCHS_BY_COST,
     PAPER_N,
@@ -45,11 +45,11 @@ from experiments.figures.grids import (
     SMOKE_STEPS,
     recipe_text,
 )
-from experiments.figures.pages import ADAM_AGREEMENT, csv_text
-from experiments.figures.registry import FIGURES, Figure, get, register
-from experiments.figures.rl import RL_ENVS, RL_STEPS
-from experiments.figures.stats import markdown_table, summarise
-from experiments.sweep import Grid, atomic_write_text, run_sweep
+from multitask_evidence.experiments.figures.pages import ADAM_AGREEMENT, csv_text
+from multitask_evidence.experiments.figures.registry import FIGURES, Figure, get, register
+from multitask_evidence.experiments.figures.rl import RL_ENVS, RL_STEPS
+from multitask_evidence.experiments.figures.stats import markdown_table, summarise
+from multitask_evidence.experiments.sweep import Grid, atomic_write_text, run_sweep
 
 __all__ = [
     "ADAM_AGREEMENT",
@@ -195,7 +195,7 @@ def reproduce(
     sweep_dir = out_dir / f"sweep-{scale}"
     fig = get(name)
     if plot_only:
-        from experiments.sweep import SweepPaths, read_rows, table_rows
+        from multitask_evidence.experiments.sweep import SweepPaths, read_rows, table_rows
 
         rows = table_rows(read_rows(grid.points(), SweepPaths(sweep_dir)))
         n_failed = sum(r["status"] == "failed" for r in rows)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from probes.adapters import as_recordable
-from probes.record import Recording, load_recording, record
+from multitask_evidence.probes.adapters import as_recordable
+from multitask_evidence.probes.record import Recording, load_recording, record
 
 
 def probe_run(run_dir: Any, n: int = 4096, seed: int = 12345, **kwargs: Any) -> Any:
     """Probe a trained run folder; see :func:`probes.report.probe_run`."""
-    from probes.report import probe_run as _probe_run
+    from multitask_evidence.probes.report import probe_run as _probe_run
 
     return _probe_run(run_dir, n=n, seed=seed, **kwargs)
 

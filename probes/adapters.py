@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from envs import TaskSpec
+from multitask_evidence.envs import TaskSpec
 
 KINDS = (
     "an object with hidden_and_outputs(obs) (agents.load / agents.rl.load)",
@@ -166,7 +166,7 @@ def as_recordable(
         return agent  # an agents.networks.Network: the recorder runs it over whole trials
     policy = _sb3_recurrent_policy(agent)
     if policy is not None:
-        from agents.rl.sb3 import SB3Policy
+        from multitask_evidence.agents.rl.sb3 import SB3Policy
 
         spec = spec or getattr(agent, "spec", None) or _spec_from_sb3_env(agent)
         if spec is None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from probes.decoding import decode, ood_generalisation
+from multitask_evidence.probes.decoding import decode, ood_generalisation
 
 CONTROLS = {
     "untrained": "the same network untrained (same architecture, init and seed)",

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from probes.decoding import prior_var, scores
-from probes.linear import check_xy, fit_ridge
+from multitask_evidence.probes.decoding import prior_var, scores
+from multitask_evidence.probes.linear import check_xy, fit_ridge
 
 
 @dataclass

@@ -41,19 +41,19 @@ from typing import Any
 
 import numpy as np
 
-from envs import orthant_index
-from probes.linear import ANGLE_REL as ANGLE_REL
-from probes.linear import OFFICIAL_DECODER_BATCHES as OFFICIAL_DECODER_BATCHES
-from probes.linear import REL_ALPHAS as REL_ALPHAS
-from probes.linear import AdamConfig as AdamConfig
-from probes.linear import Ridge as Ridge
-from probes.linear import adam_trials_needed as adam_trials_needed
-from probes.linear import axis_weights as axis_weights
-from probes.linear import batch_indices as batch_indices
-from probes.linear import check_xy as check_xy
-from probes.linear import fit_adam as fit_adam
-from probes.linear import fit_ridge as fit_ridge
-from probes.linear import official_decoder_batches as official_decoder_batches
+from multitask_evidence.envs import orthant_index
+from multitask_evidence.probes.linear import ANGLE_REL as ANGLE_REL
+from multitask_evidence.probes.linear import OFFICIAL_DECODER_BATCHES as OFFICIAL_DECODER_BATCHES
+from multitask_evidence.probes.linear import REL_ALPHAS as REL_ALPHAS
+from multitask_evidence.probes.linear import AdamConfig as AdamConfig
+from multitask_evidence.probes.linear import Ridge as Ridge
+from multitask_evidence.probes.linear import adam_trials_needed as adam_trials_needed
+from multitask_evidence.probes.linear import axis_weights as axis_weights
+from multitask_evidence.probes.linear import batch_indices as batch_indices
+from multitask_evidence.probes.linear import check_xy as check_xy
+from multitask_evidence.probes.linear import fit_adam as fit_adam
+from multitask_evidence.probes.linear import fit_ridge as fit_ridge
+from multitask_evidence.probes.linear import official_decoder_batches as official_decoder_batches
 
 VAR_UNIFORM = 1.0 / 12.0
 """Variance of U[-0.5, 0.5], the prior variance of each latent axis (docs/science.md §2)."""

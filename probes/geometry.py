@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from envs import orthant_index
-from probes.decoding import MIN_TRIALS
-from probes.linear import check_xy
+from multitask_evidence.envs import orthant_index
+from multitask_evidence.probes.decoding import MIN_TRIALS
+from multitask_evidence.probes.linear import check_xy
 
 CLASSIFIER_ALPHA = 1e-3
 """Ridge penalty (units of n) of the least-squares classifier."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from envs import orthant_index
+from multitask_evidence.envs import orthant_index
 
 QUADRANT_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 

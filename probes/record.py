@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from envs import Region, TaskSpec, generate
+from multitask_evidence.envs import Region, TaskSpec, generate
 
 _FIELDS = ("hidden", "outputs", "latent", "labels", "mu", "step", "period")
 
@@ -149,7 +149,7 @@ def record(
     or a half-space, or give the latents [n, D], e.g. a grid for tuning maps).
     batch_size: trials per forward pass (memory only; the result does not depend on it).
     """
-    from probes.adapters import as_recordable
+    from multitask_evidence.probes.adapters import as_recordable
 
     if spec is not None and not isinstance(spec, TaskSpec):
         raise ValueError(f"spec must be an envs.TaskSpec, got {type(spec).__name__}")

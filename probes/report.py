@@ -26,20 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from probes import theory
-from probes.dci import dci
-from probes.decoding import (
+from multitask_evidence.probes import theory
+from multitask_evidence.probes.dci import dci
+from multitask_evidence.probes.decoding import (
     axis_angles,
     decode,
     decode_over_time,
     official_adam_config,
     ood_generalisation,
 )
-from probes.fixed_points import FixedPointResult, find_fixed_points
-from probes.geometry import abstraction_geometry
-from probes.linear import adam_trials_needed
-from probes.record import Recording, record
-from probes.sparseness import latent_grid, lifetime_sparseness, pca, tuning_maps
+from multitask_evidence.probes.fixed_points import FixedPointResult, find_fixed_points
+from multitask_evidence.probes.geometry import abstraction_geometry
+from multitask_evidence.probes.linear import adam_trials_needed
+from multitask_evidence.probes.record import Recording, record
+from multitask_evidence.probes.sparseness import latent_grid, lifetime_sparseness, pca, tuning_maps
 
 SLOW_SPEED = 0.1
 """Slow points kept by the report: |F(h) - h| below this fraction of the states' RMS spread."""
@@ -250,7 +250,7 @@ def recurrent_map(network: Any, spec: Any) -> Any:
     estimate), or None when the state is not the hidden vector (LSTM, transformer)."""
     import torch
 
-    from envs import task_geometry
+    from multitask_evidence.envs import task_geometry
 
     obs = np.concatenate([task_geometry(spec).encode(np.zeros(spec.latent_dim)), [1.0]])
     param = next(network.parameters())
@@ -315,7 +315,7 @@ class _frozen:
 
 
 def _last_step(run_dir: Path) -> int:
-    from agents.run import METRICS_FILE
+    from multitask_evidence.agents.run import METRICS_FILE
 
     path = run_dir / METRICS_FILE
     if not path.exists():
@@ -354,7 +354,7 @@ def probe_run(
     the same trials (``probes.controls``; headline ``untrained_ood_r2``, ``input_ood_r2``,
     ``mu_ood_r2``, ``ood_gain_over_untrained`` ...); over_time: also decode at every step.
     """
-    import agents
+    from multitask_evidence import agents
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir
@@ -417,10 +417,12 @@ def probe_run(
         "train_step": _last_step(run_dir),
     }
     if figures:
-        from probes import plots
+        from multitask_evidence.probes import plots
 
         report.files.update(plots.write_figures(report, rec, out / "figures"))
-    from agents.run import atomic_write_text  # no half-written report after a kill
+    from multitask_evidence.agents.run import (
+        atomic_write_text,  # no half-written report after a kill
+    )
 
     atomic_write_text(out / "probe.json", json.dumps(report.to_dict(), indent=2))
     atomic_write_text(out / "probe.md", markdown(report))
@@ -539,9 +541,9 @@ def run_controls(
     """The controls of ``probes.controls`` on the trials of ``rec`` (fit) and ``rec_test``
     (fresh trials for the in-distribution score): the same network untrained (when ``loaded``
     can be rebuilt untrained), the encoded input's stimulus average, and mu(T)."""
-    import agents
-    from envs import generate
-    from probes.controls import score_features, stimulus_average
+    from multitask_evidence import agents
+    from multitask_evidence.envs import generate
+    from multitask_evidence.probes.controls import score_features, stimulus_average
 
     spec = rec.spec
     var = theory.prior_variance(spec)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from probes.linear import check_xy
+from multitask_evidence.probes.linear import check_xy
 
 
 @dataclass

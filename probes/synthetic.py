@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs import TaskSpec, generate
-from probes.record import running_mean
+from multitask_evidence.envs import TaskSpec, generate
+from multitask_evidence.probes.record import running_mean
 
 
 def sample_mu(
@@ -72,7 +72,7 @@ class IdealAgent:
         self.noise, self.rng = noise, rng
 
     def hidden_and_outputs(self, obs):
-        from probes.theory import ideal_probs
+        from multitask_evidence.probes.theory import ideal_probs
 
         s = self.spec
         ev = obs[:, :, : s.latent_dim].astype(np.float64)

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from scipy.special import log_expit, log_ndtr, ndtr, ndtri, ndtri_exp
 
-from envs import TaskSpec, task_geometry
-from envs.trials import noise_scales
+from multitask_evidence.envs import TaskSpec, task_geometry
+from multitask_evidence.envs.trials import noise_scales
 
 
 # ---- prior and noise moments --------------------------------------------------------------
@@ -335,7 +335,7 @@ def _copula_expected_variance(spec: TaskSpec, t: int) -> np.ndarray:
     noise), fixed seed: x* from the prior, the sufficient statistic mu ~ N(x*, v(t)), posterior
     moments by self-normalised importance sampling from the per-axis truncated-normal posterior
     of the uniform prior (the proposal), weighted by the copula density."""
-    from envs.trials import sample_latents
+    from multitask_evidence.envs.trials import sample_latents
 
     d = spec.latent_dim
     v = estimate_variance(spec, t)  # [D]

@@ -5,7 +5,11 @@ Every ``import x`` / ``from x import y`` counts, at module level or inside a fun
 import still ties the two modules together), except under ``if TYPE_CHECKING:`` (never run).
 ``from pkg import name`` counts as an import of the submodule ``pkg.name`` when there is one, of
 ``pkg`` otherwise. The parent packages that Python initialises on the way to a submodule are not
-edges: importing ``agents.run`` is an import of ``agents/run.py``.
+edges: importing ``multitask_evidence.agents.run`` is an import of ``agents/run.py``.
+
+Modules are named as installed (``multitask_evidence.<layer>...``); an import of a layer by its
+bare top-level name (``import envs``) is an error of its own, since the installed distribution has
+no such name.
 """
 
 from __future__ import annotations
@@ -16,20 +20,27 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+NAMESPACE = "multitask_evidence"
 LAYERS = ("envs", "agents", "probes", "experiments")
 """Lowest first: a module may import from its own package and the ones before it."""
 
 
 def module_files() -> dict[str, Path]:
-    """Module name -> file, for every .py file of the four packages."""
-    out: dict[str, Path] = {}
+    """Installed module name -> file, for every .py file of the four packages."""
+    out: dict[str, Path] = {NAMESPACE: ROOT / "src" / NAMESPACE / "__init__.py"}
     for pkg in LAYERS:
         for path in sorted((ROOT / pkg).rglob("*.py")):
             parts = path.relative_to(ROOT).with_suffix("").parts
             if parts[-1] == "__init__":
                 parts = parts[:-1]
-            out[".".join(parts)] = path
+            out[".".join((NAMESPACE, *parts))] = path
     return out
+
+
+def layer(module: str) -> str:
+    """``multitask_evidence.agents.rl.ppo`` -> ``agents`` (the root package -> itself)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -167,7 +178,7 @@ KNOWN_CYCLES: dict[str, str] = {}
 )
 def test_no_import_cycle(package: str) -> None:
     graph = import_graph()
-    found = [c for c in cycles(graph) if any(m.split(".")[0] == package for m in c)]
+    found = [c for c in cycles(graph) if any(layer(m) == package for m in c)]
     assert not found, "import cycles: " + "; ".join(
         " -> ".join(cycle_path(graph, c)) for c in found
     )
@@ -179,9 +190,23 @@ def test_layering() -> None:
         f"{a} imports {b}"
         for a, targets in sorted(import_graph().items())
         for b in sorted(targets)
-        if rank[b.split(".")[0]] > rank[a.split(".")[0]]
+        if a != NAMESPACE and rank[layer(b)] > rank[layer(a)]
     ]
     assert not bad, "a lower package imports a higher one: " + "; ".join(bad)
+
+
+def test_no_module_imports_a_layer_by_its_bare_name() -> None:
+    """``import envs`` would find another distribution's ``envs`` (or nothing) once installed."""
+    bad = []
+    for name, path in module_files().items():
+        for node in _import_nodes(ast.parse(path.read_text(), filename=str(path))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""] if not node.level else []
+            )
+            bad += [f"{name}: {n}" for n in names if n.split(".")[0] in LAYERS]
+    assert not bad, "bare top-level imports: " + "; ".join(bad)
 
 
 def test_the_walker_sees_function_level_and_relative_imports(tmp_path: Path) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.algorithm import Algo
-from agents.rl import ppo, sb3
-from agents.rl.evaluate import EvalResult, evaluate
-from agents.rl.layout import ScoringLayout, env_info, take_final
-from agents.rl.ppo import PPOConfig
-from agents.rl.sb3 import SB3Config
-from agents.run import read_kind
+from multitask_evidence.agents.algorithm import Algo
+from multitask_evidence.agents.rl import ppo, sb3
+from multitask_evidence.agents.rl.evaluate import EvalResult, evaluate
+from multitask_evidence.agents.rl.layout import ScoringLayout, env_info, take_final
+from multitask_evidence.agents.rl.ppo import PPOConfig
+from multitask_evidence.agents.rl.sb3 import SB3Config
+from multitask_evidence.agents.run import read_kind
 
 RL_ALGOS: dict[str, Algo] = {a.name: a for a in (ppo.ALGO, sb3.ALGO)}
 """RL algorithm name -> its registry entry."""

@@ -11,7 +11,7 @@ def check_env_id(owner: str, env_id: str) -> None:
     """ValueError unless ``env_id`` is a registered Gymnasium id (``owner``: the config's name)."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+    from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
 
     if env_id not in gym.registry:
         known = sorted(k for k in gym.registry if k.startswith("MultiTaskEvidence"))

@@ -35,8 +35,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.rl.layout import env_info, take_final
-from envs.spec import TaskSpec
+from multitask_evidence.agents.rl.layout import env_info, take_final
+from multitask_evidence.envs.spec import TaskSpec
 
 CHANCE_REWARD = {"choice": 0.5, "wager": 0.5, "confidence": 0.0}
 

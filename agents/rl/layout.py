@@ -9,10 +9,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
-from agents.rl.heads import ActionLayout
-from envs.spec import TaskSpec, field_names
-from envs.trials import DECISION, period_codes
+from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from multitask_evidence.agents.rl.heads import ActionLayout
+from multitask_evidence.envs.spec import TaskSpec, field_names
+from multitask_evidence.envs.trials import DECISION, period_codes
 
 
 @dataclass(frozen=True)

@@ -47,16 +47,16 @@ import numpy as np
 import torch
 from torch import nn
 
-import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
-from agents.algorithm import Algo
-from agents.devices import check_device, device_available, pick_device
-from agents.errors import TrainingDivergedError
-from agents.networks import ACTIVATIONS, ARCHS, POSITIONALS, build_core
-from agents.rl.common import check_env_id, final_summary, parse_env_kwargs
-from agents.rl.evaluate import evaluate, summarise_final
-from agents.rl.heads import CONTINUOUS_HEADS, ActionHead, ActionLayout
-from agents.rl.layout import ScoringLayout, env_info, take_final
-from agents.run import (
+from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from multitask_evidence.agents.algorithm import Algo
+from multitask_evidence.agents.devices import check_device, device_available, pick_device
+from multitask_evidence.agents.errors import TrainingDivergedError
+from multitask_evidence.agents.networks import ACTIVATIONS, ARCHS, POSITIONALS, build_core
+from multitask_evidence.agents.rl.common import check_env_id, final_summary, parse_env_kwargs
+from multitask_evidence.agents.rl.evaluate import evaluate, summarise_final
+from multitask_evidence.agents.rl.heads import CONTINUOUS_HEADS, ActionHead, ActionLayout
+from multitask_evidence.agents.rl.layout import ScoringLayout, env_info, take_final
+from multitask_evidence.agents.run import (
     CHECKPOINT_FILE,
     METRICS_FILE,
     MODEL_FILE,
@@ -69,7 +69,7 @@ from agents.run import (
     read_spec,
     trim_logs,
 )
-from envs.spec import TaskSpec
+from multitask_evidence.envs.spec import TaskSpec
 
 KIND = "ppo"
 RATIOS = ("component", "joint")
@@ -599,7 +599,7 @@ def train(
     if not isinstance(config, PPOConfig):
         raise ValueError(f"config must be a PPOConfig, got {type(config).__name__}")
     config.validate()
-    from envs.limits import check_bytes
+    from multitask_evidence.envs.limits import check_bytes
 
     h, t = config.hidden_size, spec.n_steps
     check_bytes(

@@ -32,12 +32,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
-from agents.algorithm import Algo
-from agents.devices import check_device, pick_device
-from agents.rl.common import check_env_id, final_summary, parse_env_kwargs
-from agents.rl.evaluate import evaluate
-from agents.run import (
+from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from multitask_evidence.agents.algorithm import Algo
+from multitask_evidence.agents.devices import check_device, pick_device
+from multitask_evidence.agents.rl.common import check_env_id, final_summary, parse_env_kwargs
+from multitask_evidence.agents.rl.evaluate import evaluate
+from multitask_evidence.agents.run import (
     METRICS_FILE,
     MODEL_FILE,
     SB3_CHECKPOINT_FILE,
@@ -53,7 +53,7 @@ from agents.run import (
     read_spec,
     trim_logs,
 )
-from envs.spec import TaskSpec
+from multitask_evidence.envs.spec import TaskSpec
 
 KIND = "sb3"
 
@@ -464,7 +464,7 @@ def train(
     if not isinstance(config, SB3Config):
         raise ValueError(f"config must be an SB3Config, got {type(config).__name__}")
     config.validate()
-    from envs.limits import check_bytes
+    from multitask_evidence.envs.limits import check_bytes
 
     h = config.lstm_hidden_size
     check_bytes(

@@ -28,10 +28,15 @@ report under the posterior and its rewards (``best_report``, ``expected_reward``
 Shapes: B trials, Ts = stimulus steps, D = latent_dim, N = n_tasks. Probabilities are float64.
 """
 
-from envs.ideal.observer import METHODS, IdealObserver, ideal_accuracy, ideal_accuracy_curve
-from envs.ideal.stats import GAUSSIAN_FAMILY
-from envs.scoring import REPORTS, best_report, expected_reward, realised_reward
-from envs.scoring import SCORINGS as SCORING_RULES
+from multitask_evidence.envs.ideal.observer import (
+    METHODS,
+    IdealObserver,
+    ideal_accuracy,
+    ideal_accuracy_curve,
+)
+from multitask_evidence.envs.ideal.stats import GAUSSIAN_FAMILY
+from multitask_evidence.envs.scoring import REPORTS, best_report, expected_reward, realised_reward
+from multitask_evidence.envs.scoring import SCORINGS as SCORING_RULES
 
 __all__ = [
     "GAUSSIAN_FAMILY",

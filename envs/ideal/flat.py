@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
-from envs.ideal.stats import Stats
-from envs.task import TaskGeometry
+from multitask_evidence.envs.ideal.stats import Stats
+from multitask_evidence.envs.task import TaskGeometry
 
 
 class FlatEngine:

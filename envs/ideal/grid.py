@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from envs.ideal.stats import Stats, log_lik, rows_per_chunk
-from envs.spec import TaskSpec
-from envs.task import TaskGeometry, orthant_index
+from multitask_evidence.envs.ideal.stats import Stats, log_lik, rows_per_chunk
+from multitask_evidence.envs.spec import TaskSpec
+from multitask_evidence.envs.task import TaskGeometry, orthant_index
 
 _Z_MAX = 5.0  # copula grid: |z| > 5 holds < 3e-7 of the N(0, 1) prior mass per axis
 

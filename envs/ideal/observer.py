@@ -18,15 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from envs.ideal.flat import FlatEngine
-from envs.ideal.grid import GridEngine
-from envs.ideal.mc import MCEngine
-from envs.ideal.stats import GAUSSIAN_FAMILY, Stats, axis_scales, sufficient_stats
-from envs.ideal.truncnorm import TruncnormEngine
-from envs.scoring import check_choice
-from envs.spec import TaskSpec
-from envs.task import TaskGeometry, task_geometry
-from envs.trials import TrialBatch, generate
+from multitask_evidence.envs.ideal.flat import FlatEngine
+from multitask_evidence.envs.ideal.grid import GridEngine
+from multitask_evidence.envs.ideal.mc import MCEngine
+from multitask_evidence.envs.ideal.stats import (
+    GAUSSIAN_FAMILY,
+    Stats,
+    axis_scales,
+    sufficient_stats,
+)
+from multitask_evidence.envs.ideal.truncnorm import TruncnormEngine
+from multitask_evidence.envs.scoring import check_choice
+from multitask_evidence.envs.spec import TaskSpec
+from multitask_evidence.envs.task import TaskGeometry, task_geometry
+from multitask_evidence.envs.trials import TrialBatch, generate
 
 METHODS = ("auto", "exact", "flat", "mc")
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.spec import TaskSpec
-from envs.trials import noise_scales
+from multitask_evidence.envs.spec import TaskSpec
+from multitask_evidence.envs.trials import noise_scales
 
 GAUSSIAN_FAMILY = ("gaussian", "anisotropic", "ar1")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, roots_legendre
 
-from envs.ideal.stats import Stats, rows_per_chunk
-from envs.spec import TaskSpec
-from envs.task import TaskGeometry
+from multitask_evidence.envs.ideal.stats import Stats, rows_per_chunk
+from multitask_evidence.envs.spec import TaskSpec
+from multitask_evidence.envs.task import TaskGeometry
 
 
 class TruncnormEngine:

@@ -66,6 +66,6 @@ def slurm_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def slurm_backend(args: argparse.Namespace, workers: int | None, threads: int = 1) -> Any:
     """The SlurmBackend for these arguments (options checked, submitit and sbatch present)."""
-    from experiments.backends import make_backend
+    from multitask_evidence.experiments.backends import make_backend
 
     return make_backend("slurm", workers=workers, threads=threads, slurm=slurm_options(args))

@@ -73,8 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     """ValueError naming the flag or file for anything probe_run would fail on later."""
-    from agents.run import read_kind, read_metrics, read_spec
-    from envs.limits import check_bytes
+    from multitask_evidence.agents.run import read_kind, read_metrics, read_spec
+    from multitask_evidence.envs.limits import check_bytes
 
     if not args.run_dir.is_dir():
         raise ValueError(f"{args.run_dir} is not a folder (the run folder to probe)")
@@ -107,12 +107,12 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from probes.report import probe_run
+    from multitask_evidence.probes.report import probe_run
 
     _check_args(args)
     if args.save_recording is not None:
-        import agents
-        from probes.record import record
+        from multitask_evidence import agents
+        from multitask_evidence.probes.record import record
 
         # the same n trials of the same seed as the probes below record (identical arrays)
         saved = record(agents.load(args.run_dir), None, args.n, args.seed)

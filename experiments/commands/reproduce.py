@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments.commands.backend_args import add_slurm_arguments, slurm_backend, slurm_options
+from multitask_evidence.experiments.commands.backend_args import (
+    add_slurm_arguments,
+    slurm_backend,
+    slurm_options,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from experiments.figures.grids import SCALES
-    from experiments.figures.registry import FIGURES, help_text
+    from multitask_evidence.experiments.figures.grids import SCALES
+    from multitask_evidence.experiments.figures.registry import FIGURES, help_text
 
     # the registered figures (experiments.figures.registry), read when the parser is built
     parser.add_argument("figure", choices=tuple(FIGURES), help=help_text())
@@ -58,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.reproduce import reproduce
+    from multitask_evidence.experiments.reproduce import reproduce
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")

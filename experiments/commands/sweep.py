@@ -19,7 +19,11 @@ import json
 import os
 from pathlib import Path
 
-from experiments.commands.backend_args import add_slurm_arguments, slurm_backend, slurm_options
+from multitask_evidence.experiments.commands.backend_args import (
+    add_slurm_arguments,
+    slurm_backend,
+    slurm_options,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +107,7 @@ SWEEPS = Path("runs") / "sweeps"
 
 
 def _default_dir(grid: object, name: str | None, what: str = "--name") -> Path:
-    from agents.run import child_path
+    from multitask_evidence.agents.run import child_path
 
     if name is not None:
         return child_path(SWEEPS, name, what)
@@ -112,8 +116,8 @@ def _default_dir(grid: object, name: str | None, what: str = "--name") -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.point import run_point
-    from experiments.sweep import check_point_options, grid_from_cli, run_sweep
+    from multitask_evidence.experiments.point import run_point
+    from multitask_evidence.experiments.sweep import check_point_options, grid_from_cli, run_sweep
 
     if not args.sets and not args.file:
         raise ValueError("give a grid with --set NAME=V1,V2 (repeatable) and/or --file")

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from experiments.dataclass_args import add_dataclass_arguments, collect
+from multitask_evidence.experiments.dataclass_args import add_dataclass_arguments, collect
 
 
 def _algo(name: str) -> Any:
     """The registry entry (:data:`agents.algos.ALGOS`) of ``--algo name``."""
-    from agents.algos import get
+    from multitask_evidence.agents.algos import get
 
     try:
         return get(name)
@@ -34,7 +34,7 @@ def _algo(name: str) -> Any:
 
 
 def _algo_choices() -> list[str]:
-    from agents.algos import names
+    from multitask_evidence.agents.algos import names
 
     return names()
 
@@ -48,7 +48,7 @@ def _selected_algo(argv: list[str]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
     """Run options, the TaskSpec fields and the chosen algorithm's config fields."""
-    from envs import TaskSpec
+    from multitask_evidence.envs import TaskSpec
 
     argv = sys.argv[1:] if argv is None else argv
     algo = _selected_algo(argv)
@@ -101,8 +101,8 @@ def _flag(scope: str, field: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.run import CONFIG_FILE, child_path
-    from envs import TaskSpec
+    from multitask_evidence.agents.run import CONFIG_FILE, child_path
+    from multitask_evidence.envs import TaskSpec
 
     fields_algo = getattr(args, "_fields_algo", args.algo)
     if fields_algo != args.algo:
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         f"sigma={spec.sigma} -> {run_dir}"
     )
     print(f"  tensorboard --logdir {args.runs_dir}   (or: tensorboard --logdir {run_dir})")
-    from experiments.backends import PointLock
+    from multitask_evidence.experiments.backends import PointLock
 
     with PointLock(run_dir):  # one writer per run folder (a sweep or another mte train)
         result = train_fn(spec, config, run_dir, args.resume)
@@ -157,8 +157,14 @@ def _resumed(run_dir: Path, args: argparse.Namespace) -> tuple[str, Any, Any]:
     the runtime options given; other task/agent flags that differ from the stored values are a
     ValueError naming them, unless ``--override`` (then they replace the stored values, and
     spec.json / config.json are rewritten)."""
-    from agents.algos import for_kind
-    from agents.run import CONFIG_FILE, RUNTIME_FIELDS, read_kind, read_spec, write_spec_and_config
+    from multitask_evidence.agents.algos import for_kind
+    from multitask_evidence.agents.run import (
+        CONFIG_FILE,
+        RUNTIME_FIELDS,
+        read_kind,
+        read_spec,
+        write_spec_and_config,
+    )
 
     kind, raw = read_kind(run_dir)
     try:

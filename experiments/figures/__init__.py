@@ -17,9 +17,17 @@ imports every figure module in name order: ``FIGURES`` lists them in that order 
 is imported first.
 """
 
-from experiments.figures import registry  # imports and registers every figure module
-from experiments.figures.plots import DPI, STYLE, draw_bounds, draw_controls, theory_curve
-from experiments.figures.stats import (
+from multitask_evidence.experiments.figures import (
+    registry,  # imports and registers every figure module
+)
+from multitask_evidence.experiments.figures.plots import (
+    DPI,
+    STYLE,
+    draw_bounds,
+    draw_controls,
+    theory_curve,
+)
+from multitask_evidence.experiments.figures.stats import (
     ARCH_LABELS,
     ARCH_ORDER,
     METRICS,

@@ -8,14 +8,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments.figures.grids import PAPER_N, per_arch
-from experiments.figures.pages import (
+from multitask_evidence.experiments.figures.grids import PAPER_N, per_arch
+from multitask_evidence.experiments.figures.pages import (
     against_controls,
     estimators_section,
     side,
     trend,
 )
-from experiments.figures.plots import (
+from multitask_evidence.experiments.figures.plots import (
     draw_bounds,
     draw_controls,
     errorbar,
@@ -24,15 +24,15 @@ from experiments.figures.plots import (
     pyplot,
     ylim,
 )
-from experiments.figures.registry import Figure, register
-from experiments.figures.stats import (
+from multitask_evidence.experiments.figures.registry import Figure, register
+from multitask_evidence.experiments.figures.stats import (
     ARCH_LABELS,
     ARCH_ORDER,
     bootstrap_median_difference,
     fmt,
     select,
 )
-from experiments.sweep import Grid, union
+from multitask_evidence.experiments.sweep import Grid, union
 
 FIG3_QUICK_FULL = ("transformer", "rnn")
 """Architectures of fig3 quick at every N (panels a and c are the RNN and the transformer)."""

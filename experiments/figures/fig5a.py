@@ -8,14 +8,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments.figures.grids import per_arch
-from experiments.figures.pages import (
+from multitask_evidence.experiments.figures.grids import per_arch
+from multitask_evidence.experiments.figures.pages import (
     against_controls,
     bayes_check,
     bound_rows,
     trend,
 )
-from experiments.figures.plots import (
+from multitask_evidence.experiments.figures.plots import (
     draw_bounds,
     draw_controls,
     errorbar,
@@ -23,11 +23,11 @@ from experiments.figures.plots import (
     pyplot,
     ylim,
 )
-from experiments.figures.registry import Figure, register
-from experiments.figures.stats import (
+from multitask_evidence.experiments.figures.registry import Figure, register
+from multitask_evidence.experiments.figures.stats import (
     select,
 )
-from experiments.sweep import Grid
+from multitask_evidence.experiments.sweep import Grid
 
 
 def grid(scale: str) -> Grid:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from experiments.sweep import Grid, parse_grid, union
+from multitask_evidence.experiments.sweep import Grid, parse_grid, union
 
 SCALES = ("quick", "paper", "smoke")
 ARCHS = ("rnn", "rnn_nonleaky", "lstm", "gru", "transformer")
@@ -33,7 +33,7 @@ def budget(scale: str, arch: str) -> dict[str, Any]:
     if scale == "paper":
         return {"preset": "paper"}
     if scale == "quick":
-        from agents.config import PRESETS
+        from multitask_evidence.agents.config import PRESETS
 
         steps = int(PRESETS["default"]["steps"][arch])
         return {"preset": "default", "eval_every": steps // QUICK_EVALS, "eval_trials": 4096}
@@ -56,7 +56,7 @@ def network_seeds(scale: str) -> list[int]:
 
 def recipe_text(scale: str) -> str:
     """The model and recipe a figure's networks were trained with, in words (for its page)."""
-    from agents.config import MODEL_DEFAULTS, PRESETS
+    from multitask_evidence.agents.config import MODEL_DEFAULTS, PRESETS
 
     model = (
         "The paper's model: torch's default init for the RNNs, GPT-2's init with dropout "

@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from experiments.figures.stats import bootstrap_median_difference, fmt, num, select
+from multitask_evidence.experiments.figures.stats import (
+    bootstrap_median_difference,
+    fmt,
+    num,
+    select,
+)
 
 
 def trend(summary: Sequence[Mapping[str, Any]], x: str, where: Mapping[str, Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.figures.stats import finite, mean_finite
+from multitask_evidence.experiments.figures.stats import finite, mean_finite
 
 CONTROL_STYLE = {
     "untrained_ood_r2": {"ls": "--", "alpha": 0.6},
@@ -157,11 +157,11 @@ def draw_bounds(ax: Any, rows: Sequence[Mapping[str, Any]], x: str | None = None
 
 def theory_curve(spec_kwargs: Mapping[str, Any], ts: Sequence[int]) -> np.ndarray:
     """r^2_max(t) [len(ts)] of probes.theory.ceiling for a spec (falls back to 1 - 12 s^2/t)."""
-    from envs import TaskSpec
+    from multitask_evidence.envs import TaskSpec
 
     spec = TaskSpec(**{k: v for k, v in spec_kwargs.items()})
     try:
-        from probes.theory import ceiling
+        from multitask_evidence.probes.theory import ceiling
 
         return np.asarray(ceiling(spec, np.asarray(ts, dtype=int)), dtype=float)
     except ImportError:  # pragma: no cover - probes not built

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from experiments.sweep import Grid
+    from multitask_evidence.experiments.sweep import Grid
 
 Render = Callable[[Sequence[Mapping[str, Any]], Path, str], tuple[Path, str]]
 """``render(summary, out_dir, caption) -> (png path, page body in markdown)``."""

@@ -11,21 +11,21 @@ from typing import Any
 
 import numpy as np
 
-from experiments.figures.grids import network_seeds
-from experiments.figures.pages import (
+from multitask_evidence.experiments.figures.grids import network_seeds
+from multitask_evidence.experiments.figures.pages import (
     against_controls,
 )
-from experiments.figures.plots import (
+from multitask_evidence.experiments.figures.plots import (
     CONTROL_STYLE,
     draw_bounds,
     finish,
     pyplot,
 )
-from experiments.figures.registry import Figure, register
-from experiments.figures.stats import (
+from multitask_evidence.experiments.figures.registry import Figure, register
+from multitask_evidence.experiments.figures.stats import (
     finite,
 )
-from experiments.sweep import Grid, parse_grid, union
+from multitask_evidence.experiments.sweep import Grid, parse_grid, union
 
 RL_ENVS = (
     "MultiTaskEvidence-v0",

@@ -11,7 +11,7 @@
 Every public name of the three is importable from ``experiments.sweep`` itself.
 """
 
-from experiments.sweep.engine import (
+from multitask_evidence.experiments.sweep.engine import (
     SweepPaths,
     SweepResult,
     check_point_options,
@@ -19,7 +19,7 @@ from experiments.sweep.engine import (
     run_sweep,
     write_missing_hparams,
 )
-from experiments.sweep.grid import (
+from multitask_evidence.experiments.sweep.grid import (
     RESERVED,
     SUPERVISED,
     ConfigResolver,
@@ -38,7 +38,7 @@ from experiments.sweep.grid import (
     task_fields,
     union,
 )
-from experiments.sweep.table import (
+from multitask_evidence.experiments.sweep.table import (
     atomic_write_text,
     dumps,
     flatten_metrics,

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.sweep.grid import ConfigResolver, Grid, Point, coerce_value
-from experiments.sweep.table import atomic_write_text, dumps, write_table
+from multitask_evidence.experiments.sweep.grid import ConfigResolver, Grid, Point, coerce_value
+from multitask_evidence.experiments.sweep.table import atomic_write_text, dumps, write_table
 
 
 @dataclass
@@ -90,7 +90,7 @@ class SweepResult:
 
 
 def default_point_fn() -> Callable[..., dict[str, Any]]:
-    from experiments.point import run_point
+    from multitask_evidence.experiments.point import run_point
 
     return run_point
 
@@ -156,7 +156,7 @@ def run_sweep(
     retry_failed: re-run points that failed last time (their error files); done points are
         always skipped.
     """
-    from experiments.backends import make_backend
+    from multitask_evidence.experiments.backends import make_backend
 
     t0 = time.perf_counter()
     points = grid.points(config_resolver)  # raises on a bad grid before any worker starts
@@ -265,7 +265,7 @@ def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool
 
 
 def _hparam_domains(points: Sequence[Point]) -> dict[str, list[Any]]:
-    from experiments.hparams import discrete_domains, point_hparams
+    from multitask_evidence.experiments.hparams import discrete_domains, point_hparams
 
     return discrete_domains(point_hparams(p.params, p.algo) for p in points)
 
@@ -275,7 +275,11 @@ def _write_hparams(
 ) -> str | None:
     """Write a finished point's tensorboard HParams record; a message if that failed (the
     point itself is done: its row is written)."""
-    from experiments.hparams import point_hparams, point_metrics, write_point_hparams
+    from multitask_evidence.experiments.hparams import (
+        point_hparams,
+        point_metrics,
+        write_point_hparams,
+    )
 
     try:
         write_point_hparams(

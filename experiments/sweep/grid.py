@@ -43,7 +43,7 @@ RESERVED = ("algo", "seed")
 
 def task_fields() -> dict[str, dataclasses.Field]:
     """TaskSpec fields by name (``envs.spec.field_names()`` order)."""
-    from envs.spec import TaskSpec, field_names
+    from multitask_evidence.envs.spec import TaskSpec, field_names
 
     by_name = {f.name: f for f in dataclasses.fields(TaskSpec)}
     return {n: by_name[n] for n in field_names()}
@@ -51,7 +51,7 @@ def task_fields() -> dict[str, dataclasses.Field]:
 
 def algo_names() -> list[str]:
     """Allowed values of ``algo``: the names in the registry ``agents.algos.ALGOS``."""
-    from agents.algos import names
+    from multitask_evidence.agents.algos import names
 
     return names()
 
@@ -59,7 +59,7 @@ def algo_names() -> list[str]:
 def default_config_class(algo: str) -> type:
     """The configuration dataclass of a registered algorithm (``TrainConfig`` for
     ``supervised``); an unknown name is a ValueError listing the allowed ones."""
-    from agents.algos import get
+    from multitask_evidence.agents.algos import get
 
     return get(algo).config_cls
 
@@ -281,7 +281,7 @@ class Grid:
 
     def points(self, config_resolver: ConfigResolver | None = None) -> list[Point]:
         """Every point, validated by building its TaskSpec and agent config (no training)."""
-        from envs.spec import TaskSpec
+        from multitask_evidence.envs.spec import TaskSpec
 
         resolver = config_resolver or default_config_class
         tfields = task_fields()

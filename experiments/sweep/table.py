@@ -15,16 +15,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from experiments.sweep.grid import SUPERVISED, Point, jsonable
+from multitask_evidence.experiments.sweep.grid import SUPERVISED, Point, jsonable
 
 if TYPE_CHECKING:
-    from experiments.sweep.engine import SweepPaths
+    from multitask_evidence.experiments.sweep.engine import SweepPaths
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a file via a temporary file in the same folder + rename (readers never see half);
     creates the folder. (The one atomic writer: :func:`agents.run.atomic_write_text`.)"""
-    from agents.run import atomic_write_text as write
+    from multitask_evidence.agents.run import atomic_write_text as write
 
     write(path, text, mkdir=True)
 

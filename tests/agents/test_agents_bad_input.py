@@ -11,13 +11,13 @@ import stat
 import pytest
 import torch
 
-import agents.trainer
-from agents import TrainConfig, TrainingDivergedError, load, train
-from agents.rl import ALGOS
-from agents.rl.ppo import PPOConfig
-from agents.rl.sb3 import SB3Config
-from agents.run import atomic_write_text, child_path, file_mode, read_metrics
-from envs import TaskSpec
+from multitask_evidence import agents
+from multitask_evidence.agents import TrainConfig, TrainingDivergedError, load, train
+from multitask_evidence.agents.rl import ALGOS
+from multitask_evidence.agents.rl.ppo import PPOConfig
+from multitask_evidence.agents.rl.sb3 import SB3Config
+from multitask_evidence.agents.run import atomic_write_text, child_path, file_mode, read_metrics
+from multitask_evidence.envs import TaskSpec
 
 torch.set_num_threads(1)
 

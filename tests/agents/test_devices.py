@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-import agents
-from agents.devices import check_device, device_available, pick_device
-from agents.rl.ppo import PPOConfig
-from agents.rl.sb3 import SB3Config
-from envs import TaskSpec
+from multitask_evidence import agents
+from multitask_evidence.agents.devices import check_device, device_available, pick_device
+from multitask_evidence.agents.rl.ppo import PPOConfig
+from multitask_evidence.agents.rl.sb3 import SB3Config
+from multitask_evidence.envs import TaskSpec
 
 GOOD = ["auto", "cpu", "cuda", "cuda:1", "mps"]
 
@@ -59,7 +59,7 @@ def test_training_refuses_a_missing_device_before_writing(monkeypatch, tmp_path)
     cfg = agents.TrainConfig(device="cuda:1", steps=2, batch_size=4, progress=False)
     with pytest.raises(ValueError, match=r"TrainConfig\.device='cuda:1' is not available"):
         agents.train(spec, cfg, run_dir=tmp_path / "sup")
-    from agents.rl import sb3
+    from multitask_evidence.agents.rl import sb3
 
     sb3_cfg = SB3Config(device="mps", total_steps=16, progress=False)
     with pytest.raises(ValueError, match=r"SB3Config\.device='mps' is not available"):

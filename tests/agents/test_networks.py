@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.networks import Network, build_core
+from multitask_evidence.agents.networks import Network, build_core
 
 torch.set_num_threads(1)
 

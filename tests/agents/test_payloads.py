@@ -11,12 +11,12 @@ import zipfile
 import pytest
 import torch
 
-from agents import TrainConfig, load, train
-from agents.rl import ALGOS
-from agents.rl import load as rl_load
-from agents.rl.ppo import PPOConfig
-from agents.rl.sb3 import SB3Config
-from envs import TaskSpec
+from multitask_evidence.agents import TrainConfig, load, train
+from multitask_evidence.agents.rl import ALGOS
+from multitask_evidence.agents.rl import load as rl_load
+from multitask_evidence.agents.rl.ppo import PPOConfig
+from multitask_evidence.agents.rl.sb3 import SB3Config
+from multitask_evidence.envs import TaskSpec
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.rl.evaluate import evaluate, expected_calibration_error
-from envs import TaskSpec
-from envs.ideal import IdealObserver, best_report
+from multitask_evidence.agents.rl.evaluate import evaluate, expected_calibration_error
+from multitask_evidence.envs import TaskSpec
+from multitask_evidence.envs.ideal import IdealObserver, best_report
 
 # encoder 'none': the observation's evidence channels are the raw samples X(t)
 SPEC = TaskSpec(n_tasks=3, sigma=0.3, stimulus_steps=4, encoder="none")

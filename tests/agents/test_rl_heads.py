@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rl.heads import ActionHead, ActionLayout
+from multitask_evidence.agents.rl.heads import ActionHead, ActionLayout
 
 
 def _head(space: gym.Space, continuous: str = "beta", hidden: int = 8) -> ActionHead:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rl import ALGOS, load
-from agents.rl.ppo import PPOConfig, build_agent, collect, gae, make_vector_env
-from envs import TaskSpec
+from multitask_evidence.agents.rl import ALGOS, load
+from multitask_evidence.agents.rl.ppo import PPOConfig, build_agent, collect, gae, make_vector_env
+from multitask_evidence.envs import TaskSpec
 
 EASY = TaskSpec(n_tasks=2, sigma=0.1, stimulus_steps=4)  # 6 steps per trial
 
@@ -176,7 +176,7 @@ def test_run_folder_resume_and_load(tmp_path) -> None:
     # load(): outputs agree with the policy's own step-wise decisions
     pol = load(d)
     assert pol.spec == EASY and pol.config.num_envs == 32
-    from envs import generate
+    from multitask_evidence.envs import generate
 
     batch = generate(EASY, 50, 9)
     h, out = pol.hidden_and_outputs(batch.obs)

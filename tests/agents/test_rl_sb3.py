@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rl import ALGOS, load
-from agents.rl.sb3 import SB3Config, check_action_space
-from envs import TaskSpec, generate
+from multitask_evidence.agents.rl import ALGOS, load
+from multitask_evidence.agents.rl.sb3 import SB3Config, check_action_space
+from multitask_evidence.envs import TaskSpec, generate
 
 # one task, raw evidence, 3 samples: learnable by RecurrentPPO in a few thousand steps
 TINY = TaskSpec(n_tasks=1, sigma=0.1, stimulus_steps=3, encoder="none")

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import agents.run
-from agents import TrainConfig, train
-from agents.rl import ALGOS
-from agents.rl.ppo import PPOConfig
-from agents.rl.sb3 import SB3Config
-from agents.run import _event_records
-from envs import TaskSpec
+from multitask_evidence import agents
+from multitask_evidence.agents import TrainConfig, train
+from multitask_evidence.agents.rl import ALGOS
+from multitask_evidence.agents.rl.ppo import PPOConfig
+from multitask_evidence.agents.rl.sb3 import SB3Config
+from multitask_evidence.agents.run import _event_records
+from multitask_evidence.envs import TaskSpec
 
 torch.set_num_threads(1)
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import agents
-import agents.trainer as trainer_mod
-from agents import TrainConfig, TrainingDivergedError, load, train
-from agents.evaluate import expected_calibration_error, log_loss
-from envs import TaskSpec, generate
-from envs.ideal import IdealObserver
+import multitask_evidence.agents.trainer as trainer_mod
+from multitask_evidence import agents
+from multitask_evidence.agents import TrainConfig, TrainingDivergedError, load, train
+from multitask_evidence.agents.evaluate import expected_calibration_error, log_loss
+from multitask_evidence.envs import TaskSpec, generate
+from multitask_evidence.envs.ideal import IdealObserver
 
 torch.set_num_threads(1)
 

@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
+from multitask_evidence import envs
 
 SMALL = {"n_tasks": 6, "stimulus_steps": 5}
 

@@ -9,10 +9,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs
-from envs import scoring
-from envs.ideal import IdealObserver, best_report
-from envs.stream import DEFAULT_BLOCK_SIZE
+from multitask_evidence import envs
+from multitask_evidence.envs import scoring
+from multitask_evidence.envs.ideal import IdealObserver, best_report
+from multitask_evidence.envs.stream import DEFAULT_BLOCK_SIZE
 
 SMALL = {"n_tasks": 6, "stimulus_steps": 5}
 

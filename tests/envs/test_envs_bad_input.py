@@ -9,9 +9,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
-from envs import TaskSpec
-from envs.env import MultiTaskEvidenceEnv
+from multitask_evidence import envs  # noqa: F401  (registers the ids)
+from multitask_evidence.envs import TaskSpec
+from multitask_evidence.envs.env import MultiTaskEvidenceEnv
 
 
 # ---- numeric fields ------------------------------------------------------------------------

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.special import ndtr, ndtri
 
-from envs import TaskSpec, generate, task_geometry
-from envs.ideal import (
+from multitask_evidence.envs import TaskSpec, generate, task_geometry
+from multitask_evidence.envs.ideal import (
     IdealObserver,
     best_report,
     expected_reward,
@@ -15,7 +15,7 @@ from envs.ideal import (
     ideal_accuracy_curve,
     realised_reward,
 )
-from envs.trials import noise_scales
+from multitask_evidence.envs.trials import noise_scales
 
 PAPER = TaskSpec(encoder="none")
 

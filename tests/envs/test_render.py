@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
-from envs import TaskSpec, generate
-from envs.ideal import IdealObserver
-from envs.render import RENDER_FPS, RENDER_SHAPE, display_available, report_values
+from multitask_evidence import envs
+from multitask_evidence.envs import TaskSpec, generate
+from multitask_evidence.envs.ideal import IdealObserver
+from multitask_evidence.envs.render import (
+    RENDER_FPS,
+    RENDER_SHAPE,
+    display_available,
+    report_values,
+)
 
 SMALL = {"n_tasks": 4, "stimulus_steps": 4}
 

@@ -8,7 +8,7 @@ import torch
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.env_util import make_vec_env
 
-import envs  # noqa: F401  (registers the ids)
+from multitask_evidence import envs  # noqa: F401  (registers the ids)
 
 
 def test_make_vec_env_plays_trials():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from envs import TaskSpec
-from envs.spec import field_names
+from multitask_evidence.envs import TaskSpec
+from multitask_evidence.envs.spec import field_names
 
 
 def test_defaults_are_the_paper_task():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from envs import Region, TaskSpec, generate, orthant_index, task_geometry
-from envs.trials import DECISION, FIXATION, STIMULUS, build_trials, noise_scales
+from multitask_evidence.envs import Region, TaskSpec, generate, orthant_index, task_geometry
+from multitask_evidence.envs.trials import DECISION, FIXATION, STIMULUS, build_trials, noise_scales
 
 PAPER = TaskSpec()
 

@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs
+from multitask_evidence import envs
 
 SMALL = {"n_tasks": 6, "stimulus_steps": 5}
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-import agents
-from agents.algos import ALGOS, Algo, for_kind, get, register, unregister
-from agents.run import (
+from multitask_evidence import agents
+from multitask_evidence.agents.algos import ALGOS, Algo, for_kind, get, register, unregister
+from multitask_evidence.agents.run import (
     MODEL_FILE,
     atomic_torch_save,
     load_state,
@@ -25,10 +25,10 @@ from agents.run import (
     read_config,
     read_spec,
 )
-from envs import TaskSpec
-from experiments.cli import main
-from experiments.point import train_point
-from experiments.sweep import default_config_class, parse_grid
+from multitask_evidence.envs import TaskSpec
+from multitask_evidence.experiments.cli import main
+from multitask_evidence.experiments.point import train_point
+from multitask_evidence.experiments.sweep import default_config_class, parse_grid
 
 TINY = {"n_tasks": 2, "sigma": 0.3, "stimulus_steps": 4}
 
@@ -99,7 +99,7 @@ def test_registry_holds_every_algorithm() -> None:
     assert get("supervised").config_cls is agents.TrainConfig
     assert for_kind("sb3").name == "sb3-recurrent-ppo"
     # the RL package's (config, train) pairs are read from the same entries
-    from agents.rl import ALGOS as RL
+    from multitask_evidence.agents.rl import ALGOS as RL
 
     assert RL == {n: (a.config_cls, a.train) for n, a in ALGOS.items() if n != "supervised"}
     with pytest.raises(ValueError, match="algo must be one of"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.cli import main
+from multitask_evidence.experiments.cli import main
 
 FIXTURE = Path(__file__).parents[1] / "probes" / "data" / "rnn_default_n24"
 
@@ -54,8 +54,7 @@ def test_mte_probe_bad_input(tmp_path, capsys):
 
 
 def test_mte_probe_saves_the_recording_it_measured(tmp_path, capsys):
-    import agents
-    import probes
+    from multitask_evidence import agents, probes
 
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run)

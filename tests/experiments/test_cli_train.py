@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
-from agents import TrainConfig, load
-from envs import TaskSpec
-from experiments.cli import main
-from experiments.dataclass_args import field_docs
+from multitask_evidence.agents import TrainConfig, load
+from multitask_evidence.envs import TaskSpec
+from multitask_evidence.experiments.cli import main
+from multitask_evidence.experiments.dataclass_args import field_docs
 
 torch.set_num_threads(1)
 
@@ -116,7 +116,7 @@ def test_bad_arguments(extra, message, tmp_path, monkeypatch, capsys) -> None:
 
 
 def test_rl_algo_options(monkeypatch, capsys) -> None:
-    pytest.importorskip("agents.rl")
+    pytest.importorskip("multitask_evidence.agents.rl")
     with pytest.raises(SystemExit):
         _main(["train", "--algo", "ppo", "--help"], monkeypatch)
     out = capsys.readouterr().out

@@ -9,10 +9,16 @@ import sys
 
 import pytest
 
-from experiments.figures.pages import against_controls
-from experiments.figures.plots import errorbar, finish, pyplot
-from experiments.figures.registry import FIGURES, Figure, help_text, register, unregister
-from experiments.sweep import parse_grid
+from multitask_evidence.experiments.figures.pages import against_controls
+from multitask_evidence.experiments.figures.plots import errorbar, finish, pyplot
+from multitask_evidence.experiments.figures.registry import (
+    FIGURES,
+    Figure,
+    help_text,
+    register,
+    unregister,
+)
+from multitask_evidence.experiments.sweep import parse_grid
 
 TOY = "toy_noise"
 
@@ -62,9 +68,9 @@ def toy_figure():
 PAPER_FIGURES = ["fig3", "fig5a", "fig5b", "fig5c", "rl"]
 
 
-@pytest.mark.parametrize("first", ["experiments.reproduce", "experiments.figures.rl"])
+@pytest.mark.parametrize("first", ["multitask_evidence.experiments.reproduce", "multitask_evidence.experiments.figures.rl"])
 def test_the_paper_figures_are_registered_in_order_whatever_is_imported_first(first):
-    code = f"import {first}; from experiments.figures.registry import FIGURES; print(*FIGURES)"
+    code = f"import {first}; from multitask_evidence.experiments.figures.registry import FIGURES; print(*FIGURES)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == PAPER_FIGURES
     assert list(FIGURES)[:5] == PAPER_FIGURES
@@ -76,8 +82,8 @@ def test_the_paper_figures_are_registered_in_order_whatever_is_imported_first(fi
 def test_a_registered_figure_runs_renders_and_is_offered_by_mte_reproduce(
     toy_figure, tmp_path, capsys
 ):
-    from experiments.cli import build_parser, main
-    from experiments.reproduce import figure_grid, reproduce
+    from multitask_evidence.experiments.cli import build_parser, main
+    from multitask_evidence.experiments.reproduce import figure_grid, reproduce
 
     assert len(figure_grid(TOY, "smoke").points()) == 4
     res = reproduce(TOY, "smoke", tmp_path, workers=1, progress=False, point_fn=toy_point)
@@ -99,12 +105,12 @@ def test_a_registered_figure_runs_renders_and_is_offered_by_mte_reproduce(
 
 
 def test_unregistered_figures_are_refused(toy_figure):
-    from experiments.reproduce import figure_grid
+    from multitask_evidence.experiments.reproduce import figure_grid
 
     unregister(TOY)
     with pytest.raises(ValueError, match="figure must be one of"):
         figure_grid(TOY, "smoke")
     with pytest.raises(SystemExit):
-        from experiments.cli import main
+        from multitask_evidence.experiments.cli import main
 
         main(["reproduce", TOY, "--scale", "smoke"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments.cli import main
+from multitask_evidence.experiments.cli import main
 
 torch.set_num_threads(1)
 

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from experiments import figures
-from experiments.reproduce import (
+from multitask_evidence.experiments import figures
+from multitask_evidence.experiments.reproduce import (
     FIGURES,
     PAPER_N,
     PAPER_SIGMAS,
@@ -37,7 +37,7 @@ def test_every_figure_has_a_valid_grid_at_every_scale():
 
 
 def test_fig3_grid_is_the_papers_model_with_three_networks_per_condition():
-    from experiments.reproduce import FIG3_QUICK_ENDS, FIG3_QUICK_FULL
+    from multitask_evidence.experiments.reproduce import FIG3_QUICK_ENDS, FIG3_QUICK_FULL
 
     quick = figure_grid("fig3", "quick").points()
     conds = {(p.agent["arch"], p.task["n_tasks"]) for p in quick}
@@ -56,7 +56,7 @@ def test_fig3_grid_is_the_papers_model_with_three_networks_per_condition():
 
 
 def test_task_draw_differs_between_network_seeds_and_repeats_for_the_same_seed():
-    from envs import TaskSpec, task_geometry
+    from multitask_evidence.envs import TaskSpec, task_geometry
 
     pts = figure_grid("fig5b", "quick").points()
     by_seed = {}
@@ -197,7 +197,7 @@ def test_figure_tables_carry_the_controls(tmp_path):
 
 @pytest.mark.slow
 def test_mte_reproduce_fig3_smoke_end_to_end(tmp_path, capsys):
-    from experiments.cli import main
+    from multitask_evidence.experiments.cli import main
 
     assert (
         main(["reproduce", "fig3", "--scale", "smoke", "--out", str(tmp_path), "--no-progress"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.sweep import (
+from multitask_evidence.experiments.sweep import (
     SweepPaths,
     grid_from_cli,
     load_results,
@@ -173,7 +173,7 @@ def test_killed_sweep_resumes_skipping_finished_points(tmp_path):
         import sys
         sys.path.insert(0, {str(HERE)!r})
         from test_sweep import fake_point
-        from experiments.sweep import parse_grid, run_sweep
+        from multitask_evidence.experiments.sweep import parse_grid, run_sweep
         if __name__ == "__main__":
             grid = parse_grid({{"n_tasks": [2, 3, 4, 5]}})
             run_sweep(grid, {str(tmp_path / "sw")!r}, workers=1, point_fn=fake_point,
@@ -214,7 +214,7 @@ def test_killed_sweep_resumes_skipping_finished_points(tmp_path):
 # ---- one real sweep: train + probe through the command line -----------------------------------
 @pytest.mark.slow
 def test_mte_sweep_trains_and_probes_for_real(tmp_path, capsys):
-    from experiments.cli import main
+    from multitask_evidence.experiments.cli import main
 
     argv = [
         "sweep",

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from experiments.backends import execute_point
-from experiments.sweep import SweepPaths, parse_grid, run_sweep
+from multitask_evidence.experiments.backends import execute_point
+from multitask_evidence.experiments.sweep import SweepPaths, parse_grid, run_sweep
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from experiments.backends import FolderInUseError, PointLock, execute_point, lock_path
-from experiments.sweep import parse_grid, run_sweep
+from multitask_evidence.experiments.backends import (
+    FolderInUseError,
+    PointLock,
+    execute_point,
+    lock_path,
+)
+from multitask_evidence.experiments.sweep import parse_grid, run_sweep
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,7 +53,7 @@ def test_killed_driver_takes_its_worker_with_it(tmp_path) -> None:
         import sys
         sys.path.insert(0, {str(HERE)!r})
         from test_sweep import fake_point
-        from experiments.sweep import parse_grid, run_sweep
+        from multitask_evidence.experiments.sweep import parse_grid, run_sweep
         if __name__ == "__main__":
             grid = parse_grid({{"n_tasks": [2, 5]}})
             run_sweep(grid, {str(tmp_path / "sw")!r}, workers=1, point_fn=fake_point,
@@ -129,7 +134,7 @@ def test_a_locked_point_fails_cleanly_instead_of_a_second_writer(tmp_path) -> No
 
 
 def test_mte_train_refuses_a_folder_in_use(tmp_path, monkeypatch, capsys) -> None:
-    from experiments.cli import main
+    from multitask_evidence.experiments.cli import main
 
     argv = ["train", "--steps", "2", "--name", "r", "--runs-dir", str(tmp_path), "--no-progress"]
     monkeypatch.setattr(sys, "argv", ["mte", *argv])
@@ -143,8 +148,8 @@ def test_mte_train_refuses_a_folder_in_use(tmp_path, monkeypatch, capsys) -> Non
 def slow_train_point(point, run_dir):
     """A real supervised training point that pauses 0.2 s at every evaluation, so that a driver
     can be killed while it trains (the pause neither changes the network nor draws from an RNG)."""
-    import agents
-    from envs import TaskSpec
+    from multitask_evidence import agents
+    from multitask_evidence.envs import TaskSpec
 
     resume = (Path(run_dir) / "config.json").exists()
     cfg = agents.TrainConfig(**{**point.agent, "progress": False})
@@ -164,8 +169,8 @@ def test_killed_sweep_of_real_training_resumes_to_the_uninterrupted_weights(tmp_
 
     import torch
 
-    import agents
-    from envs import TaskSpec
+    from multitask_evidence import agents
+    from multitask_evidence.envs import TaskSpec
 
     sys.path.insert(0, str(HERE.parents[1] / "tests" / "agents"))
     from test_train_kill_resume import assert_logs_clean, assert_same_weights
@@ -186,7 +191,7 @@ def test_killed_sweep_of_real_training_resumes_to_the_uninterrupted_weights(tmp_
         import sys
         sys.path.insert(0, {str(HERE)!r})
         from test_sweep_kill_resume import slow_train_point
-        from experiments.sweep import parse_grid, run_sweep
+        from multitask_evidence.experiments.sweep import parse_grid, run_sweep
         if __name__ == "__main__":
             run_sweep(parse_grid({axes!r}), {str(tmp_path / "sw")!r}, workers=1,
                       point_fn=slow_train_point, progress=False)

@@ -10,8 +10,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from experiments.backends import RayBackend, start_local_ray  # noqa: E402
-from experiments.sweep import parse_grid, run_sweep  # noqa: E402
+from multitask_evidence.experiments.backends import RayBackend, start_local_ray  # noqa: E402
+from multitask_evidence.experiments.sweep import parse_grid, run_sweep  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_sweep  # noqa: E402

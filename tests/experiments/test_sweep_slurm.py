@@ -14,7 +14,7 @@ import pytest
 submitit = pytest.importorskip("submitit")
 cloudpickle = pytest.importorskip("cloudpickle")
 
-from experiments.backends import (  # noqa: E402
+from multitask_evidence.experiments.backends import (  # noqa: E402
     SlurmBackend,
     lock_path,
     make_backend,
@@ -22,7 +22,7 @@ from experiments.backends import (  # noqa: E402
     parse_slurm_mem,
     parse_slurm_time,
 )
-from experiments.sweep import SweepPaths, parse_grid, run_sweep  # noqa: E402
+from multitask_evidence.experiments.sweep import SweepPaths, parse_grid, run_sweep  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_sweep  # noqa: E402
@@ -234,8 +234,8 @@ def _fake_sbatch(tmp_path, monkeypatch):
 
 
 def test_mte_sweep_backend_slurm_builds_the_jobs_from_its_flags(tmp_path, monkeypatch, capsys):
-    import experiments.sweep as sweep_mod
-    from experiments.cli import main
+    import multitask_evidence.experiments.sweep as sweep_mod
+    from multitask_evidence.experiments.cli import main
 
     _fake_sbatch(tmp_path, monkeypatch)
     seen = {}
@@ -268,7 +268,7 @@ def test_mte_sweep_backend_slurm_builds_the_jobs_from_its_flags(tmp_path, monkey
     ],
 )  # fmt: skip
 def test_mte_slurm_flag_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, msg):
-    from experiments.cli import main
+    from multitask_evidence.experiments.cli import main
 
     _fake_sbatch(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
@@ -279,7 +279,7 @@ def test_mte_slurm_flag_errors_are_one_line(tmp_path, monkeypatch, capsys, argv,
 
 
 def test_mte_sweep_backend_slurm_without_sbatch(tmp_path, monkeypatch, capsys):
-    from experiments.cli import main
+    from multitask_evidence.experiments.cli import main
 
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.chdir(tmp_path)

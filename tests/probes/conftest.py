@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from threadpoolctl import threadpool_limits
 
-from envs import TaskSpec
-from probes import synthetic
+from multitask_evidence.envs import TaskSpec
+from multitask_evidence.probes import synthetic
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +40,8 @@ def trained_recording():
     """4096 recorded trials of the trained RNN fixture (default preset, N = 24)."""
     import torch
 
-    import agents
-    from probes.record import record
+    from multitask_evidence import agents
+    from multitask_evidence.probes.record import record
 
     torch.set_num_threads(1)
     return record(agents.load(TRAINED_RUN), None, 4096, 12345)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import agents
-from envs import TaskSpec, generate
-from probes.controls import CONTROLS, score_features, stimulus_average
-from probes.record import record
-from probes.theory import ceiling
+from multitask_evidence import agents
+from multitask_evidence.envs import TaskSpec, generate
+from multitask_evidence.probes.controls import CONTROLS, score_features, stimulus_average
+from multitask_evidence.probes.record import record
+from multitask_evidence.probes.theory import ceiling
 
 
 def test_stimulus_average_averages_only_the_stimulus_steps():
@@ -109,7 +109,7 @@ def test_probe_run_reports_the_controls(tmp_path):
     import shutil
     from pathlib import Path
 
-    from probes import probe_run
+    from multitask_evidence.probes import probe_run
 
     src = Path(__file__).parent / "data" / "rnn_default_n24"
     shutil.copytree(src, tmp_path / "run")
@@ -137,7 +137,7 @@ def test_probe_run_reports_the_controls(tmp_path):
 
 
 def test_input_control_averages_every_evidence_step_of_free_rt_trials():
-    from probes.theory import evidence_steps
+    from multitask_evidence.probes.theory import evidence_steps
 
     spec = TaskSpec(n_tasks=3, stimulus_steps=4, targets="free_rt_paper", encoder="none")
     b = generate(spec, 32, np.random.default_rng(0))

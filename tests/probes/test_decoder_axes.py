@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs import TaskSpec
-from probes import decoding as dc
-from probes import synthetic
+from multitask_evidence.envs import TaskSpec
+from multitask_evidence.probes import decoding as dc
+from multitask_evidence.probes import synthetic
 
 
 def skewed_code(theta_deg: float, n: int = 4000, seed: int = 0, tuned: float = 0.3):
@@ -154,8 +154,8 @@ def test_fresh_adam_protocol_agrees_with_the_closed_form_on_a_linear_code():
 
 
 def test_probe_report_runs_the_faithful_adam_protocol_when_the_recording_allows():
-    from probes.record import record
-    from probes.report import markdown, probe_recording
+    from multitask_evidence.probes.record import record
+    from multitask_evidence.probes.report import markdown, probe_recording
 
     spec = TaskSpec(encoder="none", n_tasks=24)
     agent = synthetic.IdealAgent(spec, hidden=16, noise=1e-2)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envs import TaskSpec
-from probes import decoding as dc
-from probes import synthetic, theory
+from multitask_evidence.envs import TaskSpec
+from multitask_evidence.probes import decoding as dc
+from multitask_evidence.probes import synthetic, theory
 
 CEIL = theory.ceiling(TaskSpec())  # 0.976
 
@@ -61,8 +61,8 @@ def test_closed_form_agrees_with_the_papers_adam_protocol_on_a_trained_rnn(train
     """The done-when check on a realistic representation (a trained RNN's decision states), at
     two sample sizes: the fixed per-trial penalty keeps the closed form on the protocol's value
     as n grows (in-distribution CV did not: 0.86 at 4096 trials, 0.83 at 10,000)."""
-    import agents
-    from probes.record import record
+    from multitask_evidence import agents
+    from multitask_evidence.probes.record import record
 
     run = agents.load(Path(__file__).parent / "data" / "rnn_default_n24")
     big = record(run, None, 10000, 777)  # 4096 trials (seed 12345) in the fixture, 10,000 here
@@ -157,8 +157,8 @@ def test_decoder_angles_are_folded_to_0_90():
 
 def test_decode_over_time_follows_the_ceiling():
     spec = TaskSpec(encoder="none")
-    from envs import generate
-    from probes.record import running_mean
+    from multitask_evidence.envs import generate
+    from multitask_evidence.probes.record import running_mean
 
     b = generate(spec, 6000, np.random.default_rng(2))
     mu, _ = running_mean(spec, b.evidence)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from probes.fixed_points import find_fixed_points, jacobians
+from multitask_evidence.probes.fixed_points import find_fixed_points, jacobians
 
 
 def _linear_rnn(eigs, seed=0, bias=None):

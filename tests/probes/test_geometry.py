@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probes import dci as dci_mod
-from probes import geometry, sparseness, synthetic
+from multitask_evidence.probes import dci as dci_mod
+from multitask_evidence.probes import geometry, sparseness, synthetic
 
 
 def test_linear_code_is_abstract(paper_mu):

@@ -13,10 +13,12 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
-import envs  # noqa: F401  (registers the ids)
-import probes
-from envs import TaskSpec, generate
-from probes.adapters import StepAgent, as_recordable
+from multitask_evidence import (
+    envs,  # noqa: F401  (registers the ids)
+    probes,
+)
+from multitask_evidence.envs import TaskSpec, generate
+from multitask_evidence.probes.adapters import StepAgent, as_recordable
 
 DOC = Path(__file__).parents[2] / "docs" / "probe_anything.md"
 SPEC = TaskSpec(n_tasks=3, stimulus_steps=5)

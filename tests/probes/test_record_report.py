@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envs import TaskSpec, generate
-from probes import theory
-from probes.record import Recording, record
-from probes.report import probe_recording
-from probes.synthetic import IdealAgent
+from multitask_evidence.envs import TaskSpec, generate
+from multitask_evidence.probes import theory
+from multitask_evidence.probes.record import Recording, record
+from multitask_evidence.probes.report import probe_recording
+from multitask_evidence.probes.synthetic import IdealAgent
 
 TRAINED_RUN = Path(__file__).parent / "data" / "rnn_default_n24"
 
@@ -144,7 +144,7 @@ def test_report_on_the_ideal_agent_reaches_the_theory():
 def test_probe_run_on_a_trained_rnn(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(TRAINED_RUN, run)
-    from probes import probe_run
+    from multitask_evidence.probes import probe_run
 
     rep = probe_run(run, n=4096, seed=12345)
     h = rep.headline

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.special import logit
 
-from envs import TaskSpec, generate
-from probes import theory
-from probes.record import running_mean
+from multitask_evidence.envs import TaskSpec, generate
+from multitask_evidence.probes import theory
+from multitask_evidence.probes.record import running_mean
 
 
 @pytest.mark.parametrize(
@@ -122,7 +122,7 @@ def test_extraction_bad_input():
 
 def test_extraction_inverts_envs_ideal_observer():
     """The flat-prior IdealObserver of envs.ideal gives mu(t) back through extract_mu."""
-    from envs.ideal import IdealObserver
+    from multitask_evidence.envs.ideal import IdealObserver
 
     spec = TaskSpec()
     b = generate(spec, 300, np.random.default_rng(0))
@@ -283,7 +283,7 @@ def test_no_in_distribution_decoder_beats_the_bayes_bound():
     """Rich nonlinear read-outs of the evidence, fit by the project's decoder on generated trials,
     stay at or below the Bayes bound (within 3 standard errors); the exact posterior mean reaches
     it; both beat the linear ceiling, so the bound is the one that binds."""
-    from probes.decoding import decode
+    from multitask_evidence.probes.decoding import decode
 
     spec = TaskSpec(sigma=0.6, encoder="none")
     rng = np.random.default_rng(21)
