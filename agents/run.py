@@ -60,9 +60,11 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _atomic(path: Path, write: Any, mode: str = "wb") -> None:
+def atomic_write(path: Path | str, write: Any, mode: str = "wb") -> None:
     """Write through a temporary file in the same folder, then ``os.replace``: readers see the
-    old file or the new one, never half of one. The file gets :func:`file_mode`."""
+    old file or the new one, never half of one. The file gets :func:`file_mode`. ``write(fh)``
+    writes the content to the open temporary file. Every file the package writes goes through
+    here."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -80,7 +82,7 @@ def _atomic(path: Path, write: Any, mode: str = "wb") -> None:
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file + os.replace)."""
-    _atomic(Path(path), lambda fh: fh.write(data))
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: Path | str, text: str, *, mkdir: bool = False) -> None:
@@ -88,12 +90,12 @@ def atomic_write_text(path: Path | str, text: str, *, mkdir: bool = False) -> No
     parent folders first."""
     if mkdir:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _atomic(Path(path), lambda fh: fh.write(text.encode()))
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def atomic_torch_save(obj: Any, path: Path | str) -> None:
     """``torch.save`` to ``path`` atomically."""
-    _atomic(Path(path), lambda fh: torch.save(obj, fh))
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 RUNTIME_FIELDS = ("progress", "num_threads", "device", "max_seconds")

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,6 +130,23 @@ def calibration(policy, spec, n: int, seed: int, figure: Path | None) -> dict:
     }
 
 
+def _run_summary(config: Any, run: Any, evals: list[dict[str, float]]) -> dict[str, Any]:
+    """One algorithm's row of the result: throughput, time and steps to 0.9 of the ideal
+    observer, and its learning curve (train seconds, env steps, fraction of ideal)."""
+    t, steps = _time_to(evals, 0.9)
+    return {
+        "config": config.__dict__,
+        "steps_per_second": run.steps_per_second,
+        "train_seconds": run.train_seconds,
+        "env_steps": run.env_steps,
+        "seconds_to_0.9": t,
+        "steps_to_0.9": steps,
+        "final_frac_ideal": run.final_eval["frac_ideal"],
+        "best_frac_ideal": max(r["eval/frac_ideal"] for r in evals),
+        "curve": [(r["train_seconds"], r["env_steps"], r["eval/frac_ideal"]) for r in evals],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run, writes nothing")
@@ -172,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
             f"  ECE {cal['ece_env_reports']:.4f} (ideal observer {cal['ece_ideal_observer']:.4f})"
         )
 
-    n_t, n_steps = _time_to(nev, 0.9)
-    s_t, s_steps = _time_to(sev, 0.9)
     speedup = nrun.steps_per_second / srun.steps_per_second
+    native = _run_summary(ncfg, nrun, nev)
+    n_t = native["seconds_to_0.9"]
     result = {
         "command": "python benchmarks/bench_rl.py" + (" --quick" if args.quick else ""),
         "task": {"env_id": "MultiTaskEvidence-v0", **spec.to_dict()},
@@ -186,28 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             "torch_threads": torch.get_num_threads(),
             "loadavg_at_end": list(os.getloadavg()),
         },
-        "native": {
-            "config": ncfg.__dict__,
-            "steps_per_second": nrun.steps_per_second,
-            "train_seconds": nrun.train_seconds,
-            "env_steps": nrun.env_steps,
-            "seconds_to_0.9": n_t,
-            "steps_to_0.9": n_steps,
-            "final_frac_ideal": nrun.final_eval["frac_ideal"],
-            "best_frac_ideal": max(r["eval/frac_ideal"] for r in nev),
-            "curve": [(r["train_seconds"], r["env_steps"], r["eval/frac_ideal"]) for r in nev],
-        },
-        "sb3": {
-            "config": scfg.__dict__,
-            "steps_per_second": srun.steps_per_second,
-            "train_seconds": srun.train_seconds,
-            "env_steps": srun.env_steps,
-            "seconds_to_0.9": s_t,
-            "steps_to_0.9": s_steps,
-            "final_frac_ideal": srun.final_eval["frac_ideal"],
-            "best_frac_ideal": max(r["eval/frac_ideal"] for r in sev),
-            "curve": [(r["train_seconds"], r["env_steps"], r["eval/frac_ideal"]) for r in sev],
-        },
+        "native": native,
+        "sb3": _run_summary(scfg, srun, sev),
         "throughput_ratio_native_over_sb3": speedup,
         "confidence": {
             "config": ccfg.__dict__,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.figures.fig3 import FIG3_QUICK_ENDS, FIG3_QUICK_FULL
 from multitask_evidence.experiments.figures.grids import (
     ARCHS,
@@ -49,7 +50,7 @@ from multitask_evidence.experiments.figures.pages import ADAM_AGREEMENT, csv_tex
 from multitask_evidence.experiments.figures.registry import FIGURES, Figure, get, register
 from multitask_evidence.experiments.figures.rl import RL_ENVS, RL_STEPS
 from multitask_evidence.experiments.figures.stats import markdown_table, summarise
-from multitask_evidence.experiments.sweep import Grid, atomic_write_text, run_sweep
+from multitask_evidence.experiments.sweep import Grid, run_sweep
 
 __all__ = [
     "ADAM_AGREEMENT",
@@ -121,7 +122,7 @@ def render(
     )
     png, body = fig.render(summary, out_dir, caption)
     table = out_dir / f"{name}.csv"
-    atomic_write_text(table, csv_text(summary))
+    atomic_write_text(table, csv_text(summary), mkdir=True)
     keys = [k for k in fig.group_by if any(k in r for r in summary)]
     page = [
         f"# {fig.title}",
@@ -172,7 +173,7 @@ def render(
         "",
     ]
     md = out_dir / f"{name}.md"
-    atomic_write_text(md, "\n".join(page))
+    atomic_write_text(md, "\n".join(page), mkdir=True)
     return png, table, md, summary
 
 

@@ -343,6 +343,26 @@ def unit_shuffle(
     return out
 
 
+_NULL_NAMES = {
+    "cc_sh": "ccgp_{}null_shuffle",
+    "cc_geo": "ccgp_{}null_geometric",
+    "ps_sh": "parallelism_{}null_shuffle",
+    "ps_geo": "parallelism_{}null_geometric",
+}
+"""Key of a null in the computation -> its field name (``{}``: "" per dichotomy, "factors_" for
+the mean over the factor dichotomies)."""
+
+
+def _null_fields(
+    scope: str, stats: dict[str, tuple[float | None, float | None]]
+) -> dict[str, float | None]:
+    """The ``*_mean`` / ``*_p95`` fields of the four nulls for one scope."""
+    out: dict[str, float | None] = {}
+    for key, name in _NULL_NAMES.items():
+        out[name.format(scope) + "_mean"], out[name.format(scope) + "_p95"] = stats[key]
+    return out
+
+
 def _null_stats(values: np.ndarray) -> tuple[float | None, float | None]:
     """(mean, 95th percentile) of null draws [k] (None, None when there are none or all NaN)."""
     v = values[np.isfinite(values)]
@@ -490,14 +510,7 @@ def _abstraction_geometry(
                 ccgp=cc[i],
                 parallelism=ps[i],
                 decoding=dec[i],
-                ccgp_null_shuffle_mean=col["cc_sh"][0],
-                ccgp_null_shuffle_p95=col["cc_sh"][1],
-                ccgp_null_geometric_mean=col["cc_geo"][0],
-                ccgp_null_geometric_p95=col["cc_geo"][1],
-                parallelism_null_shuffle_mean=col["ps_sh"][0],
-                parallelism_null_shuffle_p95=col["ps_sh"][1],
-                parallelism_null_geometric_mean=col["ps_geo"][0],
-                parallelism_null_geometric_p95=col["ps_geo"][1],
+                **_null_fields("", col),
             )
         )
     fac = slice(0, nf)
@@ -522,14 +535,7 @@ def _abstraction_geometry(
         ccgp_mean=float(np.nanmean(cc)),
         parallelism_mean=float(np.mean(ps)),
         shattering=float(np.mean(dec)),
-        ccgp_factors_null_shuffle_mean=fac_null["cc_sh"][0],
-        ccgp_factors_null_shuffle_p95=fac_null["cc_sh"][1],
-        ccgp_factors_null_geometric_mean=fac_null["cc_geo"][0],
-        ccgp_factors_null_geometric_p95=fac_null["cc_geo"][1],
-        parallelism_factors_null_shuffle_mean=fac_null["ps_sh"][0],
-        parallelism_factors_null_shuffle_p95=fac_null["ps_sh"][1],
-        parallelism_factors_null_geometric_mean=fac_null["ps_geo"][0],
-        parallelism_factors_null_geometric_p95=fac_null["ps_geo"][1],
+        **_null_fields("factors_", fac_null),
         n_null=int(n_shuffles),
         dichotomies=dichos,
     )

@@ -9,13 +9,13 @@ PDF beside it.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from multitask_evidence.agents.run import atomic_write
 from multitask_evidence.experiments.figures.stats import finite, mean_finite
 
 CONTROL_STYLE = {
@@ -72,9 +72,7 @@ def finish(fig: Any, path: str | Path, caption: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, kw in ((path, {"dpi": DPI}), (path.with_suffix(".pdf"), {})):
-        tmp = target.with_name(f".{target.name}.tmp")
-        fig.savefig(tmp, format=target.suffix[1:], **kw)
-        os.replace(tmp, target)
+        atomic_write(target, lambda fh, t=target, kw=kw: fig.savefig(fh, format=t.suffix[1:], **kw))
     pyplot().close(fig)
     return path
 

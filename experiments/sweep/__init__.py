@@ -39,7 +39,6 @@ from multitask_evidence.experiments.sweep.grid import (
     union,
 )
 from multitask_evidence.experiments.sweep.table import (
-    atomic_write_text,
     dumps,
     flatten_metrics,
     load_results,
@@ -57,7 +56,6 @@ __all__ = [
     "SweepPaths",
     "SweepResult",
     "algo_names",
-    "atomic_write_text",
     "check_point_options",
     "coerce_value",
     "default_config_class",

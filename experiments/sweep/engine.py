@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.sweep.grid import ConfigResolver, Grid, Point, coerce_value
-from multitask_evidence.experiments.sweep.table import atomic_write_text, dumps, write_table
+from multitask_evidence.experiments.sweep.table import dumps, write_table
 
 
 @dataclass
@@ -163,7 +164,7 @@ def run_sweep(
     paths = SweepPaths(Path(sweep_dir))
     paths.rows.mkdir(parents=True, exist_ok=True)
     paths.runs.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(paths.root / "sweep.json", dumps(grid.to_dict()))
+    atomic_write_text(paths.root / "sweep.json", dumps(grid.to_dict()), mkdir=True)
     fn = point_fn or default_point_fn()
     kwargs = check_point_options(fn, point_kwargs or {})
 
@@ -251,7 +252,7 @@ def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool
         base["job_id"] = outcome["job_id"]
     if outcome.get("status") == "ok":
         row = {**base, "status": "ok", "metrics": outcome.get("metrics") or {}}
-        atomic_write_text(paths.row(point.id), dumps(row))
+        atomic_write_text(paths.row(point.id), dumps(row), mkdir=True)
         paths.error(point.id).unlink(missing_ok=True)
         return True
     err = {
@@ -260,7 +261,7 @@ def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool
         "error": outcome.get("error", "unknown error"),
         "traceback": outcome.get("traceback", ""),
     }
-    atomic_write_text(paths.error(point.id), dumps(err))
+    atomic_write_text(paths.error(point.id), dumps(err), mkdir=True)
     return False
 
 

@@ -15,18 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.sweep.grid import SUPERVISED, Point, jsonable
 
 if TYPE_CHECKING:
     from multitask_evidence.experiments.sweep.engine import SweepPaths
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file via a temporary file in the same folder + rename (readers never see half);
-    creates the folder. (The one atomic writer: :func:`agents.run.atomic_write_text`.)"""
-    from multitask_evidence.agents.run import atomic_write_text as write
-
-    write(path, text, mkdir=True)
 
 
 def _json_default(o: Any) -> Any:
@@ -112,7 +105,7 @@ def write_table(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, An
                 for k, v in row.items()
             }
         )
-    atomic_write_text(paths.csv, buf.getvalue())
+    atomic_write_text(paths.csv, buf.getvalue(), mkdir=True)
     atomic_write_text(paths.json, dumps(flat))
     return flat
 
