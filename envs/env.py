@@ -14,7 +14,6 @@ import numpy as np
 from gymnasium.error import ResetNeeded
 
 from multitask_evidence.envs import render as _render
-from multitask_evidence.envs.scoring import correct, score
 from multitask_evidence.envs.spec import TaskSpec
 from multitask_evidence.envs.stream import (
     Block,
@@ -71,7 +70,9 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     ``reset`` returns step 0's row; step k of a trial returns row k + 1; the terminal observation
     repeats the last row (a copy).
 
-    **Actions** (validated on every step; a bad action raises ValueError):
+    **Actions** (validated on every step; a bad action raises ValueError): the report kind's
+    action space (``report=`` names a :class:`envs.reports.ReportKind`, which owns its actions,
+    scoring, ideal report and rendering):
 
     - ``report="choice"``: ``MultiDiscrete([2] * N)``, the current answer to every task.
     - ``report="wager"``: ``MultiDiscrete([3] * N)``: 0 below, 1 above, 2 opt out (earns
@@ -79,8 +80,9 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``report="confidence"``: ``Box(0, 1, (N,), float32)``, reported P(y_i = 1), scored by the
       strictly proper ``scoring`` rule ('log' default, or 'brier'), normalised so 0.5 scores 0 and a
       certain correct report 1 (see :mod:`envs.scoring`).
-    - ``response="free"`` adds one last component, wait (0) / commit (1) (for confidence: one more
-      Box component, > 0.5 means commit).
+    - any kind added with :func:`envs.reports.register_report_kind`.
+    - ``response="free"`` adds one last component, wait (0) / commit (1) (for a Box report: one
+      more Box component, > 0.5 means commit).
 
     **Rewards and termination**, fixed response (``response="fixed"``): reward 0 except at decision
     steps, where the action is scored: trial score (mean over tasks, fraction correct for choice)
@@ -124,7 +126,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
 
     Args:
         spec: a TaskSpec (default ``TaskSpec()``); any TaskSpec field given as a keyword replaces it.
-        report: 'choice' | 'wager' | 'confidence'.
+        report: a registered report kind's name: 'choice' | 'wager' | 'confidence' built in.
         response: 'fixed' | 'free'.
         scoring: 'log' | 'brier' (confidence).
         sure_reward: opt-out reward in [0, 1] (wager; default 0.7).
@@ -168,8 +170,8 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     def _init_constants(self) -> None:
         s, o = self.task_spec, self.options
         self._free = o.free
-        self._conf = o.report == "confidence"
-        self._wager = o.report == "wager"
+        self._kind = o.kind
+        self._box = isinstance(self.action_space, gym.spaces.Box)
         self._n = s.n_tasks
         self._T = o.trial_steps(s)
         self._s0 = s.stimulus_start
@@ -177,14 +179,17 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._periods = [int(p) for p in period_codes(s)]
         self._inv_dec = 1.0 / s.decision_steps
         self._ashape = self.action_space.shape
-        if self._conf:
+        if self._box:
             self._nvec_u = {}
         else:
             nvec = self.action_space.nvec
             self._nvec_u = {dt: nvec.astype(u) for dt, u in _UNSIGNED.items()}
-        # byte-count fast path for native little-endian int64 actions (see _check_action)
-        self._byte_ok = None if self._conf or not _LITTLE else (3 if self._wager else 2)
-        self._last_binary = self._wager and self._free
+        # byte-count fast path for native little-endian int64 actions (see _check_action): the
+        # low-byte values 1..n_options-1 a report component may take
+        n_opt = self._kind.n_options
+        fast = not self._box and _LITTLE and n_opt is not None and n_opt <= 256
+        self._byte_ok = bytes(range(1, n_opt)) if fast else None
+        self._last_binary = fast and self._free and n_opt > 2
 
     @property
     def trial_steps(self) -> int:
@@ -354,7 +359,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"got shape {a.shape}"
             )
         dt = a.dtype
-        if self._conf:
+        if self._box:
             fast = _FLOAT_BITS.get(dt)
             if fast is not None and b"\x01" not in np.greater(a.view(fast[0]), fast[1]).tobytes():
                 return a
@@ -367,9 +372,9 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         if dt is _INT64 and self._byte_ok is not None:
             bs = a.tobytes()
             lows = bs[::8]
-            ok = bs.count(0) + lows.count(1)
-            if self._byte_ok == 3:
-                ok += lows.count(2)
+            ok = bs.count(0)
+            for v in self._byte_ok:
+                ok += lows.count(v)
             if ok == len(bs) and (not self._last_binary or lows[-1] < 2):
                 return a
         bound = self._nvec_u.get(dt)
@@ -402,7 +407,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
             "step": k,
             "period": self._periods[k],
         }
-        if self._wager:
+        if self._kind.has_opt_out:
             info["offered"] = self._offered
         return info
 
@@ -439,20 +444,10 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._obs_trial[k].copy(), reward, True, False, info
 
     def _score(self, report: np.ndarray) -> float:
-        o = self.options
-        return float(
-            score(
-                o.report,
-                report,
-                self._labels,
-                scoring=o.scoring,
-                sure_reward=o.sure_reward,
-                offered=self._offered,
-            )
-        )
+        return float(self._kind.score(report, self._labels, self.options, self._offered))
 
     def _step_free(self, a: np.ndarray, k: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        commit = a[-1] > 0.5 if self._conf else a[-1] == 1
+        report, commit = self._kind.split_commit(a)
         period = self._periods[k]
         kn = k + 1
         if period == FIXATION:
@@ -468,7 +463,6 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         assert period == STIMULUS
         reward = -self.options.evidence_cost
         if commit or k == self._last_stim:
-            report = a[:-1]
             s = self._score(report)
             rt = k - self._s0 + 1
             self._k = -1
@@ -484,7 +478,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     def _end_info(self, info: dict, report: np.ndarray | None, rt: int | None, s: float) -> None:
         o = self.options
         if report is not None:
-            info["correct"] = correct(o.report, report, self._labels)
+            info["correct"] = self._kind.correct(report, self._labels)
             if rt is None:
                 s = self._score(report)
             info["score"] = s

@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from multitask_evidence.envs.env import _UNSIGNED
-from multitask_evidence.envs.scoring import correct, score
 from multitask_evidence.envs.spec import TaskSpec
 from multitask_evidence.envs.stream import (
     EnvOptions,
@@ -52,7 +52,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
 
     **info** (vector form: an array per key with a leading M axis, plus a boolean ``_key`` mask
     of the envs it is valid for): every step ``latent`` [M, D], ``labels`` [M, N], ``step`` [M],
-    ``period`` [M] (and ``offered`` [M] for wager); on steps where some env's trial ends also
+    ``period`` [M] (and ``offered`` [M] for report kinds with an opt-out); on steps where some env's trial ends also
     ``correct`` [M, N], ``score`` [M], ``ideal_action`` [M, N], ``ideal_reward`` [M], and for free
     response ``reaction_time`` [M] and ``aborted`` [M], valid where the mask is True.
 
@@ -101,10 +101,11 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         self._done = np.zeros(m, dtype=bool)
         self._started = False
         self._ashape = (m, *self.single_action_space.shape)
-        conf = opts.report == "confidence"
+        self._kind = opts.kind
+        self._box = isinstance(self.single_action_space, spaces.Box)
         self._nvec_u = (
             {}
-            if conf
+            if self._box
             else {dt: self.single_action_space.nvec.astype(u) for dt, u in _UNSIGNED.items()}
         )
         d, n, ts = task.latent_dim, task.n_tasks, task.stimulus_steps
@@ -116,7 +117,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         self._noise = np.zeros((m, k, ts, d))
         self._offered = np.zeros((m, k), dtype=bool)
         ideal_shape = (m, k, ts) if opts.free else (m, k)
-        self._ideal_action = np.zeros(ideal_shape + (n,), dtype=np.float64 if conf else np.int64)
+        self._ideal_action = np.zeros(ideal_shape + (n,), dtype=self._kind.report_dtype)
         self._ideal_score = np.zeros(ideal_shape)
         self._observer = None
 
@@ -255,7 +256,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
             "step": step.copy(),
             "period": self._periods[k_obs],
         }
-        if self.options.report == "wager":
+        if self._kind.has_opt_out:
             info["offered"] = self._cur(self._offered)
         for key in list(info):
             info["_" + key] = np.ones(m, dtype=bool)
@@ -265,7 +266,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         a = actions if type(actions) is np.ndarray else np.asarray(actions)
         if a.shape != self._ashape:
             raise ValueError(f"actions must have shape {self._ashape}, got shape {a.shape}")
-        if self.options.report == "confidence":
+        if self._box:
             if a.dtype.kind not in "fiub":
                 raise ValueError(f"actions must be numeric, got dtype {a.dtype}")
             if b"\x00" in (np.greater_equal(a, 0.0) & np.less_equal(a, 1.0)).tobytes():
@@ -306,8 +307,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         reward = np.zeros(m)
         free_rt = None
         if o.free:
-            commit = a[:, -1] > 0.5 if o.report == "confidence" else a[:, -1] == 1
-            report = a[:, :-1]
+            report, commit = self._kind.split_commit(a)
             stim = period == STIMULUS
             abort = (period == FIXATION) & commit
             ended = stim & (commit | (k == s.stimulus_start + s.stimulus_steps - 1))
@@ -329,14 +329,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         if len(scored):
             labels = self._cur(self._labels)
             offered = self._cur(self._offered)
-            sc = score(
-                o.report,
-                report[scored],
-                labels[scored],
-                scoring=o.scoring,
-                sure_reward=o.sure_reward,
-                offered=offered[scored],
-            )
+            sc = self._kind.score(report[scored], labels[scored], o, offered[scored])
             reward[scored] += sc if o.free else sc / s.decision_steps
         k_obs = np.where(term, k, k + 1)
         step = k + 1
@@ -367,16 +360,9 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         labels = info["labels"]
         offered = self._cur(self._offered)
         valid = term if abort is None else term & ~abort
-        info["correct"] = correct(o.report, report, labels) & valid[:, None]
+        info["correct"] = self._kind.correct(report, labels) & valid[:, None]
         info["_correct"] = valid
-        sc = score(
-            o.report,
-            report,
-            labels,
-            scoring=o.scoring,
-            sure_reward=o.sure_reward,
-            offered=offered,
-        )
+        sc = self._kind.score(report, labels, o, offered)
         info["score"] = np.where(valid, sc, 0.0)
         info["_score"] = valid
         if rt is not None:
