@@ -15,24 +15,8 @@ from gymnasium.error import ResetNeeded
 
 from multitask_evidence.envs import render as _render
 from multitask_evidence.envs.spec import TaskSpec
-from multitask_evidence.envs.stream import (
-    Block,
-    EnvOptions,
-    build_block,
-    check_latent,
-    draw_block,
-    ideal_block,
-    native_ints,
-    split_kwargs,
-)
-from multitask_evidence.envs.trials import (
-    DECISION,
-    FIXATION,
-    STIMULUS,
-    Region,
-    period_codes,
-    sample_latents,
-)
+from multitask_evidence.envs.stream import Block, EnvOptions, TrialSource, native_ints
+from multitask_evidence.envs.trials import DECISION, FIXATION, STIMULUS, period_codes
 
 _UNSIGNED = {
     np.dtype(t): np.dtype(u) for t, u in [("i1", "u1"), ("i2", "u2"), ("i4", "u4"), ("i8", "u8")]
@@ -155,7 +139,8 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._actions: list[np.ndarray] = []
         self._posterior: np.ndarray | None = None
         self._gym_spec: Any = None
-        task, opts = split_kwargs(spec, kwargs)
+        self._src = TrialSource(spec, kwargs)
+        task, opts = self._src.spec, self._src.options
         self.task_spec: TaskSpec = task
         self.options: EnvOptions = opts
         self.observation_space = opts.observation_space(task)
@@ -164,7 +149,6 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._block: Block | None = None
         self._pos = 0
         self._k = -1  # step index of the observation last returned; -1: no trial running
-        self._observer = None
 
     # ---- setup -------------------------------------------------------------------------------
     def _init_constants(self) -> None:
@@ -213,7 +197,6 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_window"] = None
-        state["_observer"] = None  # rebuilt lazily (holds caches / scipy objects)
         state.pop("_nvec_u", None)
         return state
 
@@ -221,18 +204,10 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self.__dict__.update(state)
         self._init_constants()
 
-    def _get_observer(self) -> Any:
-        if self._observer is None:
-            from multitask_evidence.envs.ideal import IdealObserver
-
-            self._observer = IdealObserver(self.task_spec)
-        return self._observer
-
     # ---- trials ------------------------------------------------------------------------------
     def _new_block(self) -> None:
-        k = self.options.block_size
-        latent, noise, offered = draw_block(self.task_spec, self.options, self.np_random, k)
-        self._block = build_block(self.task_spec, self.options, latent, noise, offered)
+        src = self._src
+        self._block = src.build(*src.draw(self.np_random, self.options.block_size))
         self._pos = 0
 
     def _start_trial(self, options: dict[str, Any] | None) -> None:
@@ -251,20 +226,11 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._last_scores: tuple[float | None, float | None] = (None, None)
 
     def _override_trial(self, options: dict[str, Any]) -> None:
-        unknown = set(options) - {"latent", "region"}
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; allowed: latent, region")
-        if "latent" in options and "region" in options:
-            raise ValueError("reset options: give either 'latent' or 'region', not both")
-        s, b, i = self.task_spec, self._block, self._pos
-        if options.get("latent") is not None:
-            x = check_latent(s, options["latent"], (s.latent_dim,))
-        elif options.get("region") is not None:
-            region = Region.coerce(options["region"])
-            x = sample_latents(s, self.np_random, 1, region)[0]
-        else:
+        b, i = self._block, self._pos
+        x = self._src.reset_latents(options, [self.np_random], (self.task_spec.latent_dim,))
+        if x is None:
             return
-        one = build_block(s, self.options, x[None], b.noise[i : i + 1], b.offered[i : i + 1])
+        one = self._src.build(x, b.noise[i : i + 1], b.offered[i : i + 1])
         b.obs[i] = one.obs[0]
         b.latent[i] = one.latent[0]
         b.labels[i] = one.labels[0]
@@ -334,7 +300,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"env state: block shapes {latent.shape}, {noise.shape}, {offered.shape} do not "
                 f"fit this env (expected {shapes[0]}, {shapes[1]}, {shapes[2]})"
             )
-        self._block = build_block(s, self.options, latent, noise, offered)
+        self._block = self._src.build(latent, noise, offered)
         self._pos = pos
         self._start_trial(None)
         self._k = k
@@ -487,7 +453,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
             return
         b = self._block
         if b.ideal_action is None:
-            ideal_block(self.task_spec, o, self._get_observer(), b)
+            self._src.fill_ideal(b)
         at = self._pos if rt is None else (self._pos, rt - 1)
         info["ideal_action"] = b.ideal_action[at].copy()
         ideal_score = float(b.ideal_score[at])
@@ -500,7 +466,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         trial (NaN before the first evidence sample; held after the last)."""
         if self._posterior is None:
             s, b, i = self.task_spec, self._block, self._pos
-            q = self._get_observer().posterior(b.batch.stimulus_evidence[i : i + 1])[0]
+            q = self._src.observer.posterior(b.batch.stimulus_evidence[i : i + 1])[0]
             period = np.asarray(self._periods)
             where = np.flatnonzero(period == STIMULUS)
             if q.shape[0] > where.size:  # targets='free_rt_paper': decision steps carry evidence

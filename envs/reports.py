@@ -63,6 +63,22 @@ class ScoringRules:
     offer_prob: float = 1.0
 
 
+@dataclass(frozen=True)
+class EndOfTrials:
+    """What the RL evaluation knows of n finished trials, for :meth:`ReportKind.metrics`.
+
+    reports: [n, N] the agent's final reports. ideal: [n, N] the ideal observer's on the same
+    evidence. labels: [n, N] bool. offered: [n] bool (opt-out offered). aborted: [n] bool (free
+    response: committed before the evidence).
+    """
+
+    reports: np.ndarray
+    ideal: np.ndarray
+    labels: np.ndarray
+    offered: np.ndarray
+    aborted: np.ndarray
+
+
 def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     """ValueError naming the argument and the allowed values."""
     if value not in allowed:
@@ -136,6 +152,11 @@ class ReportKind:
     ) -> np.ndarray:
         """Per-task score [..., N] float64 of ``reports`` against 0/1 ``labels`` [..., N];
         ``offered`` [...] (or a scalar): whether the trial offers an opt-out."""
+        return self.rule(np.asarray(reports), np.asarray(labels) > 0.5, rules, offered)
+
+    def rule(self, a: np.ndarray, y: np.ndarray, rules: Rules, offered: Any) -> np.ndarray:
+        """The scoring rule: per-task score [..., N] float64 of reports ``a`` [..., N] against
+        bool labels ``y`` [..., N] (``offered`` as in :meth:`task_scores`)."""
         raise NotImplementedError
 
     def score(
@@ -174,17 +195,9 @@ class ReportKind:
         """Reports [k, N] as numbers in [0, 1] for the renderer's colour map (float64)."""
         return np.asarray(reports, dtype=np.float64)
 
-    def metrics(
-        self,
-        reports: np.ndarray,
-        ideal: np.ndarray,
-        labels: np.ndarray,
-        offered: np.ndarray,
-        aborted: np.ndarray,
-    ) -> dict[str, float]:
-        """Kind-specific evaluation numbers over n trials: the agent's final ``reports``
-        [n, N], the ideal observer's ``ideal`` [n, N], bool ``labels`` [n, N], ``offered`` [n],
-        ``aborted`` [n] (free response). None here; see the subclasses."""
+    def metrics(self, trials: EndOfTrials) -> dict[str, float]:
+        """Kind-specific evaluation numbers over n finished trials (none here; see the
+        subclasses)."""
         return {}
 
     def __repr__(self) -> str:
@@ -199,10 +212,8 @@ class Choice(ReportKind):
     chance_reward = 0.5
     env_id = "MultiTaskEvidence-v0"
 
-    def task_scores(
-        self, reports: np.ndarray, labels: np.ndarray, rules: Rules, offered: np.ndarray | bool
-    ) -> np.ndarray:
-        return (np.asarray(reports) == (np.asarray(labels) > 0.5)).astype(np.float64)
+    def rule(self, a: np.ndarray, y: np.ndarray, rules: Rules, offered: Any) -> np.ndarray:
+        return (a == y).astype(np.float64)
 
     def best_report(self, probs: np.ndarray, rules: Rules) -> np.ndarray:
         return (np.asarray(probs) > 0.5).astype(np.int64)
@@ -227,11 +238,8 @@ class Wager(ReportKind):
     def check_options(self, opts: Rules) -> None:
         pass  # offer_prob in [0, 1] is this kind's own option (range checked by EnvOptions)
 
-    def task_scores(
-        self, reports: np.ndarray, labels: np.ndarray, rules: Rules, offered: np.ndarray | bool
-    ) -> np.ndarray:
-        a = np.asarray(reports)
-        s = (a == (np.asarray(labels) > 0.5)).astype(np.float64)
+    def rule(self, a: np.ndarray, y: np.ndarray, rules: Rules, offered: Any) -> np.ndarray:
+        s = (a == y).astype(np.float64)
         sure = np.where(np.asarray(offered, dtype=bool), float(rules.sure_reward), 0.0)
         if np.ndim(sure):
             sure = sure[..., None]
@@ -264,18 +272,12 @@ class Wager(ReportKind):
         a = np.asarray(reports, dtype=np.float64)
         return np.where(a == OPT_OUT, 0.5, a)  # an opt-out drawn half-way
 
-    def metrics(
-        self,
-        reports: np.ndarray,
-        ideal: np.ndarray,
-        labels: np.ndarray,
-        offered: np.ndarray,
-        aborted: np.ndarray,
-    ) -> dict[str, float]:
+    def metrics(self, trials: EndOfTrials) -> dict[str, float]:
         """``opt_out_rate`` and ``ideal_opt_out_rate``: opted-out share of the tasks of trials
         that offered the opt-out (0 when none did)."""
         out = {}
-        for key, r in (("opt_out_rate", reports), ("ideal_opt_out_rate", ideal)):
+        offered = trials.offered
+        for key, r in (("opt_out_rate", trials.reports), ("ideal_opt_out_rate", trials.ideal)):
             opted = ~self.answered(r)
             out[key] = float(opted[offered].mean()) if offered.any() else 0.0
         return out
@@ -291,11 +293,8 @@ class Confidence(ReportKind):
     chance_reward = 0.0
     env_id = "MultiTaskEvidenceConfidence-v0"
 
-    def task_scores(
-        self, reports: np.ndarray, labels: np.ndarray, rules: Rules, offered: np.ndarray | bool
-    ) -> np.ndarray:
-        y = np.asarray(labels) > 0.5
-        p = np.asarray(reports, dtype=np.float64)
+    def rule(self, a: np.ndarray, y: np.ndarray, rules: Rules, offered: Any) -> np.ndarray:
+        p = a.astype(np.float64, copy=False)
         if rules.scoring == "log":
             py = np.where(y, p, 1.0 - p)
             return 1.0 + np.log2(np.maximum(py, LOG_FLOOR))
@@ -319,20 +318,13 @@ class Confidence(ReportKind):
             ent = -(p * np.log2(p) + (1.0 - p) * np.log2(1.0 - p))
         return 1.0 - np.nan_to_num(ent, nan=0.0)
 
-    def metrics(
-        self,
-        reports: np.ndarray,
-        ideal: np.ndarray,
-        labels: np.ndarray,
-        offered: np.ndarray,
-        aborted: np.ndarray,
-    ) -> dict[str, float]:
+    def metrics(self, trials: EndOfTrials) -> dict[str, float]:
         """``ece`` and ``ideal_ece``: :func:`envs.calibration.probability_ece` of the reported
         P(y_i = 1) against the labels over the trials that were not aborted."""
-        ok = ~aborted
+        ok, labels = ~trials.aborted, trials.labels
         return {
-            "ece": probability_ece(reports[ok], labels[ok]),
-            "ideal_ece": probability_ece(ideal[ok], labels[ok]),
+            "ece": probability_ece(trials.reports[ok], labels[ok]),
+            "ideal_ece": probability_ece(trials.ideal[ok], labels[ok]),
         }
 
 

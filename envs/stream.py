@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -26,7 +27,13 @@ from multitask_evidence.envs.reports import (
 )
 from multitask_evidence.envs.scoring import RESPONSES
 from multitask_evidence.envs.spec import TaskSpec, field_names
-from multitask_evidence.envs.trials import TrialBatch, build_trials, sample_latents, sample_noise
+from multitask_evidence.envs.trials import (
+    Region,
+    TrialBatch,
+    build_trials,
+    sample_latents,
+    sample_noise,
+)
 
 DEFAULT_BLOCK_SIZE = 16
 
@@ -172,20 +179,6 @@ def native_ints(a: np.ndarray) -> np.ndarray:
 
 
 # ---- blocks --------------------------------------------------------------------------------
-def draw_block(
-    spec: TaskSpec, opts: EnvOptions, rng: np.random.Generator, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The random part of a block of k trials, in the fixed draw order:
-    latents [k, D], noise [k, Ts, D], offered [k] bool (opt-out offers)."""
-    latent = sample_latents(spec, rng, k)
-    noise = sample_noise(spec, rng, k)
-    if opts.has_cue:
-        offered = rng.random(k) < opts.offer_prob
-    else:
-        offered = np.full(k, opts.kind.has_opt_out)
-    return latent, noise, offered
-
-
 @dataclass
 class Block:
     """R trials ready to be played (R = K for the single env, M * K for the vector env).
@@ -208,32 +201,103 @@ class Block:
     ideal_score: np.ndarray | None = None
 
 
-def build_block(
-    spec: TaskSpec, opts: EnvOptions, latent: np.ndarray, noise: np.ndarray, offered: np.ndarray
-) -> Block:
-    """Build the trials of a block from its random parts (batched over all R trials)."""
-    batch = build_trials(spec, latent, noise)
-    obs = batch.obs
-    if opts.free:
-        obs[:, spec.stimulus_start :, -1] = 0.0  # responses allowed from stimulus onset
-    if opts.has_cue:
-        cue = np.zeros(obs.shape[:2] + (1,), dtype=np.float32)
-        cue[offered, spec.stimulus_start + spec.stimulus_steps :, 0] = 1.0
-        obs = np.concatenate([obs, cue], axis=2)
-    return Block(obs, batch.latent, batch.labels, noise, offered, batch)
+class TrialSource:
+    """What the single env and the vector env share: the task and options (from the constructor
+    kwargs, :func:`split_kwargs`), the lazily built ideal observer, and the blocks of trials drawn,
+    built and scored from them.
 
+    Attributes: ``spec`` (TaskSpec), ``options`` (EnvOptions).
+    """
 
-def ideal_block(spec: TaskSpec, opts: EnvOptions, observer: object, block: Block) -> None:
-    """Fill ``block.ideal_action`` / ``ideal_score``: the ideal observer's report on the same
-    evidence (fixed: after all Ts samples; free: after every t = 1..Ts samples) and its score."""
-    if opts.free:
-        q = observer.posterior(block.batch.stimulus_evidence)  # [R, Ts, N]
-        offered = block.offered[:, None]
-        labels = block.labels[:, None, :]
-    else:
-        q = observer.final_posterior(block.batch.stimulus_evidence)  # [R, N]
-        offered = block.offered
-        labels = block.labels
-    kind = opts.kind
-    block.ideal_action = kind.ideal_report(q, opts, offered)
-    block.ideal_score = kind.score(block.ideal_action, labels, opts, offered)
+    def __init__(self, spec: TaskSpec | None, kwargs: dict[str, Any]) -> None:
+        self.spec, self.options = split_kwargs(spec, kwargs)
+        self._observer: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the observer holds caches (and scipy objects); it is rebuilt when next needed
+        return {**self.__dict__, "_observer": None}
+
+    @property
+    def observer(self) -> Any:
+        """The task's :class:`envs.ideal.IdealObserver` (built on first use)."""
+        if self._observer is None:
+            from multitask_evidence.envs.ideal import IdealObserver
+
+            self._observer = IdealObserver(self.spec)
+        return self._observer
+
+    def close(self) -> None:
+        """Drop the ideal observer (and its caches)."""
+        self._observer = None
+
+    def draw(self, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The random part of a block of k trials, in the fixed draw order:
+        latents [k, D], noise [k, Ts, D], offered [k] bool (opt-out offers)."""
+        spec, opts = self.spec, self.options
+        latent = sample_latents(spec, rng, k)
+        noise = sample_noise(spec, rng, k)
+        if opts.has_cue:
+            offered = rng.random(k) < opts.offer_prob
+        else:
+            offered = np.full(k, opts.kind.has_opt_out)
+        return latent, noise, offered
+
+    def build(self, latent: np.ndarray, noise: np.ndarray, offered: np.ndarray) -> Block:
+        """Build the trials of a block from its random parts (batched over all R trials)."""
+        spec, opts = self.spec, self.options
+        batch = build_trials(spec, latent, noise)
+        obs = batch.obs
+        if opts.free:
+            obs[:, spec.stimulus_start :, -1] = 0.0  # responses allowed from stimulus onset
+        if opts.has_cue:
+            cue = np.zeros(obs.shape[:2] + (1,), dtype=np.float32)
+            cue[offered, spec.stimulus_start + spec.stimulus_steps :, 0] = 1.0
+            obs = np.concatenate([obs, cue], axis=2)
+        return Block(obs, batch.latent, batch.labels, noise, offered, batch)
+
+    def fill_ideal(self, block: Block) -> None:
+        """Fill ``block.ideal_action`` / ``ideal_score``: the ideal observer's report on the same
+        evidence (fixed: after all Ts samples; free: after every t = 1..Ts samples) and its
+        score."""
+        opts = self.options
+        if opts.free:
+            q = self.observer.posterior(block.batch.stimulus_evidence)  # [R, Ts, N]
+            offered = block.offered[:, None]
+            labels = block.labels[:, None, :]
+        else:
+            q = self.observer.final_posterior(block.batch.stimulus_evidence)  # [R, N]
+            offered = block.offered
+            labels = block.labels
+        kind = opts.kind
+        block.ideal_action = kind.ideal_report(q, opts, offered)
+        block.ideal_score = kind.score(block.ideal_action, labels, opts, offered)
+
+    def reset_latents(
+        self,
+        options: dict[str, Any],
+        rngs: list[np.random.Generator],
+        shape: tuple[int, ...],
+        rows: np.ndarray | None = None,
+        own: tuple[str, ...] = (),
+    ) -> np.ndarray | None:
+        """The latents [R, D] that ``reset(options=...)`` fixes for the next trial of R envs:
+        ``latent`` (an array of ``shape``, [D] or [M, D], of which ``rows`` are the R reset
+        envs) or ``region`` (a Region or dict; one draw from each of the R generators ``rngs``);
+        None when neither is given. ValueError for an unknown option (``own``: the caller's other
+        option names) or for both at once."""
+        allowed = ("latent", "region", *own)
+        unknown = set(options) - set(allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown reset option(s) {sorted(unknown)}; allowed: {', '.join(allowed)}"
+            )
+        latent, region = options.get("latent"), options.get("region")
+        if latent is not None and region is not None:
+            raise ValueError("reset options: give either 'latent' or 'region', not both")
+        if latent is not None:
+            x = check_latent(self.spec, latent, shape).reshape(-1, self.spec.latent_dim)
+            return x if rows is None else x[rows]
+        if region is not None:
+            region = Region.coerce(region)
+            return np.concatenate([sample_latents(self.spec, rng, 1, region) for rng in rngs])
+        return None

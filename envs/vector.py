@@ -14,23 +14,8 @@ from gymnasium.vector.utils import batch_space
 
 from multitask_evidence.envs.env import _UNSIGNED
 from multitask_evidence.envs.spec import TaskSpec
-from multitask_evidence.envs.stream import (
-    EnvOptions,
-    build_block,
-    check_latent,
-    draw_block,
-    ideal_block,
-    native_ints,
-    split_kwargs,
-)
-from multitask_evidence.envs.trials import (
-    DECISION,
-    FIXATION,
-    STIMULUS,
-    Region,
-    period_codes,
-    sample_latents,
-)
+from multitask_evidence.envs.stream import EnvOptions, TrialSource, native_ints
+from multitask_evidence.envs.trials import DECISION, FIXATION, STIMULUS, period_codes
 
 _BUILD_ROWS = 256
 
@@ -83,7 +68,8 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         if render_mode is not None:
             raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
         self.render_mode = None
-        task, opts = split_kwargs(spec, kwargs)
+        self._src = TrialSource(spec, kwargs)
+        task, opts = self._src.spec, self._src.options
         self.task_spec: TaskSpec = task
         self.options: EnvOptions = opts
         self.num_envs = int(num_envs)
@@ -119,20 +105,12 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         ideal_shape = (m, k, ts) if opts.free else (m, k)
         self._ideal_action = np.zeros(ideal_shape + (n,), dtype=self._kind.report_dtype)
         self._ideal_score = np.zeros(ideal_shape)
-        self._observer = None
 
     # ---- blocks ------------------------------------------------------------------------------
-    def _get_observer(self) -> Any:
-        if self._observer is None:
-            from multitask_evidence.envs.ideal import IdealObserver
-
-            self._observer = IdealObserver(self.task_spec)
-        return self._observer
-
     def _refill(self, idx: np.ndarray) -> None:
         """Draw a new block for envs ``idx`` (each from its own generator), build them at once."""
-        s, o, k = self.task_spec, self.options, self.options.block_size
-        parts = [draw_block(s, o, self._rngs[i], k) for i in idx]  # the one per-env loop
+        k = self.options.block_size
+        parts = [self._src.draw(self._rngs[i], k) for i in idx]  # the one per-env loop
         # Build in chunks of ~_BUILD_ROWS trials: the encoder's intermediates ([rows, Ts, 100]
         # float32) then stay in cache; one 16k-trial build is memory-bound and ~2x slower.
         per = max(1, _BUILD_ROWS // k)
@@ -141,7 +119,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
             latent = np.concatenate([p[0] for p in sub])
             noise = np.concatenate([p[1] for p in sub])
             offered = np.concatenate([p[2] for p in sub])
-            self._store(idx[c : c + per], build_block(s, o, latent, noise, offered), k)
+            self._store(idx[c : c + per], self._src.build(latent, noise, offered), k)
         self._pos[idx] = 0
 
     def _store(self, idx: np.ndarray, block: Any, k: int, slot: np.ndarray | None = None) -> None:
@@ -149,7 +127,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         k = 1)."""
         o = self.options
         if o.ideal_info:
-            ideal_block(self.task_spec, o, self._get_observer(), block)
+            self._src.fill_ideal(block)
         m = len(idx)
         sel = (idx,) if slot is None else (idx, slot)
         full = slot is None and m == self.num_envs
@@ -171,23 +149,13 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
             self._ideal_score = put(self._ideal_score, block.ideal_score)
 
     def _override(self, idx: np.ndarray, options: dict[str, Any]) -> None:
-        unknown = set(options) - {"latent", "region", "reset_mask"}
-        if unknown:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; allowed: latent, region, reset_mask"
-            )
-        if options.get("latent") is not None and options.get("region") is not None:
-            raise ValueError("reset options: give either 'latent' or 'region', not both")
-        s = self.task_spec
-        if options.get("latent") is not None:
-            x = check_latent(s, options["latent"], (self.num_envs, s.latent_dim))[idx]
-        elif options.get("region") is not None:
-            region = Region.coerce(options["region"])
-            x = np.concatenate([sample_latents(s, self._rngs[i], 1, region) for i in idx])
-        else:
+        shape = (self.num_envs, self.task_spec.latent_dim)
+        rngs = [self._rngs[i] for i in idx]
+        x = self._src.reset_latents(options, rngs, shape, rows=idx, own=("reset_mask",))
+        if x is None:
             return
         pos = self._pos[idx]
-        block = build_block(s, self.options, x, self._noise[idx, pos], self._offered[idx, pos])
+        block = self._src.build(x, self._noise[idx, pos], self._offered[idx, pos])
         self._store(idx, block, 1, slot=pos)
 
     def _next_trial(self, idx: np.ndarray) -> None:
@@ -387,4 +355,4 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         info["_ideal_reward"] = valid
 
     def close_extras(self, **kwargs: Any) -> None:
-        self._observer = None
+        self._src.close()

@@ -40,7 +40,7 @@ import gymnasium as gym
 import numpy as np
 
 from multitask_evidence.agents.rl.layout import env_info, take_final
-from multitask_evidence.envs.reports import REPORT_KINDS, ReportKind, report_kind
+from multitask_evidence.envs.reports import REPORT_KINDS, EndOfTrials, ReportKind, report_kind
 from multitask_evidence.envs.spec import TaskSpec
 
 
@@ -97,7 +97,7 @@ def summarise_final(
     correct = final["correct"].astype(bool) & ~aborted[:, None]
     if reports is not None:
         offered = final.get("offered", np.ones(len(labels), dtype=bool)).astype(bool)
-        out.update(kind.metrics(reports, ideal, labels, offered, aborted))
+        out.update(kind.metrics(EndOfTrials(reports, ideal, labels, offered, aborted)))
     acc = _accuracy(correct, kind.answered(reports) if reports is not None else None)
     ideal_acc = _accuracy(ideal_correct, kind.answered(ideal) if reports is not None else None)
     out["accuracy"], out["ideal_accuracy"] = acc, ideal_acc

@@ -19,14 +19,16 @@ def test_probability_ece_known_values() -> None:
 
 
 def test_choice_confidence_ece_known_values() -> None:
-    rng = np.random.default_rng(0)
-    p = rng.random((20000, 3))
-    calibrated = (rng.random(p.shape) < p).astype(float)
-    assert choice_confidence_ece(p, calibrated) < 0.01
-    # always saying 0.9 when right 60% of the time: ECE = 0.3
-    sure = np.full((10000, 1), 0.9)
-    right = (rng.random(sure.shape) < 0.6).astype(float)
-    assert choice_confidence_ece(sure, right) == pytest.approx(0.3, abs=0.02)
+    # confidence 0.9 in answers that are right 6 times in 10 (3 on each side): ECE = 0.3
+    p = np.array([0.9] * 5 + [0.1] * 5)
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 1, 1])
+    assert choice_confidence_ece(p, y) == pytest.approx(0.3)
+    # calibrated by construction: an answer given with confidence c is right with probability c
+    rng = np.random.default_rng(1)
+    c = rng.uniform(0.5, 1.0, 100_000)
+    above = rng.random(c.size) < 0.5
+    right = rng.random(c.size) < c
+    assert choice_confidence_ece(np.where(above, c, 1 - c), above == right) < 0.01
     with pytest.raises(ValueError, match="same non-zero size"):
         choice_confidence_ece(np.ones(3), np.ones(4))
 

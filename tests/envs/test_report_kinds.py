@@ -19,6 +19,7 @@ from multitask_evidence.agents.rl.evaluate import evaluate, summarise_final
 from multitask_evidence.envs.ideal import IdealObserver
 from multitask_evidence.envs.reports import (
     REPORT_KINDS,
+    EndOfTrials,
     ReportKind,
     Rules,
     register_report_kind,
@@ -40,11 +41,8 @@ class Graded(ReportKind):
     n_options = 4
     chance_reward = 0.25  # guessing with no evidence (m = 0.5)
 
-    def task_scores(
-        self, reports: np.ndarray, labels: np.ndarray, rules: Rules, offered: np.ndarray | bool
-    ) -> np.ndarray:
-        a = np.asarray(reports)
-        right = (a >= 2) == (np.asarray(labels) > 0.5)
+    def rule(self, a: np.ndarray, y: np.ndarray, rules: Rules, offered: object) -> np.ndarray:
+        right = (a >= 2) == y
         sure = (a == SURE_BELOW) | (a == SURE_ABOVE)
         return np.where(sure, np.where(right, 1.0, -1.0), np.where(right, 0.5, 0.0))
 
@@ -64,9 +62,9 @@ class Graded(ReportKind):
     def display_values(self, reports: np.ndarray) -> np.ndarray:
         return np.asarray(reports, dtype=np.float64) / 3.0
 
-    def metrics(self, reports, ideal, labels, offered, aborted) -> dict[str, float]:
-        sure = (reports == SURE_BELOW) | (reports == SURE_ABOVE)
-        return {"sure_rate": float(sure[~aborted].mean())}
+    def metrics(self, trials: EndOfTrials) -> dict[str, float]:
+        sure = (trials.reports == SURE_BELOW) | (trials.reports == SURE_ABOVE)
+        return {"sure_rate": float(sure[~trials.aborted].mean())}
 
 
 @pytest.fixture
