@@ -81,8 +81,8 @@ def bench_sb3(spec, seconds: float, tmp: Path, eval_every: int):
 def calibration(policy, spec, n: int, seed: int, figure: Path | None) -> dict:
     """ECE of the trained confidence agent's decision-step reports on n fresh trials."""
     from multitask_evidence.agents.rl.evaluate import evaluate
-    from multitask_evidence.envs.calibration import probability_ece
     from multitask_evidence.envs import generate
+    from multitask_evidence.envs.calibration import probability_ece
     from multitask_evidence.envs.ideal import IdealObserver
 
     res = evaluate(policy, spec, policy.config.env_id, {}, n, seed)
