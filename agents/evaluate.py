@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from multitask_evidence.envs import TaskSpec, TrialBatch, generate
+from multitask_evidence.envs.calibration import choice_confidence_ece
 
 _EPS = 1e-7
-ECE_BINS = 10
 
 
 def _ideal_decision_probs(spec: TaskSpec, batch: TrialBatch) -> np.ndarray:
@@ -33,22 +33,6 @@ def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean binary cross-entropy (nats) of probabilities [B, N] against 0/1 labels [B, N]."""
     p = np.clip(probs, _EPS, 1 - _EPS)
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log1p(-p)))
-
-
-def expected_calibration_error(
-    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
-) -> float:
-    """ECE over all (trial, task) pairs: confidence max(p, 1 - p) in ``bins`` equal bins of
-    [0.5, 1]; sum over bins of (share of pairs) * |accuracy - mean confidence|."""
-    p = probs.ravel()
-    correct = ((p > 0.5) == (labels.ravel() > 0.5)).astype(np.float64)
-    conf = np.maximum(p, 1 - p)
-    idx = np.clip(((conf - 0.5) * 2 * bins).astype(int), 0, bins - 1)
-    n = np.bincount(idx, minlength=bins)
-    acc_sum = np.bincount(idx, weights=correct, minlength=bins)
-    conf_sum = np.bincount(idx, weights=conf, minlength=bins)
-    used = n > 0
-    return float(np.sum(np.abs(acc_sum[used] - conf_sum[used])) / p.size)
 
 
 @dataclass
@@ -108,7 +92,8 @@ def evaluate(network: torch.nn.Module, held: HeldOutSet, device: Any = "cpu") ->
 
     acc, acc_per_task [N]: decision-step accuracy; ideal_acc(_per_task): the ideal observer's on
     the same trials; frac_ideal(_per_task): (acc - 0.5) / (ideal_acc - 0.5); log_loss and
-    ideal_log_loss (nats per task decision); ece: expected calibration error (10 bins).
+    ideal_log_loss (nats per task decision); ece: calibration of the confidence in the answers
+    (:func:`envs.calibration.choice_confidence_ece`, 10 bins of max(p, 1 - p) in [0.5, 1]).
     """
     labels = held.batch.labels
     p = decision_probs(network, held.spec, held.batch.obs, device)
@@ -122,7 +107,7 @@ def evaluate(network: torch.nn.Module, held: HeldOutSet, device: Any = "cpu") ->
         "frac_ideal": (acc - 0.5) / max(held.ideal_acc - 0.5, 1e-12),
         "log_loss": log_loss(p, labels),
         "ideal_log_loss": held.ideal_log_loss,
-        "ece": expected_calibration_error(p, labels),
+        "ece": choice_confidence_ece(p, labels),
         "acc_per_task": acc_task.tolist(),
         "frac_ideal_per_task": ((acc_task - 0.5) / denom_task).tolist(),
     }

@@ -81,8 +81,9 @@ def bench_sb3(spec, seconds: float, tmp: Path, eval_every: int):
 
 def calibration(policy, spec, n: int, seed: int, figure: Path | None) -> dict:
     """ECE of the trained confidence agent's decision-step reports on n fresh trials."""
-    from multitask_evidence.agents.rl.evaluate import evaluate, expected_calibration_error
+    from multitask_evidence.agents.rl.evaluate import evaluate
     from multitask_evidence.envs import generate
+    from multitask_evidence.envs.calibration import probability_ece
     from multitask_evidence.envs.ideal import IdealObserver
 
     res = evaluate(policy, spec, policy.config.env_id, {}, n, seed)
@@ -103,7 +104,7 @@ def calibration(policy, spec, n: int, seed: int, figure: Path | None) -> dict:
         my = [y[idx == k].mean() if np.any(idx == k) else np.nan for k in range(10)]
         fig, ax = plt.subplots(1, 2, figsize=(8, 3.6))
         ax[0].plot([0, 1], [0, 1], "k--", lw=1)
-        ax[0].plot(mp, my, "o-", label=f"native PPO (ECE {expected_calibration_error(p, y):.3f})")
+        ax[0].plot(mp, my, "o-", label=f"native PPO (ECE {probability_ece(p, y):.3f})")
         ax[0].set_xlabel("reported P(y = 1)")
         ax[0].set_ylabel("observed frequency of y = 1")
         ax[0].legend(fontsize=8)
@@ -120,7 +121,7 @@ def calibration(policy, spec, n: int, seed: int, figure: Path | None) -> dict:
     return {
         "ece_env_reports": res.ece,
         "ece_ideal_observer": res.ideal_ece,
-        "ece_network_outputs": expected_calibration_error(p, y),
+        "ece_network_outputs": probability_ece(p, y),
         "corr_with_ideal_posterior": float(np.corrcoef(p.ravel(), q.ravel())[0, 1]),
         "frac_ideal_reward": res.frac_ideal_reward,
         "frac_ideal": res.frac_ideal,

@@ -14,26 +14,9 @@ import numpy as np
 from gymnasium.error import ResetNeeded
 
 from multitask_evidence.envs import render as _render
-from multitask_evidence.envs.scoring import correct, score
 from multitask_evidence.envs.spec import TaskSpec
-from multitask_evidence.envs.stream import (
-    Block,
-    EnvOptions,
-    build_block,
-    check_latent,
-    draw_block,
-    ideal_block,
-    native_ints,
-    split_kwargs,
-)
-from multitask_evidence.envs.trials import (
-    DECISION,
-    FIXATION,
-    STIMULUS,
-    Region,
-    period_codes,
-    sample_latents,
-)
+from multitask_evidence.envs.stream import Block, EnvOptions, TrialSource, native_ints
+from multitask_evidence.envs.trials import DECISION, FIXATION, STIMULUS, period_codes
 
 _UNSIGNED = {
     np.dtype(t): np.dtype(u) for t, u in [("i1", "u1"), ("i2", "u2"), ("i4", "u4"), ("i8", "u8")]
@@ -71,7 +54,9 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     ``reset`` returns step 0's row; step k of a trial returns row k + 1; the terminal observation
     repeats the last row (a copy).
 
-    **Actions** (validated on every step; a bad action raises ValueError):
+    **Actions** (validated on every step; a bad action raises ValueError): the report kind's
+    action space (``report=`` names a :class:`envs.reports.ReportKind`, which owns its actions,
+    scoring, ideal report and rendering):
 
     - ``report="choice"``: ``MultiDiscrete([2] * N)``, the current answer to every task.
     - ``report="wager"``: ``MultiDiscrete([3] * N)``: 0 below, 1 above, 2 opt out (earns
@@ -79,8 +64,9 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``report="confidence"``: ``Box(0, 1, (N,), float32)``, reported P(y_i = 1), scored by the
       strictly proper ``scoring`` rule ('log' default, or 'brier'), normalised so 0.5 scores 0 and a
       certain correct report 1 (see :mod:`envs.scoring`).
-    - ``response="free"`` adds one last component, wait (0) / commit (1) (for confidence: one more
-      Box component, > 0.5 means commit).
+    - any kind added with :func:`envs.reports.register_report_kind`.
+    - ``response="free"`` adds one last component, wait (0) / commit (1) (for a Box report: one
+      more Box component, > 0.5 means commit).
 
     **Rewards and termination**, fixed response (``response="fixed"``): reward 0 except at decision
     steps, where the action is scored: trial score (mean over tasks, fraction correct for choice)
@@ -124,7 +110,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
 
     Args:
         spec: a TaskSpec (default ``TaskSpec()``); any TaskSpec field given as a keyword replaces it.
-        report: 'choice' | 'wager' | 'confidence'.
+        report: a registered report kind's name: 'choice' | 'wager' | 'confidence' built in.
         response: 'fixed' | 'free'.
         scoring: 'log' | 'brier' (confidence).
         sure_reward: opt-out reward in [0, 1] (wager; default 0.7).
@@ -153,7 +139,8 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._actions: list[np.ndarray] = []
         self._posterior: np.ndarray | None = None
         self._gym_spec: Any = None
-        task, opts = split_kwargs(spec, kwargs)
+        self._src = TrialSource(spec, kwargs)
+        task, opts = self._src.spec, self._src.options
         self.task_spec: TaskSpec = task
         self.options: EnvOptions = opts
         self.observation_space = opts.observation_space(task)
@@ -162,14 +149,13 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._block: Block | None = None
         self._pos = 0
         self._k = -1  # step index of the observation last returned; -1: no trial running
-        self._observer = None
 
     # ---- setup -------------------------------------------------------------------------------
     def _init_constants(self) -> None:
         s, o = self.task_spec, self.options
         self._free = o.free
-        self._conf = o.report == "confidence"
-        self._wager = o.report == "wager"
+        self._kind = o.kind
+        self._box = isinstance(self.action_space, gym.spaces.Box)
         self._n = s.n_tasks
         self._T = o.trial_steps(s)
         self._s0 = s.stimulus_start
@@ -177,14 +163,17 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._periods = [int(p) for p in period_codes(s)]
         self._inv_dec = 1.0 / s.decision_steps
         self._ashape = self.action_space.shape
-        if self._conf:
+        if self._box:
             self._nvec_u = {}
         else:
             nvec = self.action_space.nvec
             self._nvec_u = {dt: nvec.astype(u) for dt, u in _UNSIGNED.items()}
-        # byte-count fast path for native little-endian int64 actions (see _check_action)
-        self._byte_ok = None if self._conf or not _LITTLE else (3 if self._wager else 2)
-        self._last_binary = self._wager and self._free
+        # byte-count fast path for native little-endian int64 actions (see _check_action): the
+        # low-byte values 1..n_options-1 a report component may take
+        n_opt = self._kind.n_options
+        fast = not self._box and _LITTLE and n_opt is not None and n_opt <= 256
+        self._byte_ok = bytes(range(1, n_opt)) if fast else None
+        self._last_binary = fast and self._free and n_opt > 2
 
     @property
     def trial_steps(self) -> int:
@@ -208,7 +197,6 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_window"] = None
-        state["_observer"] = None  # rebuilt lazily (holds caches / scipy objects)
         state.pop("_nvec_u", None)
         return state
 
@@ -216,18 +204,10 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self.__dict__.update(state)
         self._init_constants()
 
-    def _get_observer(self) -> Any:
-        if self._observer is None:
-            from multitask_evidence.envs.ideal import IdealObserver
-
-            self._observer = IdealObserver(self.task_spec)
-        return self._observer
-
     # ---- trials ------------------------------------------------------------------------------
     def _new_block(self) -> None:
-        k = self.options.block_size
-        latent, noise, offered = draw_block(self.task_spec, self.options, self.np_random, k)
-        self._block = build_block(self.task_spec, self.options, latent, noise, offered)
+        src = self._src
+        self._block = src.build(*src.draw(self.np_random, self.options.block_size))
         self._pos = 0
 
     def _start_trial(self, options: dict[str, Any] | None) -> None:
@@ -246,20 +226,11 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._last_scores: tuple[float | None, float | None] = (None, None)
 
     def _override_trial(self, options: dict[str, Any]) -> None:
-        unknown = set(options) - {"latent", "region"}
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; allowed: latent, region")
-        if "latent" in options and "region" in options:
-            raise ValueError("reset options: give either 'latent' or 'region', not both")
-        s, b, i = self.task_spec, self._block, self._pos
-        if options.get("latent") is not None:
-            x = check_latent(s, options["latent"], (s.latent_dim,))
-        elif options.get("region") is not None:
-            region = Region.coerce(options["region"])
-            x = sample_latents(s, self.np_random, 1, region)[0]
-        else:
+        b, i = self._block, self._pos
+        x = self._src.reset_latents(options, [self.np_random], (self.task_spec.latent_dim,))
+        if x is None:
             return
-        one = build_block(s, self.options, x[None], b.noise[i : i + 1], b.offered[i : i + 1])
+        one = self._src.build(x, b.noise[i : i + 1], b.offered[i : i + 1])
         b.obs[i] = one.obs[0]
         b.latent[i] = one.latent[0]
         b.labels[i] = one.labels[0]
@@ -329,7 +300,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"env state: block shapes {latent.shape}, {noise.shape}, {offered.shape} do not "
                 f"fit this env (expected {shapes[0]}, {shapes[1]}, {shapes[2]})"
             )
-        self._block = build_block(s, self.options, latent, noise, offered)
+        self._block = self._src.build(latent, noise, offered)
         self._pos = pos
         self._start_trial(None)
         self._k = k
@@ -354,7 +325,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"got shape {a.shape}"
             )
         dt = a.dtype
-        if self._conf:
+        if self._box:
             fast = _FLOAT_BITS.get(dt)
             if fast is not None and b"\x01" not in np.greater(a.view(fast[0]), fast[1]).tobytes():
                 return a
@@ -367,9 +338,9 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         if dt is _INT64 and self._byte_ok is not None:
             bs = a.tobytes()
             lows = bs[::8]
-            ok = bs.count(0) + lows.count(1)
-            if self._byte_ok == 3:
-                ok += lows.count(2)
+            ok = bs.count(0)
+            for v in self._byte_ok:
+                ok += lows.count(v)
             if ok == len(bs) and (not self._last_binary or lows[-1] < 2):
                 return a
         bound = self._nvec_u.get(dt)
@@ -402,7 +373,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
             "step": k,
             "period": self._periods[k],
         }
-        if self._wager:
+        if self._kind.has_opt_out:
             info["offered"] = self._offered
         return info
 
@@ -439,20 +410,10 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._obs_trial[k].copy(), reward, True, False, info
 
     def _score(self, report: np.ndarray) -> float:
-        o = self.options
-        return float(
-            score(
-                o.report,
-                report,
-                self._labels,
-                scoring=o.scoring,
-                sure_reward=o.sure_reward,
-                offered=self._offered,
-            )
-        )
+        return float(self._kind.score(report, self._labels, self.options, self._offered))
 
     def _step_free(self, a: np.ndarray, k: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        commit = a[-1] > 0.5 if self._conf else a[-1] == 1
+        report, commit = self._kind.split_commit(a)
         period = self._periods[k]
         kn = k + 1
         if period == FIXATION:
@@ -468,7 +429,6 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         assert period == STIMULUS
         reward = -self.options.evidence_cost
         if commit or k == self._last_stim:
-            report = a[:-1]
             s = self._score(report)
             rt = k - self._s0 + 1
             self._k = -1
@@ -484,7 +444,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     def _end_info(self, info: dict, report: np.ndarray | None, rt: int | None, s: float) -> None:
         o = self.options
         if report is not None:
-            info["correct"] = correct(o.report, report, self._labels)
+            info["correct"] = self._kind.correct(report, self._labels)
             if rt is None:
                 s = self._score(report)
             info["score"] = s
@@ -493,7 +453,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
             return
         b = self._block
         if b.ideal_action is None:
-            ideal_block(self.task_spec, o, self._get_observer(), b)
+            self._src.fill_ideal(b)
         at = self._pos if rt is None else (self._pos, rt - 1)
         info["ideal_action"] = b.ideal_action[at].copy()
         ideal_score = float(b.ideal_score[at])
@@ -506,7 +466,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         trial (NaN before the first evidence sample; held after the last)."""
         if self._posterior is None:
             s, b, i = self.task_spec, self._block, self._pos
-            q = self._get_observer().posterior(b.batch.stimulus_evidence[i : i + 1])[0]
+            q = self._src.observer.posterior(b.batch.stimulus_evidence[i : i + 1])[0]
             period = np.asarray(self._periods)
             where = np.flatnonzero(period == STIMULUS)
             if q.shape[0] > where.size:  # targets='free_rt_paper': decision steps carry evidence

@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from multitask_evidence.envs.reports import REPORT_KINDS
+
 ENTRY_POINT = "multitask_evidence.envs.env:MultiTaskEvidenceEnv"
 VECTOR_ENTRY_POINT = "multitask_evidence.envs.vector:MultiTaskEvidenceVectorEnv"
 
-ENV_IDS: dict[str, dict[str, str]] = {
-    "MultiTaskEvidence-v0": {"report": "choice"},
-    "MultiTaskEvidenceWager-v0": {"report": "wager"},
-    "MultiTaskEvidenceConfidence-v0": {"report": "confidence"},
-    "MultiTaskEvidenceFreeRT-v0": {"report": "choice", "response": "free"},
-}
-"""Registered ids and their default env options."""
+FREE_RT_ID = "MultiTaskEvidenceFreeRT-v0"
+"""The paper's choice report with free response (reaction times)."""
+
+
+def env_ids() -> dict[str, dict[str, str]]:
+    """Every id and its default env options: one per report kind that names an ``env_id``
+    (:data:`envs.reports.REPORT_KINDS`), then the free-response choice id."""
+    ids = {k.env_id: {"report": k.name} for k in REPORT_KINDS.values() if k.env_id}
+    ids[FREE_RT_ID] = {"report": "choice", "response": "free"}
+    return ids
+
+
+ENV_IDS: dict[str, dict[str, str]] = env_ids()
+"""Registered ids and their default env options (:func:`register_envs` adds the ids of kinds
+registered later)."""
 
 
 def register_envs() -> None:
     """Register every id once (idempotent: re-importing does not warn)."""
+    ENV_IDS.update(env_ids())
     for env_id, kwargs in ENV_IDS.items():
         if env_id in gym.registry:
             continue

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from multitask_evidence.envs.reports import report_kind
 from multitask_evidence.envs.trials import DECISION, PERIOD_NAMES, STIMULUS
 
 RENDER_FPS = 10
@@ -44,7 +45,8 @@ class TrialView:
     shown:      observation rows 0..shown-1 are on screen (shown <= T).
     posterior:  [T, N] the ideal observer's P(y_i = 1 | evidence so far); NaN before the stimulus.
     n_obs_channels: encoded evidence channels (the go channel follows, then the cue if any).
-    report:     'choice' | 'wager' | 'confidence'; free: the last action component is commit.
+    report:     the report kind's name (:data:`envs.reports.REPORT_KINDS`); free: the last
+                action component is commit.
     ended:      the trial is over (labels are drawn whatever the period).
     title:      text above the figure.
     """
@@ -65,14 +67,13 @@ class TrialView:
 
 
 def report_values(actions: np.ndarray, report: str, free: bool) -> np.ndarray:
-    """[k, N] reports as numbers in [0, 1] for the colour map: choice 0/1, wager 0/1 with an
-    opt-out (2) drawn as 0.5, confidence as reported."""
+    """[k, N] reports as numbers in [0, 1] for the colour map, as the report kind draws them
+    (:meth:`envs.reports.ReportKind.display_values`: choice 0/1, wager 0/1 with an opt-out (2)
+    drawn as 0.5, confidence as reported)."""
     a = np.asarray(actions, dtype=np.float64)
     if free:
         a = a[:, :-1]
-    if report == "wager":
-        a = np.where(a == 2, 0.5, a)
-    return a
+    return report_kind(report).display_values(a)
 
 
 def draw_trial(view: TrialView) -> np.ndarray:
@@ -128,29 +129,13 @@ def draw_trial(view: TrialView) -> np.ndarray:
     if at_decision:
         rep[:, t_all] = view.labels
         ax_rep.axvline(t_all - 0.5, color="k", lw=1)
-    ax_rep.imshow(
-        rep,
-        aspect="auto",
-        cmap="coolwarm",
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
-        extent=(-0.5, t_all + 0.5, n - 0.5, -0.5),
-    )
+    _task_image(ax_rep, rep)
     ax_rep.set_ylabel("report\n(task)", fontsize=7)
 
     # the ideal observer's posterior per task
     post = np.full((n, t_all + 1), np.nan)
     post[:, :k] = view.posterior[:k].T
-    ax_post.imshow(
-        post,
-        aspect="auto",
-        cmap="coolwarm",
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
-        extent=(-0.5, t_all + 0.5, n - 0.5, -0.5),
-    )
+    _task_image(ax_post, post)
     ax_post.set_ylabel("ideal P(y=1)\n(task)", fontsize=7)
 
     for ax in axes:
@@ -167,6 +152,21 @@ def draw_trial(view: TrialView) -> np.ndarray:
     if frame.shape != RENDER_SHAPE:  # pragma: no cover - guards against a changed figure size
         raise AssertionError(f"frame shape {frame.shape} != {RENDER_SHAPE}")
     return frame
+
+
+def _task_image(ax: object, values: np.ndarray) -> None:
+    """Values [N, T + 1] in [0, 1] (tasks x steps, the last column for the labels) as a
+    blue-white-red image on the shared time axis."""
+    n, cols = values.shape
+    ax.imshow(
+        values,
+        aspect="auto",
+        cmap="coolwarm",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+        extent=(-0.5, cols - 0.5, n - 0.5, -0.5),
+    )
 
 
 def period_name(code: int) -> str:

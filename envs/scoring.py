@@ -1,4 +1,6 @@
-"""Scoring rules shared by the single env and the native vector env (and usable by anyone).
+"""Scoring rules shared by the single env and the native vector env (and usable by anyone), by
+report kind name: each function looks the kind up in :data:`envs.reports.REPORT_KINDS` and applies
+its rule (:mod:`envs.reports` holds the rules; this module is their by-name face).
 
 A *report* is what an agent says about the N tasks at one moment:
 
@@ -27,21 +29,39 @@ are ints for choice and wager).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-REPORTS = ("choice", "wager", "confidence")
+from multitask_evidence.envs.reports import (
+    LOG_FLOOR,
+    OPT_OUT,
+    REPORT_KINDS,
+    SCORINGS,
+    ScoringRules,
+    check_choice,
+    report_kind,
+)
+
+REPORTS = tuple(REPORT_KINDS)
+"""The built-in report kinds; the registry :data:`envs.reports.REPORT_KINDS` also holds any kind
+added later."""
 RESPONSES = ("fixed", "free")
-SCORINGS = ("log", "brier")
-OPT_OUT = 2
-"""Wager action value meaning "opt out" (take the sure reward)."""
-LOG_FLOOR = 1e-6
-"""Probabilities are clipped to [LOG_FLOOR, 1] inside the log score."""
 
-
-def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    """ValueError naming the argument and the allowed values."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+__all__ = [
+    "LOG_FLOOR",
+    "OPT_OUT",
+    "REPORTS",
+    "RESPONSES",
+    "SCORINGS",
+    "best_report",
+    "check_choice",
+    "correct",
+    "expected_reward",
+    "realised_reward",
+    "score",
+    "task_scores",
+]
 
 
 def task_scores(
@@ -57,41 +77,14 @@ def task_scores(
 
     offered: bool [...] (or a scalar): whether opting out was offered (wager only).
     """
-    y = np.asarray(labels) > 0.5
-    if report == "choice":
-        return (np.asarray(actions) == y).astype(np.float64)
-    if report == "wager":
-        a = np.asarray(actions)
-        s = (a == y).astype(np.float64)
-        sure = np.where(np.asarray(offered, dtype=bool), float(sure_reward), 0.0)
-        if np.ndim(sure):
-            sure = sure[..., None]
-        return np.where(a == OPT_OUT, sure, s)
-    if report == "confidence":
-        p = np.asarray(actions, dtype=np.float64)
-        if scoring == "log":
-            py = np.where(y, p, 1.0 - p)
-            return 1.0 + np.log2(np.maximum(py, LOG_FLOOR))
-        if scoring == "brier":
-            return 1.0 - 4.0 * np.square(p - y)
-        check_choice("scoring", scoring, SCORINGS)
-    check_choice("report", report, REPORTS)
-    raise AssertionError("unreachable")
+    rules = ScoringRules(scoring, sure_reward)
+    return report_kind(report).task_scores(actions, labels, rules, offered)
 
 
-def score(
-    report: str,
-    actions: np.ndarray,
-    labels: np.ndarray,
-    *,
-    scoring: str = "log",
-    sure_reward: float = 0.7,
-    offered: np.ndarray | bool = True,
-) -> np.ndarray:
-    """Trial score [...] = mean over the N tasks of :func:`task_scores` (1 = all right, certain)."""
-    return task_scores(
-        report, actions, labels, scoring=scoring, sure_reward=sure_reward, offered=offered
-    ).mean(axis=-1)
+def score(report: str, actions: np.ndarray, labels: np.ndarray, **rules: Any) -> np.ndarray:
+    """Trial score [...] = mean over the N tasks of :func:`task_scores` (1 = all right, certain);
+    keywords as there (``scoring``, ``sure_reward``, ``offered``)."""
+    return task_scores(report, actions, labels, **rules).mean(axis=-1)
 
 
 def correct(report: str, actions: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -99,10 +92,7 @@ def correct(report: str, actions: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
     An opted-out wager counts as not correct.
     """
-    y = np.asarray(labels) > 0.5
-    if report == "confidence":
-        return (np.asarray(actions) > 0.5) == y
-    return np.asarray(actions) == y
+    return report_kind(report).correct(actions, labels)
 
 
 # ---- the best report under beliefs -------------------------------------------------------
@@ -113,20 +103,8 @@ def best_report(probs: np.ndarray, report: str = "choice", sure_reward: float = 
     rule). wager: 0 (below) / 1 (above) / 2 (opt out), opting out when max(p, 1 - p) <
     sure_reward (reward 1 if correct, 0 if wrong, ``sure_reward`` for opting out).
     """
-    check_choice("report", report, REPORTS)
-    p = np.asarray(probs, dtype=np.float64)
-    if report == "confidence":
-        return p.copy()
-    choice = (p > 0.5).astype(np.int64)
-    if report == "choice":
-        return choice
-    _check_sure_reward(sure_reward)
-    return np.where(np.maximum(p, 1.0 - p) < sure_reward, OPT_OUT, choice)
-
-
-def _check_sure_reward(sure_reward: float) -> None:
-    if not (isinstance(sure_reward, (int, float)) and 0.0 <= sure_reward <= 1.0):
-        raise ValueError(f"sure_reward must be a number in [0, 1], got {sure_reward!r}")
+    kind = report_kind(report)
+    return kind.best_report(probs, ScoringRules(sure_reward=sure_reward))
 
 
 def expected_reward(
@@ -138,19 +116,9 @@ def expected_reward(
     reporting p: ``log`` -> 1 + p log2 p + (1 - p) log2 (1 - p) (normalised log score, 0 at
     chance); ``brier`` -> 1 - 4 p (1 - p). Both are the normalised rules of :func:`task_scores`.
     """
-    check_choice("report", report, REPORTS)
+    kind = report_kind(report)
     check_choice("scoring", scoring, SCORINGS)
-    p = np.asarray(probs, dtype=np.float64)
-    if report == "choice":
-        return np.maximum(p, 1.0 - p)
-    if report == "wager":
-        _check_sure_reward(sure_reward)
-        return np.maximum(np.maximum(p, 1.0 - p), sure_reward)
-    if scoring == "brier":
-        return 1.0 - 4.0 * p * (1.0 - p)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ent = -(p * np.log2(p) + (1.0 - p) * np.log2(1.0 - p))
-    return 1.0 - np.nan_to_num(ent, nan=0.0)
+    return kind.expected_reward(probs, ScoringRules(scoring, sure_reward))
 
 
 def realised_reward(

@@ -13,13 +13,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from multitask_evidence.envs.scoring import REPORTS, RESPONSES, SCORINGS, check_choice, score
+from multitask_evidence.envs.reports import (
+    SCORINGS,
+    ReportKind,
+    check_choice,
+    check_unit,
+    report_kind,
+)
+from multitask_evidence.envs.scoring import RESPONSES
 from multitask_evidence.envs.spec import TaskSpec, field_names
-from multitask_evidence.envs.trials import TrialBatch, build_trials, sample_latents, sample_noise
+from multitask_evidence.envs.trials import (
+    Region,
+    TrialBatch,
+    build_trials,
+    sample_latents,
+    sample_noise,
+)
 
 DEFAULT_BLOCK_SIZE = 16
 
@@ -28,12 +42,13 @@ DEFAULT_BLOCK_SIZE = 16
 class EnvOptions:
     """Report / response options of the env (everything that is not part of the TaskSpec).
 
-    report: 'choice' | 'wager' | 'confidence' (see :mod:`envs.scoring`).
+    report: the name of a registered report kind (:data:`envs.reports.REPORT_KINDS`: 'choice' |
+        'wager' | 'confidence' built in); its :class:`envs.reports.ReportKind` is ``kind``.
     response: 'fixed' (score at the decision steps) | 'free' (wait/commit component; see env doc).
     scoring: 'log' | 'brier' (confidence only).
-    sure_reward: reward of an offered opt-out, in [0, 1] (wager only).
+    sure_reward: reward of an offered opt-out, in [0, 1] (kinds with an opt-out: wager).
     offer_prob: probability that a trial offers the opt-out, in [0, 1]; below 1 a cue channel is
-        appended to the observation (wager only).
+        appended to the observation (kinds with an opt-out only: wager).
     evidence_cost: reward subtracted per evidence sample seen (free response only), >= 0.
     block_size: K, trials drawn per block per environment (>= 1).
     ideal_info: compute the ideal observer's answer and reward for the end-of-trial info.
@@ -49,13 +64,12 @@ class EnvOptions:
     ideal_info: bool = True
 
     def __post_init__(self) -> None:
-        check_choice("report", self.report, REPORTS)
+        kind = report_kind(self.report)
         check_choice("response", self.response, RESPONSES)
         check_choice("scoring", self.scoring, SCORINGS)
-        _check_unit("sure_reward", self.sure_reward)
-        _check_unit("offer_prob", self.offer_prob)
-        if self.report != "wager" and self.offer_prob != 1.0:
-            raise ValueError("offer_prob applies to report='wager' only (allowed: 1.0 otherwise)")
+        check_unit("sure_reward", self.sure_reward)
+        check_unit("offer_prob", self.offer_prob)
+        kind.check_options(self)
         c = self.evidence_cost
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c < 0:
             raise ValueError(f"evidence_cost must be a finite number >= 0, got {c!r}")
@@ -70,9 +84,14 @@ class EnvOptions:
             raise ValueError(f"ideal_info must be True or False, got {self.ideal_info!r}")
 
     @property
+    def kind(self) -> ReportKind:
+        """The report kind named by ``report``."""
+        return report_kind(self.report)
+
+    @property
     def has_cue(self) -> bool:
         """True when the observation carries the opt-out cue channel (after the go channel)."""
-        return self.report == "wager" and self.offer_prob < 1.0
+        return self.kind.has_opt_out and self.offer_prob < 1.0
 
     @property
     def free(self) -> bool:
@@ -97,17 +116,8 @@ class EnvOptions:
         return spaces.Box(low, high, dtype=np.float32)
 
     def action_space(self, spec: TaskSpec) -> spaces.Space:
-        n = spec.n_tasks + int(self.free)
-        if self.report == "confidence":
-            return spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
-        nvec = [3 if self.report == "wager" else 2] * spec.n_tasks + [2] * int(self.free)
-        return spaces.MultiDiscrete(np.array(nvec, dtype=np.int64))
-
-
-def _check_unit(name: str, v: object) -> None:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if not ok or not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
+        """The report kind's action space for the spec's N tasks (plus commit: free response)."""
+        return self.kind.action_space(spec.n_tasks, self.free)
 
 
 OPTION_NAMES = tuple(f for f in EnvOptions.__dataclass_fields__)
@@ -169,20 +179,6 @@ def native_ints(a: np.ndarray) -> np.ndarray:
 
 
 # ---- blocks --------------------------------------------------------------------------------
-def draw_block(
-    spec: TaskSpec, opts: EnvOptions, rng: np.random.Generator, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The random part of a block of k trials, in the fixed draw order:
-    latents [k, D], noise [k, Ts, D], offered [k] bool (opt-out offers)."""
-    latent = sample_latents(spec, rng, k)
-    noise = sample_noise(spec, rng, k)
-    if opts.has_cue:
-        offered = rng.random(k) < opts.offer_prob
-    else:
-        offered = np.full(k, opts.report == "wager")
-    return latent, noise, offered
-
-
 @dataclass
 class Block:
     """R trials ready to be played (R = K for the single env, M * K for the vector env).
@@ -205,44 +201,103 @@ class Block:
     ideal_score: np.ndarray | None = None
 
 
-def build_block(
-    spec: TaskSpec, opts: EnvOptions, latent: np.ndarray, noise: np.ndarray, offered: np.ndarray
-) -> Block:
-    """Build the trials of a block from its random parts (batched over all R trials)."""
-    batch = build_trials(spec, latent, noise)
-    obs = batch.obs
-    if opts.free:
-        obs[:, spec.stimulus_start :, -1] = 0.0  # responses allowed from stimulus onset
-    if opts.has_cue:
-        cue = np.zeros(obs.shape[:2] + (1,), dtype=np.float32)
-        cue[offered, spec.stimulus_start + spec.stimulus_steps :, 0] = 1.0
-        obs = np.concatenate([obs, cue], axis=2)
-    return Block(obs, batch.latent, batch.labels, noise, offered, batch)
+class TrialSource:
+    """What the single env and the vector env share: the task and options (from the constructor
+    kwargs, :func:`split_kwargs`), the lazily built ideal observer, and the blocks of trials drawn,
+    built and scored from them.
 
+    Attributes: ``spec`` (TaskSpec), ``options`` (EnvOptions).
+    """
 
-def ideal_block(spec: TaskSpec, opts: EnvOptions, observer: object, block: Block) -> None:
-    """Fill ``block.ideal_action`` / ``ideal_score``: the ideal observer's report on the same
-    evidence (fixed: after all Ts samples; free: after every t = 1..Ts samples) and its score."""
-    from multitask_evidence.envs.scoring import best_report
+    def __init__(self, spec: TaskSpec | None, kwargs: dict[str, Any]) -> None:
+        self.spec, self.options = split_kwargs(spec, kwargs)
+        self._observer: Any = None
 
-    if opts.free:
-        q = observer.posterior(block.batch.stimulus_evidence)  # [R, Ts, N]
-        offered = block.offered[:, None]
-        labels = block.labels[:, None, :]
-    else:
-        q = observer.final_posterior(block.batch.stimulus_evidence)  # [R, N]
-        offered = block.offered
-        labels = block.labels
-    action = best_report(q, opts.report, sure_reward=opts.sure_reward)
-    if opts.report == "wager":
-        # best_report assumes the opt-out is offered; when it is not, opting out scores 0
-        action = np.where(offered[..., None] | (action != 2), action, (q > 0.5).astype(np.int64))
-    block.ideal_action = action
-    block.ideal_score = score(
-        opts.report,
-        action,
-        labels,
-        scoring=opts.scoring,
-        sure_reward=opts.sure_reward,
-        offered=offered,
-    )
+    def __getstate__(self) -> dict[str, Any]:
+        # the observer holds caches (and scipy objects); it is rebuilt when next needed
+        return {**self.__dict__, "_observer": None}
+
+    @property
+    def observer(self) -> Any:
+        """The task's :class:`envs.ideal.IdealObserver` (built on first use)."""
+        if self._observer is None:
+            from multitask_evidence.envs.ideal import IdealObserver
+
+            self._observer = IdealObserver(self.spec)
+        return self._observer
+
+    def close(self) -> None:
+        """Drop the ideal observer (and its caches)."""
+        self._observer = None
+
+    def draw(self, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The random part of a block of k trials, in the fixed draw order:
+        latents [k, D], noise [k, Ts, D], offered [k] bool (opt-out offers)."""
+        spec, opts = self.spec, self.options
+        latent = sample_latents(spec, rng, k)
+        noise = sample_noise(spec, rng, k)
+        if opts.has_cue:
+            offered = rng.random(k) < opts.offer_prob
+        else:
+            offered = np.full(k, opts.kind.has_opt_out)
+        return latent, noise, offered
+
+    def build(self, latent: np.ndarray, noise: np.ndarray, offered: np.ndarray) -> Block:
+        """Build the trials of a block from its random parts (batched over all R trials)."""
+        spec, opts = self.spec, self.options
+        batch = build_trials(spec, latent, noise)
+        obs = batch.obs
+        if opts.free:
+            obs[:, spec.stimulus_start :, -1] = 0.0  # responses allowed from stimulus onset
+        if opts.has_cue:
+            cue = np.zeros(obs.shape[:2] + (1,), dtype=np.float32)
+            cue[offered, spec.stimulus_start + spec.stimulus_steps :, 0] = 1.0
+            obs = np.concatenate([obs, cue], axis=2)
+        return Block(obs, batch.latent, batch.labels, noise, offered, batch)
+
+    def fill_ideal(self, block: Block) -> None:
+        """Fill ``block.ideal_action`` / ``ideal_score``: the ideal observer's report on the same
+        evidence (fixed: after all Ts samples; free: after every t = 1..Ts samples) and its
+        score."""
+        opts = self.options
+        if opts.free:
+            q = self.observer.posterior(block.batch.stimulus_evidence)  # [R, Ts, N]
+            offered = block.offered[:, None]
+            labels = block.labels[:, None, :]
+        else:
+            q = self.observer.final_posterior(block.batch.stimulus_evidence)  # [R, N]
+            offered = block.offered
+            labels = block.labels
+        kind = opts.kind
+        block.ideal_action = kind.ideal_report(q, opts, offered)
+        block.ideal_score = kind.score(block.ideal_action, labels, opts, offered)
+
+    def reset_latents(
+        self,
+        options: dict[str, Any],
+        rngs: list[np.random.Generator],
+        shape: tuple[int, ...],
+        rows: np.ndarray | None = None,
+        own: tuple[str, ...] = (),
+    ) -> np.ndarray | None:
+        """The latents [R, D] that ``reset(options=...)`` fixes for the next trial of R envs:
+        ``latent`` (an array of ``shape``, [D] or [M, D], of which ``rows`` are the R reset
+        envs) or ``region`` (a Region or dict; one draw from each of the R generators ``rngs``);
+        None when neither is given. ValueError for an unknown option (``own``: the caller's other
+        option names) or for both at once."""
+        allowed = ("latent", "region", *own)
+        unknown = set(options) - set(allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown reset option(s) {sorted(unknown)}; allowed: {', '.join(allowed)}"
+            )
+        latent, region = options.get("latent"), options.get("region")
+        if latent is not None and region is not None:
+            raise ValueError("reset options: give either 'latent' or 'region', not both")
+        if latent is not None:
+            x = check_latent(self.spec, latent, shape).reshape(-1, self.spec.latent_dim)
+            return x if rows is None else x[rows]
+        if region is not None:
+            region = Region.coerce(region)
+            return np.concatenate([sample_latents(self.spec, rng, 1, region) for rng in rngs])
+        return None

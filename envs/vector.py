@@ -7,30 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from multitask_evidence.envs.env import _UNSIGNED
-from multitask_evidence.envs.scoring import correct, score
 from multitask_evidence.envs.spec import TaskSpec
-from multitask_evidence.envs.stream import (
-    EnvOptions,
-    build_block,
-    check_latent,
-    draw_block,
-    ideal_block,
-    native_ints,
-    split_kwargs,
-)
-from multitask_evidence.envs.trials import (
-    DECISION,
-    FIXATION,
-    STIMULUS,
-    Region,
-    period_codes,
-    sample_latents,
-)
+from multitask_evidence.envs.stream import EnvOptions, TrialSource, native_ints
+from multitask_evidence.envs.trials import DECISION, FIXATION, STIMULUS, period_codes
 
 _BUILD_ROWS = 256
 
@@ -52,7 +37,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
 
     **info** (vector form: an array per key with a leading M axis, plus a boolean ``_key`` mask
     of the envs it is valid for): every step ``latent`` [M, D], ``labels`` [M, N], ``step`` [M],
-    ``period`` [M] (and ``offered`` [M] for wager); on steps where some env's trial ends also
+    ``period`` [M] (and ``offered`` [M] for report kinds with an opt-out); on steps where some env's trial ends also
     ``correct`` [M, N], ``score`` [M], ``ideal_action`` [M, N], ``ideal_reward`` [M], and for free
     response ``reaction_time`` [M] and ``aborted`` [M], valid where the mask is True.
 
@@ -83,7 +68,8 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         if render_mode is not None:
             raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
         self.render_mode = None
-        task, opts = split_kwargs(spec, kwargs)
+        self._src = TrialSource(spec, kwargs)
+        task, opts = self._src.spec, self._src.options
         self.task_spec: TaskSpec = task
         self.options: EnvOptions = opts
         self.num_envs = int(num_envs)
@@ -101,10 +87,11 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         self._done = np.zeros(m, dtype=bool)
         self._started = False
         self._ashape = (m, *self.single_action_space.shape)
-        conf = opts.report == "confidence"
+        self._kind = opts.kind
+        self._box = isinstance(self.single_action_space, spaces.Box)
         self._nvec_u = (
             {}
-            if conf
+            if self._box
             else {dt: self.single_action_space.nvec.astype(u) for dt, u in _UNSIGNED.items()}
         )
         d, n, ts = task.latent_dim, task.n_tasks, task.stimulus_steps
@@ -116,22 +103,14 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         self._noise = np.zeros((m, k, ts, d))
         self._offered = np.zeros((m, k), dtype=bool)
         ideal_shape = (m, k, ts) if opts.free else (m, k)
-        self._ideal_action = np.zeros(ideal_shape + (n,), dtype=np.float64 if conf else np.int64)
+        self._ideal_action = np.zeros(ideal_shape + (n,), dtype=self._kind.report_dtype)
         self._ideal_score = np.zeros(ideal_shape)
-        self._observer = None
 
     # ---- blocks ------------------------------------------------------------------------------
-    def _get_observer(self) -> Any:
-        if self._observer is None:
-            from multitask_evidence.envs.ideal import IdealObserver
-
-            self._observer = IdealObserver(self.task_spec)
-        return self._observer
-
     def _refill(self, idx: np.ndarray) -> None:
         """Draw a new block for envs ``idx`` (each from its own generator), build them at once."""
-        s, o, k = self.task_spec, self.options, self.options.block_size
-        parts = [draw_block(s, o, self._rngs[i], k) for i in idx]  # the one per-env loop
+        k = self.options.block_size
+        parts = [self._src.draw(self._rngs[i], k) for i in idx]  # the one per-env loop
         # Build in chunks of ~_BUILD_ROWS trials: the encoder's intermediates ([rows, Ts, 100]
         # float32) then stay in cache; one 16k-trial build is memory-bound and ~2x slower.
         per = max(1, _BUILD_ROWS // k)
@@ -140,7 +119,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
             latent = np.concatenate([p[0] for p in sub])
             noise = np.concatenate([p[1] for p in sub])
             offered = np.concatenate([p[2] for p in sub])
-            self._store(idx[c : c + per], build_block(s, o, latent, noise, offered), k)
+            self._store(idx[c : c + per], self._src.build(latent, noise, offered), k)
         self._pos[idx] = 0
 
     def _store(self, idx: np.ndarray, block: Any, k: int, slot: np.ndarray | None = None) -> None:
@@ -148,7 +127,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         k = 1)."""
         o = self.options
         if o.ideal_info:
-            ideal_block(self.task_spec, o, self._get_observer(), block)
+            self._src.fill_ideal(block)
         m = len(idx)
         sel = (idx,) if slot is None else (idx, slot)
         full = slot is None and m == self.num_envs
@@ -170,23 +149,13 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
             self._ideal_score = put(self._ideal_score, block.ideal_score)
 
     def _override(self, idx: np.ndarray, options: dict[str, Any]) -> None:
-        unknown = set(options) - {"latent", "region", "reset_mask"}
-        if unknown:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; allowed: latent, region, reset_mask"
-            )
-        if options.get("latent") is not None and options.get("region") is not None:
-            raise ValueError("reset options: give either 'latent' or 'region', not both")
-        s = self.task_spec
-        if options.get("latent") is not None:
-            x = check_latent(s, options["latent"], (self.num_envs, s.latent_dim))[idx]
-        elif options.get("region") is not None:
-            region = Region.coerce(options["region"])
-            x = np.concatenate([sample_latents(s, self._rngs[i], 1, region) for i in idx])
-        else:
+        shape = (self.num_envs, self.task_spec.latent_dim)
+        rngs = [self._rngs[i] for i in idx]
+        x = self._src.reset_latents(options, rngs, shape, rows=idx, own=("reset_mask",))
+        if x is None:
             return
         pos = self._pos[idx]
-        block = build_block(s, self.options, x, self._noise[idx, pos], self._offered[idx, pos])
+        block = self._src.build(x, self._noise[idx, pos], self._offered[idx, pos])
         self._store(idx, block, 1, slot=pos)
 
     def _next_trial(self, idx: np.ndarray) -> None:
@@ -255,7 +224,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
             "step": step.copy(),
             "period": self._periods[k_obs],
         }
-        if self.options.report == "wager":
+        if self._kind.has_opt_out:
             info["offered"] = self._cur(self._offered)
         for key in list(info):
             info["_" + key] = np.ones(m, dtype=bool)
@@ -265,7 +234,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         a = actions if type(actions) is np.ndarray else np.asarray(actions)
         if a.shape != self._ashape:
             raise ValueError(f"actions must have shape {self._ashape}, got shape {a.shape}")
-        if self.options.report == "confidence":
+        if self._box:
             if a.dtype.kind not in "fiub":
                 raise ValueError(f"actions must be numeric, got dtype {a.dtype}")
             if b"\x00" in (np.greater_equal(a, 0.0) & np.less_equal(a, 1.0)).tobytes():
@@ -306,8 +275,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         reward = np.zeros(m)
         free_rt = None
         if o.free:
-            commit = a[:, -1] > 0.5 if o.report == "confidence" else a[:, -1] == 1
-            report = a[:, :-1]
+            report, commit = self._kind.split_commit(a)
             stim = period == STIMULUS
             abort = (period == FIXATION) & commit
             ended = stim & (commit | (k == s.stimulus_start + s.stimulus_steps - 1))
@@ -329,14 +297,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         if len(scored):
             labels = self._cur(self._labels)
             offered = self._cur(self._offered)
-            sc = score(
-                o.report,
-                report[scored],
-                labels[scored],
-                scoring=o.scoring,
-                sure_reward=o.sure_reward,
-                offered=offered[scored],
-            )
+            sc = self._kind.score(report[scored], labels[scored], o, offered[scored])
             reward[scored] += sc if o.free else sc / s.decision_steps
         k_obs = np.where(term, k, k + 1)
         step = k + 1
@@ -367,16 +328,9 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         labels = info["labels"]
         offered = self._cur(self._offered)
         valid = term if abort is None else term & ~abort
-        info["correct"] = correct(o.report, report, labels) & valid[:, None]
+        info["correct"] = self._kind.correct(report, labels) & valid[:, None]
         info["_correct"] = valid
-        sc = score(
-            o.report,
-            report,
-            labels,
-            scoring=o.scoring,
-            sure_reward=o.sure_reward,
-            offered=offered,
-        )
+        sc = self._kind.score(report, labels, o, offered)
         info["score"] = np.where(valid, sc, 0.0)
         info["_score"] = valid
         if rt is not None:
@@ -401,4 +355,4 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         info["_ideal_reward"] = valid
 
     def close_extras(self, **kwargs: Any) -> None:
-        self._observer = None
+        self._src.close()

@@ -13,15 +13,19 @@ Numbers (:class:`EvalResult`):
 - ``accuracy``: decision accuracy over trials x tasks (choice; confidence: report > 0.5; wager:
   over the answers given, opt-outs excluded). ``ideal_accuracy`` likewise for the ideal observer.
 - ``frac_ideal``: the headline, chance-normalised fraction of the ideal observer. Choice and
-  confidence: (accuracy - 0.5) / (ideal_accuracy - 0.5). Wager: by reward,
-  (mean_reward - 0.5) / (ideal_reward - 0.5) (0.5 = answering at random, never opting out), since
-  accuracy on the answered tasks rewards opting out of everything hard.
+  confidence: (accuracy - 0.5) / (ideal_accuracy - 0.5). Wager (a kind with
+  ``headline_by_reward``): by reward, (mean_reward - 0.5) / (ideal_reward - 0.5) (0.5 = answering
+  at random, never opting out), since accuracy on the answered tasks rewards opting out of
+  everything hard.
 - ``frac_ideal_reward``: (mean_reward - chance) / (ideal_reward - chance) for every report kind
-  (chance: 0.5 choice / wager, 0 confidence, whose normalised score is 0 at a report of 0.5).
-- wager: ``opt_out_rate`` (over tasks on trials that offered it), ``accuracy_answered`` (= accuracy)
-  and the ideal observer's ``ideal_opt_out_rate``.
-- confidence: ``ece`` (expected calibration error of the reported P(y_i = 1) against the labels,
-  10 equal-width bins, over trials x tasks) and ``ideal_ece`` (the observer's, a finite-sample floor).
+  (chance: the kind's ``chance_reward``: 0.5 choice / wager, 0 confidence, whose normalised score
+  is 0 at a report of 0.5).
+- the report kind's own numbers (:meth:`envs.reports.ReportKind.metrics`): wager
+  ``opt_out_rate`` (over tasks on trials that offered it) and the ideal observer's
+  ``ideal_opt_out_rate``; confidence ``ece`` (:func:`envs.calibration.probability_ece` of the
+  reported P(y_i = 1) against the labels, 10 equal-width bins, over trials x tasks) and
+  ``ideal_ece`` (the observer's, a finite-sample floor). Numbers of a kind added later that have
+  no field here go to ``extra``.
 - free response: ``abort_rate``, reaction time (evidence samples at commit) ``rt_mean``,
   ``rt_quantiles`` (10/25/50/75/90 %) and ``rt_hist`` (counts for 1..stimulus_steps).
 """
@@ -36,24 +40,8 @@ import gymnasium as gym
 import numpy as np
 
 from multitask_evidence.agents.rl.layout import env_info, take_final
+from multitask_evidence.envs.reports import REPORT_KINDS, EndOfTrials, ReportKind, report_kind
 from multitask_evidence.envs.spec import TaskSpec
-
-CHANCE_REWARD = {"choice": 0.5, "wager": 0.5, "confidence": 0.0}
-
-
-def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
-    """ECE of probabilities p [...] (reported P(y = 1)) against 0/1 outcomes y [...].
-
-    sum over equal-width bins of (bin count / n) * |mean p - mean y| in the bin.
-    """
-    p = np.asarray(p, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    if p.shape != y.shape or p.size == 0:
-        raise ValueError(f"p and y must have the same non-zero size, got {p.shape} and {y.shape}")
-    idx = np.clip((p * bins).astype(np.int64), 0, bins - 1)
-    count = np.bincount(idx, minlength=bins)
-    gap = np.abs(np.bincount(idx, p, bins) - np.bincount(idx, y, bins))
-    return float(gap.sum() / p.size) if count.any() else 0.0
 
 
 @dataclass
@@ -93,7 +81,10 @@ def summarise_final(
 
     final: 'labels' [n, N], 'correct' [n, N], 'ideal_action' [n, N], 'ideal_reward' [n], and
     optionally 'offered', 'reaction_time', 'aborted'. rewards: [n] returns. reports: [n, N] the
-    agent's final report (needed for wager opt-outs and confidence calibration).
+    agent's final report (needed for the kind's own numbers, e.g. wager opt-outs, confidence
+    calibration, and for accuracy over the answered tasks). report: the report kind's name;
+    None: the first registered kind whose reports have the ideal answers' dtype (so a choice or
+    a confidence kind, from the terminal infos alone).
     """
     out: dict[str, Any] = {}
     if "labels" not in final or "ideal_action" not in final or "correct" not in final:
@@ -101,27 +92,14 @@ def summarise_final(
     labels = final["labels"] > 0.5
     ideal = final["ideal_action"]
     aborted = final.get("aborted", np.zeros(len(labels), dtype=bool)).astype(bool)
-    if report is None:
-        report = "confidence" if ideal.dtype.kind == "f" else "choice"
-    if report == "confidence":
-        ideal_correct = (ideal > 0.5) == labels
-    else:
-        ideal_correct = ideal == labels  # opt-outs (2) are never equal to a label
+    kind = report_kind(report) if report is not None else _kind_of_dtype(ideal.dtype)
+    ideal_correct = kind.correct(ideal, labels)
     correct = final["correct"].astype(bool) & ~aborted[:, None]
-    if report == "wager" and reports is not None:
-        answered = reports != 2
-        ideal_answered = ideal != 2
+    if reports is not None:
         offered = final.get("offered", np.ones(len(labels), dtype=bool)).astype(bool)
-        out["opt_out_rate"] = float((~answered)[offered].mean()) if offered.any() else 0.0
-        out["ideal_opt_out_rate"] = (
-            float((~ideal_answered)[offered].mean()) if offered.any() else 0.0
-        )
-        acc = float(correct[answered].mean()) if answered.any() else float("nan")
-        ideal_acc = (
-            float(ideal_correct[ideal_answered].mean()) if ideal_answered.any() else float("nan")
-        )
-    else:
-        acc, ideal_acc = float(correct.mean()), float(ideal_correct.mean())
+        out.update(kind.metrics(EndOfTrials(reports, ideal, labels, offered, aborted)))
+    acc = _accuracy(correct, kind.answered(reports) if reports is not None else None)
+    ideal_acc = _accuracy(ideal_correct, kind.answered(ideal) if reports is not None else None)
     out["accuracy"], out["ideal_accuracy"] = acc, ideal_acc
     denom = ideal_acc - 0.5
     out["frac_ideal"] = (acc - 0.5) / denom if denom > 1e-9 else float("nan")
@@ -129,16 +107,12 @@ def summarise_final(
     out["ideal_reward"] = ideal_reward
     if rewards is not None:
         mean_reward = float(np.mean(rewards))
-        chance = CHANCE_REWARD[report]
+        chance = kind.chance_reward
         out["mean_reward"] = mean_reward
         d = ideal_reward - chance
         out["frac_ideal_reward"] = (mean_reward - chance) / d if abs(d) > 1e-9 else float("nan")
-        if report == "wager":
+        if kind.headline_by_reward:
             out["frac_ideal"] = out["frac_ideal_reward"]
-    if report == "confidence" and reports is not None:
-        ok = ~aborted
-        out["ece"] = expected_calibration_error(reports[ok], labels[ok])
-        out["ideal_ece"] = expected_calibration_error(ideal[ok], labels[ok])
     if "reaction_time" in final:
         rt = final["reaction_time"][~aborted]
         out["abort_rate"] = float(aborted.mean())
@@ -146,6 +120,21 @@ def summarise_final(
             out["rt_mean"] = float(rt.mean())
             out["rt_quantiles"] = [float(q) for q in np.quantile(rt, [0.1, 0.25, 0.5, 0.75, 0.9])]
     return out
+
+
+def _kind_of_dtype(dtype: np.dtype) -> ReportKind:
+    """The first registered kind whose reports have ``dtype``'s kind (int or float)."""
+    for kind in REPORT_KINDS.values():
+        if kind.report_dtype.kind == dtype.kind:
+            return kind
+    raise ValueError(f"no registered report kind has {dtype} reports")
+
+
+def _accuracy(correct: np.ndarray, answered: np.ndarray | None) -> float:
+    """Mean of ``correct`` [n, N] over the ``answered`` tasks (None: all; NaN: none answered)."""
+    if answered is None:
+        return float(correct.mean())
+    return float(correct[answered].mean()) if answered.any() else float("nan")
 
 
 def play_trials(
@@ -241,22 +230,12 @@ def evaluate(
         hist = np.bincount(
             final["reaction_time"][~aborted].astype(np.int64), minlength=spec.stimulus_steps + 1
         )[1:].tolist()
+    names = {f.name for f in dataclasses.fields(EvalResult)}
     return EvalResult(
         report=scoring.report,
         response="free" if scoring.commit_index is not None else "fixed",
         n_trials=n_trials,
-        mean_reward=s["mean_reward"],
-        ideal_reward=s["ideal_reward"],
-        accuracy=s["accuracy"],
-        ideal_accuracy=s["ideal_accuracy"],
-        frac_ideal=s["frac_ideal"],
-        frac_ideal_reward=s["frac_ideal_reward"],
-        opt_out_rate=s.get("opt_out_rate"),
-        ideal_opt_out_rate=s.get("ideal_opt_out_rate"),
-        ece=s.get("ece"),
-        ideal_ece=s.get("ideal_ece"),
-        abort_rate=s.get("abort_rate"),
-        rt_mean=s.get("rt_mean"),
-        rt_quantiles=s.get("rt_quantiles"),
         rt_hist=hist,
+        **{k: v for k, v in s.items() if k in names},
+        extra={k: v for k, v in s.items() if k not in names},
     )

@@ -11,6 +11,7 @@ import numpy as np
 
 from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
 from multitask_evidence.agents.rl.heads import ActionLayout
+from multitask_evidence.envs.reports import ReportKind, report_kind
 from multitask_evidence.envs.spec import TaskSpec, field_names
 from multitask_evidence.envs.trials import DECISION, period_codes
 
@@ -25,7 +26,7 @@ class ScoringLayout:
     trial_steps: L, steps of a full-length trial (free response: fixation + stimulus).
     scored_steps: [L] 1.0 where a fixed-response report is scored (the decision steps).
     stimulus_start: first step at which a free-response commit is scored (earlier: abort).
-    report: 'choice' | 'wager' | 'confidence'.
+    report: the report kind's name (``kind``: its :class:`envs.reports.ReportKind`).
     """
 
     report_index: np.ndarray
@@ -35,6 +36,11 @@ class ScoringLayout:
     scored_steps: np.ndarray
     stimulus_start: int
     report: str
+
+    @property
+    def kind(self) -> ReportKind:
+        """The report kind scored by the env."""
+        return report_kind(self.report)
 
     @classmethod
     def of(cls, env: Any, layout: ActionLayout) -> ScoringLayout:

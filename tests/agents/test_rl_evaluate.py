@@ -1,12 +1,12 @@
 """Shared RL evaluation: an oracle actor that reports the ideal observer's answer must score
-exactly the ideal observer; a coin-flipping actor must score chance; ECE on known cases."""
+exactly the ideal observer; a coin-flipping actor must score chance."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from multitask_evidence.agents.rl.evaluate import evaluate, expected_calibration_error
+from multitask_evidence.agents.rl.evaluate import evaluate
 from multitask_evidence.envs import TaskSpec
 from multitask_evidence.envs.ideal import IdealObserver, best_report
 
@@ -93,16 +93,6 @@ def test_coin_flipper_scores_chance() -> None:
     # accuracy 0.5 +- 3 SE over 6000 answers
     assert abs(res.accuracy - 0.5) < 3 * np.sqrt(0.25 / 6000)
     assert abs(res.frac_ideal) < 0.1
-
-
-def test_expected_calibration_error_known_values() -> None:
-    rng = np.random.default_rng(0)
-    p = rng.random(200_000)
-    y = rng.random(p.size) < p  # calibrated by construction
-    assert expected_calibration_error(p, y) < 0.01
-    assert expected_calibration_error(np.full(100, 0.8), np.ones(100)) == pytest.approx(0.2)
-    with pytest.raises(ValueError, match="same non-zero size"):
-        expected_calibration_error(np.ones(3), np.ones(4))
 
 
 def test_evaluate_rejects_bad_trial_count() -> None:

@@ -11,8 +11,9 @@ import torch
 import multitask_evidence.agents.trainer as trainer_mod
 from multitask_evidence import agents
 from multitask_evidence.agents import TrainConfig, TrainingDivergedError, load, train
-from multitask_evidence.agents.evaluate import expected_calibration_error, log_loss
+from multitask_evidence.agents.evaluate import log_loss
 from multitask_evidence.envs import TaskSpec, generate
+from multitask_evidence.envs.calibration import choice_confidence_ece
 from multitask_evidence.envs.ideal import IdealObserver
 
 torch.set_num_threads(1)
@@ -172,11 +173,11 @@ def test_calibration_and_log_loss() -> None:
     rng = np.random.default_rng(0)
     p = rng.random((20000, 3))
     calibrated = (rng.random(p.shape) < p).astype(float)
-    assert expected_calibration_error(p, calibrated) < 0.01
+    assert choice_confidence_ece(p, calibrated) < 0.01
     # always saying 0.9 when right 60% of the time: ECE = 0.3
     sure = np.full((10000, 1), 0.9)
     right = (rng.random(sure.shape) < 0.6).astype(float)
-    assert expected_calibration_error(sure, right) == pytest.approx(0.3, abs=0.02)
+    assert choice_confidence_ece(sure, right) == pytest.approx(0.3, abs=0.02)
     assert log_loss(np.full((4, 2), 0.5), np.ones((4, 2))) == pytest.approx(np.log(2))
 
 
