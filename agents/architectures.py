@@ -18,6 +18,7 @@ Adding an architecture is one :func:`register_architecture` call: ``arch`` choic
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,44 +184,15 @@ def build_core(arch: str, obs_dim: int, hidden_size: int = 64, **cfg: Any) -> Re
 # ---------------------------------------------------------------------------------------------
 # The built-in networks (docs/science.md §4)
 # ---------------------------------------------------------------------------------------------
-def _elman(nonleaky: bool) -> Callable[..., RecurrentCore]:
-    def build(
-        obs_dim: int,
-        hidden_size: int,
-        *,
-        activation: str = "relu",
-        leak: float = 1.0,
-        init: str = "default",
-        **_: Any,
-    ) -> RecurrentCore:
-        return ElmanRNN(obs_dim, hidden_size, activation, leak, nonleaky=nonleaky, init=init)
+def _builder(cls: type[RecurrentCore], **fixed: Any) -> Callable[..., RecurrentCore]:
+    """A builder that hands ``cls`` the options its constructor takes (and ``fixed``)."""
+    takes = set(inspect.signature(cls).parameters)
+
+    def build(obs_dim: int, hidden_size: int, **options: Any) -> RecurrentCore:
+        kw = {k: v for k, v in options.items() if k in takes}
+        return cls(obs_dim, hidden_size, **kw, **fixed)
 
     return build
-
-
-def _gated(kind: str) -> Callable[..., RecurrentCore]:
-    def build(obs_dim: int, hidden_size: int, **_: Any) -> RecurrentCore:
-        return GatedRNN(obs_dim, hidden_size, kind=kind)
-
-    return build
-
-
-def _transformer(
-    obs_dim: int,
-    hidden_size: int,
-    *,
-    n_layers: int = 1,
-    n_heads: int = 8,
-    mlp_size: int = 256,
-    dropout: float = 0.0,
-    positional: str = "none",
-    max_len: int = 512,
-    init: str = "default",
-    **_: Any,
-) -> RecurrentCore:
-    return CausalTransformer(
-        obs_dim, hidden_size, n_layers, n_heads, mlp_size, dropout, positional, max_len, init
-    )
 
 
 def _check_nonleaky(c: FieldChecker) -> None:
@@ -243,13 +215,13 @@ def _check_transformer(c: FieldChecker) -> None:
 # transformer 2e4.
 register_architecture(
     "rnn",
-    _elman(nonleaky=False),
+    _builder(ElmanRNN, nonleaky=False),
     summary="Elman RNN with leak a (paper: relu, a = 1)",
     recipes={"paper": {"steps": 100_000}, "default": {"steps": 8000}},
 )
 register_architecture(
     "rnn_nonleaky",
-    _elman(nonleaky=True),
+    _builder(ElmanRNN, nonleaky=True),
     summary="the paper's non-leaky integrator r += a relu(...)",
     recipes={"paper": {"steps": 100_000}, "default": {"steps": 3000}},
     check=_check_nonleaky,
@@ -258,19 +230,19 @@ register_architecture(
 # them (as they always have), so run folders written with them still load
 register_architecture(
     "gru",
-    _gated("gru"),
+    _builder(GatedRNN, kind="gru"),
     summary="torch.nn.GRU",
     recipes={"paper": {"steps": 100_000}, "default": {"steps": 1500}},
 )
 register_architecture(
     "lstm",
-    _gated("lstm"),
+    _builder(GatedRNN, kind="lstm"),
     summary="torch.nn.LSTM (hidden = h)",
     recipes={"paper": {"steps": 100_000}, "default": {"steps": 1500}},
 )
 register_architecture(
     "transformer",
-    _transformer,
+    _builder(CausalTransformer),
     summary="GPT-style causal transformer (paper: 1 layer, 8 heads, MLP 256)",
     # compute-bound per trial: smaller batches cost it no throughput; warm-up for Adam
     recipes={

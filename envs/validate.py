@@ -93,24 +93,10 @@ class FieldChecker:
         check_int(self.label(field), self.value(field), minimum, allow_none=allow_none)
 
     def number(
-        self,
-        field: str,
-        low: float | None = None,
-        high: float | None = None,
-        *,
-        open_low: bool = False,
-        open_high: bool = False,
-        allow_none: bool = False,
+        self, field: str, low: float | None = None, high: float | None = None, **kw: bool
     ) -> None:
-        check_number(
-            self.label(field),
-            self.value(field),
-            low,
-            high,
-            open_low=open_low,
-            open_high=open_high,
-            allow_none=allow_none,
-        )
+        """:func:`check_number` (``open_low``, ``open_high``, ``allow_none`` as there)."""
+        check_number(self.label(field), self.value(field), low, high, **kw)
 
     def choice(self, field: str, allowed: Sequence[Any], *, allow_none: bool = False) -> None:
         check_choice(self.label(field), self.value(field), allowed, allow_none=allow_none)
