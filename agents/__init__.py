@@ -5,17 +5,19 @@ with checkpoints and tensorboard, and run folders (docs/science.md §4).
 back with ``hidden_and_outputs(obs)`` for the probes (any algorithm's run folder).
 ``ALGOS`` (:mod:`agents.algos`) names every training algorithm, supervised and RL.
 
-Modules, lowest first: ``devices``, ``networks``, ``config``, ``errors``, ``algorithm`` (the
+Modules, lowest first: ``devices``, ``validate``, ``networks``, ``architectures`` (the
+registry: ``register_architecture``), ``config``, ``errors``, ``algorithm`` (the
 ``Algo`` record), ``run`` (the run folder), ``evaluate``, ``trainer`` (supervised), ``rl``
 (PPO, sb3), ``algos`` (the registry), ``loading`` (``load`` / ``untrained``).
 """
 
 from multitask_evidence.agents.algorithm import Algo
 from multitask_evidence.agents.algos import ALGOS
-from multitask_evidence.agents.config import PRESETS, TrainConfig
+from multitask_evidence.agents.architectures import build_core, register_architecture
+from multitask_evidence.agents.config import PRESETS, NetworkConfig, TrainConfig
 from multitask_evidence.agents.errors import TrainingDivergedError
 from multitask_evidence.agents.loading import load, untrained
-from multitask_evidence.agents.networks import Network, RecurrentCore, build_core
+from multitask_evidence.agents.networks import Network, RecurrentCore
 from multitask_evidence.agents.run import LoadedRun, Run
 from multitask_evidence.agents.trainer import train
 
@@ -25,11 +27,13 @@ __all__ = [
     "Algo",
     "LoadedRun",
     "Network",
+    "NetworkConfig",
     "RecurrentCore",
     "Run",
     "TrainConfig",
     "TrainingDivergedError",
     "build_core",
+    "register_architecture",
     "load",
     "train",
     "untrained",

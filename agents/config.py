@@ -1,40 +1,46 @@
-"""`TrainConfig`: every knob of supervised training, one docstring per field (the CLI's help text).
+"""The configurations of networks and of supervised training, one docstring per field (the CLI's
+help text).
 
-Fields left at ``None`` take their value from the preset (``resolve()``):
+- :class:`NetworkConfig`: the network fields every algorithm that trains one of our networks
+  shares (supervised :class:`TrainConfig`, native PPO's ``agents.rl.ppo_config.PPOConfig``). Its
+  ``init`` and ``dropout`` left at None take the architecture's model default (the registry in
+  :mod:`agents.architectures`), or the algorithm's own (``network_defaults``).
+- :class:`TrainConfig`: a network plus the supervised recipe. Fields left at ``None`` take their
+  value from the preset (``resolve()``):
 
-- ``paper``: the paper's recipe: batch 16, Adam lr 1e-3, constant, no clipping, 1e5 batches
-  (RNN/GRU/LSTM) or 2e4 (transformer).
-- ``default``: a faster recipe for the same model. It changes optimisation only (batch, lr,
-  schedule, clipping, steps); benchmarks/bench_recipe.py checks that it lands near the paper
-  recipe's OOD r^2 (benchmarks/results/recipe.md).
+  - ``paper``: the paper's recipe: batch 16, Adam lr 1e-3, constant, no clipping, 1e5 batches
+    (RNN/GRU/LSTM) or 2e4 (transformer).
+  - ``default``: a faster recipe for the same model. It changes optimisation only (batch, lr,
+    schedule, clipping, steps); benchmarks/bench_recipe.py checks that it lands near the paper
+    recipe's OOD r^2 (benchmarks/results/recipe.md).
 
-The model itself never depends on the preset: ``MODEL_DEFAULTS`` gives every preset the paper's
-model (torch's init for the RNNs, GPT-2's init and dropout 0.1 for the transformer).
+The model itself never depends on the preset: every preset gets the paper's model (torch's init
+for the RNNs, GPT-2's init and dropout 0.1 for the transformer). A preset's values are its shared
+ones (:data:`PRESET_BASE`) overridden by the architecture's recipe; :data:`PRESETS` and
+:data:`MODEL_DEFAULTS` show them per architecture, read from the registry when used.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from multitask_evidence.agents.devices import check_device
-from multitask_evidence.agents.networks import ACTIVATIONS, ARCHS, INITS, POSITIONALS
+from multitask_evidence.agents.architectures import (
+    ARCHITECTURES,
+    MODEL_FIELDS,
+    PRESET_NAMES,
+    arch_names,
+    build_core,
+)
+from multitask_evidence.agents.networks import ACTIVATIONS, INITS, POSITIONALS, RecurrentCore
+from multitask_evidence.agents.validate import ConfigChecker
 
 SCHEDULES = ("constant", "cosine", "linear")
-PRESET_NAMES = ("default", "paper")
 
-# The paper's model, whatever the recipe: fields left at None, per architecture.
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "init": {"rnn": "default", "rnn_nonleaky": "default", "gru": "default", "lstm": "default",
-             "transformer": "default"},
-    # GPT-2's config defaults (resid, embedding and attention dropout 0.1), as the paper's GPT
-    "dropout": {"rnn": 0.0, "rnn_nonleaky": 0.0, "gru": 0.0, "lstm": 0.0, "transformer": 0.1},
-}
-
-# Per preset: values for the fields left at None. "steps" is per architecture.
-PRESETS: dict[str, dict[str, Any]] = {
+PRESET_BASE: dict[str, dict[str, Any]] = {
     "paper": {
         "batch_size": 16,
         "lr": 1e-3,
@@ -42,45 +48,87 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_steps": 0,
         "grad_clip": 0.0,
         "weight_decay": 0.0,
-        "steps": {
-            "rnn": 100_000,
-            "rnn_nonleaky": 100_000,
-            "gru": 100_000,
-            "lstm": 100_000,
-            "transformer": 20_000,
-        },
         "eval_every": 1000,
     },
+    # batches of 128 with a 3x higher peak lr and a cosine decay to 0, clipping at 1 (no early
+    # blow-ups)
     "default": {
-        # Batches of 128 with a 3x higher peak lr and a cosine decay to 0, clipping at 1 (no
-        # early blow-ups); the transformer is compute-bound per trial, so smaller batches cost
-        # it no throughput.
-        "batch_size": {"rnn": 128, "rnn_nonleaky": 128, "gru": 128, "lstm": 128, "transformer": 32},
-        "lr": {"rnn": 3e-3, "rnn_nonleaky": 3e-3, "gru": 3e-3, "lstm": 3e-3, "transformer": 1.5e-3},
+        "batch_size": 128,
+        "lr": 3e-3,
         "schedule": "cosine",
-        "warmup_steps": {"rnn": 0, "rnn_nonleaky": 0, "gru": 0, "lstm": 0, "transformer": 100},
+        "warmup_steps": 0,
         "grad_clip": 1.0,
         "weight_decay": 0.0,
-        # the RNN's budget: the fewest steps whose OOD r^2 lands within 0.03 of the paper
-        # recipe's at N = 2 and N = 24 (benchmarks/results/recipe.md); 4000 fell 0.048 short
-        "steps": {
-            "rnn": 8000,
-            "rnn_nonleaky": 3000,
-            "gru": 1500,
-            "lstm": 1500,
-            "transformer": 3000,
-        },
         "eval_every": 200,
     },
 }
+"""Per preset: the values every architecture shares unless its recipe sets its own."""
+
+
+def preset_values(preset: str, arch: str) -> dict[str, Any]:
+    """The values ``preset`` gives the recipe fields of a network of ``arch``."""
+    return {**PRESET_BASE[preset], **ARCHITECTURES[arch].recipes[preset]}
+
+
+def presets() -> dict[str, dict[str, Any]]:
+    """Every preset's values: a field an architecture's recipe sets is a dict ``{arch: value}``
+    over every registered architecture, a shared one a single value."""
+    out: dict[str, dict[str, Any]] = {}
+    for preset in PRESET_NAMES:
+        own = {k for a in ARCHITECTURES.values() for k in a.recipes[preset]}
+        keys = [*PRESET_BASE[preset], *sorted(own - set(PRESET_BASE[preset]))]
+        out[preset] = {
+            k: {a: preset_values(preset, a)[k] for a in ARCHITECTURES}
+            if k in own
+            else PRESET_BASE[preset][k]
+            for k in keys
+        }
+    return out
+
+
+def model_defaults() -> dict[str, dict[str, Any]]:
+    """The paper's model per architecture: ``{field: {arch: value}}`` for ``init`` and
+    ``dropout`` (used for fields left at None)."""
+    return {k: {a: e.model[k] for a, e in ARCHITECTURES.items()} for k in MODEL_FIELDS}
+
+
+class _Live(Mapping[str, Any]):
+    """A read-only mapping recomputed from the registry at every access."""
+
+    def __init__(self, make: Callable[[], dict[str, Any]]) -> None:
+        self._make = make
+
+    def __getitem__(self, key: str) -> Any:
+        return self._make()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._make())
+
+    def __len__(self) -> int:
+        return len(self._make())
+
+    def __repr__(self) -> str:
+        return repr(self._make())
+
+
+PRESETS: Mapping[str, dict[str, Any]] = _Live(presets)
+"""Preset -> field -> value or ``{arch: value}`` (:func:`presets`, read when used)."""
+MODEL_DEFAULTS: Mapping[str, dict[str, Any]] = _Live(model_defaults)
+"""``init`` / ``dropout`` -> ``{arch: value}`` (:func:`model_defaults`, read when used)."""
+
+
+def arch_field(default: str) -> Any:
+    """The ``arch`` field: its choices are the registered architectures (CLI and grids)."""
+    return field(default=default, metadata={"choices": arch_names})
 
 
 @dataclass
-class TrainConfig:
-    """Configuration of one supervised training run (fields at None come from ``preset``)."""
+class NetworkConfig:
+    """The network: architecture and its sizes (one docstring per field = CLI help)."""
 
-    arch: str = "rnn"
-    """Network: rnn (Elman, leak a), rnn_nonleaky, gru, lstm, transformer."""
+    arch: str = arch_field("rnn")
+    """Network architecture: rnn (Elman, leak a), rnn_nonleaky, gru, lstm, transformer, or any
+    architecture registered in agents.architectures."""
     hidden_size: int = 64
     """Hidden units H (transformer: residual stream width)."""
     activation: str = "relu"
@@ -100,6 +148,70 @@ class TrainConfig:
     """Transformer dropout probability (default: 0.1, GPT-2's, the paper's model)."""
     positional: str = "none"
     """Transformer positional embedding: none (paper), learned, sinusoidal."""
+
+    network_defaults: ClassVar[dict[str, Any]] = {}
+    """This algorithm's values for ``init`` / ``dropout`` left at None, ahead of the
+    architecture's own model defaults."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field and the allowed values."""
+        self.validate_network(ConfigChecker(self))
+
+    def validate_network(self, c: ConfigChecker) -> None:
+        """The network fields' checks, then the architecture's own (``Architecture.check``)."""
+        c.choice("arch", arch_names())
+        entry = ARCHITECTURES[self.arch]
+        c.integer("hidden_size", 1)
+        c.choice("activation", ACTIVATIONS)
+        c.number("leak", 0.0, 1.0, open_low=True)
+        c.choice("init", INITS, allow_none=True)
+        if self.init is not None and self.init not in entry.inits:
+            c.fail("init", f"must be one of {list(entry.inits)} for arch={self.arch!r}, "
+                           f"got {self.init!r}")  # fmt: skip
+        c.integer("n_layers", 1)
+        c.integer("n_heads", 1)
+        c.integer("mlp_size", 1)
+        c.number("dropout", 0.0, 1.0, open_high=True, allow_none=True)
+        c.choice("positional", POSITIONALS)
+        if entry.check is not None:
+            entry.check(c)
+
+    def model_value(self, name: str) -> Any:
+        """``init`` or ``dropout``: the field, or when None this algorithm's default
+        (``network_defaults``), else the architecture's."""
+        v = getattr(self, name)
+        if v is None:
+            v = self.network_defaults.get(name, ARCHITECTURES[self.arch].model[name])
+        return v
+
+    def core_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``agents.architectures.build_core`` (after ``arch`` and
+        ``obs_dim``)."""
+        return {
+            "hidden_size": self.hidden_size,
+            "activation": self.activation,
+            "leak": self.leak,
+            "init": self.model_value("init"),
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "mlp_size": self.mlp_size,
+            "dropout": self.model_value("dropout"),
+            "positional": self.positional,
+        }
+
+    def build_core(self, obs_dim: int, **extra: Any) -> RecurrentCore:
+        """The core this config describes for observations of width ``obs_dim`` (``extra``:
+        builder options such as ``max_len``)."""
+        return build_core(self.arch, obs_dim, **self.core_kwargs(), **extra)
+
+
+@dataclass
+class TrainConfig(NetworkConfig):
+    """Configuration of one supervised training run (fields at None come from ``preset``)."""
+
     preset: str = "default"
     """Recipe for the fields left unset: default (fast) or paper (batch 16, lr 1e-3, 1e5 batches)."""
     batch_size: int | None = None
@@ -138,99 +250,35 @@ class TrainConfig:
     algo: str = "supervised"
     """Training algorithm (this config: supervised; RL algorithms have their own configs)."""
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
         """Raise ValueError naming the field and the allowed values."""
-
-        def choice(name: str, allowed: tuple[str, ...], allow_none: bool = False) -> None:
-            v = getattr(self, name)
-            if (v is None and allow_none) or v in allowed:
-                return
-            raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}, got {v!r}")
-
-        def integer(name: str, minimum: int, allow_none: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                raise ValueError(f"TrainConfig.{name} must be an integer >= {minimum}, got {v!r}")
-
-        def number(name: str, low: float, allow_none: bool = False, strict: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
-            if not ok or (v <= low if strict else v < low) or v == float("inf"):
-                op = ">" if strict else ">="
-                raise ValueError(
-                    f"TrainConfig.{name} must be a finite number {op} {low}, got {v!r}"
-                )
-
-        choice("arch", ARCHS)
-        choice("activation", ACTIVATIONS)
-        choice("init", INITS, allow_none=True)
-        choice("positional", POSITIONALS)
-        choice("preset", PRESET_NAMES)
-        choice("schedule", SCHEDULES, allow_none=True)
-        check_device(self.device, "TrainConfig")
-        choice("algo", ("supervised",))  # RL algorithms have their own configs
-        integer("hidden_size", 1)
-        integer("n_layers", 1)
-        integer("n_heads", 1)
-        integer("mlp_size", 1)
-        integer("batch_size", 1, allow_none=True)
-        integer("steps", 1, allow_none=True)
-        integer("warmup_steps", 0, allow_none=True)
-        integer("eval_every", 1, allow_none=True)
-        integer("eval_trials", 1)
-        integer("eval_seed", 0)
-        integer("checkpoint_every", 1)
-        integer("seed", 0)
-        integer("num_threads", 0)
-        number("lr", 0.0, allow_none=True, strict=True)
-        number("grad_clip", 0.0, allow_none=True)
-        number("weight_decay", 0.0, allow_none=True)
-        number("max_seconds", 0.0)
-        number("leak", 0.0, strict=True)
-        if self.leak > 1.0:
-            raise ValueError(f"TrainConfig.leak must lie in (0, 1], got {self.leak!r}")
-        if self.dropout is not None and not (
-            isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0
-        ):
-            raise ValueError(f"TrainConfig.dropout must lie in [0, 1), got {self.dropout!r}")
-        if self.arch == "transformer" and self.hidden_size % self.n_heads:
-            raise ValueError(
-                f"TrainConfig.n_heads must divide hidden_size for the transformer, got "
-                f"hidden_size={self.hidden_size}, n_heads={self.n_heads}"
-            )
-        if self.arch == "rnn_nonleaky" and self.activation != "relu":
-            raise ValueError("TrainConfig.activation must be 'relu' for arch='rnn_nonleaky'")
+        c = ConfigChecker(self)
+        self.validate_network(c)
+        c.choice("preset", PRESET_NAMES)
+        c.choice("schedule", SCHEDULES, allow_none=True)
+        c.device()
+        c.choice("algo", ("supervised",))  # RL algorithms have their own configs
+        for name in ("batch_size", "steps", "eval_every"):
+            c.integer(name, 1, allow_none=True)
+        c.integer("warmup_steps", 0, allow_none=True)
+        for name in ("eval_trials", "checkpoint_every"):
+            c.integer(name, 1)
+        for name in ("eval_seed", "seed", "num_threads"):
+            c.integer(name, 0)
+        c.number("lr", 0.0, open_low=True, allow_none=True)
+        c.number("grad_clip", 0.0, allow_none=True)
+        c.number("weight_decay", 0.0, allow_none=True)
+        c.number("max_seconds", 0.0)
 
     def resolve(self) -> TrainConfig:
-        """A copy with every None field filled from the preset."""
-        preset = {**MODEL_DEFAULTS, **PRESETS[self.preset]}
-        changes: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            if getattr(self, f.name) is None and f.name in preset:
-                v = preset[f.name]
-                changes[f.name] = v[self.arch] if isinstance(v, dict) else v
-        return dataclasses.replace(self, **changes)
-
-    def core_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``agents.networks.build_core`` (after ``resolve()``)."""
-        return {
-            "hidden_size": self.hidden_size,
-            "activation": self.activation,
-            "leak": self.leak,
-            "init": self.init or "default",
-            "n_layers": self.n_layers,
-            "n_heads": self.n_heads,
-            "mlp_size": self.mlp_size,
-            "dropout": self.dropout if self.dropout is not None else 0.0,
-            "positional": self.positional,
+        """A copy with every None field filled: recipe fields from the preset (shared values and
+        the architecture's recipe), ``init`` / ``dropout`` from the architecture's model."""
+        values = {
+            **{k: self.model_value(k) for k in MODEL_FIELDS},
+            **preset_values(self.preset, self.arch),
         }
+        changes = {k: v for k, v in values.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -5,7 +5,8 @@ probe reads) and has a step-wise form ``step(obs_t [B, O], state) -> (hidden_t [
 that gives the same numbers as ``forward`` (RL rollouts use it). :class:`Network` adds the linear
 per-task readout. Time is in steps; everything is batch-first.
 
-Architectures (``build_core(arch, ...)``):
+The built-in architectures (registered in :mod:`agents.architectures`, whose
+``build_core(arch, obs_dim, ...)`` builds any registered core):
 
 - ``rnn``: Elman RNN with leak a, r_t = (1 - a) r_{t-1} + a act(W_in u_t + W_rec r_{t-1} + b),
   act relu or tanh (paper: relu, a = 1). With a = 1 the fused ``torch.nn.RNN`` kernel runs it.
@@ -25,7 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-ARCHS = ("rnn", "rnn_nonleaky", "gru", "lstm", "transformer")
+from multitask_evidence.envs.validate import check_choice, check_int, check_number
+
 ACTIVATIONS = ("relu", "tanh")
 POSITIONALS = ("none", "learned", "sinusoidal")
 INITS = ("default", "torch", "orthogonal", "identity")
@@ -37,12 +39,6 @@ GPT2_INIT_STD = 0.02
 the residual stream scaled by 1 / sqrt(2 n_layers) (Radford et al. 2019, the HF GPT2 model the
 paper's transformer is built on)."""
 OUTPUTS = ("sigmoid", "ddm")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class RecurrentCore(nn.Module):
@@ -79,14 +75,11 @@ class ElmanRNN(RecurrentCore):
         init: str = "default",
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
-        if not (isinstance(leak, (int, float)) and 0.0 < float(leak) <= 1.0):
-            raise ValueError(f"leak must be a number in (0, 1], got {leak!r}")
+        check_choice("activation", activation, ACTIVATIONS)
+        check_number("leak", leak, 0.0, 1.0, open_low=True)
         if nonleaky and activation != "relu":
             raise ValueError("rnn_nonleaky uses activation='relu' (docs/science.md §4)")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+        check_choice("init", init, INITS)
         self.obs_dim, self.hidden_size = obs_dim, hidden_size
         self.activation, self.leak, self.nonleaky = activation, float(leak), nonleaky
         self.rnn = nn.RNN(obs_dim, hidden_size, nonlinearity=activation, batch_first=True)
@@ -216,21 +209,18 @@ class CausalTransformer(RecurrentCore):
         init: str = "default",
     ) -> None:
         super().__init__()
-        _positive_int("n_layers", n_layers)
-        _positive_int("n_heads", n_heads)
-        _positive_int("mlp_size", mlp_size)
-        _positive_int("max_len", max_len)
+        check_int("n_layers", n_layers, 1)
+        check_int("n_heads", n_heads, 1)
+        check_int("mlp_size", mlp_size, 1)
+        check_int("max_len", max_len, 1)
         if hidden_size % n_heads:
             raise ValueError(
                 f"n_heads must divide the transformer width hidden_size, got hidden_size="
                 f"{hidden_size}, n_heads={n_heads}"
             )
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        if positional not in POSITIONALS:
-            raise ValueError(f"positional must be one of {list(POSITIONALS)}, got {positional!r}")
-        if init not in ("default", "torch"):
-            raise ValueError(f"init must be 'default' (GPT-2's) or 'torch' for the transformer, got {init!r}")
+        check_number("dropout", dropout, 0.0, 1.0, open_high=True)
+        check_choice("positional", positional, POSITIONALS)
+        check_choice("init", init, ("default", "torch"))  # "default" is GPT-2's
         self.obs_dim, self.hidden_size, self.positional, self.max_len = (
             obs_dim,
             hidden_size,
@@ -289,41 +279,6 @@ class CausalTransformer(RecurrentCore):
         return self.ln_f(x)[:, 0], {"t": state["t"] + 1, "cache": caches}
 
 
-def build_core(arch: str, obs_dim: int, hidden_size: int = 64, **cfg: Any) -> RecurrentCore:
-    """Build a recurrent core. ``obs_dim`` O, ``hidden_size`` H (transformer: the width).
-
-    cfg: ``activation``, ``leak``, ``init`` (rnn, rnn_nonleaky); ``n_layers``, ``n_heads``,
-    ``mlp_size``, ``dropout``, ``positional``, ``max_len`` (transformer). Keys that do not apply
-    to ``arch`` are ignored, so one config dict can serve every architecture.
-    """
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
-    _positive_int("obs_dim", obs_dim)
-    _positive_int("hidden_size", hidden_size)
-    if arch in ("rnn", "rnn_nonleaky"):
-        return ElmanRNN(
-            obs_dim,
-            hidden_size,
-            activation=cfg.get("activation", "relu"),
-            leak=cfg.get("leak", 1.0),
-            nonleaky=arch == "rnn_nonleaky",
-            init=cfg.get("init", "default"),
-        )
-    if arch in ("gru", "lstm"):
-        return GatedRNN(obs_dim, hidden_size, kind=arch)
-    return CausalTransformer(
-        obs_dim,
-        hidden_size,
-        n_layers=cfg.get("n_layers", 1),
-        n_heads=cfg.get("n_heads", 8),
-        mlp_size=cfg.get("mlp_size", 256),
-        dropout=cfg.get("dropout", 0.0),
-        positional=cfg.get("positional", "none"),
-        max_len=cfg.get("max_len", 512),
-        init=cfg.get("init", "default"),
-    )
-
-
 class Network(nn.Module):
     """A core plus a linear readout per task.
 
@@ -337,11 +292,9 @@ class Network(nn.Module):
         self, core: RecurrentCore, n_out: int, output: str = "sigmoid", ddm_bound: float = 5.0
     ) -> None:
         super().__init__()
-        _positive_int("n_out", n_out)
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
-        if not ddm_bound > 0:
-            raise ValueError(f"ddm_bound must be positive, got {ddm_bound!r}")
+        check_int("n_out", n_out, 1)
+        check_choice("output", output, OUTPUTS)
+        check_number("ddm_bound", ddm_bound, 0.0, open_low=True)
         self.core, self.output, self.ddm_bound = core, output, float(ddm_bound)
         self.readout = nn.Linear(core.hidden_size, n_out)
 

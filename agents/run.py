@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from multitask_evidence.agents.networks import Network, build_core
+from multitask_evidence.agents.architectures import build_core
+from multitask_evidence.agents.networks import Network
 from multitask_evidence.envs import TaskSpec
 
 if TYPE_CHECKING:

@@ -14,6 +14,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from multitask_evidence.envs.validate import FieldChecker
+
 BOUNDARIES = ("auto", "lines", "random", "hyperbolic", "circles")
 PRIORS = ("uniform", "correlated")
 NOISES = ("gaussian", "anisotropic", "ar1", "gumbel")
@@ -32,27 +34,6 @@ def _plain(v: Any) -> Any:
     if isinstance(v, numbers.Real):
         return float(v)
     return v
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"TaskSpec.{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_float(name: str, value: Any, low: float, high: float, *, open_low: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if open_low else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if open_low else "["
-        raise ValueError(
-            f"TaskSpec.{name} must be a finite number in {bracket}{low}, {high}], got {value!r}"
-        )
-
-
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"TaskSpec.{name} must be one of {list(allowed)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -122,14 +103,15 @@ class TaskSpec:
                 object.__setattr__(self, f.name, tuple(_plain(x) for x in v))
             elif f.name != "extra":
                 object.__setattr__(self, f.name, _plain(v))
-        _check_int("latent_dim", self.latent_dim, 1)
-        _check_int("n_tasks", self.n_tasks, 1)
-        _check_float("sigma", self.sigma, 0.0, 1e6, open_low=True)
-        _check_int("fixation_steps", self.fixation_steps, 0)
-        _check_int("stimulus_steps", self.stimulus_steps, 1)
-        _check_int("delay_steps", self.delay_steps, 0)
-        _check_int("decision_steps", self.decision_steps, 1)
-        _check_choice("boundaries", self.boundaries, BOUNDARIES)
+        check = FieldChecker(self)
+        check.integer("latent_dim", 1)
+        check.integer("n_tasks", 1)
+        check.number("sigma", 0.0, 1e6, open_low=True)
+        check.integer("fixation_steps", 0)
+        check.integer("stimulus_steps", 1)
+        check.integer("delay_steps", 0)
+        check.integer("decision_steps", 1)
+        check.choice("boundaries", BOUNDARIES)
         if self.boundaries == "auto":
             object.__setattr__(self, "boundaries", "lines" if self.latent_dim == 2 else "random")
         if self.boundaries in ("lines", "hyperbolic") and self.latent_dim != 2:
@@ -142,13 +124,13 @@ class TaskSpec:
                 f"TaskSpec.n_tasks must be divisible by 4 for boundaries='hyperbolic' (tasks per "
                 f"quadrant), got {self.n_tasks}"
             )
-        _check_float("offset_scale", self.offset_scale, 0.0, 0.5, open_low=False)
+        check.number("offset_scale", 0.0, 0.5, open_low=False)
         if self.offset_scale > 0 and self.boundaries not in ("lines", "random"):
             raise ValueError(
                 "TaskSpec.offset_scale applies to linear boundaries ('lines', 'random') only, "
                 f"got boundaries={self.boundaries!r}"
             )
-        _check_choice("prior", self.prior, PRIORS)
+        check.choice("prior", PRIORS)
         low = -1.0 / (self.latent_dim - 1) if self.latent_dim > 1 else -1.0
         if not (isinstance(self.rho, (int, float)) and math.isfinite(self.rho)) or not (
             low < self.rho < 1.0
@@ -161,10 +143,10 @@ class TaskSpec:
             raise ValueError(
                 "TaskSpec.rho is only used with prior='correlated'; got prior='uniform'"
             )
-        _check_choice("noise", self.noise, NOISES)
-        _check_float("anisotropy", self.anisotropy, 0.0, 1e3, open_low=True)
-        _check_float("ar_coef", self.ar_coef, -0.999, 0.999, open_low=False)
-        _check_choice("encoder", self.encoder, ENCODERS)
+        check.choice("noise", NOISES)
+        check.number("anisotropy", 0.0, 1e3, open_low=True)
+        check.number("ar_coef", -0.999, 0.999, open_low=False)
+        check.choice("encoder", ENCODERS)
         sizes = tuple(self.encoder_sizes)
         if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
             raise ValueError(
@@ -172,8 +154,8 @@ class TaskSpec:
                 f"got {self.encoder_sizes!r}"
             )
         object.__setattr__(self, "encoder_sizes", sizes)
-        _check_choice("targets", self.targets, TARGETS)
-        _check_float("ddm_bound", self.ddm_bound, 0.0, 1e6, open_low=True)
+        check.choice("targets", TARGETS)
+        check.number("ddm_bound", 0.0, 1e6, open_low=True)
         if self.targets == "ddm_bound" and not self.is_linear:
             raise ValueError(
                 "TaskSpec.targets='ddm_bound' needs linear boundaries ('lines' or 'random'), "
@@ -189,7 +171,7 @@ class TaskSpec:
                     "TaskSpec.targets='free_rt_paper' needs boundaries='lines', offset_scale=0 "
                     f"and delay_steps=0, got {bad}"
                 )
-        _check_int("seed", self.seed, 0)
+        check.integer("seed", 0)
         if not isinstance(self.extra, dict):
             raise ValueError(f"TaskSpec.extra must be a dict, got {type(self.extra).__name__}")
         self._check_sizes()

@@ -21,7 +21,7 @@ from multitask_evidence.agents.algorithm import Algo
 from multitask_evidence.agents.rl import ppo, sb3
 from multitask_evidence.agents.rl.evaluate import EvalResult, evaluate
 from multitask_evidence.agents.rl.layout import ScoringLayout, env_info, take_final
-from multitask_evidence.agents.rl.ppo import PPOConfig
+from multitask_evidence.agents.rl.ppo_config import PPOConfig
 from multitask_evidence.agents.rl.sb3 import SB3Config
 from multitask_evidence.agents.run import read_kind
 

@@ -1,21 +1,11 @@
-"""Config helpers shared by the native PPO and the SB3 path: env id and env options checks, and
-the summary of an RL run's last evaluation."""
+"""What the native PPO and the SB3 path share: the checks of the fields both configs have, and the
+summary of an RL run's last evaluation."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-
-def check_env_id(owner: str, env_id: str) -> None:
-    """ValueError unless ``env_id`` is a registered Gymnasium id (``owner``: the config's name)."""
-    import gymnasium as gym
-
-    from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
-
-    if env_id not in gym.registry:
-        known = sorted(k for k in gym.registry if k.startswith("MultiTaskEvidence"))
-        raise ValueError(f"{owner}.env_id must be a registered id, e.g. {known}; got {env_id!r}")
+from multitask_evidence.agents.validate import ConfigChecker
 
 
 def final_summary(final_eval: dict[str, Any], env_steps: int, train_seconds: float) -> dict:
@@ -29,12 +19,18 @@ def final_summary(final_eval: dict[str, Any], env_steps: int, train_seconds: flo
     }
 
 
-def parse_env_kwargs(owner: str, text: str) -> dict[str, Any]:
-    """``env_kwargs`` (a JSON object as text) parsed; anything else -> ValueError."""
-    try:
-        d = json.loads(text or "{}")
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{owner}.env_kwargs must be a JSON object, got {text!r}") from e
-    if not isinstance(d, dict):
-        raise ValueError(f"{owner}.env_kwargs must be a JSON object, got {text!r}")
-    return d
+def check_rl_fields(c: ConfigChecker) -> None:
+    """The checks of the fields every RL config has (env, budget, optimiser, evaluation,
+    runtime), on ``c.obj``."""
+    for name in ("total_steps", "eval_every", "eval_trials"):
+        c.integer(name, 1)
+    for name in ("eval_seed", "seed", "num_threads"):
+        c.integer(name, 0)
+    c.number("lr", 0.0, open_low=True)
+    for name in ("gamma", "gae_lambda"):
+        c.number(name, 0.0, 1.0)
+    for name in ("ent_coef", "vf_coef", "max_grad_norm", "max_seconds"):
+        c.number(name, 0.0)
+    c.device()
+    c.env_id()
+    c.json_object("env_kwargs")

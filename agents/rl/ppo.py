@@ -1,7 +1,7 @@
 """Native recurrent PPO over any of our networks, on the native vector env.
 
 One module a reader can follow top to bottom (in the spirit of CleanRL's ``ppo_atari_lstm.py``):
-config -> agent -> rollout -> GAE -> clipped PPO update -> run folder. The differences from a
+config (:mod:`agents.rl.ppo_config`) -> agent -> rollout -> GAE -> clipped PPO update -> run folder. The differences from a
 generic recurrent PPO come from the task's structure:
 
 - **Whole trials as sequences.** Every update resets all ``num_envs`` envs and plays exactly one
@@ -49,13 +49,13 @@ from torch import nn
 
 from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
 from multitask_evidence.agents.algorithm import Algo
-from multitask_evidence.agents.devices import check_device, device_available, pick_device
+from multitask_evidence.agents.devices import device_available, pick_device
 from multitask_evidence.agents.errors import TrainingDivergedError
-from multitask_evidence.agents.networks import ACTIVATIONS, ARCHS, POSITIONALS, build_core
-from multitask_evidence.agents.rl.common import check_env_id, final_summary, parse_env_kwargs
+from multitask_evidence.agents.rl.common import final_summary
 from multitask_evidence.agents.rl.evaluate import evaluate, summarise_final
-from multitask_evidence.agents.rl.heads import CONTINUOUS_HEADS, ActionHead, ActionLayout
+from multitask_evidence.agents.rl.heads import ActionHead, ActionLayout
 from multitask_evidence.agents.rl.layout import ScoringLayout, env_info, take_final
+from multitask_evidence.agents.rl.ppo_config import KIND, PPOConfig
 from multitask_evidence.agents.run import (
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -70,190 +70,6 @@ from multitask_evidence.agents.run import (
     trim_logs,
 )
 from multitask_evidence.envs.spec import TaskSpec
-
-KIND = "ppo"
-RATIOS = ("component", "joint")
-
-
-@dataclass
-class PPOConfig:
-    """Configuration of one native recurrent-PPO run (one docstring per field = CLI help)."""
-
-    env_id: str = "MultiTaskEvidence-v0"
-    """Registered env id (report kind): MultiTaskEvidence-v0 (choice), -Wager-v0, -Confidence-v0,
-    -FreeRT-v0."""
-    env_kwargs: str = "{}"
-    """JSON dict of extra env constructor options (report/response options, e.g. '{"report":
-    "confidence"}'); task fields come from the spec."""
-    arch: str = "gru"
-    """Policy torso: rnn, rnn_nonleaky, gru, lstm, transformer (agents.networks)."""
-    hidden_size: int = 64
-    """Hidden units H of the torso (transformer: width)."""
-    activation: str = "relu"
-    """Elman RNN nonlinearity (rnn, rnn_nonleaky)."""
-    leak: float = 1.0
-    """Elman RNN leak a in (0, 1]."""
-    n_layers: int = 1
-    """Transformer layers."""
-    n_heads: int = 8
-    """Transformer heads (must divide hidden_size)."""
-    mlp_size: int = 256
-    """Transformer MLP width."""
-    positional: str = "none"
-    """Transformer positional embedding: none, learned, sinusoidal."""
-    critic_hidden: int = 64
-    """Width of the critic's hidden layer on top of the torso (0 = linear critic)."""
-    continuous_head: str = "beta"
-    """Distribution of continuous components (confidence): beta or gaussian (sigmoid-squashed)."""
-    num_envs: int = 1024
-    """Parallel envs in the native vector env = whole trials per update."""
-    total_steps: int = 2_000_000
-    """Budget in env steps (steps inside trials; padding after a free-response commit not counted)."""
-    max_seconds: float = 0.0
-    """Stop after this many seconds of training (evaluation excluded; 0 = no limit)."""
-    lr: float = 3e-3
-    """Adam learning rate (initial value when annealed)."""
-    anneal_lr: bool = True
-    """Anneal the learning rate linearly to 0 over the budget."""
-    gamma: float = 1.0
-    """Discount factor per step (trials are short and episodic: 1 is unbiased)."""
-    gae_lambda: float = 0.95
-    """GAE lambda."""
-    update_epochs: int = 0
-    """Passes over each rollout; 0 = auto: 4 for wager reports (2 fall into the opt-out trap: on
-    N = 6 they settle on always opting out, 4 reach 0.98 of the ideal observer), else 2."""
-    num_minibatches: int = 4
-    """Minibatches per pass (split over trials, each a set of whole trials)."""
-    clip_coef: float = 0.2
-    """PPO ratio clipping epsilon."""
-    ratio: str = "component"
-    """Clip the probability ratio per action component (component) or of the joint action (joint)."""
-    clip_vloss: bool = False
-    """Clip the value loss around the rollout's values (CleanRL's option)."""
-    ent_coef: float = 0.003
-    """Entropy bonus coefficient of discrete components (per scored component)."""
-    ent_coef_continuous: float = 0.0
-    """Entropy bonus coefficient of continuous components (confidence). Default 0: a Beta's entropy
-    is largest at the uniform distribution, so a bonus pulls the reported mean towards 0.5 and
-    leaves reports under-confident (measured: ECE 0.047 vs 0.029 at equal budget)."""
-    vf_coef: float = 0.5
-    """Value loss coefficient."""
-    max_grad_norm: float = 1.0
-    """Global gradient-norm clip."""
-    norm_adv: bool = True
-    """Normalise advantages over the scored steps of each minibatch."""
-    mask_unscored: bool = True
-    """Restrict the policy loss and entropy of each component to the steps where it is scored."""
-    eval_every: int = 20
-    """Evaluate the deterministic policy every this many updates (and at the end)."""
-    eval_trials: int = 4096
-    """Held-out trials per evaluation."""
-    eval_seed: int = 1_000_003
-    """Seed of the evaluation trials (fixed, so evaluations are on equal evidence)."""
-    checkpoint_every: int = 20
-    """Write an atomic checkpoint every this many updates (and at the end)."""
-    seed: int = 0
-    """Seed of weights, action sampling and the training trial stream."""
-    device: str = "auto"
-    """Device: auto (cuda if available, else cpu) or any torch device string: cpu, cuda, cuda:1,
-    mps (checked to exist when training starts)."""
-    num_threads: int = 1
-    """torch CPU threads (0 = leave torch's setting alone). Default 1: on a busy machine more
-    threads than free cores make torch collapse (measured: a 14 s sb3 run took > 200 s)."""
-    progress: bool = True
-    """Show a tqdm progress bar."""
-    algo: str = "ppo"
-    """Algorithm name (fixed: ppo)."""
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ValueError naming the field and the allowed values."""
-
-        def choice(name: str, allowed: tuple[str, ...]) -> None:
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"PPOConfig.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}"
-                )
-
-        def positive(name: str, integer: bool = True) -> None:
-            v = getattr(self, name)
-            bad = isinstance(v, bool) or not isinstance(v, int if integer else (int, float))
-            if bad or v <= 0:
-                raise ValueError(f"PPOConfig.{name} must be a positive number, got {v!r}")
-
-        def unit(name: str, open_low: bool = False) -> None:
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not (0 < v <= 1 if open_low else 0 <= v <= 1):
-                raise ValueError(
-                    f"PPOConfig.{name} must lie in {'(' if open_low else '['}0, 1], got {v!r}"
-                )
-
-        choice("arch", ARCHS)
-        choice("activation", ACTIVATIONS)
-        choice("positional", POSITIONALS)
-        choice("continuous_head", CONTINUOUS_HEADS)
-        choice("ratio", RATIOS)
-        check_device(self.device, "PPOConfig")
-        if self.algo != "ppo":
-            raise ValueError(f"PPOConfig.algo must be 'ppo', got {self.algo!r}")
-        if (
-            isinstance(self.update_epochs, bool)
-            or not isinstance(self.update_epochs, int)
-            or self.update_epochs < 0
-        ):
-            raise ValueError(
-                f"PPOConfig.update_epochs must be an integer >= 0 (0 = auto), got {self.update_epochs!r}"
-            )
-        for name in (
-            "hidden_size",
-            "num_envs",
-            "total_steps",
-            "num_minibatches",
-            "eval_every",
-            "eval_trials",
-            "checkpoint_every",
-            "n_layers",
-            "n_heads",
-            "mlp_size",
-        ):
-            positive(name)
-        for name in ("lr", "clip_coef"):
-            positive(name, integer=False)
-        unit("gamma")
-        unit("gae_lambda")
-        unit("leak", open_low=True)
-        for name in ("ent_coef", "ent_coef_continuous", "vf_coef", "max_grad_norm", "max_seconds"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
-                raise ValueError(f"PPOConfig.{name} must be a finite number >= 0, got {v!r}")
-        nt = self.num_threads
-        if isinstance(nt, bool) or not isinstance(nt, int) or nt < 0:
-            raise ValueError(f"PPOConfig.num_threads must be an integer >= 0, got {nt!r}")
-        if self.critic_hidden < 0:
-            raise ValueError(f"PPOConfig.critic_hidden must be >= 0, got {self.critic_hidden}")
-        if self.num_minibatches > self.num_envs:
-            raise ValueError(
-                f"PPOConfig.num_minibatches ({self.num_minibatches}) must be <= num_envs "
-                f"({self.num_envs}): minibatches are sets of whole trials"
-            )
-        check_env_id("PPOConfig", self.env_id)
-        self.env_options()  # parses env_kwargs
-
-    def env_options(self) -> dict[str, Any]:
-        """``env_kwargs`` parsed (a JSON object)."""
-        return parse_env_kwargs("PPOConfig", self.env_kwargs)
-
-    def core_options(self) -> dict[str, Any]:
-        return {
-            "activation": self.activation,
-            "leak": self.leak,
-            "n_layers": self.n_layers,
-            "n_heads": self.n_heads,
-            "mlp_size": self.mlp_size,
-            "positional": self.positional,
-        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +98,7 @@ class Agent(nn.Module):
 
     def __init__(self, obs_dim: int, layout: ActionLayout, config: PPOConfig):
         super().__init__()
-        self.core = build_core(config.arch, obs_dim, config.hidden_size, **config.core_options())
+        self.core = config.build_core(obs_dim)
         h = self.core.hidden_size
         self.actor = ActionHead(layout, h, config.continuous_head)
         if config.critic_hidden:

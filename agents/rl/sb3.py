@@ -22,7 +22,6 @@ What this adds to a plain ``RecurrentPPO(...).learn()``:
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,8 @@ import torch
 
 from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
 from multitask_evidence.agents.algorithm import Algo
-from multitask_evidence.agents.devices import check_device, pick_device
-from multitask_evidence.agents.rl.common import check_env_id, final_summary, parse_env_kwargs
+from multitask_evidence.agents.devices import pick_device
+from multitask_evidence.agents.rl.common import check_rl_fields, final_summary
 from multitask_evidence.agents.rl.evaluate import evaluate
 from multitask_evidence.agents.run import (
     METRICS_FILE,
@@ -53,9 +52,23 @@ from multitask_evidence.agents.run import (
     read_spec,
     trim_logs,
 )
+from multitask_evidence.agents.validate import ConfigChecker
 from multitask_evidence.envs.spec import TaskSpec
 
 KIND = "sb3"
+_SB3_ARGS = {
+    "learning_rate": "lr",
+    "n_steps": "n_steps",
+    "batch_size": "batch_size",
+    "n_epochs": "n_epochs",
+    "gamma": "gamma",
+    "gae_lambda": "gae_lambda",
+    "clip_range": "clip_range",
+    "ent_coef": "ent_coef",
+    "vf_coef": "vf_coef",
+    "max_grad_norm": "max_grad_norm",
+}
+"""RecurrentPPO argument -> SB3Config field."""
 
 
 @dataclass
@@ -63,7 +76,9 @@ class SB3Config:
     """Configuration of an sb3-contrib RecurrentPPO run (one docstring per field = CLI help).
 
     Defaults are RecurrentPPO's own except the LSTM width (64, like our networks) and gamma
-    (1: trials are short episodes with the reward at the end).
+    (1: trials are short episodes with the reward at the end). The network is sb3's LSTM policy
+    (``lstm_hidden_size``, ``n_lstm_layers``, ``net_arch``), not one of the registered
+    architectures, so this config has no :class:`agents.config.NetworkConfig` fields.
     """
 
     env_id: str = "MultiTaskEvidence-v0"
@@ -114,8 +129,8 @@ class SB3Config:
     """Device: cpu (SB3's advice for MLP/LSTM policies), auto, or any torch device string
     (cuda, cuda:1, mps; checked to exist when training starts)."""
     num_threads: int = 1
-    """torch CPU threads (0 = leave torch's setting alone). Default 1: on a busy machine more
-    threads than free cores make torch collapse (measured: a 14 s run took > 200 s)."""
+    """torch CPU threads (0 = leave torch's setting alone; default 1: more threads than free
+    cores slow torch down)."""
     progress: bool = True
     """Show a tqdm progress bar."""
     algo: str = "sb3-recurrent-ppo"
@@ -126,50 +141,27 @@ class SB3Config:
 
     def validate(self) -> None:
         """Raise ValueError naming the field and the allowed values."""
-        if self.algo != "sb3-recurrent-ppo":
-            raise ValueError(f"SB3Config.algo must be 'sb3-recurrent-ppo', got {self.algo!r}")
-        check_device(self.device, "SB3Config")
-        for name in (
-            "lstm_hidden_size",
-            "n_lstm_layers",
-            "n_envs",
-            "total_steps",
-            "n_steps",
-            "batch_size",
-            "n_epochs",
-            "eval_every",
-            "eval_trials",
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"SB3Config.{name} must be a positive integer, got {v!r}")
-        if (
-            isinstance(self.net_arch, bool)
-            or not isinstance(self.net_arch, int)
-            or self.net_arch < 0
-        ):
-            raise ValueError(f"SB3Config.net_arch must be an integer >= 0, got {self.net_arch!r}")
-        nt = self.num_threads
-        if isinstance(nt, bool) or not isinstance(nt, int) or nt < 0:
-            raise ValueError(f"SB3Config.num_threads must be an integer >= 0, got {nt!r}")
-        for name in ("lr", "clip_range"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
-                raise ValueError(f"SB3Config.{name} must be a positive number, got {v!r}")
-        for name in ("gamma", "gae_lambda"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0 <= v <= 1:
-                raise ValueError(f"SB3Config.{name} must lie in [0, 1], got {v!r}")
-        for name in ("ent_coef", "vf_coef", "max_grad_norm", "max_seconds"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
-                raise ValueError(f"SB3Config.{name} must be a finite number >= 0, got {v!r}")
-        check_env_id("SB3Config", self.env_id)
-        self.env_options()
+        c = ConfigChecker(self)
+        c.choice("algo", ("sb3-recurrent-ppo",))
+        for name in ("lstm_hidden_size", "n_lstm_layers", "n_envs", "n_steps", "batch_size",
+                     "n_epochs"):  # fmt: skip
+            c.integer(name, 1)
+        c.integer("net_arch", 0)
+        c.number("clip_range", 0.0, open_low=True)
+        check_rl_fields(c)
 
     def env_options(self) -> dict[str, Any]:
         """``env_kwargs`` parsed (a JSON object)."""
-        return parse_env_kwargs("SB3Config", self.env_kwargs)
+        return ConfigChecker(self).json_object("env_kwargs")
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """RecurrentPPO's keyword arguments from this config (its names: ``learning_rate``,
+        ``clip_range`` ...), the policy's included."""
+        return {
+            **{arg: getattr(self, name) for arg, name in _SB3_ARGS.items()},
+            "policy_kwargs": self.policy_kwargs(),
+            "seed": self.seed,
+        }
 
     def policy_kwargs(self) -> dict[str, Any]:
         arch = [self.net_arch] if self.net_arch else []
@@ -494,24 +486,7 @@ def train(
     env = make_sb3_env(spec, config)  # checks the action space before anything is written
     device = pick_device(config.device, "SB3Config")
     path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, CHECKPOINT)
-    model = RecurrentPPO(
-        "MlpLstmPolicy",
-        env,
-        learning_rate=config.lr,
-        n_steps=config.n_steps,
-        batch_size=config.batch_size,
-        n_epochs=config.n_epochs,
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-        clip_range=config.clip_range,
-        ent_coef=config.ent_coef,
-        vf_coef=config.vf_coef,
-        max_grad_norm=config.max_grad_norm,
-        policy_kwargs=config.policy_kwargs(),
-        seed=config.seed,
-        device=device,
-        verbose=0,
-    )
+    model = RecurrentPPO("MlpLstmPolicy", env, device=device, verbose=0, **config.model_kwargs())
     state = {"train_seconds": 0.0, "last_eval": {}, "t0": time.perf_counter(), "due": False}
     if resuming:
         ck = load_weights(path / CHECKPOINT, map_location=device)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multitask_evidence.experiments.dataclass_args import coerce_value, option_kinds
+
 SUPERVISED = "supervised"
 RESERVED = ("algo", "seed")
 
@@ -65,118 +67,6 @@ def default_config_class(algo: str) -> type:
 
 
 ConfigResolver = Callable[[str], type]
-
-# ----------------------------------------------------------------------------------------------
-# Type coercion (command-line strings and YAML/JSON values -> the field's type)
-# ----------------------------------------------------------------------------------------------
-
-
-def _field_default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return dataclasses.MISSING
-
-
-def _field_kind(f: dataclasses.Field) -> tuple[str, bool]:
-    """(kind, optional): kind in bool/int/float/str/seq/dict/any; optional = None allowed."""
-    ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    optional = "None" in ann or "Optional" in ann
-    default = _field_default(f)
-    if default is None:
-        optional = True
-    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str)):
-        if type(default) is types:
-            return kind, optional
-    if isinstance(default, (tuple, list)):
-        return "seq", optional
-    if isinstance(default, dict):
-        return "dict", optional
-    base = re.sub(r"\s*\|\s*None|None\s*\|\s*|Optional\[(.*)\]", r"\1", ann).strip()
-    for kind in ("bool", "int", "float", "str"):
-        if base == kind:
-            return kind, optional
-    if base.startswith(("tuple", "list", "Sequence")):
-        return "seq", optional
-    if base.startswith(("dict", "Mapping")):
-        return "dict", optional
-    return "any", optional
-
-
-_TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
-
-
-def coerce_value(name: str, value: Any, kind: str, optional: bool) -> Any:
-    """Convert one grid value to the field's type, or raise ``ValueError`` naming the field."""
-
-    def bad(expected: str) -> ValueError:
-        return ValueError(
-            f"grid field {name!r}: type mismatch, expected {expected}, got {value!r} "
-            f"({type(value).__name__})"
-        )
-
-    if optional and (
-        value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
-    ):
-        return None
-    if kind == "any":
-        return value
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
-        raise bad("a boolean (true/false)")
-    if kind == "int":
-        if isinstance(value, bool):
-            raise bad("an integer")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                try:  # accept scientific notation for budgets: 1e5
-                    as_float = float(value)
-                except ValueError:
-                    raise bad("an integer") from None
-                if math.isfinite(as_float) and as_float.is_integer():
-                    return int(as_float)
-        raise bad("an integer")
-    if kind == "float":
-        if isinstance(value, bool):
-            raise bad("a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise bad("a number") from None
-        raise bad("a number")
-    if kind == "str":
-        if isinstance(value, str):
-            return value
-        raise bad("a string")
-    if kind == "seq":
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise bad("a list such as [100,100,40]") from None
-        if isinstance(value, (list, tuple)):
-            return tuple(value)
-        raise bad("a list such as [100,100,40]")
-    if kind == "dict":
-        if isinstance(value, Mapping):
-            return dict(value)
-        raise bad("a mapping")
-    raise AssertionError(kind)  # pragma: no cover
-
 
 def jsonable(value: Any) -> Any:
     """Tuples as lists, recursively (what JSON and the point ids see)."""
@@ -284,7 +174,7 @@ class Grid:
         from multitask_evidence.envs.spec import TaskSpec
 
         resolver = config_resolver or default_config_class
-        tfields = task_fields()
+        tfields = option_kinds(TaskSpec)
         varying = self.varying
         points: list[Point] = []
         classes: dict[str, type] = {}
@@ -301,7 +191,7 @@ class Grid:
                 except ValueError as e:
                     raise ValueError(f"grid field 'algo': {e}") from None
             cfg_cls = classes[algo]
-            cfg_fields = {f.name: f for f in dataclasses.fields(cfg_cls)}
+            cfg_fields = option_kinds(cfg_cls)
             task: dict[str, Any] = {}
             agent: dict[str, Any] = {}
             seed = int(params.get("seed", 0))
@@ -311,12 +201,9 @@ class Grid:
                     coerced[name] = value
                     continue
                 scope, fname = _resolve(name, tfields, cfg_fields, algo)
-                if scope == "task":
-                    task[fname] = coerce_value(name, value, *_field_kind(tfields[fname]))
-                    coerced[name] = task[fname]
-                else:
-                    agent[fname] = coerce_value(name, value, *_field_kind(cfg_fields[fname]))
-                    coerced[name] = agent[fname]
+                kinds, into = (tfields, task) if scope == "task" else (cfg_fields, agent)
+                k = kinds[fname]
+                into[fname] = coerced[name] = coerce_value(name, value, k.kind, k.optional)
             if "seed" in cfg_fields:
                 agent.setdefault("seed", seed)
             # each network its own task draw (encoder, random boundaries), unless fixed
@@ -446,14 +333,7 @@ def parse_set(items: Iterable[str]) -> dict[str, list[Any]]:
         if key in axes:
             raise ValueError(f"grid field {key!r} given twice in --set")
         if raw.startswith("["):
-            try:
-                values = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"grid field {key!r}: cannot parse {raw!r} as a JSON list: {e}"
-                ) from None
-            if not isinstance(values, list):
-                raise ValueError(f"grid field {key!r}: expected a JSON list, got {raw!r}")
+            values = list(coerce_value(key, raw, "seq"))
         else:
             values = [v.strip() for v in raw.split(",")] if raw else []
             if any(v == "" for v in values):

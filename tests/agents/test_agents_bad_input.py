@@ -14,7 +14,7 @@ import torch
 from multitask_evidence import agents
 from multitask_evidence.agents import TrainConfig, TrainingDivergedError, load, train
 from multitask_evidence.agents.rl import ALGOS
-from multitask_evidence.agents.rl.ppo import PPOConfig
+from multitask_evidence.agents.rl.ppo_config import PPOConfig
 from multitask_evidence.agents.rl.sb3 import SB3Config
 from multitask_evidence.agents.run import atomic_write_text, child_path, file_mode, read_metrics
 from multitask_evidence.envs import TaskSpec

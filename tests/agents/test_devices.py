@@ -8,7 +8,7 @@ import torch
 
 from multitask_evidence import agents
 from multitask_evidence.agents.devices import check_device, device_available, pick_device
-from multitask_evidence.agents.rl.ppo import PPOConfig
+from multitask_evidence.agents.rl.ppo_config import PPOConfig
 from multitask_evidence.agents.rl.sb3 import SB3Config
 from multitask_evidence.envs import TaskSpec
 

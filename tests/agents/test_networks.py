@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from multitask_evidence.agents.networks import Network, build_core
+from multitask_evidence.agents.architectures import build_core
+from multitask_evidence.agents.networks import Network
 
 torch.set_num_threads(1)
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from multitask_evidence.agents.rl import ALGOS, load
-from multitask_evidence.agents.rl.ppo import PPOConfig, build_agent, collect, gae, make_vector_env
+from multitask_evidence.agents.rl.ppo import build_agent, collect, gae, make_vector_env
+from multitask_evidence.agents.rl.ppo_config import PPOConfig
 from multitask_evidence.envs import TaskSpec
 
 EASY = TaskSpec(n_tasks=2, sigma=0.1, stimulus_steps=4)  # 6 steps per trial

@@ -14,7 +14,7 @@ import torch
 from multitask_evidence import agents
 from multitask_evidence.agents import TrainConfig, train
 from multitask_evidence.agents.rl import ALGOS
-from multitask_evidence.agents.rl.ppo import PPOConfig
+from multitask_evidence.agents.rl.ppo_config import PPOConfig
 from multitask_evidence.agents.rl.sb3 import SB3Config
 from multitask_evidence.agents.run import _event_records
 from multitask_evidence.envs import TaskSpec
