@@ -432,7 +432,7 @@ def train(
     device = pick_device(config.device, "PPOConfig")
     if config.update_epochs == 0:
         _, sc = env_info(spec, config.env_id, config.env_options())
-        config = dataclasses.replace(config, update_epochs=4 if sc.report == "wager" else 2)
+        config = dataclasses.replace(config, update_epochs=4 if sc.kind.has_opt_out else 2)
     path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, CHECKPOINT_FILE)
 
     torch.manual_seed(config.seed)

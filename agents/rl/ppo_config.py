@@ -7,7 +7,7 @@ The policy torso is any registered network: the network fields are :class:`agent
 
 Defaults, and the measurements behind them:
 
-- ``update_epochs`` 0 picks 4 passes for wager reports and 2 otherwise: with 2 passes on N = 6
+- ``update_epochs`` 0 picks 4 passes for report kinds with an opt-out (wager) and 2 otherwise: with 2 passes on N = 6
   wager tasks the agent settles on always opting out before it learns to answer (the opt-out trap
   of :mod:`agents.rl.ppo`); with 4 it reaches 0.98 of the ideal observer.
 - ``ent_coef_continuous`` 0: a Beta's entropy is largest at the uniform distribution, so a bonus
@@ -65,7 +65,7 @@ class PPOConfig(NetworkConfig):
     gae_lambda: float = 0.95
     """GAE lambda."""
     update_epochs: int = 0
-    """Passes over each rollout; 0 = auto: 4 for wager reports (escapes the opt-out trap), else 2."""
+    """Passes over each rollout; 0 = auto: 4 for report kinds with an opt-out (wager; escapes the opt-out trap), else 2."""
     num_minibatches: int = 4
     """Minibatches per pass (split over trials, each a set of whole trials)."""
     clip_coef: float = 0.2
