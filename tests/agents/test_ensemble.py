@@ -120,22 +120,28 @@ def test_members_equal_their_solo_runs(arch: str, extra: dict, tmp_path) -> None
     assert runs[0].metrics[-1]["loss"] != runs[1].metrics[-1]["loss"]  # two different members
 
 
+def _interrupt_at_batch(n: int, monkeypatch) -> object:
+    """Make the n-th ensemble batch raise KeyboardInterrupt; returns the real ``draw``."""
+    real = EnsembleTrials.draw
+    calls = {"n": 0}
+
+    def crashing(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt("simulated interruption")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(EnsembleTrials, "draw", crashing)
+    return real
+
+
 def test_member_folders_hold_solo_files_and_solo_checkpoints(tmp_path, monkeypatch) -> None:
     """Each member folder has the solo trainer's files; its checkpoint.pt is a solo checkpoint:
     the solo trainer resumes a cut member from it and ends where the solo run ends."""
     cfg = _cfg(arch="rnn", steps=12, eval_every=6, checkpoint_every=5)
     specs, cfgs = ensemble_members(SMALL, cfg, seeds=[1, 2])
     dirs = [tmp_path / "a", tmp_path / "b"]
-    real = EnsembleTrials.draw
-    calls = {"n": 0}
-
-    def crashing(self, *a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(EnsembleTrials, "draw", crashing)
+    real = _interrupt_at_batch(8, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train_ensemble(specs, cfgs, dirs)
     monkeypatch.setattr(EnsembleTrials, "draw", real)
@@ -156,16 +162,7 @@ def test_resumed_ensemble_equals_uninterrupted(arch: str, tmp_path, monkeypatch)
     cfg = _cfg(arch=arch, steps=12, eval_every=6, checkpoint_every=5)
     specs, cfgs = ensemble_members(SMALL, cfg, seeds=[0, 4], task_seeds=[2, 3])
     whole = train_ensemble(specs, cfgs, [tmp_path / "w0", tmp_path / "w1"])
-    real = EnsembleTrials.draw
-    calls = {"n": 0}
-
-    def crashing(self, *a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(EnsembleTrials, "draw", crashing)
+    real = _interrupt_at_batch(8, monkeypatch)
     dirs = [tmp_path / "c0", tmp_path / "c1"]
     with pytest.raises(KeyboardInterrupt):
         train_ensemble(specs, cfgs, dirs)
