@@ -9,7 +9,7 @@ Shapes: B trials, T = ``spec.n_steps`` steps, D = latent_dim, N = n_tasks, O = o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,21 +200,50 @@ def noise_scales(spec: TaskSpec) -> np.ndarray:
     return scales
 
 
-def build_trials(spec: TaskSpec, latent: np.ndarray, noise: np.ndarray) -> TrialBatch:
+def trial_evidence(spec: TaskSpec, latent: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Raw evidence [..., B, T, D] float64: x* + eps(t) at the evidence steps, 0 elsewhere, from
+    latents [..., B, D] and noise [..., B, Te, D] (leading axes: e.g. K ensemble members)."""
+    latent = np.asarray(latent, dtype=np.float64)
+    evidence = np.zeros((*latent.shape[:-1], spec.n_steps, spec.latent_dim))
+    evidence[..., spec.stimulus_start : spec.evidence_stop, :] = latent[..., None, :] + noise
+    return evidence
+
+
+def observations(
+    spec: TaskSpec, evidence: np.ndarray, encode: Callable[[np.ndarray], np.ndarray] | None = None
+) -> np.ndarray:
+    """Observations [..., B, T, O] float32 of raw evidence [..., B, T, D]: the encoder's image of
+    the evidence at the evidence steps, f(0) at the other steps, then the go channel (1 before the
+    decision steps, 0 at them).
+
+    encode: the encoder f, mapping [..., D] to [..., O - 1] with the leading axes of ``evidence``
+    before (B, T) kept (None: ``task_geometry(spec).encode``; an ensemble passes K task encoders
+    applied at once, see ``agents.ensemble``).
+    """
+    encode = encode if encode is not None else task_geometry(spec).encode
+    s0, s1 = spec.stimulus_start, spec.evidence_stop
+    lead = evidence.shape[:-3]  # axes before (B, T, D)
+    obs = np.empty((*evidence.shape[:-1], spec.obs_dim), dtype=np.float32)
+    rest = encode(np.zeros((*lead, spec.latent_dim)))  # f(0) outside the stimulus period
+    obs[..., :-1] = rest.reshape(*lead, 1, 1, rest.shape[-1])
+    obs[..., s0:s1, :-1] = encode(evidence[..., s0:s1, :])
+    obs[..., -1] = 1.0
+    obs[..., spec.decision_start :, -1] = 0.0
+    return obs
+
+
+def build_trials(
+    spec: TaskSpec, latent: np.ndarray, noise: np.ndarray, *, obs: np.ndarray | None = None
+) -> TrialBatch:
     """Deterministic part of the generator: trials from given latents [B, D] and noise [B, Te, D]
-    (Te = spec.evidence_steps)."""
+    (Te = spec.evidence_steps). obs: the observations [B, T, O] of this evidence when the caller
+    has computed them already (:func:`observations` with a batched encoder); None: computed here."""
     geo = task_geometry(spec)
     latent = np.asarray(latent, dtype=np.float64)
     b, t_all = latent.shape[0], spec.n_steps
-    s0, s1 = spec.stimulus_start, spec.evidence_stop
-    evidence = np.zeros((b, t_all, spec.latent_dim))
-    evidence[:, s0:s1] = latent[:, None, :] + noise
-
-    obs = np.empty((b, t_all, spec.obs_dim), dtype=np.float32)
-    obs[:, :, :-1] = geo.encode(np.zeros(spec.latent_dim))  # f(0) outside the stimulus period
-    obs[:, s0:s1, :-1] = geo.encode(evidence[:, s0:s1])
-    obs[:, :, -1] = 1.0
-    obs[:, spec.decision_start :, -1] = 0.0
+    evidence = trial_evidence(spec, latent, noise)
+    if obs is None:
+        obs = observations(spec, evidence)
 
     labels = geo.labels(latent)
     mask = np.ones((b, t_all), dtype=np.float32)

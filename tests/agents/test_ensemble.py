@@ -1,0 +1,240 @@
+"""Ensembles (agents.ensemble): batched trials equal envs.generate, member k equals its solo
+run, member folders are ordinary runs, resume is exact, bad input is one clear error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import multitask_evidence.agents.ensemble.trainer as ens_trainer
+from multitask_evidence.agents import TrainConfig, load, train
+from multitask_evidence.agents.ensemble import (
+    EnsembleTrials,
+    StackedNetwork,
+    default_ensemble_dir,
+    ensemble_members,
+    train_ensemble,
+)
+from multitask_evidence.agents.run import build_network
+from multitask_evidence.envs import TaskSpec, generate
+
+torch.set_num_threads(1)
+
+SMALL = TaskSpec(n_tasks=3, sigma=0.3, stimulus_steps=6)
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(
+        batch_size=16,
+        steps=200,
+        eval_every=50,
+        eval_trials=256,
+        checkpoint_every=1000,
+        progress=False,
+        hidden_size=16,
+        n_heads=4,
+        mlp_size=32,
+    )
+    return TrainConfig(**(base | kw))
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        TaskSpec(n_tasks=4),
+        TaskSpec(latent_dim=3, n_tasks=5, encoder="quadratic", targets="ddm_bound"),
+        TaskSpec(targets="free_rt_paper", noise="ar1"),
+        TaskSpec(encoder="none", targets="decision_only", prior="correlated", rho=0.3),
+    ],
+)
+def test_batched_trials_equal_separate_generate_calls(base: TaskSpec) -> None:
+    """K tasks (own encoder seed and noise level) and K streams: every array bit-equal to K
+    separate envs.generate calls, batch after batch."""
+    specs = [dataclasses.replace(base, seed=s, sigma=0.1 + 0.1 * s) for s in range(3)]
+    trials = EnsembleTrials(specs)
+    ours = [np.random.default_rng(10 + k) for k in range(3)]
+    theirs = [np.random.default_rng(10 + k) for k in range(3)]
+    for _ in range(2):
+        got = trials.draw(8, ours)
+        assert got.obs.shape == (3, 8, base.n_steps, base.obs_dim)
+        for k, spec in enumerate(specs):
+            ref = generate(spec, 8, theirs[k])
+            np.testing.assert_array_equal(got.obs[k], ref.obs)
+            np.testing.assert_array_equal(got.targets[k], ref.targets)
+            np.testing.assert_array_equal(got.mask[k], ref.mask)
+            np.testing.assert_array_equal(got.members[k].labels, ref.labels)
+    # the encoders really differ between members (the task seeds are used)
+    assert not np.allclose(got.obs[0, :, 2], got.obs[1, :, 2])
+
+
+def _key_bias_free(state: dict[str, torch.Tensor], width: int) -> dict[str, torch.Tensor]:
+    """The transformer's weights without the attention key biases: their gradient is zero in
+    exact arithmetic (softmax ignores a constant per query), so Adam steps them along float
+    rounding noise, differently in any two implementations; the outputs do not depend on them."""
+    out = dict(state)
+    for name, value in state.items():
+        if name.endswith("qkv.bias"):
+            out[name] = torch.cat([value[:width], value[2 * width :]])
+    return out
+
+
+@pytest.mark.parametrize(
+    "arch,extra",
+    [("rnn", {}), ("gru", {}), ("lstm", {"preset": "paper"}), ("transformer", {})],
+)
+def test_members_equal_their_solo_runs(arch: str, extra: dict, tmp_path) -> None:
+    """200 steps: member k's weights, loss trace and evaluations equal the solo run with the
+    same seeds (network seed, task seed); the transformer at its paper model (dropout 0.1, masks
+    reproduced per member). Default preset: cosine schedule and per-member clipping at 1."""
+    cfg = _cfg(arch=arch, **extra)
+    specs, cfgs = ensemble_members(SMALL, cfg, seeds=[3, 5], task_seeds=[0, 1])
+    dirs = [tmp_path / "ens" / f"m{k}" for k in range(2)]
+    runs = train_ensemble(specs, cfgs, dirs)
+    obs = torch.from_numpy(generate(SMALL, 32, np.random.default_rng(9)).obs)
+    for k in range(2):
+        solo = train(specs[k], cfgs[k])
+        a, b = solo.network.state_dict(), runs[k].network.state_dict()
+        if arch == "transformer":
+            a, b = _key_bias_free(a, 16), _key_bias_free(b, 16)
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-5, msg=name)
+        assert [m["step"] for m in runs[k].metrics] == [50, 100, 150, 200]
+        for ms, me in zip(solo.metrics, runs[k].metrics):
+            assert me["loss"] == pytest.approx(ms["loss"], abs=1e-5)
+            assert me["acc"] == pytest.approx(ms["acc"], abs=2 / (256 * 3))
+        with torch.no_grad():
+            torch.testing.assert_close(
+                runs[k].network(obs)[0], solo.network(obs)[0], rtol=0, atol=1e-4
+            )
+        # the member's folder is an ordinary run: agents.load gives the same network
+        loaded = load(dirs[k])
+        assert loaded.spec == specs[k] and loaded.config == cfgs[k].resolve()
+        for name, value in runs[k].network.state_dict().items():
+            torch.testing.assert_close(loaded.network.state_dict()[name], value, rtol=0, atol=0)
+        rows = [json.loads(x) for x in (dirs[k] / "metrics.jsonl").read_text().splitlines()]
+        assert [r["loss"] for r in rows] == [m["loss"] for m in runs[k].metrics]
+    assert runs[0].metrics[-1]["loss"] != runs[1].metrics[-1]["loss"]  # two different members
+
+
+def _interrupt_at_batch(n: int, monkeypatch) -> object:
+    """Make the n-th ensemble batch raise KeyboardInterrupt; returns the real ``draw``."""
+    real = EnsembleTrials.draw
+    calls = {"n": 0}
+
+    def crashing(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt("simulated interruption")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(EnsembleTrials, "draw", crashing)
+    return real
+
+
+def test_member_folders_hold_solo_files_and_solo_checkpoints(tmp_path, monkeypatch) -> None:
+    """Each member folder has the solo trainer's files; its checkpoint.pt is a solo checkpoint:
+    the solo trainer resumes a cut member from it and ends where the solo run ends."""
+    cfg = _cfg(arch="rnn", steps=12, eval_every=6, checkpoint_every=5)
+    specs, cfgs = ensemble_members(SMALL, cfg, seeds=[1, 2])
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    real = _interrupt_at_batch(8, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train_ensemble(specs, cfgs, dirs)
+    monkeypatch.setattr(EnsembleTrials, "draw", real)
+    files = {p.name for p in dirs[1].iterdir()}
+    assert {"spec.json", "config.json", "model.pt", "checkpoint.pt", "metrics.jsonl"} <= files
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    assert torch.load(dirs[1] / "checkpoint.pt", weights_only=True)["step"] == 5
+    resumed = train(specs[1], cfgs[1], dirs[1], resume=True)  # the solo trainer takes it over
+    whole = train(specs[1], cfgs[1])
+    for name, value in whole.network.state_dict().items():
+        torch.testing.assert_close(resumed.network.state_dict()[name], value, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_resumed_ensemble_equals_uninterrupted(arch: str, tmp_path, monkeypatch) -> None:
+    """Interrupt after step 7 (joint checkpoint at 5), resume: bit-equal to one run, dropout
+    streams included; each member's log holds every evaluation once."""
+    cfg = _cfg(arch=arch, steps=12, eval_every=6, checkpoint_every=5)
+    specs, cfgs = ensemble_members(SMALL, cfg, seeds=[0, 4], task_seeds=[2, 3])
+    whole = train_ensemble(specs, cfgs, [tmp_path / "w0", tmp_path / "w1"])
+    real = _interrupt_at_batch(8, monkeypatch)
+    dirs = [tmp_path / "c0", tmp_path / "c1"]
+    with pytest.raises(KeyboardInterrupt):
+        train_ensemble(specs, cfgs, dirs)
+    monkeypatch.setattr(EnsembleTrials, "draw", real)
+    joint = default_ensemble_dir(dirs) / "ensemble_checkpoint.pt"
+    assert torch.load(joint, weights_only=True)["step"] == 5
+    with pytest.raises(ValueError, match="already exists.*resume"):
+        train_ensemble(specs, cfgs, dirs)
+    resumed = train_ensemble(specs, cfgs, dirs, resume=True)
+    for k in range(2):
+        for name, value in whole[k].network.state_dict().items():
+            torch.testing.assert_close(resumed[k].network.state_dict()[name], value, rtol=0, atol=0)
+        rows = [json.loads(x) for x in (dirs[k] / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [6, 12]
+        assert rows[-1]["loss"] == whole[k].final["loss"]
+    with pytest.raises(ValueError, match="cannot resume.*lr"):
+        train_ensemble(specs, [dataclasses.replace(c, lr=0.5) for c in cfgs], dirs, resume=True)
+
+
+def test_stacked_initial_weights_are_the_solo_runs(tmp_path) -> None:
+    """Before any step, member k holds exactly the network the solo trainer builds."""
+    cfg = _cfg(arch="gru", steps=1)
+    specs, cfgs = ensemble_members(SMALL, cfg, seeds=[7, 8, 9])
+    nets = []
+    for c in cfgs:
+        torch.manual_seed(c.seed)
+        nets.append(build_network(SMALL, c.resolve()))
+    stacked = StackedNetwork(nets)
+    for k, c in enumerate(cfgs):
+        torch.manual_seed(c.seed)
+        ref = build_network(SMALL, c.resolve()).state_dict()
+        for name, value in stacked.member_state(k).items():
+            assert torch.equal(value, ref[name]), name
+
+
+def test_bad_input_is_one_clear_error(tmp_path) -> None:
+    cfg = _cfg(steps=2)
+    with pytest.raises(ValueError, match=r"specs must hold at least one TaskSpec.*K >= 1"):
+        train_ensemble([], [])
+    with pytest.raises(ValueError, match=r"configs\[1\]\.arch='gru' differs from configs\[0\]"):
+        train_ensemble([SMALL, SMALL], [cfg, dataclasses.replace(cfg, arch="gru")])
+    with pytest.raises(ValueError, match=r"configs\[1\]\.hidden_size=32 differs"):
+        train_ensemble([SMALL, SMALL], [cfg, dataclasses.replace(cfg, hidden_size=32)])
+    with pytest.raises(ValueError, match=r"specs\[1\]\.n_tasks=4 differs.*share"):
+        train_ensemble([SMALL, dataclasses.replace(SMALL, n_tasks=4)], [cfg, cfg])
+    with pytest.raises(ValueError, match="specs must be a sequence of TaskSpecs"):
+        train_ensemble(SMALL, [cfg])
+    with pytest.raises(ValueError, match="one entry per member, got 2 specs and 1 configs"):
+        train_ensemble([SMALL, SMALL], [cfg])
+    with pytest.raises(ValueError, match="run_dirs must be 2 distinct folders"):
+        train_ensemble([SMALL, SMALL], [cfg, cfg], [tmp_path / "x", tmp_path / "x"])
+    with pytest.raises(ValueError, match="run_dirs must be a sequence of 2 run folders"):
+        train_ensemble([SMALL, SMALL], [cfg, cfg], tmp_path / "x")
+    with pytest.raises(ValueError, match="networks must share one architecture.*leak"):
+        StackedNetwork(
+            [
+                build_network(SMALL, cfg.resolve()),
+                build_network(SMALL, dataclasses.replace(cfg, leak=0.5).resolve()),
+            ]
+        )
+    with pytest.raises(ValueError, match="adam must be one of"):
+        train_ensemble([SMALL], [cfg], adam="sgd")
+
+
+def test_a_diverging_member_stops_the_ensemble(monkeypatch) -> None:
+    real = ens_trainer.member_objective
+
+    def poisoned(*a, **kw):
+        out = real(*a, **kw)
+        return torch.cat([out[:1], out[1:] * float("nan")])
+
+    monkeypatch.setattr(ens_trainer, "member_objective", poisoned)
+    specs, cfgs = ensemble_members(SMALL, _cfg(steps=3), seeds=[0, 1])
+    with pytest.raises(ens_trainer.TrainingDivergedError, match=r"member\(s\) \[1\].*step 1"):
+        train_ensemble(specs, cfgs)
