@@ -15,6 +15,7 @@ from multitask_evidence.agents.algorithm import Algo
 from multitask_evidence.agents.algos import ALGOS
 from multitask_evidence.agents.architectures import build_core, register_architecture
 from multitask_evidence.agents.config import PRESETS, NetworkConfig, TrainConfig
+from multitask_evidence.agents.ensemble import train_ensemble
 from multitask_evidence.agents.errors import TrainingDivergedError
 from multitask_evidence.agents.loading import load, untrained
 from multitask_evidence.agents.networks import Network, RecurrentCore
@@ -36,5 +37,6 @@ __all__ = [
     "register_architecture",
     "load",
     "train",
+    "train_ensemble",
     "untrained",
 ]

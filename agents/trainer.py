@@ -18,8 +18,6 @@ checkpoint from which ``resume=True`` continues bit-for-bit (CPU).
 from __future__ import annotations
 
 import math
-import queue
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +33,7 @@ from multitask_evidence.agents.config import TrainConfig
 from multitask_evidence.agents.devices import pick_device
 from multitask_evidence.agents.errors import TrainingDivergedError
 from multitask_evidence.agents.evaluate import HeldOutSet, evaluate
+from multitask_evidence.agents.prefetch import Prefetcher
 from multitask_evidence.agents.run import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -60,50 +59,12 @@ from multitask_evidence.agents.run import (
 from multitask_evidence.envs import TaskSpec, TrialBatch, generate
 
 
-class BatchStream:
-    """Fresh training batches from ``generate(spec, batch_size, rng)``, built one batch ahead in
-    a background thread (numpy releases the GIL in the RNG fills and the encoder's matmuls, so
-    data generation overlaps the torch step on a second core).
-
-    The draws are exactly those of calling ``generate`` in the loop: one thread, one stream, in
-    order. ``state`` is the generator state after the last batch *handed out*, which is what a
-    checkpoint must store for resume (the thread has already drawn one batch further).
-    """
-
-    def __init__(self, spec: TaskSpec, batch_size: int, rng: np.random.Generator) -> None:
-        self.spec, self.batch_size, self.rng = spec, batch_size, rng
-        self.state = rng.bit_generator.state
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            try:
-                batch = generate(self.spec, self.batch_size, self.rng)
-                item: tuple[Any, Any] = (batch, self.rng.bit_generator.state)
-            except BaseException as e:  # handed to the consumer, which re-raises it
-                item = (e, None)
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.05)
-                    break
-                except queue.Full:
-                    continue
-            if item[1] is None:
-                return
-
-    def next(self) -> TrialBatch:
-        batch, state = self._queue.get()
-        if isinstance(batch, BaseException):
-            raise batch
-        self.state = state
-        return batch
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
+def batch_stream(spec: TaskSpec, batch_size: int, rng: np.random.Generator) -> Prefetcher[TrialBatch]:
+    """Fresh training batches from ``generate(spec, batch_size, rng)``, one batch ahead; its
+    ``state`` is ``rng``'s state after the last batch handed out (see :class:`Prefetcher`)."""
+    return Prefetcher(
+        lambda: generate(spec, batch_size, rng), lambda: rng.bit_generator.state
+    )
 
 
 _HELD_OUT_CACHE: dict[tuple[TaskSpec, int, int], HeldOutSet] = {}
@@ -168,7 +129,7 @@ def check_memory(spec: TaskSpec, cfg: TrainConfig) -> None:
     )
 
 
-def _prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: bool) -> bool:
+def prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: bool) -> bool:
     """Create / check the run folder. Returns True if there is a checkpoint to resume from."""
     exists = run_dir.exists() and any(run_dir.iterdir())
     if exists and not resume:
@@ -230,7 +191,7 @@ def train(
 
     folder = Path(run_dir) if run_dir is not None else None
     start, train_seconds, metrics = 0, 0.0, []
-    if folder is not None and _prepare_folder(folder, spec, cfg, resume):
+    if folder is not None and prepare_folder(folder, spec, cfg, resume):
         where = folder / CHECKPOINT_FILE
         ck = load_weights(where, map_location=device)
         try:
@@ -293,7 +254,7 @@ def train(
         return row
 
     network.train()
-    stream = BatchStream(spec, cfg.batch_size, data_rng)
+    stream = batch_stream(spec, cfg.batch_size, data_rng)
     bar = tqdm(
         total=cfg.steps,
         initial=start,

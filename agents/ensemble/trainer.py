@@ -35,8 +35,6 @@ import hashlib
 import json
 import math
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,6 +51,7 @@ from multitask_evidence.agents.ensemble.model import StackedNetwork
 from multitask_evidence.agents.ensemble.trials import EnsembleTrials, MemberTrials, check_specs
 from multitask_evidence.agents.errors import TrainingDivergedError
 from multitask_evidence.agents.evaluate import evaluate
+from multitask_evidence.agents.prefetch import Prefetcher
 from multitask_evidence.agents.run import (
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -69,10 +68,10 @@ from multitask_evidence.agents.run import (
     trim_logs,
 )
 from multitask_evidence.agents.trainer import (
-    _prepare_folder,
     check_memory,
     held_out_set,
     learning_rate,
+    prepare_folder,
 )
 from multitask_evidence.envs import TaskSpec
 
@@ -140,51 +139,16 @@ def default_ensemble_dir(run_dirs: Sequence[Path | str]) -> Path:
     return root / f".ensemble-{hashlib.sha1(names.encode()).hexdigest()[:12]}"
 
 
-class MemberStream:
-    """Training batches for every member, built one batch ahead in a background thread (numpy
-    releases the GIL in its RNG fills and matmuls, so generation overlaps the torch step).
-
-    The draws are exactly those of ``trials.draw(batch_size, rngs)`` called in the loop; ``states``
-    holds each member's generator state after the last batch *handed out* (what a checkpoint
-    stores: the thread has already drawn one batch further).
-    """
-
-    def __init__(
-        self, trials: EnsembleTrials, batch_size: int, rngs: Sequence[np.random.Generator]
-    ) -> None:
-        self.trials, self.batch_size, self.rngs = trials, batch_size, list(rngs)
-        self.states = [r.bit_generator.state for r in self.rngs]
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            try:
-                batch = self.trials.draw(self.batch_size, self.rngs)
-                item: tuple[Any, Any] = (batch, [r.bit_generator.state for r in self.rngs])
-            except BaseException as e:  # handed to the consumer, which re-raises it
-                item = (e, None)
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.05)
-                    break
-                except queue.Full:
-                    continue
-            if item[1] is None:
-                return
-
-    def next(self) -> MemberTrials:
-        batch, states = self._queue.get()
-        if isinstance(batch, BaseException):
-            raise batch
-        self.states = states
-        return batch
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
+def member_stream(
+    trials: EnsembleTrials, batch_size: int, rngs: Sequence[np.random.Generator]
+) -> Prefetcher[MemberTrials]:
+    """Training batches for every member, one batch ahead (see :class:`Prefetcher`): the draws
+    of ``trials.draw(batch_size, rngs)`` in the loop; ``state`` holds each member's generator
+    state after the last batch handed out."""
+    rngs = list(rngs)
+    return Prefetcher(
+        lambda: trials.draw(batch_size, rngs), lambda: [r.bit_generator.state for r in rngs]
+    )
 
 
 def member_objective(
@@ -324,7 +288,7 @@ def train_ensemble(
                         "ensemble, or choose other names"
                     )
         for f, spec, c in zip(folders, specs, cfgs):
-            _prepare_folder(f, spec, c, resume)
+            prepare_folder(f, spec, c, resume)
         edir = Path(ensemble_dir) if ensemble_dir is not None else default_ensemble_dir(folders)
         edir.mkdir(parents=True, exist_ok=True)
         joint = edir / ENSEMBLE_CHECKPOINT_FILE
@@ -385,7 +349,7 @@ def train_ensemble(
                 "members": fingerprint,
                 "model": {n: p.detach().cpu() for n, p in zip(model.names, model.stacked)},
                 "optimizer": optimizer.state_dict(),
-                "np_rng": [encode_state(s) for s in stream.states],
+                "np_rng": [encode_state(s) for s in stream.state],
                 "torch_rng": [g.get_state() for g in generators],
             },
             joint,
@@ -399,7 +363,7 @@ def train_ensemble(
                     "train_seconds": train_seconds,
                     "model": state,
                     "optimizer": member_optimizer_state(k),
-                    "np_rng": encode_state(stream.states[k]),
+                    "np_rng": encode_state(stream.state[k]),
                     "torch_rng": generators[k].get_state() if device.type == "cpu" else cpu_rng[k],
                 },
                 f / CHECKPOINT_FILE,
@@ -432,7 +396,7 @@ def train_ensemble(
 
     model.train()
     dropout = model.arch.get("dropout", 0.0) > 0
-    stream = MemberStream(trials, cfg.batch_size, rngs)
+    stream = member_stream(trials, cfg.batch_size, rngs)
     bar = tqdm(
         total=cfg.steps,
         initial=start,

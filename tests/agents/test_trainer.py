@@ -189,7 +189,7 @@ def test_exports() -> None:
 def test_batch_stream_is_the_sequential_stream() -> None:
     """The prefetching stream hands out exactly generate()'s batches, and its .state is the
     sequential generator's state after the batches handed out (what resume needs)."""
-    stream = trainer_mod.BatchStream(SMALL, 8, np.random.default_rng(3))
+    stream = trainer_mod.batch_stream(SMALL, 8, np.random.default_rng(3))
     ref = np.random.default_rng(3)
     try:
         for _ in range(3):
