@@ -1,8 +1,10 @@
 """What the native PPO and the SB3 path share: the checks of the fields both configs have, and the
-summary of an RL run's last evaluation."""
+result of an RL run with the summary of its last evaluation."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from multitask_evidence.agents.validate import ConfigChecker
@@ -17,6 +19,24 @@ def final_summary(final_eval: dict[str, Any], env_steps: int, train_seconds: flo
         "frac_ideal": final_eval.get("frac_ideal"),
         "train_seconds": train_seconds,
     }
+
+
+@dataclass
+class RLRun:
+    """Result of an RL ``train``: where the run went, its budget and last evaluation, and the
+    trained policy (``PPOPolicy`` / ``SB3Policy``)."""
+
+    run_dir: Path
+    env_steps: int
+    train_seconds: float
+    steps_per_second: float
+    final_eval: dict[str, Any]
+    policy: Any
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The last evaluation in the supervised runs' summary keys (for ``mte train``)."""
+        return final_summary(self.final_eval, self.env_steps, self.train_seconds)
 
 
 def check_rl_fields(c: ConfigChecker) -> None:

@@ -51,7 +51,7 @@ from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvide
 from multitask_evidence.agents.algorithm import Algo
 from multitask_evidence.agents.devices import device_available, pick_device
 from multitask_evidence.agents.errors import TrainingDivergedError
-from multitask_evidence.agents.rl.common import final_summary
+from multitask_evidence.agents.rl.common import RLRun
 from multitask_evidence.agents.rl.evaluate import evaluate, summarise_final
 from multitask_evidence.agents.rl.heads import ActionHead, ActionLayout
 from multitask_evidence.agents.rl.layout import ScoringLayout, env_info, take_final
@@ -374,21 +374,11 @@ def report_outputs(dist: Any, layout: ActionLayout, scoring: ScoringLayout) -> t
 # Training: the run folder around the loop
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class PPORun:
-    """Result of :func:`train`: where the run went and its last numbers."""
+class PPORun(RLRun):
+    """Result of :func:`train`: an :class:`RLRun` (``policy`` a :class:`PPOPolicy`) plus the
+    number of updates."""
 
-    run_dir: Path
-    updates: int
-    env_steps: int
-    train_seconds: float
-    steps_per_second: float
-    final_eval: dict[str, Any]
-    policy: PPOPolicy
-
-    @property
-    def final(self) -> dict[str, Any]:
-        """The last evaluation in the supervised runs' summary keys (for ``mte train``)."""
-        return final_summary(self.final_eval, self.env_steps, self.train_seconds)
+    updates: int = 0
 
 
 def build_agent(spec: TaskSpec, config: PPOConfig) -> tuple[Agent, ActionLayout, ScoringLayout]:
@@ -574,13 +564,13 @@ def train(
         ).to_dict()
     writer.close()
     return PPORun(
-        path,
-        final_update,
-        env_steps,
-        train_seconds,
-        env_steps / max(train_seconds, 1e-9),
-        last_eval,
-        policy,
+        run_dir=path,
+        env_steps=env_steps,
+        train_seconds=train_seconds,
+        steps_per_second=env_steps / max(train_seconds, 1e-9),
+        final_eval=last_eval,
+        policy=policy,
+        updates=final_update,
     )
 
 

@@ -34,7 +34,7 @@ import torch
 from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
 from multitask_evidence.agents.algorithm import Algo
 from multitask_evidence.agents.devices import pick_device
-from multitask_evidence.agents.rl.common import check_rl_fields, final_summary
+from multitask_evidence.agents.rl.common import RLRun, check_rl_fields
 from multitask_evidence.agents.rl.evaluate import evaluate
 from multitask_evidence.agents.run import (
     METRICS_FILE,
@@ -269,21 +269,8 @@ class SB3Policy:
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class SB3Run:
-    """Result of :func:`train`."""
-
-    run_dir: Path
-    env_steps: int
-    train_seconds: float
-    steps_per_second: float
-    final_eval: dict[str, Any]
-    policy: SB3Policy
-
-    @property
-    def final(self) -> dict[str, Any]:
-        """The last evaluation in the supervised runs' summary keys (for ``mte train``)."""
-        return final_summary(self.final_eval, self.env_steps, self.train_seconds)
+class SB3Run(RLRun):
+    """Result of :func:`train`: an :class:`RLRun` whose ``policy`` is an :class:`SB3Policy`."""
 
 
 def _n_report(spec: TaskSpec, config: SB3Config) -> int:
@@ -588,12 +575,12 @@ def train(
         model.logger.close()
     steps = int(model.num_timesteps)
     return SB3Run(
-        path,
-        steps,
-        state["train_seconds"],
-        steps / max(state["train_seconds"], 1e-9),
-        state["last_eval"],
-        policy,
+        run_dir=path,
+        env_steps=steps,
+        train_seconds=state["train_seconds"],
+        steps_per_second=steps / max(state["train_seconds"], 1e-9),
+        final_eval=state["last_eval"],
+        policy=policy,
     )
 
 
