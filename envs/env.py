@@ -52,7 +52,10 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     fixation only, 0 from stimulus onset on), then, for ``report="wager"`` with ``offer_prob < 1``
     only, a cue channel that is 1 at the delay and decision steps of trials that offer the opt-out.
     ``reset`` returns step 0's row; step k of a trial returns row k + 1; the terminal observation
-    repeats the last row (a copy).
+    repeats the last row (a copy). Returned observations are views of the trial block's rows: each
+    row is returned once and the env never writes a row after returning it, so observations kept
+    by the caller stay valid (the same holds for the info arrays, which are never shared between
+    steps).
 
     **Actions** (validated on every step; a bad action raises ValueError): the report kind's
     action space (``report=`` names a :class:`envs.reports.ReportKind`, which owns its actions,
