@@ -52,7 +52,10 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     fixation only, 0 from stimulus onset on), then, for ``report="wager"`` with ``offer_prob < 1``
     only, a cue channel that is 1 at the delay and decision steps of trials that offer the opt-out.
     ``reset`` returns step 0's row; step k of a trial returns row k + 1; the terminal observation
-    repeats the last row (a copy).
+    repeats the last row (a copy). Returned observations are views of the trial block's rows: each
+    row is returned once and the env never writes a row after returning it, so observations kept
+    by the caller stay valid (the same holds for the info arrays, which are never shared between
+    steps).
 
     **Actions** (validated on every step; a bad action raises ValueError): the report kind's
     action space (``report=`` names a :class:`envs.reports.ReportKind`, which owns its actions,
@@ -163,17 +166,22 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._periods = [int(p) for p in period_codes(s)]
         self._inv_dec = 1.0 / s.decision_steps
         self._ashape = self.action_space.shape
-        if self._box:
-            self._nvec_u = {}
-        else:
-            nvec = self.action_space.nvec
-            self._nvec_u = {dt: nvec.astype(u) for dt, u in _UNSIGNED.items()}
+        nvec = () if self._box else self.action_space.nvec
+        self._nvec_u = {} if self._box else {dt: nvec.astype(u) for dt, u in _UNSIGNED.items()}
         # byte-count fast path for native little-endian int64 actions (see _check_action): the
         # low-byte values 1..n_options-1 a report component may take
         n_opt = self._kind.n_options
         fast = not self._box and _LITTLE and n_opt is not None and n_opt <= 256
         self._byte_ok = bytes(range(1, n_opt)) if fast else None
         self._last_binary = fast and self._free and n_opt > 2
+        # bit-mask fast path when every component allows 0..2^b - 1 (choice: b = 1): read as one
+        # little-endian integer, the action is valid iff no bit outside each word's low b bits is set
+        self._bad_bits: int | None = None
+        if fast and all(v & (v - 1) == 0 for v in (int(x) for x in nvec)):
+            words = (((1 << 64) - 1) ^ (int(v) - 1) for v in nvec)
+            self._bad_bits = sum(w << (64 * j) for j, w in enumerate(words))
+        self._decision = [p == DECISION for p in self._periods]
+        self._opt_out = self._kind.has_opt_out
 
     @property
     def trial_steps(self) -> int:
@@ -207,8 +215,17 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
     # ---- trials ------------------------------------------------------------------------------
     def _new_block(self) -> None:
         src = self._src
-        self._block = src.build(*src.draw(self.np_random, self.options.block_size))
+        self._set_block(src.build(*src.draw(self.np_random, self.options.block_size)))
         self._pos = 0
+
+    def _set_block(self, block: Block) -> None:
+        """Play ``block`` next. Its latents [K, D] and labels [K, N] are also repeated once per
+        step ([K, T, D], [K, T, N]) so that every step's info gets its own rows without a copy
+        per step (info arrays are never shared between steps nor written by the env later)."""
+        self._block = block
+        t = self._T
+        self._info_latent = np.repeat(block.latent[:, None, :], t, axis=1)
+        self._info_labels = np.repeat(block.labels[:, None, :], t, axis=1)
 
     def _start_trial(self, options: dict[str, Any] | None) -> None:
         b = self._block
@@ -218,9 +235,12 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self._obs_trial = b.obs[i]
         self._latent = b.latent[i]
         self._labels = b.labels[i]
+        self._step_latent = self._info_latent[i]
+        self._step_labels = self._info_labels[i]
         self._offered = bool(b.offered[i])
         self._k = 0
         self._last_report = None
+        self._last_score = 0.0
         self._actions = []
         self._posterior = None
         self._last_scores: tuple[float | None, float | None] = (None, None)
@@ -236,6 +256,8 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         b.labels[i] = one.labels[0]
         b.batch.evidence[i] = one.batch.evidence[0]
         b.batch.latent[i] = one.batch.latent[0]
+        self._info_latent[i] = one.latent[0]
+        self._info_labels[i] = one.labels[0]
         b.ideal_action = b.ideal_score = None  # recomputed with the new trial when needed
 
     def reset(
@@ -300,25 +322,35 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"env state: block shapes {latent.shape}, {noise.shape}, {offered.shape} do not "
                 f"fit this env (expected {shapes[0]}, {shapes[1]}, {shapes[2]})"
             )
-        self._block = self._src.build(latent, noise, offered)
+        self._set_block(self._src.build(latent, noise, offered))
         self._pos = pos
         self._start_trial(None)
         self._k = k
         report = state.get("last_report")
         self._last_report = None if report is None else np.asarray(report)
+        if report is not None:
+            self._last_score = self._score(self._last_report)
 
     # ---- step ----------------------------------------------------------------------------------
     def _check_action(self, action: Any) -> np.ndarray:
         """Validate an action (shape, dtype, range, NaN); returns it as an array.
 
-        Fast paths (this runs on every step): for int64 actions the raw bytes are counted (every
-        byte zero except each element's low byte, which must be < nvec), for float32/64 Box
-        actions one unsigned comparison of the bit patterns (in [0, 1] <=> bits <= bits(1.0)).
-        Anything else, or a failing fast check, takes the exact numpy path.
+        Fast paths (this runs on every step): for int64 actions whose components all allow
+        0..2^b - 1 (choice) the raw bytes read as one integer are masked; otherwise the bytes are
+        counted (every byte zero except each element's low byte, which must be < nvec); for
+        float32/64 Box actions one unsigned comparison of the bit patterns (in [0, 1] <=> bits <=
+        bits(1.0)). Anything else, or a failing fast check, takes the exact numpy path.
         """
         a = action
         if type(a) is not np.ndarray:
             a = np.asarray(a)
+        elif (
+            self._bad_bits is not None
+            and a.dtype is _INT64
+            and a.shape == self._ashape
+            and not int.from_bytes(a.tobytes(), "little") & self._bad_bits
+        ):
+            return a
         if a.shape != self._ashape:
             raise ValueError(
                 f"action must have shape {self._ashape} (action_space {self.action_space}), "
@@ -367,13 +399,28 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         raise ValueError(f"action must be an integer array for {self.action_space}, got {a.dtype}")
 
     def _info(self, k: int) -> dict[str, Any]:
+        """The info of the observation at step ``k``: this step's own rows of the trial's latent
+        and labels (see :meth:`_set_block`)."""
         info = {
-            "latent": self._latent.copy(),
-            "labels": self._labels.copy(),
+            "latent": self._step_latent[k],
+            "labels": self._step_labels[k],
             "step": k,
             "period": self._periods[k],
         }
-        if self._kind.has_opt_out:
+        if self._opt_out:
+            info["offered"] = self._offered
+        return info
+
+    def _last_info(self, k: int, steps: int) -> dict[str, Any]:
+        """The end-of-trial info's common part: the last observation is row ``k`` again (its
+        step's rows were returned already, so the arrays here are fresh copies)."""
+        info = {
+            "latent": self._latent.copy(),
+            "labels": self._labels.copy(),
+            "step": steps,
+            "period": self._periods[k],
+        }
+        if self._opt_out:
             info["offered"] = self._offered
         return info
 
@@ -396,17 +443,20 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _step_fixed(self, a: np.ndarray, k: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         reward = 0.0
-        if self._periods[k] == DECISION:
-            reward = self._score(a) * self._inv_dec
+        if self._decision[k]:
+            self._last_score = s = self._score(a)
+            reward = s * self._inv_dec
             self._last_report = a
         kn = k + 1
         if kn < self._T:
             self._k = kn
             return self._obs_trial[kn], reward, False, False, self._info(kn)
+        return self._end_fixed(k, reward)
+
+    def _end_fixed(self, k: int, reward: float) -> tuple[np.ndarray, float, bool, bool, dict]:
         self._k = -1
-        info = self._info(k)
-        info["step"] = kn
-        self._end_info(info, self._last_report, None, 0.0)
+        info = self._last_info(k, k + 1)
+        self._end_info(info, self._last_report, None, self._last_score)
         return self._obs_trial[k].copy(), reward, True, False, info
 
     def _score(self, report: np.ndarray) -> float:
@@ -419,8 +469,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         if period == FIXATION:
             if commit:  # responding before the evidence: abort
                 self._k = -1
-                info = self._info(k)
-                info["step"] = kn
+                info = self._last_info(k, kn)
                 info["aborted"] = True
                 info["reaction_time"] = 0
                 return self._obs_trial[k].copy(), 0.0, True, False, info
@@ -432,8 +481,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
             s = self._score(report)
             rt = k - self._s0 + 1
             self._k = -1
-            info = self._info(k)
-            info["step"] = kn
+            info = self._last_info(k, kn)
             info["aborted"] = False
             info["reaction_time"] = rt
             self._end_info(info, report, rt, s)
@@ -442,11 +490,10 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._obs_trial[kn], reward, False, False, self._info(kn)
 
     def _end_info(self, info: dict, report: np.ndarray | None, rt: int | None, s: float) -> None:
+        """Add the end-of-trial keys; ``s`` is the score of ``report`` (already computed)."""
         o = self.options
         if report is not None:
             info["correct"] = self._kind.correct(report, self._labels)
-            if rt is None:
-                s = self._score(report)
             info["score"] = s
             self._last_scores = (float(s), None)
         if not o.ideal_info:

@@ -256,21 +256,30 @@ class TrialSource:
         return Block(obs, batch.latent, batch.labels, noise, offered, batch)
 
     def fill_ideal(self, block: Block) -> None:
-        """Fill ``block.ideal_action`` / ``ideal_score``: the ideal observer's report on the same
-        evidence (fixed: after all Ts samples; free: after every t = 1..Ts samples) and its
-        score."""
+        """Fill ``block.ideal_action`` / ``ideal_score`` (see :meth:`ideal`)."""
+        block.ideal_action, block.ideal_score = self.ideal(
+            block.batch.stimulus_evidence, block.labels, block.offered
+        )
+
+    def ideal(
+        self, stimulus_evidence: np.ndarray, labels: np.ndarray, offered: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ideal observer's report on R trials' evidence and its score (no evidence cost).
+
+        stimulus_evidence [R, Ts, D] raw evidence, labels [R, N], offered [R] bool. Fixed
+        response: after all Ts samples, report [R, N] and score [R]; free response: after every
+        t = 1..Ts samples, [R, Ts, N] and [R, Ts].
+        """
         opts = self.options
         if opts.free:
-            q = self.observer.posterior(block.batch.stimulus_evidence)  # [R, Ts, N]
-            offered = block.offered[:, None]
-            labels = block.labels[:, None, :]
+            q = self.observer.posterior(stimulus_evidence)  # [R, Ts, N]
+            offered = offered[:, None]
+            labels = labels[:, None, :]
         else:
-            q = self.observer.final_posterior(block.batch.stimulus_evidence)  # [R, N]
-            offered = block.offered
-            labels = block.labels
+            q = self.observer.final_posterior(stimulus_evidence)  # [R, N]
         kind = opts.kind
-        block.ideal_action = kind.ideal_report(q, opts, offered)
-        block.ideal_score = kind.score(block.ideal_action, labels, opts, offered)
+        action = kind.ideal_report(q, opts, offered)
+        return action, kind.score(action, labels, opts, offered)
 
     def reset_latents(
         self,
