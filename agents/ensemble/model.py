@@ -3,8 +3,8 @@
 :class:`StackedNetwork` takes K solo :class:`agents.networks.Network` objects and stacks each of
 their parameters on a leading member axis ([K, ...], in the solo parameter order), so one forward
 and one backward serve all members: batched matmuls (``torch.baddbmm``) over the member axis,
-the recurrences as one loop over time with a hand-written backward (:mod:`agents.ensemble.
-recurrences`), and the transformer's attention over K * B sequences.
+the recurrences as one loop over time with a hand-written backward
+(:mod:`agents.ensemble.recurrences`), and the transformer's attention over K * B sequences.
 Member k computes what its solo network computes (same formulas in the same order as torch's
 CPU kernels; results agree to float32 rounding, since batched and unbatched matmuls may sum in
 another order).

@@ -4,10 +4,12 @@ Each recurrence is one ``torch.autograd.Function`` over all K members: the forwa
 steps runs without building an autograd graph (one batched matmul ``torch.baddbmm`` over the
 member axis per step, then the cell's elementwise update into preallocated buffers), and the
 backward runs the reverse loop by hand: per step one batched matmul for the gradient reaching
-the previous hidden state plus a few elementwise products whose factors are computed for all
-steps at once before the loop. The recurrent weight and bias gradients are one batched matmul
-and one sum over every (step, trial) after the loop. At the ensemble's sizes (K = 32, B = 16,
-H = 64) autograd's per-operation bookkeeping over the T-step loop cost more than the arithmetic.
+the previous hidden state plus two or three elementwise products. The gated cells compute their
+derivative factors (e.g. (1 - z)(1 - n^2) for the GRU) in the forward, step by step while that
+step's gates are still in cache, rather than in passes over whole [K, T, B, .] tensors, which at
+the ensemble's sizes (K = 32, B = 16, H = 64: megabytes per tensor) run from memory rather than
+cache. The recurrent weight and bias gradients are one batched matmul and one sum over every
+(step, trial) after the loop.
 
 The forward formulas are torch's CPU cells, term for term (as ``agents.networks`` runs them for a
 solo network), so member k computes what its solo network computes up to float32 rounding.
