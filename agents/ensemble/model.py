@@ -3,7 +3,8 @@
 :class:`StackedNetwork` takes K solo :class:`agents.networks.Network` objects and stacks each of
 their parameters on a leading member axis ([K, ...], in the solo parameter order), so one forward
 and one backward serve all members: batched matmuls (``torch.baddbmm``) over the member axis,
-the recurrences as one loop over time, and the transformer's attention over K * B sequences.
+the recurrences as one loop over time with a hand-written backward
+(:mod:`agents.ensemble.recurrences`), and the transformer's attention over K * B sequences.
 Member k computes what its solo network computes (same formulas in the same order as torch's
 CPU kernels; results agree to float32 rounding, since batched and unbatched matmuls may sum in
 another order).
@@ -30,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from multitask_evidence.agents.ensemble.recurrences import elman_scan, gru_scan, lstm_scan
 from multitask_evidence.agents.networks import CausalTransformer, ElmanRNN, GatedRNN, Network
 
 
@@ -154,59 +156,33 @@ class StackedNetwork(nn.Module):
         return x * noise
 
     # ---- cores ----------------------------------------------------------------------------
-    def _elman(self, obs: Tensor) -> Tensor:
-        a = self.arch
-        w_hh_t = self["core.rnn.weight_hh_l0"].transpose(1, 2)
-        b_ih, b_hh = self["core.rnn.bias_ih_l0"], self["core.rnn.bias_hh_l0"]
-        w_ih = self["core.rnn.weight_ih_l0"]
+    def _drive(self, obs: Tensor, weight: str, bias: Tensor) -> Tensor:
+        """Input drive of every step, obs [K, B, T, O] -> [K, T, B, X] (the recurrences'
+        layout, see :mod:`agents.ensemble.recurrences`): ``W u_t + bias`` in one matmul."""
         kk, bb, tt, o = obs.shape
-        fused = not a["nonleaky"] and a["leak"] == 1.0
-        # the fused torch.nn.RNN adds (W_in u + b_ih) + (W_rec r + b_hh); the Python loop of
-        # ElmanRNN adds (W_in u + b_ih + b_hh) + W_rec r
-        bias_in = b_ih if fused else b_ih + b_hh
-        drive = torch.baddbmm(
-            bias_in.unsqueeze(1), obs.reshape(kk, bb * tt, o), w_ih.transpose(1, 2)
-        )
-        drive = drive.view(kk, bb, tt, -1)
-        act = torch.relu if a["activation"] == "relu" else torch.tanh
-        r = obs.new_zeros(kk, bb, w_hh_t.shape[1])
-        out = []
-        for t in range(tt):
-            if fused:
-                r = act(torch.baddbmm(b_hh.unsqueeze(1), r, w_hh_t) + drive[:, :, t])
-            else:
-                pre = drive[:, :, t] + torch.bmm(r, w_hh_t)
-                if a["nonleaky"]:
-                    r = r + a["leak"] * torch.relu(pre)
-                else:
-                    r = (1.0 - a["leak"]) * r + a["leak"] * act(pre)
-            out.append(r)
-        return torch.stack(out, dim=2)
+        w = self[weight]
+        x = obs.transpose(1, 2).reshape(kk, tt * bb, o)
+        return torch.baddbmm(bias.unsqueeze(1), x, w.transpose(1, 2)).view(kk, tt, bb, -1)
+
+    def _elman(self, obs: Tensor) -> Tensor:
+        """obs [K, B, T, O] -> r [K, T, B, H]."""
+        a = self.arch
+        b_ih, b_hh = self["core.rnn.bias_ih_l0"], self["core.rnn.bias_hh_l0"]
+        w_hh = self["core.rnn.weight_hh_l0"]
+        if not a["nonleaky"] and a["leak"] == 1.0:
+            # the fused torch.nn.RNN adds (W_rec r + b_hh) + (W_in u + b_ih)
+            drive = self._drive(obs, "core.rnn.weight_ih_l0", b_ih)
+            return elman_scan(drive, w_hh, b_hh, a["activation"])
+        # the Python loop of ElmanRNN adds (W_in u + b_ih + b_hh) + W_rec r
+        drive = self._drive(obs, "core.rnn.weight_ih_l0", b_ih + b_hh)
+        keep = 1.0 if a["nonleaky"] else 1.0 - a["leak"]
+        return elman_scan(drive, w_hh, None, a["activation"], a["leak"], keep)
 
     def _gated(self, obs: Tensor) -> Tensor:
-        lstm = self.arch["core"] == "lstm"
-        w_hh_t = self["core.rnn.weight_hh_l0"].transpose(1, 2)
-        b_hh = self["core.rnn.bias_hh_l0"].unsqueeze(1)
-        gi = self._linear(obs, "core.rnn", "weight_ih_l0", "bias_ih_l0")  # input gates, all steps
-        kk, bb, tt, _ = obs.shape
-        h = obs.new_zeros(kk, bb, w_hh_t.shape[1])
-        c = torch.zeros_like(h)
-        out = []
-        for t in range(tt):
-            gh = torch.baddbmm(b_hh, h, w_hh_t)
-            if lstm:  # torch's LSTM cell: gates i, f, g, o
-                i, f, g, o = (gh + gi[:, :, t]).chunk(4, dim=-1)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
-            else:  # torch's GRU cell: gates r, z, n
-                i_r, i_z, i_n = gi[:, :, t].chunk(3, dim=-1)
-                h_r, h_z, h_n = gh.chunk(3, dim=-1)
-                reset = torch.sigmoid(h_r + i_r)
-                update = torch.sigmoid(h_z + i_z)
-                new = torch.tanh(i_n + h_n * reset)
-                h = (h - new) * update + new
-            out.append(h)
-        return torch.stack(out, dim=2)
+        """obs [K, B, T, O] -> h [K, T, B, H] (torch's GRU / LSTM cell)."""
+        scan = lstm_scan if self.arch["core"] == "lstm" else gru_scan
+        gi = self._drive(obs, "core.rnn.weight_ih_l0", self["core.rnn.bias_ih_l0"])
+        return scan(gi, self["core.rnn.weight_hh_l0"], self["core.rnn.bias_hh_l0"])
 
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, generators: Any) -> Tensor:
         """Causal attention of q, k, v [K, B, heads, T, d] -> [K, B, heads, T, d]."""
@@ -268,10 +244,9 @@ class StackedNetwork(nn.Module):
                 f"got {len(generators)}"
             )
         core = self.arch["core"]
-        if core == "elman":
-            hidden = self._elman(obs)
-        elif core in ("gru", "lstm"):
-            hidden = self._gated(obs)
-        else:
+        if core == "transformer":
             hidden = self._transformer(obs, generators)
-        return self._linear(hidden, "readout"), hidden
+            return self._linear(hidden, "readout"), hidden
+        # the recurrences run time-second [K, T, B, H]: read out there, hand back [K, B, T, .]
+        hidden = self._elman(obs) if core == "elman" else self._gated(obs)
+        return self._linear(hidden, "readout").transpose(1, 2), hidden.transpose(1, 2)
