@@ -360,3 +360,13 @@ def test_killed_ensemble_sweep_resumes_to_the_uninterrupted_weights(tmp_path):
         steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
         assert_logs_clean(run, "step", steps)
         assert steps == [100, 200, 300, 400]
+
+
+def test_mte_sweep_max_ensemble_must_be_positive(tmp_path, monkeypatch, capsys):
+    from multitask_evidence.experiments.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "--set", "n_tasks=2", "--max-ensemble", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "mte sweep: error: --max-ensemble must be >= 1, got 0"
+    assert not (tmp_path / "runs").exists()
