@@ -5,12 +5,8 @@ isolated from the others, and a killed ensemble that resumes to the uninterrupte
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -27,7 +23,11 @@ from multitask_evidence.experiments.sweep import load_results, parse_grid, plan_
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests" / "agents"))
+from test_ensemble import _interrupt_at_batch  # noqa: E402
 from test_train_kill_resume import assert_logs_clean, assert_same_weights  # noqa: E402
+
+sys.path.insert(0, str(HERE))
+from test_sweep_kill_resume import kill_mid_training, start_driver  # noqa: E402
 
 TINY = {
     "n_tasks": [3],
@@ -252,20 +252,6 @@ def test_a_member_locked_by_another_writer_fails_alone(tmp_path):
 
 
 # ---- resume ---------------------------------------------------------------------------------------
-def _interrupt_at_batch(n: int, monkeypatch) -> object:
-    real = EnsembleTrials.draw
-    calls = {"n": 0}
-
-    def crashing(self, *a, **kw):
-        calls["n"] += 1
-        if calls["n"] == n:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(EnsembleTrials, "draw", crashing)
-    return real
-
-
 def test_regrouped_members_resume_from_their_own_checkpoints(tmp_path, monkeypatch):
     """Members cut at step 5 in one ensemble resume in another grouping (no joint checkpoint)
     from their own folders, bit for bit; a fresh member beside them trains alone."""
@@ -307,38 +293,19 @@ def test_killed_ensemble_sweep_resumes_to_the_uninterrupted_weights(tmp_path):
         "eval_trials": [64],
     }
     seeds = [0, 1]
-    script = tmp_path / "run.py"
-    script.write_text(
-        textwrap.dedent(f"""
+    proc = start_driver(
+        tmp_path,
+        f"""
         from multitask_evidence.experiments.sweep import parse_grid, run_sweep
         if __name__ == "__main__":
             run_sweep(parse_grid({axes!r}, {seeds!r}), {str(tmp_path / "sw")!r}, workers=1,
                       point_kwargs={{"probe_n": 1024}}, progress=False)
-    """)
-    )
-    root = str(HERE.parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        """,
     )
     points = parse_grid(axes, seeds).points()
     runs = [tmp_path / "sw" / "runs" / p.id for p in points]
     joint = default_ensemble_dir(runs) / "ensemble_checkpoint.pt"
-    killed_at = None
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline and killed_at is None:
-            try:
-                step = int(torch.load(joint, weights_only=True)["step"])
-            except Exception:  # noqa: BLE001 - not written yet, or being renamed
-                step = 0
-            if 60 <= step < 400:
-                killed_at = step
-            time.sleep(0.05)
-        assert killed_at is not None, "the ensemble reached a joint checkpoint mid-training"
-    finally:
-        proc.send_signal(signal.SIGKILL)  # the driver only; its worker must follow
-        proc.wait()
+    kill_mid_training(proc, joint, 60, 400)
     assert not list((tmp_path / "sw" / "rows").glob("*.json"))  # nothing finished
     time.sleep(1.0)  # the worker notices its parent is gone
     res = run_sweep(
