@@ -172,16 +172,16 @@ def run_sweep(
     """
     from multitask_evidence.experiments.backends import make_backend
 
+    if not isinstance(ensemble, bool):
+        raise ValueError(f"ensemble must be True or False, got {ensemble!r}")
+    if isinstance(max_ensemble, bool) or not isinstance(max_ensemble, int) or max_ensemble < 1:
+        raise ValueError(f"max_ensemble must be an integer >= 1, got {max_ensemble!r}")
     t0 = time.perf_counter()
     points = grid.points(config_resolver)  # raises on a bad grid before any worker starts
     paths = SweepPaths(Path(sweep_dir))
     paths.rows.mkdir(parents=True, exist_ok=True)
     paths.runs.mkdir(parents=True, exist_ok=True)
     atomic_write_text(paths.root / "sweep.json", dumps(grid.to_dict()), mkdir=True)
-    if not isinstance(ensemble, bool):
-        raise ValueError(f"ensemble must be True or False, got {ensemble!r}")
-    if isinstance(max_ensemble, bool) or not isinstance(max_ensemble, int) or max_ensemble < 1:
-        raise ValueError(f"max_ensemble must be an integer >= 1, got {max_ensemble!r}")
     fn = point_fn or default_point_fn()
     kwargs = check_point_options(fn, point_kwargs or {})
     grouping = ensemble and point_fn in (None, default_point_fn())

@@ -143,6 +143,7 @@ def test_run_sweep_rejects_bad_ensemble_options(tmp_path):
         run_sweep(grid, tmp_path, max_ensemble=0, progress=False)
     with pytest.raises(ValueError, match=r"ensemble must be True or False, got 'yes'"):
         run_sweep(grid, tmp_path, ensemble="yes", progress=False)
+    assert not any(tmp_path.iterdir())  # nothing written
 
 
 # ---- the same rows with and without ensembles ----------------------------------------------------
