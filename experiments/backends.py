@@ -1,8 +1,11 @@
 """Where sweep points run: a local process pool (default), a Ray cluster or a SLURM queue.
 
-Every backend runs :func:`execute_point` on a worker: it pins torch to ``threads`` threads, calls
-the point function under the point folder's lock (one writer at a time, see :class:`PointLock`)
-and turns any exception into a ``failed`` outcome, so one bad point never stops the others.
+Every backend runs :func:`run_unit` on a worker for each unit of work: a point
+(:func:`execute_point`: it pins torch to ``threads`` threads, calls the point function under the
+point folder's lock (one writer at a time, see :class:`PointLock`) and turns any exception into a
+``failed`` outcome, so one bad point never stops the others) or an ensemble of compatible
+supervised points (:func:`execute_group`: every member's lock, one outcome per member, the
+members retried one by one if the ensemble fails).
 Local pool workers end with the sweep driver that started them, so a killed driver leaves no
 worker training a point that the next run trains again. A worker that dies (killed, out of memory) makes only the points it was running
 fail: the local pool is rebuilt for the rest, Ray reports the lost task on its own, and a SLURM
@@ -27,6 +30,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 
@@ -39,6 +43,36 @@ def _pin_threads(threads: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(threads)
+
+
+def measured(
+    call: Callable[[], Mapping[str, Any] | None], shared_s: float = 0.0, shared_cpu_s: float = 0.0
+) -> dict[str, Any]:
+    """Run ``call()`` and describe it as an outcome: ``{"status": "ok", "metrics", "elapsed_s",
+    "cpu_s", "host"}`` or ``{"status": "failed", "error", "traceback", ...}``; never raises for
+    an ordinary exception. shared_s / shared_cpu_s: seconds spent for this point before the call
+    (its share of an ensemble's training), added to its wall and CPU times."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    host = socket.gethostname()
+    try:
+        metrics = call()
+        return {
+            "status": "ok",
+            "metrics": dict(metrics or {}),
+            "elapsed_s": shared_s + time.perf_counter() - t0,
+            # CPU seconds of the worker: on a shared machine a fairer cost than wall time
+            "cpu_s": shared_cpu_s + time.process_time() - c0,
+            "host": host,
+        }
+    except Exception as e:  # noqa: BLE001 - failure isolation is the point
+        return {
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(),
+            "elapsed_s": shared_s + time.perf_counter() - t0,
+            "cpu_s": shared_cpu_s + time.process_time() - c0,
+            "host": host,
+        }
 
 
 def execute_point(
@@ -55,28 +89,83 @@ def execute_point(
     owner: a tag written into the point's lock file beside host and pid (a SLURM job's
     ``job:<id>``), so that the driver can tell the lock of a job that died from anyone else's."""
     _pin_threads(threads)
-    t0, c0 = time.perf_counter(), time.process_time()
-    host = socket.gethostname()
-    try:
+
+    def call() -> Mapping[str, Any]:
         with PointLock(run_dir, owner=owner):  # one writer per point folder
-            metrics = fn(point, run_dir, **dict(kwargs))
-        return {
-            "status": "ok",
-            "metrics": dict(metrics or {}),
-            "elapsed_s": time.perf_counter() - t0,
-            # CPU seconds of the worker: on a shared machine a fairer cost than wall time
-            "cpu_s": time.process_time() - c0,
-            "host": host,
-        }
-    except Exception as e:  # noqa: BLE001 - failure isolation is the point
-        return {
-            "status": "failed",
-            "error": f"{type(e).__name__}: {e}",
-            "traceback": traceback.format_exc(),
-            "elapsed_s": time.perf_counter() - t0,
-            "cpu_s": time.process_time() - c0,
-            "host": host,
-        }
+            return fn(point, run_dir, **dict(kwargs))
+
+    return measured(call)
+
+
+def execute_group(
+    fn: Callable[..., Sequence[Mapping[str, Any]]],
+    points: Sequence[Any],
+    run_dirs: Sequence[str],
+    kwargs: Mapping[str, Any],
+    threads: int = 1,
+    owner: str | None = None,
+) -> list[dict[str, Any]]:
+    """Run a group of points (an ensemble) on a worker as one unit: one outcome per point, in
+    order, each in :func:`execute_point`'s format. Never raises for an ordinary exception.
+
+    Takes every member's :class:`PointLock` (a member whose folder has another live writer
+    fails alone with that error, the rest go on), then calls ``fn(points, run_dirs, **kwargs)``
+    on the members it holds; ``fn`` returns one outcome per member
+    (:func:`experiments.point.run_group`: train the ensemble, then probe each member). An
+    exception out of ``fn`` itself fails every member it was given. owner: as
+    :func:`execute_point`."""
+    _pin_threads(threads)
+    host = socket.gethostname()
+    outcomes: list[dict[str, Any] | None] = [None] * len(points)
+    held: list[int] = []
+    locks: list[PointLock] = []
+    try:
+        for i, run_dir in enumerate(run_dirs):
+            lock = PointLock(run_dir, owner=owner)
+            try:
+                lock.acquire()
+            except Exception as e:  # noqa: BLE001 - this member fails, the others train
+                outcomes[i] = measured(partial(_reraise, e))
+                continue
+            held.append(i)
+            locks.append(lock)
+        if held:
+            try:
+                results = list(
+                    fn([points[i] for i in held], [run_dirs[i] for i in held], **dict(kwargs))
+                )
+                if len(results) != len(held):
+                    raise RuntimeError(
+                        f"the group function gave {len(results)} outcomes for {len(held)} points"
+                    )
+            except Exception as e:  # noqa: BLE001 - every member it was given fails with it
+                results = [measured(partial(_reraise, e))] * len(held)
+            for i, r in zip(held, results):
+                outcomes[i] = {**r, "host": host}
+    finally:
+        for lock in locks:
+            lock.release()
+    return [o for o in outcomes if o is not None]
+
+
+def _reraise(e: BaseException) -> None:
+    raise e
+
+
+def run_unit(
+    fn: Callable[..., Any],
+    point: Any,
+    run_dir: str | Sequence[str],
+    kwargs: Mapping[str, Any],
+    threads: int = 1,
+    owner: str | None = None,
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """What every backend runs on a worker for one unit of work: :func:`execute_group` when
+    ``run_dir`` is a list of folders (``point`` then the list of points of an ensemble),
+    :func:`execute_point` for one folder."""
+    if isinstance(run_dir, (list, tuple)):
+        return execute_group(fn, point, run_dir, kwargs, threads, owner)
+    return execute_point(fn, point, run_dir, kwargs, threads, owner)
 
 
 def _crashed(e: BaseException) -> dict[str, Any]:
@@ -99,15 +188,19 @@ class Backend(Protocol):
         ...
 
     def submit(
-        self, fn: Callable[..., Any], point: Any, run_dir: str, kwargs: Mapping[str, Any]
-    ) -> Any: ...
+        self, fn: Callable[..., Any], point: Any, run_dir: Any, kwargs: Mapping[str, Any]
+    ) -> Any:
+        """Run :func:`run_unit` ``(fn, point, run_dir, kwargs, threads)`` on a worker: one point
+        (``run_dir`` a folder) or an ensemble (``point`` and ``run_dir`` lists)."""
+        ...
 
     def wait(self, handles: Sequence[Any], timeout: float) -> list[Any]:
         """The handles among ``handles`` that finished (waits up to ``timeout`` s for one)."""
         ...
 
-    def result(self, handle: Any) -> dict[str, Any]:
-        """The outcome of a finished handle (a crash becomes a ``failed`` outcome)."""
+    def result(self, handle: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """The outcome of a finished handle: a dict for a point, a list (one per member) for an
+        ensemble; a crash becomes one ``failed`` outcome (a dict) either way."""
         ...
 
     def close(self, cancel: bool = False) -> None: ...
@@ -296,18 +389,18 @@ class LocalBackend:
         return self.workers
 
     def submit(
-        self, fn: Callable[..., Any], point: Any, run_dir: str, kwargs: Mapping[str, Any]
+        self, fn: Callable[..., Any], point: Any, run_dir: Any, kwargs: Mapping[str, Any]
     ) -> cf.Future:
         self.start()
         assert self._pool is not None
         try:
-            return self._pool.submit(execute_point, fn, point, run_dir, kwargs, self.threads)
+            return self._pool.submit(run_unit, fn, point, run_dir, kwargs, self.threads)
         except cf.process.BrokenProcessPool:
             # a worker died: the pool is unusable; start a fresh one for the remaining points
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
             self.start()
-            return self._pool.submit(execute_point, fn, point, run_dir, kwargs, self.threads)
+            return self._pool.submit(run_unit, fn, point, run_dir, kwargs, self.threads)
 
     def wait(self, handles: Sequence[cf.Future], timeout: float) -> list[cf.Future]:
         done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
@@ -409,13 +502,13 @@ class RayBackend:
         if self.workers and self.address:
             self._capacity = min(self._capacity, int(self.workers))
         # max_retries=0: a point that fails is recorded, not silently re-run
-        self._remote = ray.remote(num_cpus=self.threads, max_retries=0)(execute_point)
+        self._remote = ray.remote(num_cpus=self.threads, max_retries=0)(run_unit)
 
     def capacity(self) -> int:
         return self._capacity
 
     def submit(
-        self, fn: Callable[..., Any], point: Any, run_dir: str, kwargs: Mapping[str, Any]
+        self, fn: Callable[..., Any], point: Any, run_dir: Any, kwargs: Mapping[str, Any]
     ) -> Any:
         ref = self._remote.remote(fn, point, run_dir, dict(kwargs), self.threads)
         self._pending.add(ref)
@@ -577,26 +670,26 @@ def _slurm_word(what: str, value: Any) -> str | None:
 def _run_job(
     fn: Callable[..., Any],
     point: Any,
-    run_dir: str,
+    run_dir: str | Sequence[str],
     kwargs: Mapping[str, Any],
     threads: int,
-) -> dict[str, Any]:
-    """The function each SLURM job runs: :func:`execute_point` with the job's id in the lock."""
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """The function each SLURM job runs: :func:`run_unit` (one point or an ensemble) with the
+    job's id in the locks."""
     try:
         import submitit
 
         job_id = submitit.JobEnvironment().job_id
     except Exception:  # noqa: BLE001 - outside a submitit job: no tag
         job_id = None
-    return execute_point(
-        fn, point, run_dir, kwargs, threads, owner=f"job:{job_id}" if job_id else None
-    )
+    return run_unit(fn, point, run_dir, kwargs, threads, owner=f"job:{job_id}" if job_id else None)
 
 
 class SlurmBackend:
-    """Points as SLURM jobs, submitted with submitit: one job per point, each running
-    :func:`execute_point` (the point's lock, its failure isolation and the driver's resume work
-    as with the other backends), on ``threads`` CPUs with that many torch threads.
+    """Points as SLURM jobs, submitted with submitit: one job per unit of work (a point, or an
+    ensemble of compatible supervised points), each running :func:`run_unit` (the points'
+    locks, their failure isolation and the driver's resume work as with the other backends),
+    on ``threads`` CPUs with that many torch threads.
 
     folder: where submitit keeps each job's files (``<folder>/<job id>/``: the pickled call,
         its pickled result, the job's stdout/stderr logs); default ``<sweep folder>/slurm``. It
@@ -719,10 +812,14 @@ class SlurmBackend:
         return self.workers
 
     def submit(
-        self, fn: Callable[..., Any], point: Any, run_dir: str, kwargs: Mapping[str, Any]
+        self, fn: Callable[..., Any], point: Any, run_dir: Any, kwargs: Mapping[str, Any]
     ) -> Any:
         self.start()
-        pid = getattr(point, "id", None) or os.path.basename(os.path.normpath(run_dir))
+        first = point[0] if isinstance(run_dir, (list, tuple)) else point
+        where = run_dir[0] if isinstance(run_dir, (list, tuple)) else run_dir
+        pid = getattr(first, "id", None) or os.path.basename(os.path.normpath(where))
+        if isinstance(run_dir, (list, tuple)) and len(run_dir) > 1:
+            pid += f"+{len(run_dir) - 1}"  # an ensemble: its first point and how many more
         self._executor.update_parameters(name=f"mte-{pid}"[:120])
         job = self._executor.submit(_run_job, fn, point, run_dir, dict(kwargs), self.threads)
         job._results_timeout_s = self.result_wait_s  # submitit's wait for a late result file
@@ -743,8 +840,8 @@ class SlurmBackend:
         try:
             out = handle.result()
         except Exception as e:  # noqa: BLE001 - UncompletedJobError, FailedJobError, ...
-            if run_dir is not None:
-                release_lock_of(run_dir, f"job:{handle.job_id}")
+            for d in [run_dir] if isinstance(run_dir, str) else run_dir or []:
+                release_lock_of(d, f"job:{handle.job_id}")
             state = getattr(handle, "state", "UNKNOWN")
             first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
             return {
@@ -756,6 +853,8 @@ class SlurmBackend:
             }
         if isinstance(out, dict):
             out = {**out, "job_id": str(handle.job_id)}
+        elif isinstance(out, list):  # an ensemble's members, all run by this job
+            out = [{**o, "job_id": str(handle.job_id)} for o in out]
         return out
 
     def close(self, cancel: bool = False) -> None:

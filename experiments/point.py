@@ -4,6 +4,12 @@
 function so that it pickles). It resumes an interrupted training from the folder's checkpoint,
 so a killed sweep loses at most the steps since the last checkpoint of each running point.
 
+:func:`run_group` is its counterpart for an ensemble: supervised points that share an
+:func:`ensemble_key` (architecture, shape, recipe; any seeds and task draws) train as one
+batched model (``agents.train_ensemble``; member k equals its solo run) and each member is
+probed as :func:`run_point` probes it, so its row is the one a solo run would give. A failing
+ensemble falls back to training its members one by one.
+
 Headline metrics of the returned row (all floats unless said; r^2 = 1 - MSE / Var_prior):
 
 - ``ood_r2``, ``ood_r2_q25``, ``ood_r2_q75``: median / quartiles of the OOD r^2 over folds x fits
@@ -27,9 +33,13 @@ Headline metrics of the returned row (all floats unless said; r^2 = 1 - MSE / Va
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
-from collections.abc import Mapping
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +50,30 @@ def _num(v: Any) -> float | None:
     return float(v) if math.isfinite(float(v)) else None
 
 
+def _resumable(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run to continue (its config.json). A folder killed while it
+    was being created (no config, no weights) is removed: there is nothing to resume in it, and
+    the trainers refuse a non-empty folder without resume."""
+    from multitask_evidence.agents.run import CONFIG_FILE, MODEL_FILE
+
+    if (run_dir / CONFIG_FILE).exists():
+        return True
+    if run_dir.exists() and not (run_dir / MODEL_FILE).exists():
+        shutil.rmtree(run_dir)
+    return False
+
+
 def train_point(point: Any, run_dir: str | Path) -> dict[str, Any]:
     """Train the point's agent into ``run_dir`` (resuming its checkpoint if there is one).
 
     Returns the trainer's last evaluation (``acc``, ``frac_ideal`` ... where reported).
     """
     from multitask_evidence.agents.algos import get
-    from multitask_evidence.agents.run import CONFIG_FILE, MODEL_FILE
     from multitask_evidence.envs import TaskSpec
 
     spec = TaskSpec(**point.task)
     run_dir = Path(run_dir)
-    resume = (run_dir / CONFIG_FILE).exists()
-    if not resume and run_dir.exists() and not (run_dir / MODEL_FILE).exists():
-        # a point killed while its folder was being created: nothing to resume, and the
-        # trainers refuse a non-empty folder without resume
-        shutil.rmtree(run_dir)
+    resume = _resumable(run_dir)
     algo = get(point.algo)
     kwargs = dict(point.agent)
     # progress off: one bar per worker would garble the sweep's own display; threads are
@@ -155,12 +173,169 @@ def run_point(
     point, so points are compared on equal evidence); probe_full: also fixed points, tuning maps
     and the probe's figures (slow); probe_adam: also the paper's Adam protocol.
     """
+    final = train_point(point, run_dir)
+    return finish_point(
+        point,
+        run_dir,
+        final,
+        probe_n=probe_n,
+        probe_seed=probe_seed,
+        probe_full=probe_full,
+        probe_adam=probe_adam,
+    )
+
+
+def finish_point(
+    point: Any,
+    run_dir: str | Path,
+    final: Mapping[str, Any],
+    *,
+    probe_n: int | None = None,
+    probe_seed: int = 12345,
+    probe_full: bool = False,
+    probe_adam: bool = False,
+) -> dict[str, Any]:
+    """The row of a trained point: its probes (:func:`probe_point`, options as
+    :func:`run_point`) and the trainer's last evaluation ``final`` (accuracy, training time,
+    steps)."""
     if probe_n is None:
         probe_n = auto_probe_n(int(point.task.get("latent_dim", 2)))
-    final = train_point(point, run_dir)
     row = probe_point(run_dir, n=probe_n, seed=probe_seed, full=probe_full, adam=probe_adam)
     for key in ("acc", "frac_ideal", "ideal_acc", "train_seconds", "step"):
         v = _num(final.get(key))
         if v is not None:
             row["train_steps" if key == "step" else key] = v
     return row
+
+
+# ---- ensembles: compatible supervised points trained as one batched model --------------------
+
+
+def ensemble_key(point: Any) -> str | None:
+    """What points must share to train as one ensemble (``agents.train_ensemble``), as text;
+    None for a point that trains alone (not supervised, or a config / task that does not build).
+
+    Points with one key are supervised and share the resolved agent config apart from ``seed``
+    (architecture, shape, recipe, budget) and the TaskSpec fields in
+    ``agents.ensemble.SHAPE_FIELDS``; they may differ in the task's seed and other task fields
+    (sigma, noise, prior ...)."""
+    from multitask_evidence.agents.config import TrainConfig
+    from multitask_evidence.agents.ensemble import SHAPE_FIELDS
+    from multitask_evidence.envs import TaskSpec
+
+    if point.algo != "supervised":
+        return None
+    try:
+        cfg = TrainConfig(**{**point.agent, "progress": False}).resolve().to_dict()
+        spec = TaskSpec(**point.task)
+    except (TypeError, ValueError):
+        return None
+    cfg.pop("seed")
+    task = {f: getattr(spec, f) for f in SHAPE_FIELDS}
+    return json.dumps({"config": cfg, "task": task}, sort_keys=True, default=str)
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """The step of a training checkpoint file (None when there is none)."""
+    from multitask_evidence.agents.run import load_weights
+
+    if not path.exists():
+        return None
+    return int(load_weights(path)["step"])
+
+
+def train_group(points: Sequence[Any], run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Train supervised points that share one :func:`ensemble_key` into their run folders as
+    one ensemble (``agents.train_ensemble``); member k is the solo :func:`train_point` of
+    ``points[k]``. Returns each member's last evaluation, in order.
+
+    Resume: from the group's joint checkpoint (``agents.ensemble.default_ensemble_dir`` of the
+    folders) when it is at least as far as every member's own checkpoint; otherwise (the members
+    last trained in other groups, or alone) the members are split by the step of their own
+    checkpoints and each set trains as an ensemble resumed from those (a set of one trains
+    alone), so no member loses steps it has. A group that finished removes its joint checkpoint:
+    every member's folder holds its own final state.
+    """
+    from multitask_evidence.agents.config import TrainConfig
+    from multitask_evidence.agents.ensemble import default_ensemble_dir, train_ensemble
+    from multitask_evidence.agents.ensemble.trainer import ENSEMBLE_CHECKPOINT_FILE
+    from multitask_evidence.agents.run import CHECKPOINT_FILE
+    from multitask_evidence.envs import TaskSpec
+
+    dirs = [Path(d) for d in run_dirs]
+    resumable = [_resumable(d) for d in dirs]
+    steps = [_checkpoint_step(d / CHECKPOINT_FILE) if r else None for d, r in zip(dirs, resumable)]
+    joint_dir = default_ensemble_dir(dirs)
+    joint_step = _checkpoint_step(joint_dir / ENSEMBLE_CHECKPOINT_FILE)
+    if joint_step is not None and all(s is None or s <= joint_step for s in steps):
+        sets = [list(range(len(dirs)))]
+    else:
+        by_step: dict[int | None, list[int]] = {}
+        for i, s in enumerate(steps):
+            by_step.setdefault(s, []).append(i)
+        sets = list(by_step.values())
+        shutil.rmtree(joint_dir, ignore_errors=True)  # behind its members (or absent)
+    finals: list[dict[str, Any]] = [{} for _ in dirs]
+    for idx in sets:
+        if len(idx) == 1:
+            finals[idx[0]] = train_point(points[idx[0]], dirs[idx[0]])
+            continue
+        members = [dirs[i] for i in idx]
+        runs = train_ensemble(
+            [TaskSpec(**points[i].task) for i in idx],
+            [TrainConfig(**{**points[i].agent, "progress": False}) for i in idx],
+            members,
+            resume=any(resumable[i] for i in idx),
+        )
+        for i, run in zip(idx, runs):
+            finals[i] = dict(run.final)
+        shutil.rmtree(default_ensemble_dir(members), ignore_errors=True)
+    return finals
+
+
+def run_group(
+    points: Sequence[Any],
+    run_dirs: Sequence[str],
+    *,
+    probe_n: int | None = None,
+    probe_seed: int = 12345,
+    probe_full: bool = False,
+    probe_adam: bool = False,
+) -> list[dict[str, Any]]:
+    """Train points as one ensemble (:func:`train_group`) and probe each member as
+    :func:`run_point` does (options the same); returns one outcome per member in the format of
+    ``experiments.backends.execute_point`` (``status``, ``metrics`` or ``error``, ``elapsed_s``,
+    ``cpu_s``). The sweep backends call it on a worker that holds every member's lock.
+
+    If the ensemble fails (a member diverges, any exception), each member is trained on its own
+    instead (:func:`run_point`, resuming what the ensemble wrote in its folder), so one bad
+    member does not sink the others and each failure is its own. A member's ``elapsed_s`` /
+    ``cpu_s`` is its share (1/K) of the ensemble's training plus its own probing (and solo
+    training), so that a sweep's sums stay the compute it used.
+    """
+    from multitask_evidence.experiments.backends import measured
+
+    opts = {
+        "probe_n": probe_n,
+        "probe_seed": probe_seed,
+        "probe_full": probe_full,
+        "probe_adam": probe_adam,
+    }
+    k = len(points)
+    t0, c0 = time.perf_counter(), time.process_time()
+    finals: list[dict[str, Any] | None]
+    try:
+        finals = list(train_group(points, run_dirs))
+    except Exception as e:  # noqa: BLE001 - the members retry one by one
+        print(
+            f"ensemble of {k} ({', '.join(p.id for p in points)}) failed: {type(e).__name__}: "
+            f"{e}; training its members one by one",
+            file=sys.stderr,
+        )
+        finals = [None] * k
+    share = ((time.perf_counter() - t0) / k, (time.process_time() - c0) / k)
+    calls = [
+        partial(run_point, p, d, **opts) if f is None else partial(finish_point, p, d, f, **opts)
+        for p, d, f in zip(points, run_dirs, finals)
+    ]
+    return [measured(call, *share) for call in calls]

@@ -188,8 +188,12 @@ def reproduce(
     progress: bool = True,
     plot_only: bool = False,
     point_fn: Callable[..., dict[str, Any]] | None = None,
+    ensemble: bool = True,
 ) -> Reproduction:
-    """Run (or resume) a figure's sweep and write its PNG, CSV and markdown page."""
+    """Run (or resume) a figure's sweep and write its PNG, CSV and markdown page.
+
+    ensemble: train the networks that share a condition's architecture and recipe as one
+    batched ensemble (see :func:`experiments.sweep.run_sweep`); False: each alone."""
     t0 = time.perf_counter()
     grid = figure_grid(name, scale)
     out_dir = Path(out) / name
@@ -216,6 +220,7 @@ def reproduce(
             point_fn=point_fn,
             point_kwargs=kwargs,
             progress=progress,
+            ensemble=ensemble,
         )
         rows, n_failed = result.rows, result.n_failed
     elapsed = time.perf_counter() - t0

@@ -22,8 +22,9 @@ Every member is written as an ordinary supervised run folder (spec.json, config.
 checkpoint.pt in the solo format, metrics.jsonl, tensorboard events), so ``agents.load`` and the
 probes read it like any other run. The ensemble's joint checkpoint (all members at one step:
 weights, Adam state, data-stream and dropout-generator states) is a single file written
-atomically before the members' files, and ``resume=True`` continues from it; a resumed ensemble
-equals an uninterrupted one (CPU). ``train_seconds`` in every member's metrics is the ensemble's
+atomically before the members' files, and ``resume=True`` continues from it; without one (the
+members last trained in another ensemble, or alone) it continues from the members' own
+checkpoints when they sit at one step. A resumed ensemble equals an uninterrupted one (CPU). ``train_seconds`` in every member's metrics is the ensemble's
 training time (shared by its K members).
 """
 
@@ -195,6 +196,64 @@ def make_optimizer(
     return torch.optim.Adam(params, lr=cfg.lr, **kw)
 
 
+def load_member_checkpoints(
+    folders: Sequence[Path],
+    model: StackedNetwork,
+    optimizer: torch.optim.Optimizer,
+    rngs: Sequence[np.random.Generator],
+    generators: Sequence[torch.Generator],
+    device: torch.device,
+) -> tuple[int, float]:
+    """Load the members' solo checkpoints (``<folder>/checkpoint.pt``, one per member, all at
+    one step) into the stacked model, the optimizer, the data streams and the dropout
+    generators; returns (step, train_seconds). The inverse of the member checkpoints the
+    ensemble writes: Adam's moments are stacked on the member axis, its step count is shared.
+    ValueError naming the folders when a checkpoint is missing, unreadable or at another step."""
+    where = [f / CHECKPOINT_FILE for f in folders]
+    missing = [str(w) for w in where if not w.exists()]
+    if missing:
+        raise ValueError(
+            f"cannot resume the ensemble from its members' checkpoints: {missing} missing "
+            "(every member needs one, at one step)"
+        )
+    cks = [load_weights(w, map_location=device) for w in where]
+    try:
+        steps = [int(ck["step"]) for ck in cks]
+        if len(set(steps)) != 1:
+            raise ValueError(f"they are at steps {steps}, an ensemble resumes at one step")
+        if device.type != "cpu" and model.arch.get("dropout", 0.0) > 0:
+            # off the CPU the solo checkpoint holds no state of the member's dropout stream
+            raise ValueError(f"dropout streams cannot be restored on {device.type}")
+        with torch.no_grad():
+            for p, name in zip(model.stacked, model.names):
+                p.copy_(torch.stack([ck["model"][name].to(device) for ck in cks]))
+        solo = [ck["optimizer"]["state"] for ck in cks]
+        state: dict[Any, dict[str, Any]] = {}
+        for i, first in solo[0].items():
+            state[i] = {}
+            for key, v in first.items():
+                if key == "step":
+                    if any(float(s[i][key]) != float(v) for s in solo):
+                        raise ValueError("their optimizers are at different step counts")
+                    state[i][key] = v
+                else:
+                    state[i][key] = torch.stack([s[i][key].to(device) for s in solo])
+        optimizer.load_state_dict(
+            {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
+        )
+        for r, ck in zip(rngs, cks):
+            r.bit_generator.state = decode_state(ck["np_rng"])
+        if device.type == "cpu":
+            for g, ck in zip(generators, cks):
+                g.set_state(ck["torch_rng"].cpu())
+        return steps[0], max(float(ck["train_seconds"]) for ck in cks)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(
+            f"cannot resume the ensemble from its members' checkpoints {[str(w) for w in where]}"
+            f" ({e})"
+        ) from None
+
+
 def _fingerprint(spec: TaskSpec, cfg: TrainConfig) -> str:
     """What a member computes (spec and config less the runtime fields), for resume checks."""
     c = {k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS}
@@ -217,7 +276,8 @@ def train_ensemble(
     specs: K TaskSpecs sharing ``agents.ensemble.trials.SHAPE_FIELDS`` (each member's task,
     e.g. its own ``seed``). configs: K TrainConfigs that differ in ``seed`` only (one
     architecture, shape and recipe; see :func:`ensemble_members`). run_dirs: K distinct run
-    folders (None: nothing is written). resume: continue from the joint checkpoint.
+    folders (None: nothing is written). resume: continue from the joint checkpoint, or without
+    one from the members' own checkpoints (all at one step; see :func:`load_member_checkpoints`).
     ensemble_dir: folder of the joint checkpoint (default :func:`default_ensemble_dir`).
     on_eval: called after each member's evaluation with (member index, metrics row, member's
     network); it must not change the network or draw from torch's RNG.
@@ -308,6 +368,12 @@ def train_ensemble(
                 start, train_seconds = int(ck["step"]), float(ck["train_seconds"])
             except (KeyError, TypeError, ValueError, RuntimeError) as e:
                 raise ValueError(f"{joint}: not this ensemble's checkpoint ({e})") from None
+        elif resume and any((f / CHECKPOINT_FILE).exists() for f in folders):
+            # no joint checkpoint (the members last trained in another ensemble, or alone):
+            # continue from each member's own solo checkpoint, all at one step
+            start, train_seconds = load_member_checkpoints(
+                folders, model, optimizer, rngs, generators, device
+            )
         elif not resume and joint.exists():
             joint.unlink()  # a stale joint checkpoint of members whose folders are gone
         record = {

@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="redraw the figure and page from the sweep's finished points",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-ensemble",
+        action="store_true",
+        help="train every network alone (default: the networks of a condition train together "
+        "as one batched ensemble; the same numbers)",
+    )
     add_slurm_arguments(parser)
 
 
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         address=args.address,
         progress=not args.no_progress,
         plot_only=args.plot_only,
+        ensemble=not args.no_ensemble,
     )
     print(f"{args.figure} ({args.scale}) in {res.elapsed_s / 60:.1f} min")
     for r in res.summary:

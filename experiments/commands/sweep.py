@@ -8,7 +8,8 @@ Examples::
     mte sweep --file grid.yaml --backend slurm --slurm-partition cpu --slurm-time 2:00:00
     mte sweep --set n_tasks=2,24 --set steps=200 --dry-run      # list the points, train nothing
 
-Re-running the same command resumes: points whose row file exists are skipped.
+Re-running the same command resumes: points whose row file exists are skipped. Supervised points
+that differ only in seed or task draw train together as ensembles (``--no-ensemble``: each alone).
 """
 
 from __future__ import annotations
@@ -85,6 +86,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     e.add_argument("--threads", type=int, default=1, help="torch threads per point (default 1)")
     e.add_argument(
+        "--no-ensemble",
+        action="store_true",
+        help="train every point alone (default: supervised points that differ only in seed or "
+        "task draw train together as one batched ensemble, each recorded as its own point)",
+    )
+    e.add_argument(
+        "--max-ensemble",
+        type=int,
+        default=32,
+        help="most networks in one ensemble (default 32)",
+    )
+    e.add_argument(
         "--probe-n",
         type=int,
         default=None,
@@ -121,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.sets and not args.file:
         raise ValueError("give a grid with --set NAME=V1,V2 (repeatable) and/or --file")
-    for key in ("workers", "threads", "probe_n"):
+    for key in ("workers", "threads", "probe_n", "max_ensemble"):
         v = getattr(args, key)
         if v is not None and v < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {v}")
@@ -165,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
         point_kwargs=kwargs,
         retry_failed=not args.no_retry_failed,
         progress=not args.no_progress,
+        ensemble=not args.no_ensemble,
+        max_ensemble=args.max_ensemble,
     )
     n_ok = sum(r["status"] == "ok" for r in result.rows)
     print(

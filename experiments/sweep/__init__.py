@@ -5,10 +5,12 @@
 - :mod:`experiments.sweep.engine`: :func:`run_sweep` (the points not yet done, on a backend,
   each recorded as it finishes; tensorboard HParams records) and the folder layout
   (:class:`SweepPaths`);
+- :mod:`experiments.sweep.groups`: the units of work (:func:`plan_units`): compatible supervised
+  points trained together as one ensemble, spread over the backend's workers;
 - :mod:`experiments.sweep.table`: the results table (results.csv / results.json) and the
   atomic JSON files.
 
-Every public name of the three is importable from ``experiments.sweep`` itself.
+Every public name of the four is importable from ``experiments.sweep`` itself.
 """
 
 from multitask_evidence.experiments.sweep.engine import (
@@ -38,6 +40,7 @@ from multitask_evidence.experiments.sweep.grid import (
     task_fields,
     union,
 )
+from multitask_evidence.experiments.sweep.groups import plan_units
 from multitask_evidence.experiments.sweep.table import (
     dumps,
     flatten_metrics,
@@ -69,6 +72,7 @@ __all__ = [
     "parse_grid",
     "parse_seeds",
     "parse_set",
+    "plan_units",
     "point_id",
     "read_rows",
     "run_sweep",

@@ -11,7 +11,10 @@ Folder layout of a sweep (``sweep_dir``, :class:`SweepPaths`)::
                           ``tensorboard --logdir <sweep_dir>/hparams`` compares every point
 
 Re-running the same sweep skips the points whose row file exists; a failing point is recorded
-with its error while the others go on.
+with its error while the others go on. With the default point function, compatible supervised
+points train as ensembles (:mod:`experiments.sweep.groups`; ``run_sweep(ensemble=False)`` or
+``mte sweep --no-ensemble`` to train each alone); each member is recorded as a point is. An
+ensemble's joint checkpoint lives in ``runs/.ensemble-<digest>/`` while it trains.
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ def run_sweep(
     progress: bool = True,
     config_resolver: ConfigResolver | None = None,
     slurm: Mapping[str, Any] | None = None,
+    ensemble: bool = True,
+    max_ensemble: int = 32,
 ) -> SweepResult:
     """Run every point of ``grid`` not yet done, in parallel, and write the results table.
 
@@ -156,9 +161,21 @@ def run_sweep(
         that it pickles); default :func:`experiments.point.run_point` (train + probe).
     retry_failed: re-run points that failed last time (their error files); done points are
         always skipped.
+    ensemble: with the default point function, train compatible supervised points (one
+        architecture, network shape, recipe and task shape; seeds and task draws may differ) as
+        one ensemble (``agents.train_ensemble``), a unit of work of the backend like a point;
+        each member is probed and recorded as a solo point is (the same row), and an ensemble
+        that fails is retried member by member. Groups are split to at most ``max_ensemble``
+        members and, with fewer groups than the backend runs at once, into more ensembles so
+        that every worker trains (:func:`experiments.sweep.groups.plan_units`). Other
+        algorithms, a custom ``point_fn`` and ``ensemble=False`` run every point alone.
     """
     from multitask_evidence.experiments.backends import make_backend
 
+    if not isinstance(ensemble, bool):
+        raise ValueError(f"ensemble must be True or False, got {ensemble!r}")
+    if isinstance(max_ensemble, bool) or not isinstance(max_ensemble, int) or max_ensemble < 1:
+        raise ValueError(f"max_ensemble must be an integer >= 1, got {max_ensemble!r}")
     t0 = time.perf_counter()
     points = grid.points(config_resolver)  # raises on a bad grid before any worker starts
     paths = SweepPaths(Path(sweep_dir))
@@ -167,6 +184,7 @@ def run_sweep(
     atomic_write_text(paths.root / "sweep.json", dumps(grid.to_dict()), mkdir=True)
     fn = point_fn or default_point_fn()
     kwargs = check_point_options(fn, point_kwargs or {})
+    grouping = ensemble and point_fn in (None, default_point_fn())
 
     todo = deque(
         p
@@ -195,47 +213,72 @@ def run_sweep(
     be = make_backend(backend, workers=workers, address=address, threads=threads, slurm=slurm)
     if callable(getattr(be, "use_sweep_dir", None)):
         be.use_sweep_dir(paths.root)  # backends that keep files of their own (SLURM jobs)
-    in_flight: dict[Any, Any] = {}
+    in_flight: dict[Any, list[Point]] = {}
     shown: list[tuple[int, int, int]] = []
 
     def show() -> None:
         """Refresh done/running/failed only when they change (keeps logs short)."""
-        state = (bar.n - n_failed, len(in_flight), n_failed)
+        running = sum(len(u) for u in in_flight.values())
+        state = (bar.n - n_failed, running, n_failed)
         if not shown or shown[-1] != state:
             shown.append(state)
             bar.set_postfix(done=state[0], running=state[1], failed=state[2], refresh=True)
 
+    units: deque[list[Point]] = deque()
     try:
         be.start()
-        while todo or in_flight:
-            while todo and len(in_flight) < be.capacity():
-                p = todo.popleft()
-                handle = be.submit(fn, p, str(paths.run_dir(p.id)), kwargs)
-                in_flight[handle] = p
+        units.extend(_plan(list(todo), be.capacity(), max_ensemble, grouping))
+        todo.clear()
+        while units or in_flight:
+            while units and len(in_flight) < be.capacity():
+                unit = units.popleft()
+                if len(unit) == 1:
+                    handle = be.submit(fn, unit[0], str(paths.run_dir(unit[0].id)), kwargs)
+                else:
+                    from multitask_evidence.experiments.point import run_group
+
+                    dirs = [str(paths.run_dir(p.id)) for p in unit]
+                    handle = be.submit(run_group, unit, dirs, kwargs)
+                in_flight[handle] = unit
             show()
             finished = be.wait(list(in_flight), timeout=1.0)
             for handle in finished:
-                p = in_flight.pop(handle)
+                unit = in_flight.pop(handle)
                 outcome = be.result(handle)
-                ok = _record(p, outcome, paths)
-                n_ran += 1
-                if ok:
-                    note = _write_hparams(p, outcome.get("metrics") or {}, paths, domains)
-                    if note:
-                        bar.write(note)
-                else:
-                    n_failed += 1
-                    bar.write(f"point {p.id} FAILED: {outcome.get('error')}")
-                bar.update(1)
+                # an ensemble gives one outcome per member; a crash of its worker, one for all
+                outcomes = outcome if isinstance(outcome, list) else [outcome] * len(unit)
+                for p, out in zip(unit, outcomes):
+                    ok = _record(p, out, paths)
+                    n_ran += 1
+                    if ok:
+                        note = _write_hparams(p, out.get("metrics") or {}, paths, domains)
+                        if note:
+                            bar.write(note)
+                    else:
+                        n_failed += 1
+                        bar.write(f"point {p.id} FAILED: {out.get('error')}")
+                    bar.update(1)
             show()
     finally:
         bar.close()
-        be.close(cancel=bool(in_flight or todo))
+        be.close(cancel=bool(in_flight or units or todo))
         write_missing_hparams(points, paths, domains)
         rows = write_table(points, paths)
     return SweepResult(
         rows, n_ran, n_skipped, n_failed, paths.csv, paths.json, time.perf_counter() - t0
     )
+
+
+def _plan(points: list[Point], slots: int, max_size: int, grouping: bool) -> list[list[Point]]:
+    """The units of work (see :mod:`experiments.sweep.groups`); every point alone without
+    grouping."""
+    from multitask_evidence.experiments.sweep.groups import plan_units
+
+    if not grouping:
+        return [[p] for p in points]
+    from multitask_evidence.experiments.point import ensemble_key
+
+    return plan_units(points, max(1, int(slots)), max_size, ensemble_key)
 
 
 def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool:

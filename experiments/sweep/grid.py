@@ -68,6 +68,7 @@ def default_config_class(algo: str) -> type:
 
 ConfigResolver = Callable[[str], type]
 
+
 def jsonable(value: Any) -> Any:
     """Tuples as lists, recursively (what JSON and the point ids see)."""
     if isinstance(value, tuple):

@@ -145,6 +145,43 @@ def test_mte_train_refuses_a_folder_in_use(tmp_path, monkeypatch, capsys) -> Non
     assert not (tmp_path / "r").exists()
 
 
+def start_driver(tmp_path: Path, body: str) -> subprocess.Popen:
+    """Run ``body`` (a script, dedented) as a sweep driver process that imports this checkout
+    and the test modules here."""
+    script = tmp_path / "run.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {str(HERE)!r})\n" + textwrap.dedent(body))
+    root = str(HERE.parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+
+
+def kill_mid_training(
+    proc: subprocess.Popen, checkpoint: Path, lo: int, hi: int, timeout: float = 180
+) -> int:
+    """SIGKILL the driver ``proc`` (not its process group: its workers must follow on their own)
+    once the training checkpoint file holds a step in [lo, hi); returns that step."""
+    import torch
+
+    killed_at = None
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and killed_at is None:
+            try:
+                step = int(torch.load(checkpoint, weights_only=True)["step"])
+            except Exception:  # noqa: BLE001 - not written yet, or being renamed
+                step = 0
+            if lo <= step < hi:
+                killed_at = step
+            time.sleep(0.05)
+        assert killed_at is not None, f"{checkpoint} reached a step in [{lo}, {hi})"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return killed_at
+
+
 def slow_train_point(point, run_dir):
     """A real supervised training point that pauses 0.2 s at every evaluation, so that a driver
     can be killed while it trains (the pause neither changes the network nor draws from an RNG)."""
@@ -167,8 +204,6 @@ def slow_train_point(point, run_dir):
 def test_killed_sweep_of_real_training_resumes_to_the_uninterrupted_weights(tmp_path) -> None:
     import json
 
-    import torch
-
     from multitask_evidence import agents
     from multitask_evidence.envs import TaskSpec
 
@@ -185,40 +220,19 @@ def test_killed_sweep_of_real_training_resumes_to_the_uninterrupted_weights(tmp_
         "checkpoint_every": [20],
         "eval_trials": [64],
     }
-    script = tmp_path / "run.py"
-    script.write_text(
-        textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(HERE)!r})
+    proc = start_driver(
+        tmp_path,
+        f"""
         from test_sweep_kill_resume import slow_train_point
         from multitask_evidence.experiments.sweep import parse_grid, run_sweep
         if __name__ == "__main__":
             run_sweep(parse_grid({axes!r}), {str(tmp_path / "sw")!r}, workers=1,
                       point_fn=slow_train_point, progress=False)
-    """)
-    )
-    root = str(HERE.parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        """,
     )
     (point,) = parse_grid(axes).points()
     run = tmp_path / "sw" / "runs" / point.id
-    killed_at = None
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and killed_at is None:
-            try:
-                step = int(torch.load(run / "checkpoint.pt", weights_only=True)["step"])
-            except Exception:  # noqa: BLE001 - not written yet, or being renamed
-                step = 0
-            if 60 <= step < 200:
-                killed_at = step
-            time.sleep(0.05)
-        assert killed_at is not None, "the point reached a checkpoint mid-training"
-    finally:
-        proc.send_signal(signal.SIGKILL)  # the driver only; its worker must follow
-        proc.wait()
+    kill_mid_training(proc, run / "checkpoint.pt", 60, 200)
     assert not (tmp_path / "sw" / "rows" / f"{point.id}.json").exists()  # not finished
     time.sleep(1.0)  # the worker notices its parent is gone
     res = run_sweep(

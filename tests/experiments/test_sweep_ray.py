@@ -57,7 +57,7 @@ def test_ray_sweep_isolates_failure_and_resumes(cluster, tmp_path):
     assert all(test_sweep.calls(Path(r["run_dir"])) == 1 for r in ok)
 
 
-def test_ray_sweep_trains_and_probes_for_real(cluster, tmp_path):
+def test_ray_sweep_trains_ensembles_and_probes_for_real(cluster, tmp_path):
     grid = parse_grid(
         {
             "n_tasks": [6],
@@ -65,13 +65,19 @@ def test_ray_sweep_trains_and_probes_for_real(cluster, tmp_path):
             "hidden_size": [16],
             "eval_trials": [256],
             "eval_every": [30],
-        }
+        },
+        [0, 1, 2, 3],
     )
     res = run_sweep(grid, tmp_path, backend="ray", point_kwargs={"probe_n": 1024}, progress=False)
     assert res.ok, res.failed
-    (row,) = res.rows
-    assert row["train_steps"] == 30
-    assert row["ceiling"] == pytest.approx(0.976)
-    assert 0.0 < row["id_r2"] <= 0.996
-    assert (Path(row["run_dir"]) / "model.pt").exists()
-    assert json.loads((tmp_path / "results.json").read_text())[0]["id_r2"] == row["id_r2"]
+    # 2 CPUs: two Ray tasks, each an ensemble of two networks (members share the training time)
+    seconds = [r["train_seconds"] for r in res.rows]
+    assert seconds[0] == seconds[1] and seconds[2] == seconds[3] and seconds[1] != seconds[2]
+    for row in res.rows:
+        assert row["train_steps"] == 30
+        assert row["ceiling"] == pytest.approx(0.976)
+        assert 0.0 < row["id_r2"] <= 0.996
+        assert (Path(row["run_dir"]) / "model.pt").exists()
+    table = json.loads((tmp_path / "results.json").read_text())
+    assert [r["id_r2"] for r in table] == [r["id_r2"] for r in res.rows]
+    assert len({r["id_r2"] for r in res.rows}) == 4  # four different networks

@@ -118,6 +118,29 @@ def test_a_job_that_dies_is_a_failed_point_and_its_lock_is_released(tmp_path):
     assert res2.ok and res2.n_skipped == 1 and res2.n_ran == 1
 
 
+@pytest.mark.slow
+def test_slurm_jobs_train_ensembles_with_the_rows_of_the_local_pool(tmp_path):
+    axes = {"n_tasks": [3], "steps": [20], "hidden_size": [16], "eval_trials": [256]}
+    grid = parse_grid({**axes, "eval_every": [20]}, [0, 1, 2, 3])
+    opts = {"probe_n": 1024}
+    res = run_sweep(grid, tmp_path / "sl", backend=_local(), point_kwargs=opts, progress=False)
+    pool = run_sweep(grid, tmp_path / "pool", workers=2, point_kwargs=opts, progress=False)
+    assert res.ok and pool.ok
+    # two jobs (2 workers), each an ensemble of two networks recording one row per network
+    paths = SweepPaths(tmp_path / "sl")
+    jobs = [json.loads(paths.row(r["id"]).read_text())["job_id"] for r in res.rows]
+    assert jobs[0] == jobs[1] != jobs[2] == jobs[3]
+    seconds = [r["train_seconds"] for r in res.rows]
+    assert seconds[0] == seconds[1] and seconds[2] == seconds[3]
+
+    # the same ensembles as on the local pool: the same networks, the same numbers
+    def same(rows):
+        return [{k: v for k, v in r.items() if k != "train_seconds"} for r in _stable(rows)]
+
+    assert same(res.rows) == same(pool.rows)
+    assert len({r["ood_r2"] for r in res.rows}) == 4
+
+
 def test_slurm_options_become_the_jobs_sbatch_options(tmp_path):
     be = make_backend(
         "slurm",
