@@ -60,6 +60,9 @@ class Architecture:
     model: Mapping[str, Any] = field(default_factory=dict)
     inits: tuple[str, ...] = INITS
     check: Callable[[FieldChecker], None] | None = None
+    ensemble: bool = False
+    """Whether sweeps train this architecture's compatible points as one batched model
+    (``agents.ensemble`` must have a stacked form of its core, and it must pay)."""
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -109,6 +112,7 @@ def register_architecture(
     model: Mapping[str, Any] | None = None,
     inits: Sequence[str] = INITS,
     check: Callable[[FieldChecker], None] | None = None,
+    ensemble: bool = False,
     replace: bool = False,
 ) -> Architecture:
     """Register a network under ``name`` (see the module docstring); returns its entry.
@@ -118,6 +122,8 @@ def register_architecture(
     model: defaults of :data:`MODEL_FIELDS` (``init`` 'default', ``dropout`` 0 when not given).
     check: ``check(checker)`` raises for configs this network cannot build (``checker.obj`` is
     the config, ``checker.fail(field, what)`` raises the one-line error).
+    ensemble: sweeps group this architecture's compatible points into ensembles
+    (:mod:`agents.ensemble` stacks the rnn, gru, lstm and transformer cores only).
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"architecture name must be an identifier such as 'my_rnn', got {name!r}")
@@ -158,6 +164,7 @@ def register_architecture(
         model=model,
         inits=inits,
         check=check,
+        ensemble=bool(ensemble),
     )
     ARCHITECTURES[name] = entry
     return entry
@@ -218,6 +225,7 @@ register_architecture(
     _builder(ElmanRNN, nonleaky=False),
     summary="Elman RNN with leak a (paper: relu, a = 1)",
     recipes={"paper": {"steps": 100_000}, "default": {"steps": 8000}},
+    ensemble=True,
 )
 register_architecture(
     "rnn_nonleaky",
@@ -225,6 +233,7 @@ register_architecture(
     summary="the paper's non-leaky integrator r += a relu(...)",
     recipes={"paper": {"steps": 100_000}, "default": {"steps": 3000}},
     check=_check_nonleaky,
+    ensemble=True,
 )
 # orthogonal / identity set the Elman RNN's recurrent weights; the gated nets accept and ignore
 # them (as they always have), so run folders written with them still load
@@ -233,12 +242,17 @@ register_architecture(
     _builder(GatedRNN, kind="gru"),
     summary="torch.nn.GRU",
     recipes={"paper": {"steps": 100_000}, "default": {"steps": 1500}},
+    ensemble=True,
 )
 register_architecture(
     "lstm",
     _builder(GatedRNN, kind="lstm"),
     summary="torch.nn.LSTM (hidden = h)",
     recipes={"paper": {"steps": 100_000}, "default": {"steps": 1500}},
+    # trains alone in sweeps: the solo LSTM runs torch's fused kernel, which the stacked LSTM
+    # beats only at small batches (benchmarks/results/ensemble.md: 1.43x at batch 16, K = 32;
+    # about 0.5x at the default recipe's batch 128, K = 5); agents.train_ensemble still takes it
+    ensemble=False,
 )
 register_architecture(
     "transformer",
@@ -253,4 +267,5 @@ register_architecture(
     model={"init": "default", "dropout": 0.1},
     inits=("default", "torch"),
     check=_check_transformer,
+    ensemble=True,
 )

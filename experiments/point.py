@@ -213,12 +213,14 @@ def finish_point(
 
 def ensemble_key(point: Any) -> str | None:
     """What points must share to train as one ensemble (``agents.train_ensemble``), as text;
-    None for a point that trains alone (not supervised, or a config / task that does not build).
+    None for a point that trains alone (not supervised, an architecture registered without
+    ``ensemble=True``, or a config / task that does not build).
 
     Points with one key are supervised and share the resolved agent config apart from ``seed``
     (architecture, shape, recipe, budget) and the TaskSpec fields in
     ``agents.ensemble.SHAPE_FIELDS``; they may differ in the task's seed and other task fields
     (sigma, noise, prior ...)."""
+    from multitask_evidence.agents.architectures import ARCHITECTURES
     from multitask_evidence.agents.config import TrainConfig
     from multitask_evidence.agents.ensemble import SHAPE_FIELDS
     from multitask_evidence.envs import TaskSpec
@@ -229,6 +231,9 @@ def ensemble_key(point: Any) -> str | None:
         cfg = TrainConfig(**{**point.agent, "progress": False}).resolve().to_dict()
         spec = TaskSpec(**point.task)
     except (TypeError, ValueError):
+        return None
+    entry = ARCHITECTURES.get(cfg["arch"])
+    if entry is None or not entry.ensemble:
         return None
     cfg.pop("seed")
     task = {f: getattr(spec, f) for f in SHAPE_FIELDS}

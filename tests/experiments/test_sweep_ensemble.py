@@ -137,6 +137,33 @@ def test_ensemble_key_needs_one_config_and_task_shape_but_not_one_seed_or_sigma(
     assert ensemble_key(ppo) is None
 
 
+def test_only_architectures_registered_for_ensembles_group():
+    """The LSTM trains alone (the solo fused kernel wins at the default batch), and so does an
+    architecture registered without ensemble=True (agents.ensemble has no stacked form of it)."""
+    from torch import nn
+
+    from multitask_evidence.agents.architectures import (
+        register_architecture,
+        unregister_architecture,
+    )
+
+    for arch, groups in (("rnn", True), ("rnn_nonleaky", True), ("gru", True),
+                         ("transformer", True), ("lstm", False)):  # fmt: skip
+        points = parse_grid({"arch": [arch], "n_tasks": [2]}, [0, 1]).points()
+        keys = {ensemble_key(p) for p in points}
+        assert (keys != {None} and len(keys) == 1) is groups, arch
+    register_architecture(
+        "toy_linear",
+        lambda obs_dim, hidden_size, **_: nn.Linear(obs_dim, hidden_size),
+        summary="a toy", recipes={"paper": {"steps": 10}, "default": {"steps": 10}},
+    )  # fmt: skip
+    try:
+        points = parse_grid({"arch": ["toy_linear"], "n_tasks": [2]}, [0, 1]).points()
+        assert {ensemble_key(p) for p in points} == {None}
+    finally:
+        unregister_architecture("toy_linear")
+
+
 def test_run_sweep_rejects_bad_ensemble_options(tmp_path):
     grid = parse_grid({"n_tasks": [2]})
     with pytest.raises(ValueError, match=r"max_ensemble must be an integer >= 1, got 0"):
