@@ -39,6 +39,9 @@ def naive_adam_protocol(
     q = orthant_index(x)
     scores = []
     gen = torch.Generator().manual_seed(0)
+    # the Linear layers' initial weights come from torch's global generator: seeded here so the
+    # number does not depend on what ran before in the process
+    torch.manual_seed(0)
     for o in range(4):
         tr, te = q != o, q == o
         xt = torch.as_tensor(h[tr], dtype=torch.float32)
