@@ -144,13 +144,18 @@ def grid_states(
     return spec, recs, grid
 
 
-def decision_states(run_dir: str | Path, n: int) -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
-    """States at the decision step on n random trials (seed ``TRIALS_SEED``): (spec,
-    {'trained': [n, H], 'untrained': [n, H], 'input': [n, F]}, latent [n, D])."""
+def decision_states(
+    run_dir: str | Path, n: int | None = None
+) -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
+    """States at the decision step on n random trials (seed ``TRIALS_SEED``; None: as many as
+    the sweep's probe, ``experiments.point.auto_probe_n``): (spec, {'trained': [n, H],
+    'untrained': [n, H], 'input': [n, F]}, latent [n, D])."""
+    from multitask_evidence.experiments.point import auto_probe_n
     from multitask_evidence.probes.record import record
 
     trained, untrained = load_pair(run_dir)
     spec = trained.spec
+    n = auto_probe_n(spec.latent_dim) if n is None else n
     rec = record(trained, spec, n, TRIALS_SEED)
     rec0 = record(untrained, spec, n, TRIALS_SEED)
     feats = input_features(spec, n, TRIALS_SEED)
