@@ -91,12 +91,12 @@ def per_network(
     analyse: Callable[[str], dict],
 ) -> dict[str, dict[str, Any]]:
     """``analyse(run_dir)`` on every network of every summary row (cached, see :func:`cached`):
-    run folder -> result (with the network's ``seed`` added)."""
+    run folder -> result (with the network's ``seed`` and ``run_dir`` added)."""
     out: dict[str, dict[str, Any]] = {}
     for row in summary:
         for net in networks_of(row):
             res = cached(net["run_dir"], name, params, lambda d=net["run_dir"]: analyse(d))
-            out[net["run_dir"]] = {**res, "seed": net.get("seed")}
+            out[net["run_dir"]] = {**res, "seed": net.get("seed"), "run_dir": net["run_dir"]}
     return out
 
 

@@ -87,6 +87,16 @@ def analyse(run_dir: str) -> dict[str, Any]:
     return out
 
 
+def _stimulus_start(run_dir: str) -> int:
+    """The first evidence step of a run's task (0 when its spec cannot be read)."""
+    from multitask_evidence.agents.run import read_spec
+
+    try:
+        return int(read_spec(run_dir).stimulus_start)
+    except (ValueError, OSError):
+        return 0
+
+
 def _median(values: Sequence[Any]) -> float:
     return pooled(values)["median"]
 
@@ -139,7 +149,7 @@ def plot(
     caption: str = "",
 ) -> Path:
     """Fig. 3d. Top: one network's mean trajectories over the grid on PC1-PC2 (colour: x1 red,
-    x2 blue; dots: decision step; x: fixed points; inset: variance per PC), trained and
+    x2 blue; dots: last evidence step; x: fixed points; inset: variance per PC), trained and
     untrained, and the variance per PC of every network. Bottom: |lambda - 1| of the slowest
     Jacobian modes at every fixed point, trained and untrained, and each network's attractor
     dimension."""
@@ -155,11 +165,17 @@ def plot(
         if example is None:
             continue
         r = example[src]
-        traj = np.asarray(r["traj"], dtype=float)
+        # from the last step before the evidence: the steps before it leave the initial state
+        start = max(_stimulus_start(example["run_dir"]) - 1, 0)
+        # up to the last evidence step: at the decision step the go channel switches off and
+        # the input, not the stored estimate, moves the state
+        traj = np.asarray(r["traj"], dtype=float)[:, start:-1]
         colours = _colours(np.asarray(r["cells"]))
         for i in range(traj.shape[0]):  # a plot loop over the grid's cells
             ax.plot(traj[i, :, 0], traj[i, :, 1], color=colours[i], lw=0.5, alpha=0.6)
-        ax.scatter(traj[:, -1, 0], traj[:, -1, 1], c=colours, s=9, zorder=3, label="decision step")
+        ax.scatter(
+            traj[:, -1, 0], traj[:, -1, 1], c=colours, s=9, zorder=3, label="end of evidence"
+        )
         pts = np.asarray(r.get("fp_pcs") or np.zeros((0, 2)), dtype=float)
         if pts.size:
             ax.scatter(
@@ -167,7 +183,7 @@ def plot(
                 label=f"fixed/slow points ({len(pts)})",
             )
         ax.legend(fontsize=5.5, loc="lower right")
-        ins = ax.inset_axes((0.02, 0.66, 0.28, 0.3))
+        ins = ax.inset_axes((0.08, 0.08, 0.22, 0.24))
         evr = np.asarray(r["evr"][:N_PCS], dtype=float)
         ins.bar(np.arange(1, evr.size + 1), evr, color="C0" if src == "trained" else "0.6")
         ins.set_ylim(0, 1)
@@ -188,7 +204,8 @@ def plot(
     ax.set_xlabel("principal component")
     ax.set_ylabel("fraction of variance")
     ax.set_title("c  variance explained per PC, every network")
-    ax.legend(fontsize=5.5)
+    if nets:
+        ax.legend(fontsize=5.5)
     tol = None
     for col, src in enumerate(("trained", "untrained")):
         ax = axes[1, col]

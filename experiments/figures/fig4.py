@@ -217,17 +217,23 @@ def plot(
         ax.set_xlabel("corr(unit, x1)")
         ax.set_ylabel("corr(unit, x2)")
         ax.set_title(f"{'be'[i] if i < 2 else ''}  {name}: unit correlations with x1, x2")
-        ax.legend(fontsize=5.5, loc="lower left", markerscale=2)
+        if nets:
+            ax.legend(fontsize=5.5, loc="lower left", markerscale=2)
         ax = fig.add_subplot(outer[i, 2])
-        data, labels = [], []
-        for src in SOURCES:
-            v = [x for a in nets for x in a[src]["sparseness"] if x is not None]
-            data.append(v or [math.nan])
-            labels.append(SOURCE_LABELS[src].replace(" (", "\n("))
-        parts = ax.violinplot(data, showmedians=True, showextrema=False)
-        for body, src in zip(parts["bodies"], SOURCES):
-            body.set_facecolor(SOURCE_COLOURS[src])
-            body.set_alpha(0.5)
+        labels = [SOURCE_LABELS[src].replace(" (", "\n(") for src in SOURCES]
+        present = [
+            (k + 1, v, src)
+            for k, src in enumerate(SOURCES)
+            if len(v := [x for a in nets for x in a[src]["sparseness"] if x is not None]) > 1
+        ]
+        if present:
+            parts = ax.violinplot(
+                [v for _, v, _ in present], positions=[k for k, _, _ in present],
+                showmedians=True, showextrema=False,
+            )
+            for body, (_, _, src) in zip(parts["bodies"], present):
+                body.set_facecolor(SOURCE_COLOURS[src])
+                body.set_alpha(0.5)
         ax.set_xticks(range(1, len(SOURCES) + 1))
         ax.set_xticklabels(labels, fontsize=6)
         ax.set_ylim(0, 1)
