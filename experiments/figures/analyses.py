@@ -179,11 +179,22 @@ def paired_gain(a: Sequence[Any], b: Sequence[Any]) -> tuple[float, float, float
     return bootstrap_median([x - y for x, y in zip(a, b) if finite(x) and finite(y)])
 
 
-def interval(v: tuple[float, float, float], digits: int = 3) -> str:
-    """'+0.123 [+0.100, +0.150]' from (median, lo, hi); '-' when not finite."""
-    if not all(isinstance(x, float) and math.isfinite(x) for x in v):
+def interval(v: tuple[float, float, float], digits: int = 3, scale: float = 1.0) -> str:
+    """'+0.123 [95% CI +0.100, +0.150]' from (median, lo, hi) of a bootstrap over networks,
+    each multiplied by ``scale`` (100 for percentage points); '-' when not finite."""
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
         return "-"
-    return f"{v[0]:+.{digits}f} [{v[1]:+.{digits}f}, {v[2]:+.{digits}f}]"
+    a, lo, hi = (scale * x for x in v)
+    return f"{a:+.{digits}f} [95% CI {lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def row_quartiles(row: Mapping[str, Any], m: str, digits: int = 3) -> str:
+    """'median [q25, q75]' of metric ``m`` of a summary row (``m``, ``m_q25``, ``m_q75``), or
+    '-'."""
+    v = row.get(m, math.nan)
+    if not isinstance(v, float) or not math.isfinite(v):
+        return "-"
+    return f"{v:.{digits}f} [{row[f'{m}_q25']:.{digits}f}, {row[f'{m}_q75']:.{digits}f}]"
 
 
 def quartiles(p: Mapping[str, float], digits: int = 3) -> str:

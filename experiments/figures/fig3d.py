@@ -23,6 +23,7 @@ import numpy as np
 
 from multitask_evidence.experiments.figures.analyses import (
     grid_states,
+    interval,
     networks_of,
     no_networks_note,
     paired_gain,
@@ -286,7 +287,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
             f"- PC1 + PC2 hold {_pct(pooled(row['pc12_var_per_network']))} of the mean "
             f"trajectories' variance trained, {_pct(pooled(row['untrained_pc12_var_per_network']))}"
             f" untrained (median over networks); paired difference "
-            f"{_pp(gain)} percentage points: {side(gain[1], gain[2])} the untrained control.",
+            f"{interval(gain, 1, 100)} percentage points: {side(gain[1], gain[2])} the untrained control.",
             f"- Fixed / slow points found per network: trained {row['n_fixed_points_per_network']}"
             f", untrained {row['untrained_n_fixed_points_per_network']}.",
             f"- Decoding beside it (from the sweep): OOD r^2 {fmt(row, 'ood_r2')}, untrained "
@@ -329,11 +330,6 @@ def _pct(p: Mapping[str, float]) -> str:
         return "-"
     return f"{100 * p['median']:.1f}% [IQR {100 * p['q25']:.1f}, {100 * p['q75']:.1f}]"
 
-
-def _pp(v: tuple[float, float, float]) -> str:
-    if not all(math.isfinite(x) for x in v):
-        return "-"
-    return f"{100 * v[0]:+.1f} [95% CI {100 * v[1]:+.1f}, {100 * v[2]:+.1f}]"
 
 
 FIGURE = register(

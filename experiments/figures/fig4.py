@@ -26,6 +26,7 @@ from multitask_evidence.experiments.figures.analyses import (
     SOURCE_LABELS,
     SOURCES,
     grid_states,
+    interval,
     networks_of,
     no_networks_note,
     paired_gain,
@@ -305,8 +306,8 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
         al = pooled(row["axis_aligned_per_network"])["median"]
         lines.append(
             f"- {name}: trained units are {_sparser(g0)} the same network untrained "
-            f"(per-network median sparseness, paired difference {_iv(g0)}) and {_sparser(gi)} "
-            f"the encoder's output units ({_iv(gi)}). Of its tuned units "
+            f"(per-network median sparseness, paired difference {interval(g0)}) and {_sparser(gi)} "
+            f"the encoder's output units ({interval(gi)}). Of its tuned units "
             f"{_pct(al)} are axis-aligned (uniform directions: 33%): "
             + (
                 "the units mix x1 and x2, the code is disentangled at the population level, "
@@ -336,11 +337,6 @@ def _sparser(v: tuple[float, float, float]) -> str:
         "level with": "not distinguishable in sparseness from",
     }[side(v[1], v[2])]
 
-
-def _iv(v: tuple[float, float, float]) -> str:
-    if not all(math.isfinite(x) for x in v):
-        return "-"
-    return f"{v[0]:+.3f} [95% CI {v[1]:+.3f}, {v[2]:+.3f}]"
 
 
 def _frac(values: Sequence[float]) -> str:

@@ -24,11 +24,13 @@ from multitask_evidence.experiments.figures.analyses import (
     SOURCE_LABELS,
     SOURCES,
     decision_states,
+    interval,
     networks_of,
     no_networks_note,
     paired_gain,
     per_network,
     pooled,
+    row_quartiles,
 )
 from multitask_evidence.experiments.figures.grids import per_arch
 from multitask_evidence.experiments.figures.pages import csv_text, side
@@ -118,17 +120,6 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
     return finish(fig, path, caption)
 
 
-def _q(row: Mapping[str, Any], m: str) -> str:
-    v = row.get(m, math.nan)
-    if not isinstance(v, float) or not math.isfinite(v):
-        return "-"
-    return f"{v:.1f} [{row[f'{m}_q25']:.1f}, {row[f'{m}_q75']:.1f}]"
-
-
-def _iv(v: tuple[float, float, float]) -> str:
-    if not all(math.isfinite(x) for x in v):
-        return "-"
-    return f"{v[0]:+.1f} [95% CI {v[1]:+.1f}, {v[2]:+.1f}]"
 
 
 def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
@@ -168,8 +159,8 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
         lines.append(
             f"| {row['arch']} | {row['n_tasks']} | {row['latent_dim']} | "
             f"{len(row['pair_angle_deg_per_network'])} | {row['pair_angle_deg_n']} | "
-            f"{_q(row, 'pair_angle_deg')} | {_q(row, 'untrained_pair_angle_deg')} | "
-            f"{_q(row, 'input_pair_angle_deg')} | {_iv(g)} | "
+            f"{row_quartiles(row, 'pair_angle_deg', 1)} | {row_quartiles(row, 'untrained_pair_angle_deg', 1)} | "
+            f"{row_quartiles(row, 'input_pair_angle_deg', 1)} | {interval(g, 1)} | "
             f"{90 - row['pair_angle_deg']:.1f} |"
         )
     lines += ["", "### In plain words", ""]
@@ -190,7 +181,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
                 )
                 parts.append(
                     f"D = {r['latent_dim']}: {r['pair_angle_deg']:.1f} deg, "
-                    f"{side(g[1], g[2])} untrained ({_iv(g)})"
+                    f"{side(g[1], g[2])} untrained ({interval(g, 1)})"
                 )
             text = f"- {name}, N = {n}: " + "; ".join(parts) + "."
             if len(rows) > 1:
@@ -200,7 +191,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
                 word = "rises" if d[1] > 0 else ("falls" if d[2] < 0 else "does not change beyond the spread")
                 text += (
                     f" From D = {rows[0]['latent_dim']} to {rows[-1]['latent_dim']} the angle "
-                    f"{word} ({_iv(d)})."
+                    f"{word} ({interval(d, 1)})."
                 )
             lines.append(text)
     lines.append(

@@ -22,11 +22,13 @@ from multitask_evidence.experiments.figures.analyses import (
     SOURCE_LABELS,
     SOURCES,
     decision_states,
+    interval,
     networks_of,
     no_networks_note,
     paired_gain,
     per_network,
     pooled,
+    row_quartiles,
 )
 from multitask_evidence.experiments.figures.grids import PAPER_N, per_arch
 from multitask_evidence.experiments.figures.pages import csv_text, side
@@ -181,27 +183,16 @@ def _line(row: Mapping[str, Any], label: str) -> str:
     gi = paired_gain(row["sparseness_median_per_network"], row["input_sparseness_median_per_network"])
     k = len(row["sparseness_median_per_network"])
     return (
-        f"{label} ({k} networks): sparseness {_q(row, 'sparseness_median')}, untrained "
-        f"{_q(row, 'untrained_sparseness_median')}, encoder output "
-        f"{_q(row, 'input_sparseness_median')}; trained - untrained {_iv(g0)} "
-        f"({side(g0[1], g0[2])} its untrained control), trained - encoder output {_iv(gi)} "
-        f"({side(gi[1], gi[2])} the encoder output); states > 0: {_q(row, 'active_percent', 1)}% (untrained "
-        f"{_q(row, 'untrained_active_percent', 1)}%, encoder output "
-        f"{_q(row, 'input_active_percent', 1)}%)."
+        f"{label} ({k} networks): sparseness {row_quartiles(row, 'sparseness_median')}, untrained "
+        f"{row_quartiles(row, 'untrained_sparseness_median')}, encoder output "
+        f"{row_quartiles(row, 'input_sparseness_median')}; trained - untrained {interval(g0)} "
+        f"({side(g0[1], g0[2])} its untrained control), trained - encoder output {interval(gi)} "
+        f"({side(gi[1], gi[2])} the encoder output); states > 0: {row_quartiles(row, 'active_percent', 1)}% (untrained "
+        f"{row_quartiles(row, 'untrained_active_percent', 1)}%, encoder output "
+        f"{row_quartiles(row, 'input_active_percent', 1)}%)."
     )
 
 
-def _q(row: Mapping[str, Any], m: str, digits: int = 3) -> str:
-    v = row.get(m, math.nan)
-    if not isinstance(v, float) or not math.isfinite(v):
-        return "-"
-    return f"{v:.{digits}f} [{row[f'{m}_q25']:.{digits}f}, {row[f'{m}_q75']:.{digits}f}]"
-
-
-def _iv(v: tuple[float, float, float]) -> str:
-    if not all(math.isfinite(x) for x in v):
-        return "-"
-    return f"{v[0]:+.3f} [95% CI {v[1]:+.3f}, {v[2]:+.3f}]"
 
 
 def _trend(rows: Sequence[Mapping[str, Any]], x: str) -> str:
@@ -219,7 +210,7 @@ def _trend(rows: Sequence[Mapping[str, Any]], x: str) -> str:
     word = "rises" if d[1] > 0 else ("falls" if d[2] < 0 else "does not change beyond the spread")
     return (
         f"sparseness {word} from {x} = {a[x] if x != 'D' else _latent_dim(a)} to "
-        f"{b[x] if x != 'D' else _latent_dim(b)}: {_iv(d)} (untrained: {_iv(d0)})"
+        f"{b[x] if x != 'D' else _latent_dim(b)}: {interval(d)} (untrained: {interval(d0)})"
     )
 
 
