@@ -183,8 +183,8 @@ def plot(
                 pts[:, 0], pts[:, 1], marker="x", color="k", s=14, lw=0.8, zorder=4,
                 label=f"fixed/slow points ({len(pts)})",
             )
-        ax.legend(fontsize=5.5, loc="lower right")
-        ins = ax.inset_axes((0.08, 0.08, 0.22, 0.24))
+        ax.legend(fontsize=5.5, loc="upper right")
+        ins = ax.inset_axes((0.74, 0.07, 0.22, 0.22))
         evr = np.asarray(r["evr"][:N_PCS], dtype=float)
         ins.bar(np.arange(1, evr.size + 1), evr, color="C0" if src == "trained" else "0.6")
         ins.set_ylim(0, 1)
@@ -232,8 +232,8 @@ def plot(
         ax.bar(x + off, [d if d is not None else 0 for d in dims], width=0.38, color=colour,
                label=src)
         for xi, d in zip(x, dims):
-            if d is None:
-                ax.text(xi + off, 0.05, "none\nfound", ha="center", fontsize=5)
+            label = "none\nfound" if d is None else str(d)
+            ax.text(xi + off, (d or 0) + 0.04, label, ha="center", va="bottom", fontsize=6)
     ax.axhline(2, ls=":", color="k", lw=1, label="D = 2")
     ax.set_xticks(x)
     ax.set_xticklabels([f"seed {s}" for s in seeds])
