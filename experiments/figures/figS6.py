@@ -153,12 +153,14 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
             ax.set_xticklabels([str(n) for n in ns])
             ax.minorticks_off()
         ax.set_xlabel("number of tasks N")
-        ax.legend(fontsize=5.5)
+    # one legend for panels a and b (same lines), above b's data
+    axes[1].legend(fontsize=5.5, ncol=2, loc="upper center")
     axes[0].set_ylabel("lifetime sparseness (median over units)")
     axes[0].set_ylim(bottom=0)
-    axes[0].set_title("a  sparseness vs N (dashed: untrained)")
+    axes[0].set_title("a  sparseness vs N (dashed: untrained; legend in b)")
     axes[1].set_ylabel("states > 0 (% of units x trials)")
-    axes[1].set_ylim(0, 100)
+    axes[1].set_ylim(0, 125)
+    axes[1].set_yticks(range(0, 101, 20))
     axes[1].set_title("b  active states vs N (official Fig. S6 measure)")
     ax = axes[2]
     rows = _by_d(summary)
