@@ -35,13 +35,28 @@ class SparsenessResult:
         return d
 
 
-def lifetime_sparseness(responses: np.ndarray) -> SparsenessResult:
-    """Vinje-Gallant lifetime sparseness of responses [m stimuli, H units]."""
+def _check_responses(responses: np.ndarray) -> np.ndarray:
     r = np.asarray(responses, dtype=np.float64)
     if r.ndim != 2 or r.shape[0] < 2:
         raise ValueError(f"responses must be [m >= 2 stimuli, H units], got shape {r.shape}")
     if not np.isfinite(r).all():
         raise ValueError("responses contain NaN or inf")
+    return r
+
+
+def lifetime_sparseness(responses: np.ndarray, baseline: str = "zero") -> SparsenessResult:
+    """Vinje-Gallant lifetime sparseness of responses [m stimuli, H units].
+
+    baseline: ``'zero'`` (the definition, for non-negative rates such as ReLU units) or
+    ``'min'``: each unit's response above its own minimum over the m stimuli, r - min r, which
+    makes the measure defined for signed states (LSTM, transformer, encoder outputs) and
+    invariant to a unit's offset; on rates whose minimum is 0 the two agree.
+    """
+    if baseline not in ("zero", "min"):
+        raise ValueError(f"baseline must be 'zero' or 'min', got {baseline!r}")
+    r = _check_responses(responses)
+    if baseline == "min":
+        r = r - r.min(axis=0)
     m = r.shape[0]
     mean, mean_sq = r.mean(axis=0), (r**2).mean(axis=0)
     silent = mean_sq <= 1e-24
@@ -55,6 +70,13 @@ def lifetime_sparseness(responses: np.ndarray) -> SparsenessResult:
         n_silent=int(silent.sum()),
         n_stimuli=m,
     )
+
+
+def active_fraction(responses: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Fraction [H] of the m stimuli on which each unit's response [m, H] exceeds
+    ``threshold`` (the official code's sparsity percentage of Fig. S6 is 100 x its mean over
+    units at threshold 0)."""
+    return (_check_responses(responses) > threshold).mean(axis=0)
 
 
 @dataclass

@@ -157,13 +157,20 @@ def bound_rows(summary: Sequence[Mapping[str, Any]], x: str) -> str:
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as CSV: every key a column (first-seen order), NaN as an empty cell."""
+    """The rows as CSV: every key a column (first-seen order), NaN as an empty cell; keys
+    starting with ``_`` (what the figures keep for themselves) are left out."""
     cols: list[str] = []
     for r in rows:
-        cols.extend(k for k in r if k not in cols)
+        cols.extend(k for k in r if k not in cols and not k.startswith("_"))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols)
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
+        w.writerow(
+            {
+                k: ("" if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in r.items()
+                if k in cols
+            }
+        )
     return buf.getvalue()

@@ -98,7 +98,9 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
 
     For each metric m the summary has ``m`` (median), ``m_q25``, ``m_q75`` and ``m_n`` (how many
     values were pooled), plus ``n_networks``, the mean ``ceiling`` of the group and the mean
-    decision accuracy as a fraction of the ideal observer (``frac_ideal``) when reported.
+    decision accuracy as a fraction of the ideal observer (``frac_ideal``) when reported;
+    ``_networks``: each network's ``seed`` and ``run_dir`` (keys starting with ``_`` are not
+    table columns).
     """
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -148,6 +150,8 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
             if finite(r.get("ood_r2")) and finite(r.get("input_ood_r2"))
         ]
         rec["gain_over_input"], rec["gain_input_lo"], rec["gain_input_hi"] = bootstrap_median(inp)
+        # the networks themselves, for figures that analyse them further (not a table column)
+        rec["_networks"] = [{"seed": r.get("seed"), "run_dir": r.get("run_dir")} for r in members]
         out.append(rec)
     return out
 

@@ -174,6 +174,32 @@ def test_lifetime_sparseness_values():
         sparseness.lifetime_sparseness(np.full((3, 2), np.nan))
 
 
+def test_sparseness_of_signed_states_and_active_fraction():
+    rng = np.random.default_rng(0)
+    one_hot = np.eye(10)
+    # an offset and a sign flip leave the 'min' baseline's measure unchanged
+    shifted = sparseness.lifetime_sparseness(one_hot - 0.5, baseline="min")
+    np.testing.assert_allclose(shifted.per_unit, 1.0)
+    assert sparseness.lifetime_sparseness(one_hot + 3.0).mean < 0.1  # 'zero' sees the offset
+    signed = rng.standard_normal((500, 4))
+    a = sparseness.lifetime_sparseness(signed, baseline="min").per_unit
+    b = sparseness.lifetime_sparseness(5.0 + 2.0 * signed, baseline="min").per_unit
+    np.testing.assert_allclose(a, b)  # offset and gain invariant
+    assert 0.0 < min(a) and max(a) < 0.3  # a Gaussian above its minimum is dense
+    rates = np.maximum(signed, 0.0)
+    rates[0] = 0.0  # every unit's minimum is 0: the two baselines agree on rates
+    np.testing.assert_allclose(
+        sparseness.lifetime_sparseness(rates).per_unit,
+        sparseness.lifetime_sparseness(rates, baseline="min").per_unit,
+    )
+    with pytest.raises(ValueError, match="baseline must be"):
+        sparseness.lifetime_sparseness(one_hot, baseline="mean")
+    frac = sparseness.active_fraction(np.array([[1.0, 0.0], [0.0, 0.0], [2.0, -1.0], [3.0, 0.5]]))
+    np.testing.assert_allclose(frac, [0.75, 0.25])
+    with pytest.raises(ValueError, match="responses must be"):
+        sparseness.active_fraction(np.ones(4))
+
+
 def test_pca_and_participation_ratio():
     rng = np.random.default_rng(0)
     h = (

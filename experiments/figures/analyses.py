@@ -1,0 +1,212 @@
+"""Per-network analyses of the structure figures (fig3d, fig4, figS6, figS12), run on the
+networks a figure's sweep trained, beside the same networks untrained and the encoder's output.
+
+A figure's summary rows carry their networks (``_networks``: seed and run folder of each, see
+:func:`experiments.figures.stats.summarise`); :func:`per_network` runs an analysis on each of
+them and caches its result as ``<run folder>/<name>.json`` (keyed by the analysis' parameters),
+so that a redraw (``--plot-only``) does not record again. Rows without run folders (tables built
+by hand) give no analyses; the pages say so.
+
+Three recordings are analysed, always on the same trials (same seed, same latents):
+
+- ``trained``: the trained network's state (``probes.record``);
+- ``untrained``: the same network before training (``agents.untrained``: same architecture,
+  init and seed);
+- ``input``: the encoder's output, time-averaged over the steps that carry evidence
+  (``probes.controls.stimulus_average``), constant channels (the go channel) dropped: what a
+  network could read without integrating anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from multitask_evidence.experiments.sweep import atomic_write_text
+
+SOURCES = ("trained", "untrained", "input")
+"""The three recordings every structure figure compares (the module docstring says what each is)."""
+SOURCE_LABELS = {
+    "trained": "trained",
+    "untrained": "untrained (same network)",
+    "input": "encoder output (input)",
+}
+GRID_SEED = 777
+"""Seed of the evidence noise on the latent grid (the same for every network)."""
+TRIALS_SEED = 12345
+"""Seed of the random trials (the sweep's probe seed: the same trials the OOD numbers used)."""
+
+
+def networks_of(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The networks ({seed, run_dir}) of a summary row that have a run folder on disk."""
+    return [
+        n
+        for n in row.get("_networks") or []
+        if n.get("run_dir") and (Path(n["run_dir"]) / "config.json").exists()
+    ]
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def cached(
+    run_dir: str | Path, name: str, params: Mapping[str, Any], compute: Callable[[], dict]
+) -> dict[str, Any]:
+    """``compute()`` for one network, cached in ``<run_dir>/<name>.json`` while ``params`` (the
+    analysis' settings) are unchanged. Non-finite numbers are stored as null (read back as None)."""
+    path = Path(run_dir) / f"{name}.json"
+    params = _jsonable(dict(params))
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+            if stored.get("params") == params:
+                return stored["result"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass  # unreadable or stale: compute again
+    result = _jsonable(compute())
+    atomic_write_text(path, json.dumps({"params": params, "result": result}))
+    return result
+
+
+def per_network(
+    summary: Sequence[Mapping[str, Any]],
+    name: str,
+    params: Mapping[str, Any],
+    analyse: Callable[[str], dict],
+) -> dict[str, dict[str, Any]]:
+    """``analyse(run_dir)`` on every network of every summary row (cached, see :func:`cached`):
+    run folder -> result (with the network's ``seed`` and ``run_dir`` added)."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in summary:
+        for net in networks_of(row):
+            res = cached(net["run_dir"], name, params, lambda d=net["run_dir"]: analyse(d))
+            out[net["run_dir"]] = {**res, "seed": net.get("seed"), "run_dir": net["run_dir"]}
+    return out
+
+
+def load_pair(run_dir: str | Path) -> tuple[Any, Any]:
+    """(trained, untrained) of a run folder: ``agents.load`` and ``agents.untrained``."""
+    from multitask_evidence import agents
+
+    loaded = agents.load(run_dir)
+    return loaded, agents.untrained(loaded)
+
+
+def input_features(spec: Any, n: int, seed: int, latent: np.ndarray | None = None) -> np.ndarray:
+    """The encoder's output [n, F] on the trials ``probes.record`` draws with the same ``seed``
+    (and ``latent``): the encoded observations averaged over the evidence steps, constant
+    channels dropped."""
+    from multitask_evidence.envs import generate
+    from multitask_evidence.probes import theory
+    from multitask_evidence.probes.controls import stimulus_average
+
+    batch = generate(spec, n, np.random.default_rng(seed), latent=latent)
+    evidence = np.diff(theory.evidence_steps(spec), prepend=0) > 0
+    feats = stimulus_average(batch.obs, batch.period, evidence)
+    return feats[:, feats.std(axis=0) > 1e-9]
+
+
+def grid_states(
+    run_dir: str | Path, grid_size: int = 8, repeats: int = 16
+) -> tuple[Any, dict[str, Any], np.ndarray]:
+    """Recordings over a grid_size^D latent grid (``probes.sparseness.latent_grid``, each cell
+    ``repeats`` times, evidence noise of seed ``GRID_SEED``): (spec, {'trained': Recording,
+    'untrained': Recording, 'input': features [cells * repeats, F], 'networks': (trained,
+    untrained)}, latent [cells * repeats, D])."""
+    from multitask_evidence.probes.record import record
+    from multitask_evidence.probes.sparseness import latent_grid
+
+    trained, untrained = load_pair(run_dir)
+    spec = trained.spec
+    grid = latent_grid(grid_size, repeats, spec.latent_dim)
+    recs = {
+        "trained": record(trained, spec, grid.shape[0], GRID_SEED, latent=grid),
+        "untrained": record(untrained, spec, grid.shape[0], GRID_SEED, latent=grid),
+        "input": input_features(spec, grid.shape[0], GRID_SEED, latent=grid),
+        "networks": (trained, untrained),
+    }
+    return spec, recs, grid
+
+
+def decision_states(
+    run_dir: str | Path, n: int | None = None
+) -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
+    """States at the decision step on n random trials (seed ``TRIALS_SEED``; None: as many as
+    the sweep's probe, ``experiments.point.auto_probe_n``): (spec, {'trained': [n, H],
+    'untrained': [n, H], 'input': [n, F]}, latent [n, D])."""
+    from multitask_evidence.experiments.point import auto_probe_n
+    from multitask_evidence.probes.record import record
+
+    trained, untrained = load_pair(run_dir)
+    spec = trained.spec
+    n = auto_probe_n(spec.latent_dim) if n is None else n
+    rec = record(trained, spec, n, TRIALS_SEED)
+    rec0 = record(untrained, spec, n, TRIALS_SEED)
+    feats = input_features(spec, n, TRIALS_SEED)
+    return spec, {"trained": rec.at(), "untrained": rec0.at(), "input": feats}, rec.latent
+
+
+def pooled(values: Sequence[Any]) -> dict[str, float]:
+    """Median, quartiles and count of the finite values (NaN and 0 when there are none)."""
+    v = np.asarray([float(x) for x in values if x is not None and math.isfinite(float(x))])
+    if v.size == 0:
+        return {"median": math.nan, "q25": math.nan, "q75": math.nan, "n": 0}
+    q25, med, q75 = np.percentile(v, [25, 50, 75])
+    return {"median": float(med), "q25": float(q25), "q75": float(q75), "n": int(v.size)}
+
+
+def paired_gain(a: Sequence[Any], b: Sequence[Any]) -> tuple[float, float, float]:
+    """Median over networks of a - b (paired: the same network trained and untrained) with its
+    95% bootstrap interval over networks (``stats.bootstrap_median``)."""
+    from multitask_evidence.experiments.figures.stats import bootstrap_median, finite
+
+    return bootstrap_median([x - y for x, y in zip(a, b) if finite(x) and finite(y)])
+
+
+def interval(v: tuple[float, float, float], digits: int = 3, scale: float = 1.0) -> str:
+    """'+0.123 [95% CI +0.100, +0.150]' from (median, lo, hi) of a bootstrap over networks,
+    each multiplied by ``scale`` (100 for percentage points); '-' when not finite."""
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
+        return "-"
+    a, lo, hi = (scale * x for x in v)
+    return f"{a:+.{digits}f} [95% CI {lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def row_quartiles(row: Mapping[str, Any], m: str, digits: int = 3) -> str:
+    """'median [q25, q75]' of metric ``m`` of a summary row (``m``, ``m_q25``, ``m_q75``), or
+    '-'."""
+    v = row.get(m, math.nan)
+    if not isinstance(v, float) or not math.isfinite(v):
+        return "-"
+    return f"{v:.{digits}f} [{row[f'{m}_q25']:.{digits}f}, {row[f'{m}_q75']:.{digits}f}]"
+
+
+def quartiles(p: Mapping[str, float], digits: int = 3) -> str:
+    """'median [q25, q75]' of a :func:`pooled` result, or '-'."""
+    if not p["n"]:
+        return "-"
+    return f"{p['median']:.{digits}f} [{p['q25']:.{digits}f}, {p['q75']:.{digits}f}]"
+
+
+def no_networks_note(name: str) -> str:
+    """The page's line when the rows carry no trained networks to analyse."""
+    return (
+        f"- No run folders behind these rows: the {name} analyses need the trained networks "
+        "(`mte reproduce` trains them); only the sweep's decoding numbers are shown."
+    )

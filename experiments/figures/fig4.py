@@ -1,0 +1,364 @@
+"""Fig. 4: steady-state unit responses over an 8 x 8 latent grid, each unit's correlation with
+x1 and x2, and lifetime sparseness, for the RNN and the transformer, beside the same networks
+untrained and the encoder's output (``mte reproduce fig4``).
+
+Each network is run on an 8 x 8 grid of x* (16 noisy trials per cell); a unit's *map* is its
+mean decision-step state per cell (``probes.sparseness.tuning_maps``). Per unit: the correlation
+of its map with x1 and with x2, and the lifetime sparseness of its map over the 64 cells,
+measured on the response above the unit's minimum over the grid (``baseline='min'``), so that
+signed states (the transformer's residual stream, the encoder's output) and ReLU rates are
+measured alike; the ReLU RNN's sparseness in the paper's own definition (``baseline='zero'``) is
+in the table too. A unit's *tuning direction* is atan2(|r(x2)|, |r(x1)|) in [0, 90] degrees: 0 or
+90 is a unit that follows one latent only (an axis-aligned, unit-level disentangled code),
+45 a unit that mixes both equally.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from multitask_evidence.experiments.figures.analyses import (
+    SOURCE_LABELS,
+    SOURCES,
+    grid_states,
+    interval,
+    networks_of,
+    no_networks_note,
+    paired_gain,
+    per_network,
+    pooled,
+    quartiles,
+)
+from multitask_evidence.experiments.figures.grids import per_arch
+from multitask_evidence.experiments.figures.pages import csv_text, side
+from multitask_evidence.experiments.figures.plots import finish, pyplot
+from multitask_evidence.experiments.figures.registry import Figure, register
+from multitask_evidence.experiments.figures.stats import ARCH_LABELS, ARCH_ORDER, fmt, select
+from multitask_evidence.experiments.sweep import Grid, atomic_write_text
+
+GRID = 8
+REPEATS = 16
+N_TASKS = 24
+N_EXAMPLE_UNITS = 6
+TUNED = 0.3
+"""|r| above which a unit counts as following a latent."""
+AXIS_BAND = 15.0
+"""A unit within this many degrees of an axis counts as axis-aligned (a third of the units when
+directions are uniform)."""
+SOURCE_COLOURS = {"trained": "C0", "untrained": "0.55", "input": "C2"}
+
+
+def grid(scale: str) -> Grid:
+    """The RNN and the transformer at N = 24, D = 2."""
+    return per_arch(("transformer", "rnn"), scale, {"n_tasks": [N_TASKS]}, "fig4")
+
+
+def unit_stats(states: np.ndarray, latent: np.ndarray) -> dict[str, Any]:
+    """Per-unit tuning of states [n, H] recorded on a latent grid [n, 2]: correlations [H, 2],
+    sparseness of the maps (above the minimum, and from zero where the states are non-negative),
+    active fraction of trials (> 0), and the maps [H, G, G]."""
+    from multitask_evidence.probes.sparseness import (
+        active_fraction,
+        lifetime_sparseness,
+        tuning_maps,
+    )
+
+    tm = tuning_maps(states, latent, GRID)
+    cells = tm.maps.reshape(tm.maps.shape[0], -1).T  # [cells, H]
+    rates = bool((states >= 0).all())
+    return {
+        "corr": tm.corr,
+        "sparseness": lifetime_sparseness(cells, baseline="min").per_unit,
+        "sparseness_rates": lifetime_sparseness(cells).per_unit if rates else None,
+        "active": active_fraction(states),
+        "maps": tm.maps,
+    }
+
+
+def analyse(run_dir: str) -> dict[str, Any]:
+    """One network's tuning over the grid: trained, untrained and the encoder's output."""
+    spec, recs, latent = grid_states(run_dir, GRID, REPEATS)
+    out: dict[str, Any] = {}
+    for src in SOURCES:
+        states = recs[src] if src == "input" else recs[src].at()
+        st = unit_stats(states, latent)
+        spread = st["maps"].reshape(st["maps"].shape[0], -1).std(axis=1)
+        top = np.argsort(-spread)[:N_EXAMPLE_UNITS]
+        st["example_units"] = top
+        st["maps"] = st["maps"][top]
+        out[src] = st
+    return out
+
+
+def tuning_direction(corr: np.ndarray) -> np.ndarray:
+    """atan2(|r(x2)|, |r(x1)|) in degrees [0, 90] per unit (NaN for units with no correlation)."""
+    c = np.abs(np.asarray(corr, dtype=float))
+    with np.errstate(invalid="ignore"):
+        return np.degrees(np.arctan2(c[:, 1], c[:, 0]))
+
+
+def _per_source(nets: Sequence[Mapping[str, Any]], src: str) -> dict[str, Any]:
+    """Pooled unit statistics of one source over a condition's networks, and per network."""
+    sp, sp_rates, act, tuned, aligned, per_net = [], [], [], [], [], []
+    for a in nets:
+        r = a[src]
+        s = [v for v in r["sparseness"] if v is not None]
+        sp += s
+        sp_rates += [v for v in (r["sparseness_rates"] or []) if v is not None]
+        act.append(float(np.mean(r["active"])))
+        corr = np.array(r["corr"], dtype=float)
+        strength = np.sqrt(np.nansum(corr**2, axis=1))
+        ok = strength > TUNED
+        d = tuning_direction(corr)[ok]
+        tuned.append(float(ok.mean()))
+        aligned.append(float(np.mean((d < AXIS_BAND) | (d > 90 - AXIS_BAND))) if ok.any() else math.nan)
+        per_net.append(float(np.median(s)) if s else math.nan)
+    return {
+        "sparseness": pooled(sp),
+        "sparseness_rates": pooled(sp_rates),
+        "active": pooled(act),
+        "sparseness_per_network": per_net,
+        "tuned_fraction_per_network": tuned,
+        "axis_aligned_per_network": aligned,
+    }
+
+
+def _add_columns(summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any]) -> None:
+    """Per-condition unit statistics of every source, into the summary rows (CSV columns)."""
+    for row in summary:
+        nets = [analyses[n["run_dir"]] for n in networks_of(row) if n["run_dir"] in analyses]
+        if not nets:
+            continue
+        for src in SOURCES:
+            p = "" if src == "trained" else f"{src}_"
+            s = _per_source(nets, src)
+            row[f"{p}sparseness"] = s["sparseness"]["median"]
+            row[f"{p}sparseness_q25"] = s["sparseness"]["q25"]
+            row[f"{p}sparseness_q75"] = s["sparseness"]["q75"]
+            row[f"{p}sparseness_units"] = s["sparseness"]["n"]
+            row[f"{p}sparseness_rates"] = s["sparseness_rates"]["median"]
+            row[f"{p}active_fraction"] = s["active"]["median"]
+            row[f"{p}sparseness_per_network"] = s["sparseness_per_network"]
+            row[f"{p}tuned_fraction_per_network"] = s["tuned_fraction_per_network"]
+            row[f"{p}axis_aligned_per_network"] = s["axis_aligned_per_network"]
+
+
+def plot(
+    summary: Sequence[Mapping[str, Any]],
+    analyses: Mapping[str, Mapping[str, Any]],
+    path: str | Path,
+    caption: str = "",
+) -> Path:
+    """Fig. 4. Per architecture (a row each): the example network's most variable units' maps
+    (trained), corr(x1) against corr(x2) per unit for every source, and the distribution of the
+    units' lifetime sparseness per source."""
+    plt = pyplot()
+    archs = [a for a in ARCH_ORDER if select(summary, arch=a)]
+    rows = max(1, len(archs))
+    fig = plt.figure(figsize=(10, 3.3 * rows))
+    outer = fig.add_gridspec(rows, 3, width_ratios=(1.35, 1, 1))
+    for i, arch in enumerate(archs):
+        nets = [
+            analyses[n["run_dir"]]
+            for r in select(summary, arch=arch)
+            for n in networks_of(r)
+            if n["run_dir"] in analyses
+        ]
+        name = ARCH_LABELS.get(arch, arch)
+        inner = outer[i, 0].subgridspec(
+            3, 3, wspace=0.08, hspace=0.5, height_ratios=(0.05, 1, 1)
+        )
+        head = fig.add_subplot(inner[0, :])  # carries the block's title only
+        head.axis("off")
+        head.text(
+            0.5, 1.0, f"{'ad'[i] if i < 2 else ''}  {name}, trained: steady-state maps "
+            "(8 x 8 grid of x*)", ha="center", va="bottom", fontsize=8.5,
+        )
+        example = min(nets, key=lambda a: a.get("seed") or 0) if nets else None
+        for j in range(N_EXAMPLE_UNITS):
+            ax = fig.add_subplot(inner[1 + j // 3, j % 3])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if example is None or j >= len(example["trained"]["maps"]):
+                continue
+            r = example["trained"]
+            u = int(r["example_units"][j])
+            ax.imshow(
+                np.asarray(r["maps"][j]).T, origin="lower", extent=(-0.5, 0.5, -0.5, 0.5),
+                cmap="viridis",
+            )
+            c = r["corr"][u]
+            ax.set_title(f"unit {u}\nr1={_c(c[0])} r2={_c(c[1])}", fontsize=5.5, pad=1.5)
+            if j == 0:
+                ax.set_ylabel("x2 ->", fontsize=6)
+            if j == 3:
+                ax.set_xlabel("x1 ->", fontsize=6)
+        ax = fig.add_subplot(outer[i, 1])
+        for src in ("input", "untrained", "trained"):
+            corr = np.concatenate(
+                [np.asarray(a[src]["corr"], dtype=float) for a in nets] or [np.zeros((0, 2))]
+            )
+            ax.scatter(
+                corr[:, 0], corr[:, 1], s=9 if src == "trained" else 4,
+                alpha=0.8 if src == "trained" else 0.5, color=SOURCE_COLOURS[src],
+                label=SOURCE_LABELS[src], lw=0,
+            )
+        th = np.linspace(0, 2 * np.pi, 200)
+        ax.plot(np.cos(th), np.sin(th), color="0.8", lw=0.6)
+        ax.set_aspect("equal")
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_ylim(-1.05, 1.05)
+        ax.axhline(0, color="0.85", lw=0.5)
+        ax.axvline(0, color="0.85", lw=0.5)
+        ax.set_xlabel("corr(unit, x1)")
+        ax.set_ylabel("corr(unit, x2)")
+        ax.set_title(f"{'be'[i] if i < 2 else ''}  {name}: unit correlations with x1, x2")
+        if nets:
+            ax.legend(fontsize=5.5, loc="lower left", markerscale=2)
+        ax = fig.add_subplot(outer[i, 2])
+        labels = [SOURCE_LABELS[src].replace(" (", "\n(") for src in SOURCES]
+        present = [
+            (k + 1, v, src)
+            for k, src in enumerate(SOURCES)
+            if len(v := [x for a in nets for x in a[src]["sparseness"] if x is not None]) > 1
+        ]
+        if present:
+            parts = ax.violinplot(
+                [v for _, v, _ in present], positions=[k for k, _, _ in present],
+                showmedians=True, showextrema=False,
+            )
+            for body, (_, _, src) in zip(parts["bodies"], present):
+                body.set_facecolor(SOURCE_COLOURS[src])
+                body.set_alpha(0.5)
+        ax.set_xticks(range(1, len(SOURCES) + 1))
+        ax.set_xticklabels(labels, fontsize=6)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("lifetime sparseness over the grid")
+        ax.set_title(f"{'cf'[i] if i < 2 else ''}  {name.replace(' (GPT)', '')}: sparseness per unit")
+    return finish(fig, path, caption)
+
+
+def _c(v: Any) -> str:
+    return f"{v:+.2f}" if isinstance(v, (int, float)) and math.isfinite(v) else "nan"
+
+
+def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
+    params = {"grid": GRID, "repeats": REPEATS, "units": N_EXAMPLE_UNITS, "version": 1}
+    analyses = per_network(summary, "fig4", params, analyse)
+    _add_columns(summary, analyses)  # type: ignore[arg-type]
+    png = plot(summary, analyses, out / "fig4.png", caption)
+    lines = ["## The claim against its controls", ""]
+    if not analyses:
+        return png, "\n".join([*lines, no_networks_note("tuning")])
+    net_rows = []
+    for run_dir, a in analyses.items():
+        for src in SOURCES:
+            s = _per_source([a], src)
+            net_rows.append(
+                {
+                    "seed": a.get("seed"),
+                    "source": src,
+                    "units": s["sparseness"]["n"],
+                    "sparseness_median": s["sparseness"]["median"],
+                    "sparseness_rates_median": s["sparseness_rates"]["median"],
+                    "active_fraction": s["active"]["median"],
+                    "tuned_fraction": s["tuned_fraction_per_network"][0],
+                    "axis_aligned_fraction": s["axis_aligned_per_network"][0],
+                    "run_dir": run_dir,
+                }
+            )
+    atomic_write_text(out / "fig4_networks.csv", csv_text(net_rows))
+    lines += [
+        "Lifetime sparseness over the 64 grid cells per unit (response above the unit's "
+        "minimum; 0 = same response everywhere, 1 = one cell only): median [IQR] over units x "
+        "networks; 'tuned' units have sqrt(r1^2 + r2^2) > "
+        f"{TUNED}; 'axis-aligned' tuned units lie within {AXIS_BAND:g} degrees of the x1 or x2 "
+        "axis (a third of them would, were directions uniform). Per network: "
+        "`fig4_networks.csv`.",
+        "",
+        "| arch | source | networks | units | lifetime sparseness | sparseness from zero "
+        "(rates) | fraction of unit x trial states > 0 (median over networks) | tuned units | "
+        "axis-aligned tuned units |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary:
+        nets = [analyses[n["run_dir"]] for n in networks_of(row) if n["run_dir"] in analyses]
+        for src in SOURCES:
+            s = _per_source(nets, src)
+            lines.append(
+                f"| {row['arch']} | {SOURCE_LABELS[src]} | {len(nets)} | {s['sparseness']['n']} "
+                f"| {quartiles(s['sparseness'])} | {quartiles(s['sparseness_rates'])} | "
+                f"{quartiles(s['active'])} | {_frac(s['tuned_fraction_per_network'])} | "
+                f"{_frac(s['axis_aligned_per_network'])} |"
+            )
+    lines += ["", "### In plain words", ""]
+    for row in summary:
+        if "sparseness_per_network" not in row:
+            continue
+        name = ARCH_LABELS.get(row["arch"], row["arch"])
+        g0 = paired_gain(row["sparseness_per_network"], row["untrained_sparseness_per_network"])
+        gi = paired_gain(row["sparseness_per_network"], row["input_sparseness_per_network"])
+        al = pooled(row["axis_aligned_per_network"])["median"]
+        lines.append(
+            f"- {name}: trained units are {_sparser(g0)} the same network untrained "
+            f"(per-network median sparseness, paired difference {interval(g0)}) and {_sparser(gi)} "
+            f"the encoder's output units ({interval(gi)}). Of its tuned units "
+            f"{_pct(al)} are axis-aligned (uniform directions: 33%): "
+            + (
+                "the units mix x1 and x2, the code is disentangled at the population level, "
+                "not unit by unit."
+                if math.isfinite(al) and al < 0.5
+                else "most units follow a single latent."
+            )
+            + f" Decoding beside it (from the sweep): OOD r^2 {fmt(row, 'ood_r2')}, untrained "
+            f"{fmt(row, 'untrained_ood_r2')}."
+        )
+    lines.append(
+        "- Paper's claim (Fig. 4): trained units respond sparsely over the latent grid and "
+        "correlate with mixtures of x1 and x2. Sparser counts only where the 95% interval of "
+        "the paired difference over networks excludes 0."
+    )
+    return png, "\n".join(lines)
+
+
+def _sparser(v: tuple[float, float, float]) -> str:
+    """'sparser than' / 'denser than' / 'not distinguishable in sparseness from' from a paired
+    difference's 95% interval."""
+    if not all(math.isfinite(x) for x in v):
+        return "not comparable with"
+    return {
+        "above": "sparser than",
+        "below": "denser than",
+        "level with": "not distinguishable in sparseness from",
+    }[side(v[1], v[2])]
+
+
+
+def _frac(values: Sequence[float]) -> str:
+    p = pooled(values)
+    return "-" if not p["n"] else f"{100 * p['median']:.0f}% (per network: " + ", ".join(
+        f"{100 * v:.0f}%" for v in values if math.isfinite(v)
+    ) + ")"
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f}%" if math.isfinite(v) else "-"
+
+
+FIGURE = register(
+    Figure(
+        "fig4",
+        "Fig. 4: unit responses over the latent grid: tuning and sparseness",
+        "Trained units respond sparsely over the latent grid and correlate with mixtures of "
+        "x1 and x2 (disentangled at the population level, not unit by unit).",
+        ("arch", "n_tasks"),
+        grid,
+        render,
+        help="unit tuning maps and sparseness",
+    )
+)
