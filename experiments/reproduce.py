@@ -117,8 +117,7 @@ def render(
     ok = sum(r.get("status") == "ok" for r in rows)
     failed = [r for r in rows if r.get("status") == "failed"]
     caption = (
-        f"mte reproduce {name} --scale {scale}: {ok} networks; median and IQR over networks x "
-        f"folds x fits"
+        f"mte reproduce {name} --scale {scale}: {ok} networks; {fig.statistic}"
     )
     png, body = fig.render(summary, out_dir, caption)
     table = out_dir / f"{name}.csv"

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.experiments.sweep import atomic_write_text
+from multitask_evidence.agents.run import atomic_write_text
 
 SOURCES = ("trained", "untrained", "input")
 """The three recordings every structure figure compares (the module docstring says what each is)."""
@@ -80,7 +80,7 @@ def cached(
         except (ValueError, KeyError, TypeError, AttributeError):
             pass  # unreadable or stale: compute again
     result = _jsonable(compute())
-    atomic_write_text(path, json.dumps({"params": params, "result": result}))
+    atomic_write_text(path, json.dumps({"params": params, "result": result}), mkdir=True)
     return result
 
 

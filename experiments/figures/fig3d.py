@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.figures.analyses import (
     grid_states,
     interval,
@@ -35,7 +36,7 @@ from multitask_evidence.experiments.figures.pages import csv_text, side
 from multitask_evidence.experiments.figures.plots import finish, pyplot
 from multitask_evidence.experiments.figures.registry import Figure, register
 from multitask_evidence.experiments.figures.stats import fmt
-from multitask_evidence.experiments.sweep import Grid, atomic_write_text
+from multitask_evidence.experiments.sweep import Grid
 
 GRID = 8
 REPEATS = 16
@@ -252,7 +253,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     if not analyses:
         return png, "\n".join([*lines, no_networks_note("fixed-point")])
     net_rows = _network_rows(analyses)
-    atomic_write_text(out / "fig3d_networks.csv", csv_text(net_rows))
+    atomic_write_text(out / "fig3d_networks.csv", csv_text(net_rows), mkdir=True)
     lines += [
         "Per network (`fig3d_networks.csv`): variance of the mean trajectories per principal "
         "component, fixed / slow points found, slow modes (|lambda - 1| < tol, in the visited "
@@ -344,5 +345,6 @@ FIGURE = register(
         grid,
         render,
         help="PCA and fixed points of the RNN",
+        statistic="per network: PCA of mean trajectories, fixed points and Jacobian spectra",
     )
 )

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.figures.analyses import (
     SOURCE_LABELS,
     SOURCES,
@@ -39,7 +40,7 @@ from multitask_evidence.experiments.figures.pages import csv_text, side
 from multitask_evidence.experiments.figures.plots import finish, pyplot
 from multitask_evidence.experiments.figures.registry import Figure, register
 from multitask_evidence.experiments.figures.stats import ARCH_LABELS, ARCH_ORDER, fmt, select
-from multitask_evidence.experiments.sweep import Grid, atomic_write_text
+from multitask_evidence.experiments.sweep import Grid
 
 GRID = 8
 REPEATS = 16
@@ -272,7 +273,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
                     "run_dir": run_dir,
                 }
             )
-    atomic_write_text(out / "fig4_networks.csv", csv_text(net_rows))
+    atomic_write_text(out / "fig4_networks.csv", csv_text(net_rows), mkdir=True)
     lines += [
         "Lifetime sparseness over the 64 grid cells per unit (response above the unit's "
         "minimum; 0 = same response everywhere, 1 = one cell only): median [IQR] over units x "
@@ -360,5 +361,6 @@ FIGURE = register(
         grid,
         render,
         help="unit tuning maps and sparseness",
+        statistic="per unit of every network; medians over units and networks",
     )
 )

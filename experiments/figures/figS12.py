@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.figures.analyses import (
     SOURCE_LABELS,
     SOURCES,
@@ -42,7 +43,7 @@ from multitask_evidence.experiments.figures.stats import (
     bootstrap_median_difference,
     select,
 )
-from multitask_evidence.experiments.sweep import Grid, atomic_write_text
+from multitask_evidence.experiments.sweep import Grid
 
 
 def grid(scale: str) -> Grid:
@@ -149,7 +150,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
         for d, a in analyses.items()
         for src in SOURCES
     ]
-    atomic_write_text(out / "figS12_networks.csv", csv_text(net_rows))
+    atomic_write_text(out / "figS12_networks.csv", csv_text(net_rows), mkdir=True)
     lines += [
         "Angles between the decoder axes of every pair of latent dimensions, folded to "
         "[0, 90] degrees: median [IQR] over networks x pairs; the paired differences are over "
@@ -232,5 +233,6 @@ FIGURE = register(
         grid,
         render,
         help="decoder angles vs latent dimension",
+        statistic="median and IQR over networks x pairs of latent dimensions",
     )
 )

@@ -228,9 +228,9 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
         for d, a in analyses.items()
         for src in SOURCES
     ]
-    from multitask_evidence.experiments.sweep import atomic_write_text
+    from multitask_evidence.agents.run import atomic_write_text
 
-    atomic_write_text(out / "figS6_networks.csv", csv_text(net_rows))
+    atomic_write_text(out / "figS6_networks.csv", csv_text(net_rows), mkdir=True)
     lines += [
         "Lifetime sparseness: median over units of each network (response above the unit's "
         "minimum over 1024 random trials, decision step), then median [IQR] over networks; "
@@ -274,5 +274,6 @@ FIGURE = register(
         grid,
         render,
         help="sparseness vs N and D",
+        statistic="per-network median over units, then median and IQR over networks",
     )
 )

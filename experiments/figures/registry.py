@@ -43,6 +43,8 @@ class Figure:
     the table); always at paper scale."""
     help: str = ""
     """What the figure plots, in a few words, for ``mte reproduce --help``."""
+    statistic: str = "median and IQR over networks x folds x fits"
+    """What the plotted summaries pool, for the caption under the figure."""
 
 
 FIGURES: dict[str, Figure] = {}
