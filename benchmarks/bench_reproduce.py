@@ -88,7 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     ]
     from multitask_evidence.experiments.figures import fmt
 
-    keys = ("arch", "n_tasks", "latent_dim", "sigma", "stimulus_steps", "env_id")
+    keys = (
+        "arch",
+        "encoder",
+        "targets",
+        "rho",
+        "n_tasks",
+        "latent_dim",
+        "sigma",
+        "stimulus_steps",
+        "env_id",
+    )
     for r in res.summary:
         cond = " ".join(f"{k}={r[k]}" for k in keys if k in r)
         g = r.get("gain_over_untrained", float("nan"))

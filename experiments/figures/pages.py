@@ -167,3 +167,41 @@ def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
     return buf.getvalue()
+
+
+def versus(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str, name_b: str) -> str:
+    """Condition a's per-network OOD r^2 against condition b's, with a 95% bootstrap interval
+    over networks, beside the same difference between their untrained networks."""
+    d, lo, hi = bootstrap_median_difference(a["ood_r2_per_network"], b["ood_r2_per_network"])
+    du, ulo, uhi = bootstrap_median_difference(
+        a.get("untrained_ood_r2_per_network", []), b.get("untrained_ood_r2_per_network", [])
+    )
+    if not math.isfinite(d):
+        return f"{name_a} against {name_b}: not enough networks"
+    text = (
+        f"{name_a} is {side(lo, hi)} {name_b} ({d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}] over networks"
+    )
+    if math.isfinite(du):
+        text += f"; untrained: {du:+.3f} [{ulo:+.3f}, {uhi:+.3f}]"
+    return text + ")"
+
+
+def headline(summary: Sequence[Mapping[str, Any]]) -> str:
+    """One sentence for an index page: the range of the conditions' OOD r^2 (median over
+    networks) and in how many conditions it beats the same networks untrained and the decoder
+    on the encoded input's average (95% intervals over networks excluding 0)."""
+    rows = [r for r in summary if math.isfinite(r.get("ood_r2_net_median", math.nan))]
+    if not rows:
+        return "No finished networks."
+    meds = [r["ood_r2_net_median"] for r in rows]
+    k = len(rows)
+    nets = sum(int(r.get("n_networks", 0)) for r in rows)
+    above_u = sum(r.get("gain_lo", math.nan) > 0 for r in rows)
+    above_i = sum(r.get("gain_input_lo", math.nan) > 0 for r in rows)
+    below_i = sum(r.get("gain_input_hi", math.nan) < 0 for r in rows)
+    return (
+        f"OOD r^2 {min(meds):.3f} to {max(meds):.3f} (median over networks) across {k} "
+        f"conditions and {nets} networks; above the same networks untrained in {above_u} of "
+        f"{k} conditions; above the decoder on the encoded input's average in {above_i} of {k} "
+        f"(below it in {below_i})."
+    )

@@ -166,3 +166,37 @@ def theory_curve(spec_kwargs: Mapping[str, Any], ts: Sequence[int]) -> np.ndarra
         return np.asarray(ceiling(spec, np.asarray(ts, dtype=int)), dtype=float)
     except ImportError:  # pragma: no cover - probes not built
         return 1.0 - 12.0 * spec.sigma**2 / np.asarray(ts, dtype=float)
+
+
+def draw_condition(
+    ax: Any, rows: Sequence[Mapping[str, Any]], x: str, *, color: Any, label: str
+) -> None:
+    """One condition's OOD r^2 against x (median and IQR) with its own controls in its colour:
+    the same networks untrained (dashed) and the decoder on its encoded input's average
+    (dash-dot). For figures whose conditions change the input itself (the encoder, the
+    evidence steps), where one grey input line would not be each condition's control."""
+    rows = sorted(rows, key=lambda r: r[x])
+    errorbar(ax, rows, x, "ood_r2", label=label, color=color)
+    style = {**CONTROL_STYLE["untrained_ood_r2"], "color": color}
+    line(ax, rows, x, "untrained_ood_r2", label=f"{label}, untrained", **style)
+    line(
+        ax,
+        rows,
+        x,
+        "input_ood_r2",
+        label=f"{label}, input average",
+        ls="-.",
+        color=color,
+        alpha=0.45,
+    )
+
+
+def log_n_axis(ax: Any, rows: Sequence[Mapping[str, Any]], x: str = "n_tasks") -> None:
+    """A log x axis ticked at the numbers of tasks present, labelled 'number of tasks N'."""
+    ax.set_xscale("log")
+    ns = sorted({r[x] for r in rows})
+    if ns:
+        ax.set_xticks(ns)
+        ax.set_xticklabels([str(n) for n in ns])
+        ax.minorticks_off()
+    ax.set_xlabel("number of tasks N")
