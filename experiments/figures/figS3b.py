@@ -70,11 +70,12 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
     errorbar(ax, rows, "rho", "ood_r2", label="OOD (held-out quadrant)", color="C0")
     draw_controls(ax, rows, "rho", color="C0", label="OOD, ")
     draw_bounds(ax, rows, "rho")
-    ylim(ax, 0.5, rows, ("ood_r2_q25", "untrained_ood_r2", "input_ood_r2"))
+    # room under the curves for the legend
+    ylim(ax, 0.3, rows, ("ood_r2_q25", "untrained_ood_r2", "input_ood_r2"))
     ax.set_xlabel("factor correlation $\\rho$ (Gaussian copula)")
     ax.set_ylabel("$r^2$")
     ax.set_title(f"a  generalisation vs factor correlation (RNN, N = {N_TASKS})")
-    ax.legend(fontsize=5.5, loc="lower left")
+    ax.legend(fontsize=5, loc="lower right", ncol=2)
     ax = axes[1]
     rng = np.random.default_rng(0)
     for r in rows:
@@ -144,15 +145,15 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     lines += ["", "### In plain words", ""]
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
+        verdicts: dict[str, list[str]] = {}
+        for r in rows:
+            word = "above" if r["gain_lo"] > 0 else "below" if r["gain_hi"] < 0 else "level with"
+            verdicts.setdefault(word, []).append(f"{r['rho']}")
         lines.append(
             f"- From rho = {first['rho']} to rho = {last['rho']} the networks' OOD r^2 goes "
             f"from {first['ood_r2_net_median']:.3f} to {last['ood_r2_net_median']:.3f} (median "
-            "over networks); at each rho it is "
-            + ", ".join(
-                f"{'above' if r['gain_lo'] > 0 else 'below' if r['gain_hi'] < 0 else 'level with'}"
-                f" the untrained networks at {r['rho']}"
-                for r in rows
-            )
+            "over networks). Against the same networks untrained it is "
+            + "; ".join(f"{w} them at rho = {', '.join(v)}" for w, v in verdicts.items())
             + "."
         )
     lines.append(

@@ -46,7 +46,7 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
     bounds of the fixed-RT read-out (T samples; the free-RT ones, T + 1 samples, sit within
     0.002 of them at sigma = 0.2, T = 20)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 3.3))
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
     for i, t in enumerate(TARGETS):
         rows = select(summary, targets=t)
         if rows:
@@ -56,7 +56,7 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
     log_n_axis(ax, summary)
     ax.set_ylabel("OOD $r^2$")
     ax.set_title("Fig. S5c  generalisation vs tasks: fixed vs free reaction time")
-    ax.legend(fontsize=5.5, loc="lower right")
+    ax.legend(fontsize=5.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return finish(fig, path, caption)
 
 
