@@ -1,4 +1,4 @@
-"""The paper's figures as sweeps: ``mte reproduce fig3|fig5a|fig5b|fig5c|rl --scale quick|paper``.
+"""The paper's figures as sweeps: ``mte reproduce <figure>|all --scale quick|paper``.
 
 Each figure is a grid (:class:`experiments.sweep.Grid`) run by the sweep engine, then summarised
 with the paper's statistics (median and IQR over networks x folds x fits) and written to

@@ -76,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from multitask_evidence.experiments.figures.stats import CONDITION_KEYS
     from multitask_evidence.experiments.reproduce import reproduce
 
     if args.workers is not None and args.workers < 1:
@@ -114,22 +115,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{args.figure} ({args.scale}) in {res.elapsed_s / 60:.1f} min")
     for r in res.summary:
-        keys = {
-            k: r[k]
-            for k in (
-                "arch",
-                "algo",
-                "env_id",
-                "encoder",
-                "targets",
-                "rho",
-                "n_tasks",
-                "latent_dim",
-                "sigma",
-                "stimulus_steps",
-            )
-            if k in r
-        }
+        keys = {k: r[k] for k in CONDITION_KEYS if k in r}
         print(
             "  "
             + " ".join(f"{k}={v}" for k, v in keys.items())

@@ -205,3 +205,56 @@ def headline(summary: Sequence[Mapping[str, Any]]) -> str:
         f"{k} conditions; above the decoder on the encoded input's average in {above_i} of {k} "
         f"(below it in {below_i})."
     )
+
+
+def pairs_by(
+    summary: Sequence[Mapping[str, Any]], key: str, a: Any, b: Any, x: str = "n_tasks"
+) -> list[tuple[Any, Mapping[str, Any], Mapping[str, Any]]]:
+    """(x, row with key = a, row with key = b) at every x where both conditions finished."""
+    out = []
+    for v in sorted({r[x] for r in summary}):
+        ra, rb = select(summary, **{key: a, x: v}), select(summary, **{key: b, x: v})
+        if ra and rb:
+            out.append((v, ra[0], rb[0]))
+    return out
+
+
+def pair_headline(summary: Sequence[Mapping[str, Any]], key: str, labels: Mapping[Any, str]) -> str:
+    """At the largest N where both conditions of ``key`` finished: each one's OOD r^2 (median
+    over networks) beside its untrained networks and its encoded input's average."""
+    a, b = list(labels)
+    pairs = pairs_by(summary, key, a, b)
+    if not pairs:
+        return f"No N with both {labels[a]} and {labels[b]} finished."
+    n, ra, rb = pairs[-1]
+    parts = [
+        f"{labels[v]} {r['ood_r2_net_median']:.3f} (untrained "
+        f"{r['untrained_ood_r2_net_median']:.3f}, input average {r['input_ood_r2']:.3f})"
+        for v, r in ((a, ra), (b, rb))
+    ]
+    return f"At N = {n}, OOD r^2 with " + " vs ".join(parts) + "."
+
+
+def conditions_section(
+    summary: Sequence[Mapping[str, Any]],
+    key: str,
+    labels: Mapping[Any, str],
+    notes: Mapping[Any, str] | None = None,
+) -> list[str]:
+    """Page lines: per condition of ``key`` (a heading with its note), the trend over N and
+    every N against its controls; then each N's second condition against the first."""
+    lines: list[str] = []
+    for v, name in labels.items():
+        rows = sorted(select(summary, **{key: v}), key=lambda r: r["n_tasks"])
+        if not rows:
+            continue
+        lines += [f"### {name}{(notes or {}).get(v, '')}", ""]
+        lines.append(f"- {trend(summary, 'n_tasks', {key: v})}.")
+        lines += ["- " + against_controls(r, f"N = {r['n_tasks']}") for r in rows]
+        lines.append("")
+    a, b = list(labels)
+    pairs = pairs_by(summary, key, a, b)
+    if pairs:
+        lines += ["### In plain words", ""]
+        lines += [f"- N = {n}: {versus(rb, ra, labels[b], labels[a])}." for n, ra, rb in pairs]
+    return lines

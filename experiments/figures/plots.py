@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.experiments.figures.stats import finite, mean_finite
+from multitask_evidence.experiments.figures.stats import finite, mean_finite, select
 
 CONTROL_STYLE = {
     "untrained_ood_r2": {"ls": "--", "alpha": 0.6},
@@ -200,3 +200,30 @@ def log_n_axis(ax: Any, rows: Sequence[Mapping[str, Any]], x: str = "n_tasks") -
         ax.set_xticklabels([str(n) for n in ns])
         ax.minorticks_off()
     ax.set_xlabel("number of tasks N")
+
+
+def plot_conditions(
+    summary: Sequence[Mapping[str, Any]],
+    key: str,
+    labels: Mapping[Any, str],
+    path: str | Path,
+    title: str,
+    caption: str = "",
+    bounds: Sequence[Mapping[str, Any]] | None = None,
+) -> Path:
+    """OOD r^2 (median and IQR over networks x folds x fits) against N (log x), one colour per
+    condition of ``key`` with its own controls (:func:`draw_condition`), the two bounds of
+    ``bounds`` (default: every row) and the legend beside the axes."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    for i, (v, name) in enumerate(labels.items()):
+        rows = select(summary, **{key: v})
+        if rows:
+            draw_condition(ax, rows, "n_tasks", color=f"C{i}", label=name)
+    draw_bounds(ax, summary if bounds is None else bounds)
+    ylim(ax, 0.5, summary, ("ood_r2_q25", "untrained_ood_r2", "input_ood_r2"))
+    log_n_axis(ax, summary)
+    ax.set_ylabel("OOD $r^2$")
+    ax.set_title(title)
+    ax.legend(fontsize=5.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return finish(fig, path, caption)

@@ -45,6 +45,20 @@ METRICS = (
 )
 """Metrics pooled over networks x folds x fits (median, quartiles) by :func:`summarise`."""
 
+CONDITION_KEYS = (
+    "arch",
+    "algo",
+    "env_id",
+    "encoder",
+    "targets",
+    "rho",
+    "n_tasks",
+    "latent_dim",
+    "sigma",
+    "stimulus_steps",
+)
+"""The grid parameters the figures group their conditions by, in the order printed."""
+
 PER_NETWORK = ("attractor_dim",)
 """Per-network scalars only some figures probe (``attractor_dim``: near-marginal modes of the
 fixed points, with ``probe_full``): summarised as their median over networks and the list

@@ -121,7 +121,7 @@ def test_figS1_page_compares_the_encoders_against_their_own_inputs(tmp_path):
     text = md.read_text()
     assert "### quadratic encoder" in text and "### ReLU encoder" in text
     assert "per-network OOD r^2 rises from n_tasks=2 to n_tasks=24" in text
-    assert "the quadratic encoder is level with the ReLU" in text
+    assert "- N = 24: quadratic encoder is level with ReLU encoder (" in text
     # at N = 24 (0.888 to 0.908): above a 0.4 input baseline, below a 0.96 one
     assert (
         "quadratic encoder at N = 24: the trained networks beat their untrained selves and "
@@ -133,7 +133,7 @@ def test_figS1_page_compares_the_encoders_against_their_own_inputs(tmp_path):
     )
     assert png.exists() and png.with_suffix(".pdf").exists()
     head = registry.FIGURES["figS1"].headline(summary)
-    assert head.startswith("At N = 24, OOD r^2 with the ReLU 0.898 (untrained 0.500")
+    assert head.startswith("At N = 24, OOD r^2 with ReLU encoder 0.898 (untrained 0.500")
 
 
 def test_figS5c_page_compares_free_with_fixed_reaction_time(tmp_path):
