@@ -19,6 +19,7 @@ from multitask_evidence.experiments.figures.pages import (
     conditions_section,
     pair_headline,
     pairs_by,
+    rise_verdict,
 )
 from multitask_evidence.experiments.figures.plots import plot_conditions
 from multitask_evidence.experiments.figures.registry import Figure, register
@@ -67,6 +68,14 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
                     if beats_u and beats_i
                     else "."
                 )
+            )
+        lines += [rise_verdict(summary, "encoder", e, n) for e, n in ENCODER_LABELS.items()]
+        if quad["input_ood_r2"] > 0.9:
+            lines.append(
+                f"- With these weights the quadratic encoder is close to affine over the latent "
+                f"box too: a linear decoder on its time-averaged output reaches OOD r^2 "
+                f"{quad['input_ood_r2']:.3f} (ReLU {relu['input_ood_r2']:.3f}), so this figure "
+                "does not test an input that a linear read-out cannot undo."
             )
         lines.append(
             "- Paper's claim: disentanglement does not hinge on the encoder's nonlinearity; with "

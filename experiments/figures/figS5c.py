@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from multitask_evidence.experiments.figures.grids import per_arch
-from multitask_evidence.experiments.figures.pages import conditions_section, pair_headline
+from multitask_evidence.experiments.figures.pages import (
+    conditions_section,
+    pair_headline,
+    rise_verdict,
+)
 from multitask_evidence.experiments.figures.plots import plot_conditions
 from multitask_evidence.experiments.figures.registry import Figure, register
 from multitask_evidence.experiments.figures.stats import num, select
@@ -58,6 +62,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
             )
     lines = ["## The claim against its controls", ""]
     lines += conditions_section(summary, "targets", TARGET_LABELS, notes)
+    lines += [rise_verdict(summary, "targets", t, n) for t, n in TARGET_LABELS.items()]
     lines += [
         "- Paper's claim: networks trained with free reaction time disentangle too, OOD r^2 "
         "rising with N as with fixed reaction time. It holds here where the free-RT trend rises "

@@ -258,3 +258,23 @@ def conditions_section(
         lines += ["### In plain words", ""]
         lines += [f"- N = {n}: {versus(rb, ra, labels[b], labels[a])}." for n, ra, rb in pairs]
     return lines
+
+
+def rise_verdict(summary: Sequence[Mapping[str, Any]], key: str, value: Any, name: str) -> str:
+    """Whether one condition's OOD r^2 rises from the smallest to the largest N (a 95% interval
+    over networks above 0) and, at the largest N, beats the same networks untrained: the two
+    parts of the claim 'it disentangles with more tasks' that a figure of N can test."""
+    rows = sorted(select(summary, **{key: value}), key=lambda r: r["n_tasks"])
+    if len(rows) < 2:
+        return f"- {name}: fewer than two N finished; nothing to conclude."
+    first, last = rows[0], rows[-1]
+    d, lo, hi = bootstrap_median_difference(last["ood_r2_per_network"], first["ood_r2_per_network"])
+    rises, beats = lo > 0, last["gain_lo"] > 0
+    return (
+        f"- {name}: OOD r^2 {'rises' if rises else 'does NOT clearly rise'} from N = "
+        f"{first['n_tasks']} to N = {last['n_tasks']} ({d:+.3f} [{lo:+.3f}, {hi:+.3f}]) and at "
+        f"N = {last['n_tasks']} is {side(last['gain_lo'], last['gain_hi'])} the same networks "
+        f"untrained ({last['gain_over_untrained']:+.3f} [{last['gain_lo']:+.3f}, "
+        f"{last['gain_hi']:+.3f}]): the claim "
+        + ("holds for it." if rises and beats else "does NOT hold for it.")
+    )
