@@ -131,6 +131,10 @@ def test_figS1_page_compares_the_encoders_against_their_own_inputs(tmp_path):
         "ReLU encoder at N = 24: the trained networks beat their untrained selves and do not "
         "beat" in text
     )
+    assert "- quadratic encoder: OOD r^2 rises from N = 2 to N = 24 (+0.264" in text
+    assert text.count("the claim holds for it.") == 2
+    # an input baseline above 0.9 is named: the encoder is then near-affine too
+    assert "the quadratic encoder is close to affine" not in text
     assert png.exists() and png.with_suffix(".pdf").exists()
     head = registry.FIGURES["figS1"].headline(summary)
     assert head.startswith("At N = 24, OOD r^2 with ReLU encoder 0.898 (untrained 0.500")
@@ -157,6 +161,9 @@ def test_figS5c_page_compares_free_with_fixed_reaction_time(tmp_path):
     assert "- N = 24: free RT is above fixed RT (+0.100" in text
     assert "### fixed RT (`targets='paper'`" in text and "### free RT" in text
     assert "not distinguishable" not in text
+    # flat in N (0.8 / 0.9 at both ends): above the untrained networks, yet no rise to claim
+    assert "- free RT: OOD r^2 does NOT clearly rise from N = 2 to N = 24" in text
+    assert text.count("the claim does NOT hold for it.") == 2
 
 
 def test_figS3b_page_reports_the_attractor_dimension_per_network(tmp_path):
