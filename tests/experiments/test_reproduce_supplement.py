@@ -193,6 +193,8 @@ def test_figS3b_page_reports_the_attractor_dimension_per_network(tmp_path):
     assert "each off-diagonal quadrant holds 2.3% of the trials" in text
     assert "per-network OOD r^2 falls from rho=0.0 to rho=0.99" in text
     assert "attractor dimension 1" in registry.FIGURES["figS3b"].headline(summary)
+    # 0.95 - 0.2 rho^8: 0.9 falls by 0.086 (> 0.05), 0.99 by 0.185 and its attractor is a line
+    assert "the claim holds at rho = 0.0, 0.5; it does NOT hold at rho = 0.9, 0.99." in text
 
 
 # ---- mte reproduce all ------------------------------------------------------------------------
