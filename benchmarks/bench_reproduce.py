@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|",
     ]
     from multitask_evidence.experiments.figures import fmt
+    from multitask_evidence.experiments.figures.stats import CONDITION_KEYS
 
-    keys = ("arch", "n_tasks", "latent_dim", "sigma", "stimulus_steps", "env_id")
     for r in res.summary:
-        cond = " ".join(f"{k}={r[k]}" for k in keys if k in r)
+        cond = " ".join(f"{k}={r[k]}" for k in CONDITION_KEYS if k in r)
         g = r.get("gain_over_untrained", float("nan"))
         gain = f"{g:+.3f} [{r['gain_lo']:+.3f}, {r['gain_hi']:+.3f}]" if g == g else "-"
         lines.append(

@@ -1,4 +1,4 @@
-"""The paper's figures as sweeps: ``mte reproduce fig3|fig5a|fig5b|fig5c|rl --scale quick|paper``.
+"""The paper's figures as sweeps: ``mte reproduce <figure>|all --scale quick|paper``.
 
 Each figure is a grid (:class:`experiments.sweep.Grid`) run by the sweep engine, then summarised
 with the paper's statistics (median and IQR over networks x folds x fits) and written to
@@ -8,7 +8,12 @@ with the paper's statistics (median and IQR over networks x folds x fits) and wr
 - ``<figure>.csv``: the table behind it (one row per condition);
 - ``<figure>.md``: measured numbers beside the theory (docs/science.md §7) and the paper's claim;
 - ``sweep-<scale>/``: the sweep itself (one run folder per network, results.csv/json). Re-running
-  the command skips the networks already trained and probed.
+  the command skips the networks already trained and probed;
+- ``reproduce.json``: the scale, points and failures the page was written from.
+
+:func:`reproduce_all` (``mte reproduce all``) runs every registered figure in turn, skipping
+those already finished at that scale, and writes ``<out>/index.md`` linking each page and plot
+with its headline sentence.
 
 Scales (:mod:`experiments.figures.grids`): ``quick`` (3 networks per condition, the paper's
 model with the faster ``default`` recipe; each figure within 15 minutes on 2 CPU cores),
@@ -46,11 +51,11 @@ from multitask_evidence.experiments.figures.grids import (
     SMOKE_STEPS,
     recipe_text,
 )
-from multitask_evidence.experiments.figures.pages import ADAM_AGREEMENT, csv_text
+from multitask_evidence.experiments.figures.pages import ADAM_AGREEMENT, csv_text, headline
 from multitask_evidence.experiments.figures.registry import FIGURES, Figure, get, register
 from multitask_evidence.experiments.figures.rl import RL_ENVS, RL_STEPS
 from multitask_evidence.experiments.figures.stats import markdown_table, summarise
-from multitask_evidence.experiments.sweep import Grid, run_sweep
+from multitask_evidence.experiments.sweep import Grid, dumps, run_sweep
 
 __all__ = [
     "ADAM_AGREEMENT",
@@ -59,6 +64,8 @@ __all__ = [
     "FIG3_QUICK_ENDS",
     "FIG3_QUICK_FULL",
     "FIGURES",
+    "INDEX",
+    "STATUS",
     "PAPER_N",
     "PAPER_SEEDS",
     "PAPER_SIGMAS",
@@ -71,11 +78,18 @@ __all__ = [
     "Figure",
     "Reproduction",
     "figure_grid",
+    "finished",
     "recipe_text",
     "register",
     "render",
     "reproduce",
+    "reproduce_all",
 ]
+
+STATUS = "reproduce.json"
+"""Written beside each figure's page: the scale, points and failures it was drawn from."""
+INDEX = "index.md"
+"""The page of ``mte reproduce all``: every figure's page, plot and headline."""
 
 
 def figure_grid(name: str, scale: str) -> Grid:
@@ -99,6 +113,8 @@ class Reproduction:
     summary: list[dict[str, Any]]
     n_failed: int
     elapsed_s: float
+    skipped: bool = False
+    """True when :func:`reproduce_all` found the figure finished and did not run it."""
 
 
 def render(
@@ -210,6 +226,8 @@ def reproduce(
             kwargs["probe_n"] = probe_n
         if fig.probe_adam(scale):
             kwargs["probe_adam"] = True
+        if fig.probe_full(scale):
+            kwargs["probe_full"] = True
         result = run_sweep(
             grid,
             sweep_dir,
@@ -227,4 +245,160 @@ def reproduce(
     png, table, md, summary = render(
         name, scale, rows, out_dir, elapsed_s=None if plot_only else elapsed
     )
+    status = {
+        "figure": name,
+        "scale": scale,
+        "n_points": len(grid.points()),
+        "n_ok": sum(r.get("status") == "ok" for r in rows),
+        "n_failed": n_failed,
+        "elapsed_s": None if plot_only else elapsed,
+        "written": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    atomic_write_text(out_dir / STATUS, dumps(status))
     return Reproduction(name, scale, png, table, md, sweep_dir, summary, n_failed, elapsed)
+
+
+def finished(name: str, scale: str, out: str | Path = "runs/reproduce") -> bool:
+    """Whether a figure is done at a scale under ``out``: its page and plot were written from
+    that scale's sweep with no failure, and every point of its grid has its row."""
+    import json
+
+    from multitask_evidence.experiments.sweep import SweepPaths
+
+    out_dir = Path(out) / name
+    status_file = out_dir / STATUS
+    if not (status_file.exists() and (out_dir / f"{name}.md").exists()):
+        return False
+    if not (out_dir / f"{name}.png").exists():
+        return False
+    status = json.loads(status_file.read_text())
+    if status.get("scale") != scale or status.get("n_failed") != 0:
+        return False
+    paths = SweepPaths(out_dir / f"sweep-{scale}")
+    return all(paths.row(p.id).exists() for p in figure_grid(name, scale).points())
+
+
+def _summary_of(name: str, scale: str, out: Path) -> list[dict[str, Any]]:
+    """The summary rows of a figure's finished sweep (no training, no drawing)."""
+    from multitask_evidence.experiments.sweep import SweepPaths, read_rows, table_rows
+
+    grid = figure_grid(name, scale)
+    rows = table_rows(read_rows(grid.points(), SweepPaths(out / name / f"sweep-{scale}")))
+    return summarise(rows, get(name).group_by)
+
+
+def _has_rows(name: str, scale: str, out: Path) -> bool:
+    rows = out / name / f"sweep-{scale}" / "rows"
+    return any(p for p in rows.glob("*.json") if not p.name.endswith(".error.json"))
+
+
+def reproduce_all(
+    scale: str = "quick",
+    out: str | Path = "runs/reproduce",
+    *,
+    force: bool = False,
+    names: Sequence[str] | None = None,
+    plot_only: bool = False,
+    log: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> tuple[list[Reproduction], dict[str, str], Path]:
+    """Run every registered figure in turn (``names``: a subset, in that order) and write
+    ``<out>/index.md``.
+
+    A figure already finished at this scale (:func:`finished`) is not run again unless
+    ``force`` (which reruns its sweep, reusing the networks it already trained, and rewrites its
+    page); plot_only redraws every figure that has finished points and passes over the others.
+    A figure that raises is recorded in the index with its error and the next one runs.
+    kwargs go to :func:`reproduce` (backend, workers, address, progress, point_fn, ensemble).
+
+    Returns (what each figure wrote or measured, errors by figure name, the index's path).
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {list(SCALES)}, got {scale!r}")
+    order = list(FIGURES) if names is None else [get(n).name for n in names]
+    out = Path(out)
+    say = log or (lambda msg: None)
+    done: list[Reproduction] = []
+    errors: dict[str, str] = {}
+    for name in order:
+        try:
+            if plot_only and not _has_rows(name, scale, out):
+                errors[name] = f"no finished points in {out / name / f'sweep-{scale}'} to draw"
+                say(f"{name}: {errors[name]}")
+                continue
+            if not force and not plot_only and finished(name, scale, out):
+                out_dir = out / name
+                say(f"{name}: already finished at scale {scale}, not rerun")
+                done.append(
+                    Reproduction(
+                        name,
+                        scale,
+                        out_dir / f"{name}.png",
+                        out_dir / f"{name}.csv",
+                        out_dir / f"{name}.md",
+                        out_dir / f"sweep-{scale}",
+                        _summary_of(name, scale, out),
+                        0,
+                        0.0,
+                        skipped=True,
+                    )
+                )
+                continue
+            say(f"{name}: running at scale {scale}")
+            res = reproduce(name, scale, out, plot_only=plot_only, **kwargs)
+            done.append(res)
+            say(f"{name}: done in {res.elapsed_s / 60:.1f} min, {res.n_failed} failed point(s)")
+        except Exception as e:  # noqa: BLE001 - one figure's failure must not stop the others
+            errors[name] = f"{type(e).__name__}: {e}"
+            say(f"{name}: FAILED: {errors[name]}")
+    index = write_index(done, errors, scale, out, order)
+    return done, errors, index
+
+
+def write_index(
+    done: Sequence[Reproduction],
+    errors: Mapping[str, str],
+    scale: str,
+    out: Path,
+    order: Sequence[str],
+) -> Path:
+    """``<out>/index.md``: a table of every figure (networks, failures, time, headline) and,
+    per figure, its plot and a link to its page (paths relative to ``out``)."""
+    by_name = {r.figure: r for r in done}
+    lines = [
+        f"# The paper's figures at scale {scale}",
+        "",
+        f"`mte reproduce all --scale {scale}`, written {time.strftime('%Y-%m-%d %H:%M')}. Every "
+        "number on the pages sits beside its controls (the same networks untrained, decoders on "
+        "the encoded input's time-average and on the evidence mean) and both bounds.",
+        "",
+        "| figure | networks | failed | time | headline |",
+        "|---|---|---|---|---|",
+    ]
+    sections = []
+    for name in order:
+        fig = get(name)
+        if name in errors:
+            lines.append(f"| {name} | - | - | - | not written: {errors[name]} |")
+            continue
+        r = by_name.get(name)
+        if r is None:
+            continue
+        nets = sum(int(s.get("n_networks", 0)) for s in r.summary)
+        when = "already finished" if r.skipped else f"{r.elapsed_s / 60:.1f} min"
+        text = (fig.headline or headline)(r.summary)
+        page = r.page.relative_to(out).as_posix() if r.page.is_relative_to(out) else str(r.page)
+        png = r.png.relative_to(out).as_posix() if r.png.is_relative_to(out) else str(r.png)
+        lines.append(f"| [{name}]({page}) | {nets} | {r.n_failed} | {when} | {text} |")
+        sections += [
+            f"## {fig.title}",
+            "",
+            f"![{name}]({png})",
+            "",
+            text,
+            "",
+            f"Page: [{page}]({page}).",
+            "",
+        ]
+    atomic_write_text(out / INDEX, "\n".join([*lines, "", *sections]))
+    return out / INDEX

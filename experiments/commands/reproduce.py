@@ -3,6 +3,10 @@
 Writes runs/reproduce/<figure>/<figure>.png, <figure>.csv (the table behind the plot) and
 <figure>.md (measured numbers beside the theory); the sweep itself is in
 runs/reproduce/<figure>/sweep-<scale>/ and re-running the command resumes it.
+
+`mte reproduce all` runs every registered figure in turn (a figure already finished at that
+scale is not rerun unless --force) and writes runs/reproduce/index.md linking each page and
+plot with its headline sentence.
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from multitask_evidence.experiments.figures.registry import FIGURES, help_text
 
     # the registered figures (experiments.figures.registry), read when the parser is built
-    parser.add_argument("figure", choices=tuple(FIGURES), help=help_text())
+    parser.add_argument(
+        "figure",
+        choices=(*FIGURES, "all"),
+        help=help_text() + "; all: every figure in turn, then an index page (index.md)",
+    )
     parser.add_argument(
         "--scale",
         choices=SCALES,
@@ -62,12 +70,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-ensemble",
         action="store_true",
         help="train every network alone (default: the networks of a condition train together "
-        "as one batched ensemble; the same numbers)",
+        "as one batched ensemble: each member starts as its solo run, statistically the same "
+        "networks)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with all: also rerun the figures already finished at this scale (their sweeps "
+        "still reuse the networks they trained; delete <out>/<figure> to retrain)",
     )
     add_slurm_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from multitask_evidence.experiments.figures.stats import CONDITION_KEYS
     from multitask_evidence.experiments.reproduce import reproduce
 
     if args.workers is not None and args.workers < 1:
@@ -81,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         # options, submitit and sbatch checked before anything runs; job files go to
         # <out>/<figure>/sweep-<scale>/slurm
         backend = slurm_backend(args, workers)
+    if args.force and args.figure != "all":
+        raise ValueError("--force applies to `mte reproduce all` only")
+    if args.figure == "all":
+        return _run_all(args, backend, workers)
     if args.plot_only:
         from pathlib import Path
 
@@ -103,11 +123,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{args.figure} ({args.scale}) in {res.elapsed_s / 60:.1f} min")
     for r in res.summary:
-        keys = {
-            k: r[k]
-            for k in ("arch", "algo", "env_id", "n_tasks", "latent_dim", "sigma", "stimulus_steps")
-            if k in r
-        }
+        keys = {k: r[k] for k in CONDITION_KEYS if k in r}
         print(
             "  "
             + " ".join(f"{k}={v}" for k, v in keys.items())
@@ -119,3 +135,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"{res.n_failed} point(s) failed: see {res.page}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_all(args: argparse.Namespace, backend: object, workers: int | None) -> int:
+    from multitask_evidence.experiments.reproduce import reproduce_all
+
+    done, errors, index = reproduce_all(
+        args.scale,
+        args.out,
+        force=args.force,
+        plot_only=args.plot_only,
+        log=lambda msg: print(msg, flush=True),
+        backend=backend,
+        workers=workers,
+        address=args.address,
+        progress=not args.no_progress,
+        ensemble=not args.no_ensemble,
+    )
+    print(f"index:  {index}")
+    failed = [r for r in done if r.n_failed]
+    for r in failed:
+        print(f"{r.figure}: {r.n_failed} point(s) failed: see {r.page}", file=sys.stderr)
+    for name, err in errors.items():
+        print(f"{name}: {err}", file=sys.stderr)
+    return 1 if failed or errors else 0

@@ -174,3 +174,114 @@ def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
             }
         )
     return buf.getvalue()
+
+
+def versus(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str, name_b: str) -> str:
+    """Condition a's per-network OOD r^2 against condition b's, with a 95% bootstrap interval
+    over networks, beside the same difference between their untrained networks."""
+    d, lo, hi = bootstrap_median_difference(a["ood_r2_per_network"], b["ood_r2_per_network"])
+    du, ulo, uhi = bootstrap_median_difference(
+        a.get("untrained_ood_r2_per_network", []), b.get("untrained_ood_r2_per_network", [])
+    )
+    if not math.isfinite(d):
+        return f"{name_a} against {name_b}: not enough networks"
+    text = (
+        f"{name_a} is {side(lo, hi)} {name_b} ({d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}] over networks"
+    )
+    if math.isfinite(du):
+        text += f"; untrained: {du:+.3f} [{ulo:+.3f}, {uhi:+.3f}]"
+    return text + ")"
+
+
+def headline(summary: Sequence[Mapping[str, Any]]) -> str:
+    """One sentence for an index page: the range of the conditions' OOD r^2 (median over
+    networks) and in how many conditions it beats the same networks untrained and the decoder
+    on the encoded input's average (95% intervals over networks excluding 0)."""
+    rows = [r for r in summary if math.isfinite(r.get("ood_r2_net_median", math.nan))]
+    if not rows:
+        return "No finished networks."
+    meds = [r["ood_r2_net_median"] for r in rows]
+    k = len(rows)
+    nets = sum(int(r.get("n_networks", 0)) for r in rows)
+    above_u = sum(r.get("gain_lo", math.nan) > 0 for r in rows)
+    above_i = sum(r.get("gain_input_lo", math.nan) > 0 for r in rows)
+    below_i = sum(r.get("gain_input_hi", math.nan) < 0 for r in rows)
+    return (
+        f"OOD r^2 {min(meds):.3f} to {max(meds):.3f} (median over networks) across {k} "
+        f"conditions and {nets} networks; above the same networks untrained in {above_u} of "
+        f"{k} conditions; above the decoder on the encoded input's average in {above_i} of {k} "
+        f"(below it in {below_i})."
+    )
+
+
+def pairs_by(
+    summary: Sequence[Mapping[str, Any]], key: str, a: Any, b: Any, x: str = "n_tasks"
+) -> list[tuple[Any, Mapping[str, Any], Mapping[str, Any]]]:
+    """(x, row with key = a, row with key = b) at every x where both conditions finished."""
+    out = []
+    for v in sorted({r[x] for r in summary}):
+        ra, rb = select(summary, **{key: a, x: v}), select(summary, **{key: b, x: v})
+        if ra and rb:
+            out.append((v, ra[0], rb[0]))
+    return out
+
+
+def pair_headline(summary: Sequence[Mapping[str, Any]], key: str, labels: Mapping[Any, str]) -> str:
+    """At the largest N where both conditions of ``key`` finished: each one's OOD r^2 (median
+    over networks) beside its untrained networks and its encoded input's average."""
+    a, b = list(labels)
+    pairs = pairs_by(summary, key, a, b)
+    if not pairs:
+        return f"No N with both {labels[a]} and {labels[b]} finished."
+    n, ra, rb = pairs[-1]
+    parts = [
+        f"{labels[v]} {r['ood_r2_net_median']:.3f} (untrained "
+        f"{r['untrained_ood_r2_net_median']:.3f}, input average {r['input_ood_r2']:.3f})"
+        for v, r in ((a, ra), (b, rb))
+    ]
+    return f"At N = {n}, OOD r^2 with " + " vs ".join(parts) + "."
+
+
+def conditions_section(
+    summary: Sequence[Mapping[str, Any]],
+    key: str,
+    labels: Mapping[Any, str],
+    notes: Mapping[Any, str] | None = None,
+) -> list[str]:
+    """Page lines: per condition of ``key`` (a heading with its note), the trend over N and
+    every N against its controls; then each N's second condition against the first."""
+    lines: list[str] = []
+    for v, name in labels.items():
+        rows = sorted(select(summary, **{key: v}), key=lambda r: r["n_tasks"])
+        if not rows:
+            continue
+        lines += [f"### {name}{(notes or {}).get(v, '')}", ""]
+        lines.append(f"- {trend(summary, 'n_tasks', {key: v})}.")
+        lines += ["- " + against_controls(r, f"N = {r['n_tasks']}") for r in rows]
+        lines.append("")
+    a, b = list(labels)
+    pairs = pairs_by(summary, key, a, b)
+    if pairs:
+        lines += ["### In plain words", ""]
+        lines += [f"- N = {n}: {versus(rb, ra, labels[b], labels[a])}." for n, ra, rb in pairs]
+    return lines
+
+
+def rise_verdict(summary: Sequence[Mapping[str, Any]], key: str, value: Any, name: str) -> str:
+    """Whether one condition's OOD r^2 rises from the smallest to the largest N (a 95% interval
+    over networks above 0) and, at the largest N, beats the same networks untrained: the two
+    parts of the claim 'it disentangles with more tasks' that a figure of N can test."""
+    rows = sorted(select(summary, **{key: value}), key=lambda r: r["n_tasks"])
+    if len(rows) < 2:
+        return f"- {name}: fewer than two N finished; nothing to conclude."
+    first, last = rows[0], rows[-1]
+    d, lo, hi = bootstrap_median_difference(last["ood_r2_per_network"], first["ood_r2_per_network"])
+    rises, beats = lo > 0, last["gain_lo"] > 0
+    return (
+        f"- {name}: OOD r^2 {'rises' if rises else 'does NOT clearly rise'} from N = "
+        f"{first['n_tasks']} to N = {last['n_tasks']} ({d:+.3f} [{lo:+.3f}, {hi:+.3f}]) and at "
+        f"N = {last['n_tasks']} is {side(last['gain_lo'], last['gain_hi'])} the same networks "
+        f"untrained ({last['gain_over_untrained']:+.3f} [{last['gain_lo']:+.3f}, "
+        f"{last['gain_hi']:+.3f}]): the claim "
+        + ("holds for it." if rises and beats else "does NOT hold for it.")
+    )

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from multitask_evidence.agents.run import atomic_write
-from multitask_evidence.experiments.figures.stats import finite, mean_finite
+from multitask_evidence.experiments.figures.stats import finite, mean_finite, select
 
 CONTROL_STYLE = {
     "untrained_ood_r2": {"ls": "--", "alpha": 0.6},
@@ -164,3 +164,64 @@ def theory_curve(spec_kwargs: Mapping[str, Any], ts: Sequence[int]) -> np.ndarra
         return np.asarray(ceiling(spec, np.asarray(ts, dtype=int)), dtype=float)
     except ImportError:  # pragma: no cover - probes not built
         return 1.0 - 12.0 * spec.sigma**2 / np.asarray(ts, dtype=float)
+
+
+def draw_condition(
+    ax: Any, rows: Sequence[Mapping[str, Any]], x: str, *, color: Any, label: str
+) -> None:
+    """One condition's OOD r^2 against x (median and IQR) with its own controls in its colour:
+    the same networks untrained (dashed) and the decoder on its encoded input's average
+    (dash-dot). For figures whose conditions change the input itself (the encoder, the
+    evidence steps), where one grey input line would not be each condition's control."""
+    rows = sorted(rows, key=lambda r: r[x])
+    errorbar(ax, rows, x, "ood_r2", label=label, color=color)
+    style = {**CONTROL_STYLE["untrained_ood_r2"], "color": color}
+    line(ax, rows, x, "untrained_ood_r2", label=f"{label}, untrained", **style)
+    line(
+        ax,
+        rows,
+        x,
+        "input_ood_r2",
+        label=f"{label}, input average",
+        ls="-.",
+        color=color,
+        alpha=0.45,
+    )
+
+
+def log_n_axis(ax: Any, rows: Sequence[Mapping[str, Any]], x: str = "n_tasks") -> None:
+    """A log x axis ticked at the numbers of tasks present, labelled 'number of tasks N'."""
+    ax.set_xscale("log")
+    ns = sorted({r[x] for r in rows})
+    if ns:
+        ax.set_xticks(ns)
+        ax.set_xticklabels([str(n) for n in ns])
+        ax.minorticks_off()
+    ax.set_xlabel("number of tasks N")
+
+
+def plot_conditions(
+    summary: Sequence[Mapping[str, Any]],
+    key: str,
+    labels: Mapping[Any, str],
+    path: str | Path,
+    title: str,
+    caption: str = "",
+    bounds: Sequence[Mapping[str, Any]] | None = None,
+) -> Path:
+    """OOD r^2 (median and IQR over networks x folds x fits) against N (log x), one colour per
+    condition of ``key`` with its own controls (:func:`draw_condition`), the two bounds of
+    ``bounds`` (default: every row) and the legend beside the axes."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    for i, (v, name) in enumerate(labels.items()):
+        rows = select(summary, **{key: v})
+        if rows:
+            draw_condition(ax, rows, "n_tasks", color=f"C{i}", label=name)
+    draw_bounds(ax, summary if bounds is None else bounds)
+    ylim(ax, 0.5, summary, ("ood_r2_q25", "untrained_ood_r2", "input_ood_r2"))
+    log_n_axis(ax, summary)
+    ax.set_ylabel("OOD $r^2$")
+    ax.set_title(title)
+    ax.legend(fontsize=5.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return finish(fig, path, caption)

@@ -45,6 +45,13 @@ class Figure:
     """What the figure plots, in a few words, for ``mte reproduce --help``."""
     statistic: str = "median and IQR over networks x folds x fits"
     """What the plotted summaries pool, for the caption under the figure."""
+    probe_full: Callable[[str], bool] = lambda scale: False
+    """Whether each network is also probed for its fixed points (``attractor_dim``), tuning
+    maps and decoding at every step: about 10 s more per network, for the figures that plot
+    them."""
+    headline: Callable[[Sequence[Mapping[str, Any]]], str] | None = None
+    """One sentence from the summary rows for the index page of ``mte reproduce all``; None:
+    :func:`experiments.figures.pages.headline` (every condition against its controls)."""
 
 
 FIGURES: dict[str, Figure] = {}
@@ -55,6 +62,8 @@ def register(figure: Figure) -> Figure:
     """Add a figure under its name (a name already taken is a ValueError); returns it."""
     if not figure.name or not figure.name.replace("_", "").isalnum():
         raise ValueError(f"a figure's name must be letters, digits and _, got {figure.name!r}")
+    if figure.name == "all":
+        raise ValueError("'all' names every figure in `mte reproduce all`; pick another name")
     if figure.name in FIGURES:
         raise ValueError(f"figure {figure.name!r} is already registered")
     FIGURES[figure.name] = figure

@@ -45,6 +45,25 @@ METRICS = (
 )
 """Metrics pooled over networks x folds x fits (median, quartiles) by :func:`summarise`."""
 
+CONDITION_KEYS = (
+    "arch",
+    "algo",
+    "env_id",
+    "encoder",
+    "targets",
+    "rho",
+    "n_tasks",
+    "latent_dim",
+    "sigma",
+    "stimulus_steps",
+)
+"""The grid parameters the figures group their conditions by, in the order printed."""
+
+PER_NETWORK = ("attractor_dim",)
+"""Per-network scalars only some figures probe (``attractor_dim``: near-marginal modes of the
+fixed points, with ``probe_full``): summarised as their median over networks and the list
+``<m>_per_network``, only where the rows carry them."""
+
 N_BOOT = 2000
 
 
@@ -138,6 +157,11 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
         rec["ood_r2_adam"] = float(np.median([a for a, _ in adam])) if adam else math.nan
         rec["adam_minus_closed_per_network"] = [a - c for a, c in adam]
         rec["untrained_ood_r2_net_median"] = bootstrap_median(base)[0]
+        for m in PER_NETWORK:
+            vals = [float(r[m]) for r in members if finite(r.get(m))]
+            if vals:
+                rec[f"{m}_per_network"] = vals
+                rec[m] = float(np.median(vals))
         gains = [
             float(r["ood_r2"]) - float(r["untrained_ood_r2"])
             for r in members
