@@ -2,8 +2,12 @@
 
 - :mod:`~experiments.figures.registry`: :class:`~experiments.figures.registry.Figure` and
   ``register``; ``FIGURES`` is what ``mte reproduce`` offers;
-- one module per figure (``fig3``, ``fig5a``, ``fig5b``, ``fig5c``, ``rl``): its grid per scale,
-  its plot and its page, registered when the module is imported;
+- one module per figure (``fig3``, ``fig3d``, ``fig4``, ``fig5a``, ``fig5b``, ``fig5c``,
+  ``figS1``, ``figS12``, ``figS3b``, ``figS5c``, ``figS6``, ``rl``): its grid per scale, its plot
+  and its page, registered when the module is imported;
+- :mod:`~experiments.figures.analyses`: the per-network structure analyses (trajectories, fixed
+  points, tuning maps, sparseness, decoder angles) of the trained network beside the same network
+  untrained and the encoder's output, cached in each run folder;
 - :mod:`~experiments.figures.grids`: what each scale trains (budgets, network seeds, recipe);
 - :mod:`~experiments.figures.stats`: the paper's statistics (median and IQR over networks x
   folds x fits, bootstrap intervals over networks) and the summary table;
