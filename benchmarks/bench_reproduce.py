@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke scale (tiny budgets)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="runs/bench-reproduce", help="scratch output folder")
+    parser.add_argument(
+        "--no-ensemble", action="store_true", help="train every network alone (solo trainer)"
+    )
     args = parser.parse_args(argv)
 
     from multitask_evidence.experiments.reproduce import reproduce
@@ -38,17 +41,24 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(out / args.figure, ignore_errors=True)  # from scratch: nothing to skip
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    res = reproduce(args.figure, scale, out, workers=args.workers, progress=False)
+    ensemble = not args.no_ensemble
+    res = reproduce(
+        args.figure, scale, out, workers=args.workers, progress=False, ensemble=ensemble
+    )
     wall = time.perf_counter() - t0
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-    command = f"python benchmarks/bench_reproduce.py --figure {args.figure}" + (
-        " --quick" if args.quick else ""
+    command = (
+        f"python benchmarks/bench_reproduce.py --figure {args.figure}"
+        + (" --quick" if args.quick else "")
+        + ("" if ensemble else " --no-ensemble")
     )
     result = {
         "command": command,
-        "equivalent": f"mte reproduce {args.figure} --scale {scale} --workers {args.workers}",
+        "equivalent": f"mte reproduce {args.figure} --scale {scale} --workers {args.workers}"
+        + ("" if ensemble else " --no-ensemble"),
+        "ensemble": ensemble,
         "figure": args.figure,
         "scale": scale,
         "workers": args.workers,
@@ -71,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `{command}` ({result['date']}).",
         "",
-        f"- wall time: {wall / 60:.1f} min with {args.workers} workers on {os.cpu_count()} cores",
+        f"- wall time: {wall / 60:.1f} min with {args.workers} workers on {os.cpu_count()} cores"
+        + (", compatible networks trained as ensembles" if ensemble else ", every network alone"),
         f"- CPU time (driver + workers): {cpu / 60:.1f} min, i.e. at least "
         f"{cpu / 60 / max(1, os.cpu_count() or 1):.1f} min of wall time on this many cores",
         f"- load average at start / end: {load0[0]:.1f} / {os.getloadavg()[0]:.1f}"
