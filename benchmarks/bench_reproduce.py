@@ -29,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke scale (tiny budgets)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="runs/bench-reproduce", help="scratch output folder")
-    parser.add_argument(
-        "--no-ensemble", action="store_true", help="train every network alone (solo trainer)"
-    )
+    grouping = parser.add_mutually_exclusive_group()
+    grouping.add_argument("--ensemble", dest="ensemble", action="store_const", const=True)
+    grouping.add_argument(
+        "--no-ensemble", dest="ensemble", action="store_const", const=False,
+        help="(default: as mte reproduce, ensembles at paper scale only)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     from multitask_evidence.experiments.reproduce import reproduce
@@ -41,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(out / args.figure, ignore_errors=True)  # from scratch: nothing to skip
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    ensemble = not args.no_ensemble
+    from multitask_evidence.experiments.reproduce import ENSEMBLE_SCALES
+
+    ensemble = args.ensemble if args.ensemble is not None else scale in ENSEMBLE_SCALES
     res = reproduce(
         args.figure, scale, out, workers=args.workers, progress=False, ensemble=ensemble
     )
@@ -52,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     command = (
         f"python benchmarks/bench_reproduce.py --figure {args.figure}"
         + (" --quick" if args.quick else "")
-        + ("" if ensemble else " --no-ensemble")
+        + {True: " --ensemble", False: " --no-ensemble", None: ""}[args.ensemble]
     )
     result = {
         "command": command,
         "equivalent": f"mte reproduce {args.figure} --scale {scale} --workers {args.workers}"
-        + ("" if ensemble else " --no-ensemble"),
+        + {True: " --ensemble", False: " --no-ensemble", None: ""}[args.ensemble],
         "ensemble": ensemble,
         "figure": args.figure,
         "scale": scale,

@@ -192,6 +192,16 @@ def render(
     return png, table, md, summary
 
 
+ENSEMBLE_SCALES = ("paper",)
+"""Scales whose networks train as ensembles unless told otherwise. At the paper's recipe
+(batch 16) a step is bound by per-operation overhead and ensembles pay (3.4x per network for
+the RNN at K = 32, benchmarks/results/ensemble.md); at the quick scale's batch of 128 and 3
+networks per condition they did not (fig3 quick: 12.3 min wall either way, 24.0 CPU-min
+grouped against 21.8 alone), and training alone keeps the recorded quick pages reproducible
+number for number (over a full budget an ensemble member is statistically, not bitwise, its
+solo run)."""
+
+
 def reproduce(
     name: str,
     scale: str = "quick",
@@ -203,13 +213,16 @@ def reproduce(
     progress: bool = True,
     plot_only: bool = False,
     point_fn: Callable[..., dict[str, Any]] | None = None,
-    ensemble: bool = True,
+    ensemble: bool | None = None,
 ) -> Reproduction:
     """Run (or resume) a figure's sweep and write its PNG, CSV and markdown page.
 
     ensemble: train the networks that share a condition's architecture and recipe as one
-    batched ensemble (see :func:`experiments.sweep.run_sweep`); False: each alone."""
+    batched ensemble (see :func:`experiments.sweep.run_sweep`); False: each alone; None: as
+    :data:`ENSEMBLE_SCALES` says for the scale."""
     t0 = time.perf_counter()
+    if ensemble is None:
+        ensemble = scale in ENSEMBLE_SCALES
     grid = figure_grid(name, scale)
     out_dir = Path(out) / name
     sweep_dir = out_dir / f"sweep-{scale}"

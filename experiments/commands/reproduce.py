@@ -66,12 +66,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="redraw the figure and page from the sweep's finished points",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
+    grouping = parser.add_mutually_exclusive_group()
+    grouping.add_argument(
+        "--ensemble",
+        dest="ensemble",
+        action="store_const",
+        const=True,
+        default=None,
+        help="train a condition's networks together as one batched ensemble (default at "
+        "--scale paper, where it pays; each member starts as its solo run and ends "
+        "statistically, not bitwise, the same)",
+    )
+    grouping.add_argument(
         "--no-ensemble",
-        action="store_true",
-        help="train every network alone (default: the networks of a condition train together "
-        "as one batched ensemble: each member starts as its solo run, statistically the same "
-        "networks)",
+        dest="ensemble",
+        action="store_const",
+        const=False,
+        help="train every network alone (default at --scale quick and smoke)",
     )
     parser.add_argument(
         "--force",
@@ -119,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         address=args.address,
         progress=not args.no_progress,
         plot_only=args.plot_only,
-        ensemble=not args.no_ensemble,
+        ensemble=args.ensemble,
     )
     print(f"{args.figure} ({args.scale}) in {res.elapsed_s / 60:.1f} min")
     for r in res.summary:
@@ -150,7 +161,7 @@ def _run_all(args: argparse.Namespace, backend: object, workers: int | None) -> 
         workers=workers,
         address=args.address,
         progress=not args.no_progress,
-        ensemble=not args.no_ensemble,
+        ensemble=args.ensemble,
     )
     print(f"index:  {index}")
     failed = [r for r in done if r.n_failed]

@@ -237,3 +237,28 @@ def test_fig3_page_compares_the_closed_form_with_the_adam_protocol(tmp_path):
     by_n = {r["n_tasks"]: r for r in summary}
     assert by_n[24]["ood_r2_adam"] == pytest.approx(0.85)
     assert by_n[2]["adam_minus_closed_per_network"] == pytest.approx([0.01] * 3)
+
+
+@pytest.mark.parametrize(
+    ("scale", "flag", "expected"),
+    [("smoke", None, False), ("quick", None, False), ("paper", None, True),
+     ("quick", True, True), ("paper", False, False)],
+)  # fmt: skip
+def test_ensembles_by_default_only_at_paper_scale(monkeypatch, tmp_path, scale, flag, expected):
+    """Quick pages stay reproducible number for number (solo training); the paper's batch-16
+    recipe is where ensembles pay."""
+    import multitask_evidence.experiments.reproduce as rep
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run_sweep(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(rep, "run_sweep", fake_run_sweep)
+    with pytest.raises(Stop):
+        rep.reproduce("fig5a", scale, tmp_path, progress=False, ensemble=flag)
+    assert seen["ensemble"] is expected
