@@ -93,6 +93,42 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return lr * max(0.0, 1.0 - frac)  # linear
 
 
+def progress_bar(config: TrainConfig, start: int, desc: str) -> Any:
+    """The training progress bar over ``config.steps`` optimizer steps, resumed at ``start``
+    (off when ``config.progress`` is False)."""
+    return tqdm(
+        total=config.steps,
+        initial=start,
+        disable=None if config.progress else True,
+        desc=desc,
+        dynamic_ncols=True,
+    )
+
+
+def begin_step(
+    stream: Prefetcher[Any], optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Start optimizer step ``step``: set the schedule's learning rate and return the next
+    batch's ``obs``, ``targets`` and ``mask`` on ``device`` (shapes as the stream draws them:
+    [B, T, ...] for one network, [K, B, T, ...] for an ensemble)."""
+    for g in optimizer.param_groups:
+        g["lr"] = learning_rate(config, step)
+    batch = stream.next()
+    return (
+        torch.from_numpy(batch.obs).to(device),
+        torch.from_numpy(batch.targets).to(device),
+        torch.from_numpy(batch.mask).to(device),
+    )  # fmt: skip
+
+
+def resume_point(checkpoint: Path | None, last_good: int) -> str:
+    """Where a run whose loss stopped being finite can be resumed from (its error message)."""
+    if checkpoint is not None and checkpoint.exists():
+        return f"last good checkpoint {checkpoint} (step {last_good})"
+    return "no checkpoint was written before it"
+
+
 def objective(
     network: torch.nn.Module,
     readout: torch.Tensor,
@@ -255,13 +291,7 @@ def train(
 
     network.train()
     stream = batch_stream(spec, cfg.batch_size, data_rng)
-    bar = tqdm(
-        total=cfg.steps,
-        initial=start,
-        disable=None if cfg.progress else True,
-        desc=f"train {cfg.arch}",
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(cfg, start, f"train {cfg.arch}")
     loss_sum, loss_n, last_good = 0.0, 0, start
     d0 = spec.decision_start
     wall0 = time.perf_counter()
@@ -271,20 +301,14 @@ def train(
             if cfg.max_seconds and train_seconds >= cfg.max_seconds:
                 break
             t0 = time.perf_counter()
-            batch = stream.next()
-            obs = torch.from_numpy(batch.obs).to(device)
-            targets = torch.from_numpy(batch.targets).to(device)
-            mask = torch.from_numpy(batch.mask).to(device)
-            for g in optimizer.param_groups:
-                g["lr"] = learning_rate(cfg, step)
+            obs, targets, mask = begin_step(stream, optimizer, cfg, step, device)
             readout, _ = network(obs)
             loss = objective(network, readout, targets, mask, spec)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                if folder is not None and (folder / CHECKPOINT_FILE).exists():
-                    where = f"last good checkpoint {folder / CHECKPOINT_FILE} (step {last_good})"
-                else:
-                    where = "no checkpoint was written before it"
+                where = resume_point(
+                    folder / CHECKPOINT_FILE if folder is not None else None, last_good
+                )
                 raise TrainingDivergedError(
                     f"loss became {loss_value} at step {step + 1}; stopped ({where}). Try a "
                     "lower lr or grad_clip > 0."

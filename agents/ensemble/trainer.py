@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from multitask_evidence.agents.config import TrainConfig
 from multitask_evidence.agents.devices import pick_device
@@ -69,10 +68,13 @@ from multitask_evidence.agents.run import (
     trim_logs,
 )
 from multitask_evidence.agents.trainer import (
+    begin_step,
     check_memory,
     held_out_set,
     learning_rate,
     prepare_folder,
+    progress_bar,
+    resume_point,
 )
 from multitask_evidence.envs import TaskSpec
 
@@ -463,13 +465,7 @@ def train_ensemble(
     model.train()
     dropout = model.arch.get("dropout", 0.0) > 0
     stream = member_stream(trials, cfg.batch_size, rngs)
-    bar = tqdm(
-        total=cfg.steps,
-        initial=start,
-        disable=None if cfg.progress else True,
-        desc=f"train {kk} x {cfg.arch}",
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(cfg, start, f"train {kk} x {cfg.arch}")
     loss_sum, loss_n, last_good = torch.zeros(kk, dtype=torch.float64), 0, start
     wall0 = time.perf_counter()
     step = start
@@ -478,21 +474,13 @@ def train_ensemble(
             if cfg.max_seconds and train_seconds >= cfg.max_seconds:
                 break
             t0 = time.perf_counter()
-            batch = stream.next()
-            obs = torch.from_numpy(batch.obs).to(device)
-            targets = torch.from_numpy(batch.targets).to(device)
-            mask = torch.from_numpy(batch.mask).to(device)
-            for g in optimizer.param_groups:
-                g["lr"] = learning_rate(cfg, step)
+            obs, targets, mask = begin_step(stream, optimizer, cfg, step, device)
             readout, _ = model(obs, generators if dropout else None)
             losses = member_objective(model, readout, targets, mask, specs[0])
             values = losses.detach().double().cpu()
             if not bool(torch.isfinite(values).all()):
                 bad = [k for k in range(kk) if not math.isfinite(values[k])]
-                if joint is not None and joint.exists():
-                    where = f"last good checkpoint {joint} (step {last_good})"
-                else:
-                    where = "no checkpoint was written before it"
+                where = resume_point(joint, last_good)
                 raise TrainingDivergedError(
                     f"loss of member(s) {bad} became {[float(values[k]) for k in bad]} at step "
                     f"{step + 1}; stopped ({where}). Try a lower lr or grad_clip > 0."

@@ -51,6 +51,11 @@ def networks_of(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def analyses_of(row: Mapping[str, Any], analyses: Mapping[str, Any]) -> list[Any]:
+    """The cached analyses (by run folder) of a summary row's networks that have one."""
+    return [analyses[n["run_dir"]] for n in networks_of(row) if n["run_dir"] in analyses]
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}

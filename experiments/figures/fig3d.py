@@ -23,6 +23,7 @@ import numpy as np
 
 from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.figures.analyses import (
+    analyses_of,
     grid_states,
     interval,
     networks_of,
@@ -127,7 +128,7 @@ def _add_columns(summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any])
     """Per-condition medians over networks of the per-network numbers, into the summary rows
     (they become the figure's CSV columns)."""
     for row in summary:
-        nets = [analyses[n["run_dir"]] for n in networks_of(row) if n["run_dir"] in analyses]
+        nets = analyses_of(row, analyses)
         for src, prefix in (("trained", ""), ("untrained", "untrained_")):
             for k in range(N_PCS):
                 row[f"{prefix}pc{k + 1}_var"] = _median([a[src]["evr"][k] for a in nets])

@@ -26,6 +26,7 @@ from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.figures.analyses import (
     SOURCE_LABELS,
     SOURCES,
+    analyses_of,
     grid_states,
     interval,
     networks_of,
@@ -132,7 +133,7 @@ def _per_source(nets: Sequence[Mapping[str, Any]], src: str) -> dict[str, Any]:
 def _add_columns(summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any]) -> None:
     """Per-condition unit statistics of every source, into the summary rows (CSV columns)."""
     for row in summary:
-        nets = [analyses[n["run_dir"]] for n in networks_of(row) if n["run_dir"] in analyses]
+        nets = analyses_of(row, analyses)
         if not nets:
             continue
         for src in SOURCES:
@@ -288,7 +289,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary:
-        nets = [analyses[n["run_dir"]] for n in networks_of(row) if n["run_dir"] in analyses]
+        nets = analyses_of(row, analyses)
         for src in SOURCES:
             s = _per_source(nets, src)
             lines.append(

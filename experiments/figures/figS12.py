@@ -24,9 +24,9 @@ from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.figures.analyses import (
     SOURCE_LABELS,
     SOURCES,
+    analyses_of,
     decision_states,
     interval,
-    networks_of,
     no_networks_note,
     paired_gain,
     per_network,
@@ -70,7 +70,7 @@ def analyse(run_dir: str) -> dict[str, Any]:
 def _add_columns(summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any]) -> None:
     """Pooled angles (networks x pairs) and per-network mean angles into the summary rows."""
     for row in summary:
-        nets = [analyses[n["run_dir"]] for n in networks_of(row) if n["run_dir"] in analyses]
+        nets = analyses_of(row, analyses)
         if not nets:
             continue
         for src in SOURCES:

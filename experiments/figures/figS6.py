@@ -21,9 +21,9 @@ import numpy as np
 from multitask_evidence.experiments.figures.analyses import (
     SOURCE_LABELS,
     SOURCES,
+    analyses_of,
     decision_states,
     interval,
-    networks_of,
     no_networks_note,
     paired_gain,
     per_network,
@@ -87,7 +87,7 @@ def _add_columns(summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any])
     """Per-condition medians over networks (and the per-network values) into the summary rows."""
     for row in summary:
         row["latent_dim"] = _latent_dim(row)
-        nets = [analyses[n["run_dir"]] for n in networks_of(row) if n["run_dir"] in analyses]
+        nets = analyses_of(row, analyses)
         if not nets:
             continue
         for src in SOURCES:
