@@ -31,6 +31,7 @@ baselines; pages state each claim against them.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,7 +78,9 @@ __all__ = [
     "SMOKE_STEPS",
     "Figure",
     "Reproduction",
+    "check_archs",
     "figure_grid",
+    "figure_archs",
     "finished",
     "recipe_text",
     "register",
@@ -125,8 +128,12 @@ def render(
     *,
     elapsed_s: float | None = None,
     command: str = "",
+    sweep_dir: Path | None = None,
 ) -> tuple[Path, Path, Path, list[dict[str, Any]]]:
-    """Summarise sweep rows and write the figure's PNG, CSV table and markdown page."""
+    """Summarise sweep rows and write the figure's PNG, CSV table and markdown page.
+
+    sweep_dir: where the rows came from (default ``out_dir / f"sweep-{scale}"``); the page
+    links its results table relative to itself."""
     fig = get(name)
     summary = summarise(rows, fig.group_by)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,8 +190,10 @@ def render(
             f"probing, {sum(cpu) / len(cpu):.0f} s per network on average).",
             "",
         ]
+    sweep_dir = out_dir / f"sweep-{scale}" if sweep_dir is None else sweep_dir
+    results = Path(os.path.relpath(sweep_dir / "results.csv", out_dir)).as_posix()
     page += [
-        f"Per-network rows (every parameter and metric): `{Path('sweep-' + scale) / 'results.csv'}`.",
+        f"Per-network rows (every parameter and metric): `{results}`.",
         "",
     ]
     md = out_dir / f"{name}.md"
@@ -214,23 +223,39 @@ def reproduce(
     plot_only: bool = False,
     point_fn: Callable[..., dict[str, Any]] | None = None,
     ensemble: bool | None = None,
+    archs: Sequence[str] | None = None,
 ) -> Reproduction:
     """Run (or resume) a figure's sweep and write its PNG, CSV and markdown page.
 
     ensemble: train the networks that share a condition's architecture and recipe as one
     batched ensemble (see :func:`experiments.sweep.run_sweep`); False: each alone; None: as
-    :data:`ENSEMBLE_SCALES` says for the scale."""
+    :data:`ENSEMBLE_SCALES` says for the scale.
+    archs: only the figure's networks of these architectures. They train in the figure's own
+    sweep (``<out>/<figure>/sweep-<scale>``, so the whole figure later reuses them) and their
+    page, plot, table and status go to ``<out>/<figure>/arch-<a>[+<b>...]/``."""
     t0 = time.perf_counter()
     if ensemble is None:
         ensemble = scale in ENSEMBLE_SCALES
     grid = figure_grid(name, scale)
     out_dir = Path(out) / name
     sweep_dir = out_dir / f"sweep-{scale}"
+    page_dir = out_dir
+    where = None
+    command = f"mte reproduce {name} --scale {scale}"
+    if archs is not None:
+        chosen = check_archs(name, scale, archs)
+        page_dir = out_dir / ("arch-" + "+".join(chosen))
+        command += "".join(f" --arch {a}" for a in chosen)
+
+        def where(p: Any) -> bool:
+            return p.agent.get("arch") in chosen
+
     fig = get(name)
     if plot_only:
         from multitask_evidence.experiments.sweep import SweepPaths, read_rows, table_rows
 
-        rows = table_rows(read_rows(grid.points(), SweepPaths(sweep_dir)))
+        points = [p for p in grid.points() if where is None or where(p)]
+        rows = table_rows(read_rows(points, SweepPaths(sweep_dir)))
         n_failed = sum(r["status"] == "failed" for r in rows)
     else:
         kwargs = {}
@@ -251,24 +276,59 @@ def reproduce(
             point_kwargs=kwargs,
             progress=progress,
             ensemble=ensemble,
+            where=where,
         )
         rows, n_failed = result.rows, result.n_failed
+        if where is not None:
+            keep = {p.id for p in grid.points() if where(p)}
+            rows = [r for r in rows if r["id"] in keep]
     elapsed = time.perf_counter() - t0
     # a redraw says nothing about how long the networks took
     png, table, md, summary = render(
-        name, scale, rows, out_dir, elapsed_s=None if plot_only else elapsed
+        name,
+        scale,
+        rows,
+        page_dir,
+        elapsed_s=None if plot_only else elapsed,
+        command=command,
+        sweep_dir=sweep_dir,
     )
     status = {
         "figure": name,
         "scale": scale,
-        "n_points": len(grid.points()),
+        "archs": None if archs is None else list(chosen),
+        "n_points": len(rows),
         "n_ok": sum(r.get("status") == "ok" for r in rows),
         "n_failed": n_failed,
         "elapsed_s": None if plot_only else elapsed,
         "written": time.strftime("%Y-%m-%d %H:%M"),
     }
-    atomic_write_text(out_dir / STATUS, dumps(status))
+    atomic_write_text(page_dir / STATUS, dumps(status))
     return Reproduction(name, scale, png, table, md, sweep_dir, summary, n_failed, elapsed)
+
+
+def figure_archs(name: str, scale: str) -> list[str]:
+    """The architectures a figure trains at a scale, in grid order."""
+    seen: list[str] = []
+    for p in figure_grid(name, scale).points():
+        a = p.agent.get("arch")
+        if a is not None and a not in seen:
+            seen.append(a)
+    return seen
+
+
+def check_archs(name: str, scale: str, archs: Sequence[str]) -> list[str]:
+    """``archs`` without repeats, in the figure's order; ValueError naming the allowed ones
+    when one is not in the figure at that scale (or none is given)."""
+    allowed = figure_archs(name, scale)
+    if isinstance(archs, str) or not archs:
+        raise ValueError(f"archs must be a non-empty list of architectures, got {archs!r}")
+    bad = [a for a in archs if a not in allowed]
+    if bad:
+        raise ValueError(
+            f"--arch: {name} at scale {scale} trains {allowed}; got {bad[0]!r}"
+        )
+    return [a for a in allowed if a in archs]
 
 
 def finished(name: str, scale: str, out: str | Path = "runs/reproduce") -> bool:

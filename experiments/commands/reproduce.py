@@ -85,6 +85,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train every network alone (default at --scale quick and smoke)",
     )
     parser.add_argument(
+        "--arch",
+        dest="archs",
+        action="append",
+        default=None,
+        metavar="ARCH",
+        help="only the figure's networks of this architecture (repeatable), e.g. `fig3 "
+        "--scale paper --arch rnn`; they train in the figure's sweep, so the whole figure "
+        "later reuses them, and their page goes to <out>/<figure>/arch-<ARCH>/",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="with all: also rerun the figures already finished at this scale (their sweeps "
@@ -111,8 +121,14 @@ def run(args: argparse.Namespace) -> int:
     if args.force and args.figure != "all":
         raise ValueError("--force applies to `mte reproduce all` only")
     if args.figure == "all":
+        if args.archs:
+            raise ValueError("--arch applies to one figure, not to `mte reproduce all`")
         return _run_all(args, backend, workers)
-    if args.plot_only:
+    if args.archs:
+        from multitask_evidence.experiments.reproduce import check_archs
+
+        check_archs(args.figure, args.scale, args.archs)  # before anything trains
+    if args.plot_only and not args.archs:
         from pathlib import Path
 
         rows = Path(args.out) / args.figure / f"sweep-{args.scale}" / "rows"
@@ -131,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         plot_only=args.plot_only,
         ensemble=args.ensemble,
+        archs=args.archs,
     )
     print(f"{args.figure} ({args.scale}) in {res.elapsed_s / 60:.1f} min")
     for r in res.summary:

@@ -148,6 +148,7 @@ def run_sweep(
     slurm: Mapping[str, Any] | None = None,
     ensemble: bool = True,
     max_ensemble: int = 32,
+    where: Callable[[Point], bool] | None = None,
 ) -> SweepResult:
     """Run every point of ``grid`` not yet done, in parallel, and write the results table.
 
@@ -169,6 +170,9 @@ def run_sweep(
         members and, with fewer groups than the backend runs at once, into more ensembles so
         that every worker trains (:func:`experiments.sweep.groups.plan_units`). Other
         algorithms, a custom ``point_fn`` and ``ensemble=False`` run every point alone.
+    where: run only the points for which ``where(point)`` is true (e.g. one architecture of a
+        figure). Point ids and the results table stay those of the whole grid, so a later run
+        without ``where`` reuses these points; the others show as pending.
     """
     from multitask_evidence.experiments.backends import make_backend
 
@@ -186,12 +190,13 @@ def run_sweep(
     kwargs = check_point_options(fn, point_kwargs or {})
     grouping = ensemble and point_fn in (None, default_point_fn())
 
+    selected = [p for p in points if where is None or where(p)]
     todo = deque(
         p
-        for p in points
+        for p in selected
         if not paths.row(p.id).exists() and (retry_failed or not paths.error(p.id).exists())
     )
-    n_skipped = len(points) - len(todo)
+    n_skipped = len(selected) - len(todo)
     n_ran = n_failed = 0
     domains = _hparam_domains(points)
     if not todo:
@@ -202,7 +207,7 @@ def run_sweep(
     from tqdm.auto import tqdm
 
     bar = tqdm(
-        total=len(points),
+        total=len(selected),
         initial=n_skipped,
         desc=f"sweep {grid.name or paths.root.name}",
         unit="pt",

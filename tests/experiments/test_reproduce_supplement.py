@@ -342,3 +342,49 @@ def test_supplement_figures_at_smoke_scale_end_to_end(tmp_path):
     assert all(f"[{n}]({n}/{n}.md)" in text for n in SUPPLEMENT)
     again, _, _ = reproduce_all("smoke", tmp_path, names=list(SUPPLEMENT), progress=False)
     assert all(r.skipped for r in again)
+
+
+def _two_arch_grid(scale):
+    return parse_grid(
+        {"arch": ["rnn", "gru"], "n_tasks": [2], "sigma": [0.1, 0.3]}, [0, 1], name="toy"
+    )
+
+
+def test_reproduce_one_architecture_then_the_whole_figure_reuses_it(tmp_path):
+    """--arch trains only that architecture's networks, in the figure's own sweep (same point
+    ids), with its page in arch-<a>/; the whole figure afterwards trains only the rest."""
+    from multitask_evidence.experiments.reproduce import check_archs, reproduce
+
+    saved = dict(registry.FIGURES)
+    rows = tmp_path / "toy_arch" / "sweep-smoke" / "rows"
+    try:
+        registry.FIGURES.clear()
+        registry.register(
+            registry.Figure(
+                "toy_arch", "Toy by arch", "OOD r^2 falls as sigma grows.",
+                ("arch", "n_tasks", "sigma"), _two_arch_grid, _toy_render("toy_arch"),
+                probe_n=lambda scale: None, probe_adam=lambda scale: False,
+            )
+        )  # fmt: skip
+        with pytest.raises(ValueError, match=r"toy_arch at scale smoke trains \['rnn', 'gru'\]"):
+            check_archs("toy_arch", "smoke", ["lstm"])
+        kw = {"workers": 1, "progress": False, "point_fn": toy_point}
+        res = reproduce("toy_arch", "smoke", tmp_path, archs=["gru"], **kw)
+        first = {p.name: p.read_text() for p in rows.glob("*.json")}
+        assert len(first) == 4 and all(n.startswith("arch=gru") for n in first)
+        assert res.page == tmp_path / "toy_arch" / "arch-gru" / "toy_arch.md"
+        assert {r["arch"] for r in res.summary} == {"gru"}
+        page = res.page.read_text()
+        assert "mte reproduce toy_arch --scale smoke --arch gru" in page
+        assert "`../sweep-smoke/results.csv`" in page
+        status = json.loads((res.page.parent / "reproduce.json").read_text())
+        assert (status["archs"], status["n_points"], status["n_ok"]) == (["gru"], 4, 4)
+        whole = reproduce("toy_arch", "smoke", tmp_path, **kw)
+        after = {p.name: p.read_text() for p in rows.glob("*.json")}
+        assert len(after) == 8
+        assert all(after[n] == first[n] for n in first)  # the GRU networks were reused
+        assert whole.page == tmp_path / "toy_arch" / "toy_arch.md"
+        assert {r["arch"] for r in whole.summary} == {"rnn", "gru"}
+    finally:
+        registry.FIGURES.clear()
+        registry.FIGURES.update(saved)
