@@ -49,14 +49,14 @@ MAX_GEOMETRY_CONDITIONS = 16
 """CCGP / parallelism are computed when 2^D <= this (D <= 4)."""
 
 
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
+        return json_safe(obj.tolist())
     if isinstance(obj, (np.floating, float)):
         v = float(obj)
         return v if math.isfinite(v) else None
@@ -78,7 +78,7 @@ class ProbeReport:
     """Arrays for the figures (PCA object, fixed points, tuning maps); not serialised."""
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(
+        return json_safe(
             {
                 "headline": self.headline,
                 **self.results,

@@ -126,132 +126,160 @@ class ElmanScan(torch.autograd.Function):
         return d_pre, d_w, d_b, None, None, None
 
 
-class GRUScan(torch.autograd.Function):
-    """torch's GRU cell over T steps from h_{-1} = 0; see :func:`gru_scan`."""
+def _gated_setup(
+    gi: Tensor, w_hh: Tensor, b_hh: Tensor, gates: int
+) -> tuple[int, int, Tensor, Tensor, Tensor, Tensor]:
+    """What a gated cell's forward needs first: B, H, W_hh^T [K, H, G*H] (contiguous, for the
+    per-step ``h @ W_hh^T``), b_hh as [K, 1, G*H], the output [K, T, B, H] and the per-step
+    store of one gate [K, T, B, H] that the backward reads (z for the GRU, f for the LSTM)."""
+    kk, tt, bb, g = gi.shape
+    hh = g // gates
+    out = gi.new_empty(kk, tt, bb, hh)
+    return bb, hh, w_hh.transpose(1, 2).contiguous(), b_hh.unsqueeze(1), out, torch.empty_like(out)
+
+
+def _gate_factors(gi: Tensor, hh: int, grads: bool) -> Tensor | None:
+    """A [K, T, B, 3 or 4, H] buffer of per-step derivative factors (None without grads)."""
+    kk, tt, bb, g = gi.shape
+    return gi.new_empty(kk, tt, bb, g // hh, hh) if grads else None
+
+
+def _gru_forward(
+    gi: Tensor, w_hh: Tensor, b_hh: Tensor, grads: bool
+) -> tuple[Tensor, tuple[Tensor | None, ...]]:
+    """The GRU's forward loop: (h [K, T, B, H], what its backward reads)."""
+    kk, tt = gi.shape[:2]
+    bb, hh, w_t, bias, out, z_all = _gated_setup(gi, w_hh, b_hh, 3)
+    # d pre_{r,z,n} / d h_t (into gi) and d gh_{r,z,n} / d h_t (into W_hh h + b_hh), per
+    # step while its gates are in cache: the backward loop then multiplies only
+    f_in, f_hh = _gate_factors(gi, hh, grads), _gate_factors(gi, hh, grads)
+    gh = gi.new_empty(kk, bb, 3 * hh)
+    rz = gi.new_empty(kk, bb, 2 * hh)
+    n = gi.new_empty(kk, bb, hh)
+    h = gi.new_zeros(kk, bb, hh)
+    for t in range(tt):
+        torch.baddbmm(bias, h, w_t, out=gh)
+        torch.add(gh[..., : 2 * hh], gi[:, t, :, : 2 * hh], out=rz)
+        rz.sigmoid_()
+        r, z = rz[..., :hh], rz[..., hh:]
+        gh_n = gh[..., 2 * hh :]
+        torch.addcmul(gi[:, t, :, 2 * hh :], gh_n, r, out=n)
+        n.tanh_()
+        h_minus_n = h - n
+        torch.addcmul(n, h_minus_n, z, out=out[:, t])
+        z_all[:, t] = z
+        if f_in is not None and f_hh is not None:
+            fi, fh = f_in[:, t], f_hh[:, t]
+            one_minus_z = 1.0 - z
+            torch.mul(one_minus_z, 1.0 - n * n, out=fi[:, :, 2])  # (1 - z)(1 - n^2)
+            torch.mul(h_minus_n, z * one_minus_z, out=fi[:, :, 1])  # (h - n) z (1 - z)
+            torch.mul(fi[:, :, 2], gh_n * (r * (1.0 - r)), out=fi[:, :, 0])
+            fh[:, :, :2] = fi[:, :, :2]
+            torch.mul(fi[:, :, 2], r, out=fh[:, :, 2])
+        h = out[:, t]
+    return out, (w_hh, z_all, f_in, f_hh, out)
+
+
+def _gru_backward(saved: tuple[Tensor, ...], grad: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """d gi [K, T, B, 3H], d W_hh, d b_hh of the GRU from the saved tensors of its forward."""
+    w_hh, z, f_in, f_hh, out = saved
+    kk, tt, bb, hh = out.shape
+    d_gi = torch.empty_like(f_in)
+    d_gh = torch.empty_like(f_hh)
+    dh = grad[:, tt - 1]
+    for t in range(tt - 1, -1, -1):
+        dh3 = dh.unsqueeze(2)
+        torch.mul(dh3, f_in[:, t], out=d_gi[:, t])
+        torch.mul(dh3, f_hh[:, t], out=d_gh[:, t])
+        if t == 0:
+            break
+        carry = torch.addcmul(grad[:, t - 1], dh, z[:, t])
+        dh = torch.baddbmm(carry, d_gh[:, t].view(kk, bb, 3 * hh), w_hh)
+    d_w, d_b = _weight_grads(d_gh.view(kk, tt, bb, 3 * hh), out, True)
+    return d_gi.view(kk, tt, bb, 3 * hh), d_w, d_b
+
+
+def _lstm_forward(
+    gi: Tensor, w_hh: Tensor, b_hh: Tensor, grads: bool
+) -> tuple[Tensor, tuple[Tensor | None, ...]]:
+    """The LSTM's forward loop: (h [K, T, B, H], what its backward reads)."""
+    kk, tt = gi.shape[:2]
+    bb, hh, w_t, bias, out, forget = _gated_setup(gi, w_hh, b_hh, 4)
+    # per step, while in cache: d pre_{i,f,g} / d c_t, d pre_o / d h_t, and d c_t / d h_t
+    f_gates = _gate_factors(gi, hh, grads)
+    f_cell = torch.empty_like(out) if grads else None
+    pre = gi.new_empty(kk, bb, 4 * hh)
+    h = gi.new_zeros(kk, bb, hh)
+    c = gi.new_zeros(kk, bb, hh)
+    for t in range(tt):
+        torch.baddbmm(bias, h, w_t, out=pre)
+        pre.add_(gi[:, t])
+        g = torch.tanh(pre[..., 2 * hh : 3 * hh])
+        pre.sigmoid_()
+        i, f, o = pre[..., :hh], pre[..., hh : 2 * hh], pre[..., 3 * hh :]
+        c_new = torch.mul(f, c)
+        c_new.addcmul_(i, g)
+        tanh_c = torch.tanh(c_new)
+        torch.mul(o, tanh_c, out=out[:, t])
+        forget[:, t] = f
+        if f_gates is not None and f_cell is not None:
+            fg = f_gates[:, t]
+            torch.mul(o, 1.0 - tanh_c * tanh_c, out=f_cell[:, t])
+            torch.mul(g, i * (1.0 - i), out=fg[:, :, 0])
+            torch.mul(c, f * (1.0 - f), out=fg[:, :, 1])
+            torch.mul(i, 1.0 - g * g, out=fg[:, :, 2])
+            torch.mul(tanh_c, o * (1.0 - o), out=fg[:, :, 3])
+        h, c = out[:, t], c_new
+    return out, (w_hh, forget, f_gates, f_cell, out)
+
+
+def _lstm_backward(
+    saved: tuple[Tensor, ...], grad: Tensor
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """d gi [K, T, B, 4H], d W_hh, d b_hh of the LSTM from the saved tensors of its forward."""
+    w_hh, forget, f_gates, f_cell, out = saved
+    kk, tt, bb, hh = out.shape
+    d_pre = torch.empty_like(f_gates)
+    dh = grad[:, tt - 1]
+    dc = torch.mul(dh, f_cell[:, tt - 1])
+    for t in range(tt - 1, -1, -1):
+        torch.mul(dc.unsqueeze(2), f_gates[:, t, :, :3], out=d_pre[:, t, :, :3])
+        torch.mul(dh, f_gates[:, t, :, 3], out=d_pre[:, t, :, 3])
+        if t == 0:
+            break
+        dh = torch.baddbmm(grad[:, t - 1], d_pre[:, t].view(kk, bb, 4 * hh), w_hh)
+        dc = torch.addcmul(dc * forget[:, t], dh, f_cell[:, t - 1])
+    d_w, d_b = _weight_grads(d_pre.view(kk, tt, bb, 4 * hh), out, True)
+    return d_pre.view(kk, tt, bb, 4 * hh), d_w, d_b
+
+
+_GATED_CELLS = {"gru": (_gru_forward, _gru_backward), "lstm": (_lstm_forward, _lstm_backward)}
+"""Each gated cell's forward loop and hand-written backward."""
+
+
+class GatedScan(torch.autograd.Function):
+    """A gated cell (``"gru"`` or ``"lstm"``, torch's cells) over T steps from zero state; see
+    :func:`gru_scan` and :func:`lstm_scan`. The forward keeps the derivative factors only with
+    ``grads``; the backward then needs them."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: FunctionCtx, gi: Tensor, w_hh: Tensor, b_hh: Tensor, grads: bool
+        ctx: FunctionCtx, gi: Tensor, w_hh: Tensor, b_hh: Tensor, grads: bool, cell: str
     ) -> Tensor:
-        kk, tt, bb, g3 = gi.shape
-        hh = g3 // 3
-        w_t, bias = w_hh.transpose(1, 2).contiguous(), b_hh.unsqueeze(1)
-        out = gi.new_empty(kk, tt, bb, hh)
-        z_all = gi.new_empty(kk, tt, bb, hh)
-        # d pre_{r,z,n} / d h_t (into gi) and d gh_{r,z,n} / d h_t (into W_hh h + b_hh), per
-        # step while its gates are in cache: the backward loop then multiplies only
-        f_in = gi.new_empty(kk, tt, bb, 3, hh) if grads else None
-        f_hh = gi.new_empty(kk, tt, bb, 3, hh) if grads else None
-        gh = gi.new_empty(kk, bb, g3)
-        rz = gi.new_empty(kk, bb, 2 * hh)
-        n = gi.new_empty(kk, bb, hh)
-        h = gi.new_zeros(kk, bb, hh)
-        for t in range(tt):
-            torch.baddbmm(bias, h, w_t, out=gh)
-            torch.add(gh[..., : 2 * hh], gi[:, t, :, : 2 * hh], out=rz)
-            rz.sigmoid_()
-            r, z = rz[..., :hh], rz[..., hh:]
-            gh_n = gh[..., 2 * hh :]
-            torch.addcmul(gi[:, t, :, 2 * hh :], gh_n, r, out=n)
-            n.tanh_()
-            h_minus_n = h - n
-            torch.addcmul(n, h_minus_n, z, out=out[:, t])
-            z_all[:, t] = z
-            if f_in is not None and f_hh is not None:
-                fi, fh = f_in[:, t], f_hh[:, t]
-                one_minus_z = 1.0 - z
-                torch.mul(one_minus_z, 1.0 - n * n, out=fi[:, :, 2])  # (1 - z)(1 - n^2)
-                torch.mul(h_minus_n, z * one_minus_z, out=fi[:, :, 1])  # (h - n) z (1 - z)
-                torch.mul(fi[:, :, 2], gh_n * (r * (1.0 - r)), out=fi[:, :, 0])
-                fh[:, :, :2] = fi[:, :, :2]
-                torch.mul(fi[:, :, 2], r, out=fh[:, :, 2])
-            h = out[:, t]
-        ctx.save_for_backward(w_hh, z_all, f_in, f_hh, out)
+        out, saved = _GATED_CELLS[cell][0](gi, w_hh, b_hh, grads)
+        ctx.cell = cell
+        ctx.save_for_backward(*saved)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        w_hh, z, f_in, f_hh, out = ctx.saved_tensors
-        if f_in is None:
-            raise RuntimeError("gru_scan ran without grads=True; it cannot backpropagate")
-        grad = grad.contiguous()
-        kk, tt, bb, hh = out.shape
-        d_gi = torch.empty_like(f_in)
-        d_gh = torch.empty_like(f_hh)
-        dh = grad[:, tt - 1]
-        for t in range(tt - 1, -1, -1):
-            dh3 = dh.unsqueeze(2)
-            torch.mul(dh3, f_in[:, t], out=d_gi[:, t])
-            torch.mul(dh3, f_hh[:, t], out=d_gh[:, t])
-            if t == 0:
-                break
-            carry = torch.addcmul(grad[:, t - 1], dh, z[:, t])
-            dh = torch.baddbmm(carry, d_gh[:, t].view(kk, bb, 3 * hh), w_hh)
-        d_w, d_b = _weight_grads(d_gh.view(kk, tt, bb, 3 * hh), out, True)
-        return d_gi.view(kk, tt, bb, 3 * hh), d_w, d_b, None
-
-
-class LSTMScan(torch.autograd.Function):
-    """torch's LSTM cell over T steps from h_{-1} = c_{-1} = 0; see :func:`lstm_scan`."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: FunctionCtx, gi: Tensor, w_hh: Tensor, b_hh: Tensor, grads: bool
-    ) -> Tensor:
-        kk, tt, bb, g4 = gi.shape
-        hh = g4 // 4
-        w_t, bias = w_hh.transpose(1, 2).contiguous(), b_hh.unsqueeze(1)
-        out = gi.new_empty(kk, tt, bb, hh)
-        forget = gi.new_empty(kk, tt, bb, hh)
-        # per step, while in cache: d pre_{i,f,g} / d c_t, d pre_o / d h_t, and d c_t / d h_t
-        f_gates = gi.new_empty(kk, tt, bb, 4, hh) if grads else None
-        f_cell = gi.new_empty(kk, tt, bb, hh) if grads else None
-        pre = gi.new_empty(kk, bb, g4)
-        h = gi.new_zeros(kk, bb, hh)
-        c = gi.new_zeros(kk, bb, hh)
-        for t in range(tt):
-            torch.baddbmm(bias, h, w_t, out=pre)
-            pre.add_(gi[:, t])
-            g = torch.tanh(pre[..., 2 * hh : 3 * hh])
-            pre.sigmoid_()
-            i, f, o = pre[..., :hh], pre[..., hh : 2 * hh], pre[..., 3 * hh :]
-            c_new = torch.mul(f, c)
-            c_new.addcmul_(i, g)
-            tanh_c = torch.tanh(c_new)
-            torch.mul(o, tanh_c, out=out[:, t])
-            forget[:, t] = f
-            if f_gates is not None and f_cell is not None:
-                fg = f_gates[:, t]
-                torch.mul(o, 1.0 - tanh_c * tanh_c, out=f_cell[:, t])
-                torch.mul(g, i * (1.0 - i), out=fg[:, :, 0])
-                torch.mul(c, f * (1.0 - f), out=fg[:, :, 1])
-                torch.mul(i, 1.0 - g * g, out=fg[:, :, 2])
-                torch.mul(tanh_c, o * (1.0 - o), out=fg[:, :, 3])
-            h, c = out[:, t], c_new
-        ctx.save_for_backward(w_hh, forget, f_gates, f_cell, out)
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        w_hh, forget, f_gates, f_cell, out = ctx.saved_tensors
-        if f_gates is None:
-            raise RuntimeError("lstm_scan ran without grads=True; it cannot backpropagate")
-        grad = grad.contiguous()
-        kk, tt, bb, hh = out.shape
-        d_pre = torch.empty_like(f_gates)
-        dh = grad[:, tt - 1]
-        dc = torch.mul(dh, f_cell[:, tt - 1])
-        for t in range(tt - 1, -1, -1):
-            torch.mul(dc.unsqueeze(2), f_gates[:, t, :, :3], out=d_pre[:, t, :, :3])
-            torch.mul(dh, f_gates[:, t, :, 3], out=d_pre[:, t, :, 3])
-            if t == 0:
-                break
-            dh = torch.baddbmm(grad[:, t - 1], d_pre[:, t].view(kk, bb, 4 * hh), w_hh)
-            dc = torch.addcmul(dc * forget[:, t], dh, f_cell[:, t - 1])
-        d_w, d_b = _weight_grads(d_pre.view(kk, tt, bb, 4 * hh), out, True)
-        return d_pre.view(kk, tt, bb, 4 * hh), d_w, d_b, None
+        saved = ctx.saved_tensors
+        if saved[2] is None:  # the factor buffers
+            raise RuntimeError(
+                f"{ctx.cell}_scan ran without grads=True; it cannot backpropagate"
+            )
+        return (*_GATED_CELLS[ctx.cell][1](saved, grad.contiguous()), None, None)
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:
@@ -286,7 +314,7 @@ def gru_scan(gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
     n = tanh(gi_n + gh_n * r); h' = (h - n) * z + n. gi [K, T, B, 3H], w_hh [K, 3H, H],
     b_hh [K, 3H] -> h [K, T, B, H]."""
     _check(gi, w_hh, 3)
-    return GRUScan.apply(gi, w_hh, b_hh, _needs_grad(gi, w_hh, b_hh))
+    return GatedScan.apply(gi, w_hh, b_hh, _needs_grad(gi, w_hh, b_hh), "gru")
 
 
 def lstm_scan(gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
@@ -294,4 +322,4 @@ def lstm_scan(gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
     gates = (W_hh h + b_hh) + gi; c' = sigmoid(f) c + sigmoid(i) tanh(g);
     h' = sigmoid(o) tanh(c'). gi [K, T, B, 4H], w_hh [K, 4H, H], b_hh [K, 4H] -> h [K, T, B, H]."""
     _check(gi, w_hh, 4)
-    return LSTMScan.apply(gi, w_hh, b_hh, _needs_grad(gi, w_hh, b_hh))
+    return GatedScan.apply(gi, w_hh, b_hh, _needs_grad(gi, w_hh, b_hh), "lstm")

@@ -24,14 +24,9 @@ is imported first.
 from multitask_evidence.experiments.figures import (
     registry,  # imports and registers every figure module
 )
-from multitask_evidence.experiments.figures.plots import (
-    DPI,
-    STYLE,
-    draw_bounds,
-    draw_controls,
-    theory_curve,
-)
-from multitask_evidence.experiments.figures.stats import (
+
+from .plots import DPI, STYLE, draw_bounds, draw_controls, theory_curve
+from .stats import (
     ARCH_LABELS,
     ARCH_ORDER,
     METRICS,

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from multitask_evidence.agents.run import atomic_write_text
+from multitask_evidence.probes.report import json_safe
 
 SOURCES = ("trained", "untrained", "input")
 """The three recordings every structure figure compares (the module docstring says what each is)."""
@@ -56,18 +57,28 @@ def analyses_of(row: Mapping[str, Any], analyses: Mapping[str, Any]) -> list[Any
     return [analyses[n["run_dir"]] for n in networks_of(row) if n["run_dir"] in analyses]
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+def source_columns(
+    summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any]
+) -> Iterator[tuple[dict[str, Any], list[Any], str, str]]:
+    """(row, its networks' analyses, source, column prefix) for every summary row with analysed
+    networks and every source in :data:`SOURCES`; the prefix is "" for the trained network
+    and "<source>_" for its controls, so the trained numbers keep the plain column names."""
+    for row in summary:
+        nets = analyses_of(row, analyses)
+        if not nets:
+            continue
+        for src in SOURCES:
+            yield row, nets, src, "" if src == "trained" else f"{src}_"
+
+
+def put_pooled(row: dict[str, Any], column: str, q: Mapping[str, float], n: bool = True) -> None:
+    """A :func:`pooled` summary into a row: ``column`` (median), ``_q25``, ``_q75`` and, with
+    ``n``, ``_n``."""
+    row[column] = q["median"]
+    row[f"{column}_q25"] = q["q25"]
+    row[f"{column}_q75"] = q["q75"]
+    if n:
+        row[f"{column}_n"] = q["n"]
 
 
 def cached(
@@ -76,7 +87,7 @@ def cached(
     """``compute()`` for one network, cached in ``<run_dir>/<name>.json`` while ``params`` (the
     analysis' settings) are unchanged. Non-finite numbers are stored as null (read back as None)."""
     path = Path(run_dir) / f"{name}.json"
-    params = _jsonable(dict(params))
+    params = json_safe(dict(params))
     if path.exists():
         try:
             stored = json.loads(path.read_text())
@@ -84,7 +95,7 @@ def cached(
                 return stored["result"]
         except (ValueError, KeyError, TypeError, AttributeError):
             pass  # unreadable or stale: compute again
-    result = _jsonable(compute())
+    result = json_safe(compute())
     atomic_write_text(path, json.dumps({"params": params, "result": result}), mkdir=True)
     return result
 
@@ -179,7 +190,7 @@ def pooled(values: Sequence[Any]) -> dict[str, float]:
 def paired_gain(a: Sequence[Any], b: Sequence[Any]) -> tuple[float, float, float]:
     """Median over networks of a - b (paired: the same network trained and untrained) with its
     95% bootstrap interval over networks (``stats.bootstrap_median``)."""
-    from multitask_evidence.experiments.figures.stats import bootstrap_median, finite
+    from .stats import bootstrap_median, finite
 
     return bootstrap_median([x - y for x, y in zip(a, b) if finite(x) and finite(y)])
 

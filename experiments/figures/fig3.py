@@ -8,31 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from multitask_evidence.experiments.figures.grids import PAPER_N, per_arch
-from multitask_evidence.experiments.figures.pages import (
-    against_controls,
-    estimators_section,
-    side,
-    trend,
-)
-from multitask_evidence.experiments.figures.plots import (
-    draw_bounds,
-    draw_controls,
-    errorbar,
-    finish,
-    line,
-    pyplot,
-    ylim,
-)
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import (
-    ARCH_LABELS,
-    ARCH_ORDER,
-    bootstrap_median_difference,
-    fmt,
-    select,
-)
 from multitask_evidence.experiments.sweep import Grid, union
+
+from .grids import PAPER_N, per_arch
+from .pages import against_controls, estimators_section, side, trend
+from .plots import draw_bounds, draw_controls, errorbar, finish, line, pyplot, ylim
+from .registry import Figure, register
+from .stats import ARCH_LABELS, ARCH_ORDER, bootstrap_median_difference, fmt, select
 
 FIG3_QUICK_FULL = ("transformer", "rnn")
 """Architectures of fig3 quick at every N (panels a and c are the RNN and the transformer)."""

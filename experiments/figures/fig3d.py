@@ -22,22 +22,14 @@ from typing import Any
 import numpy as np
 
 from multitask_evidence.agents.run import atomic_write_text
-from multitask_evidence.experiments.figures.analyses import (
-    analyses_of,
-    grid_states,
-    interval,
-    networks_of,
-    no_networks_note,
-    paired_gain,
-    per_network,
-    pooled,
-)
-from multitask_evidence.experiments.figures.grids import per_arch
-from multitask_evidence.experiments.figures.pages import csv_text, side
-from multitask_evidence.experiments.figures.plots import finish, pyplot
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import fmt
 from multitask_evidence.experiments.sweep import Grid
+
+from . import analyses as an
+from .grids import per_arch
+from .pages import csv_text, side
+from .plots import finish, pyplot
+from .registry import Figure, register
+from .stats import fmt
 
 GRID = 8
 REPEATS = 16
@@ -55,7 +47,7 @@ def analyse(run_dir: str) -> dict[str, Any]:
     from multitask_evidence.probes.report import MARGINAL_TOL, run_fixed_points
     from multitask_evidence.probes.sparseness import pca
 
-    spec, recs, _ = grid_states(run_dir, GRID, REPEATS)
+    spec, recs, _ = an.grid_states(run_dir, GRID, REPEATS)
     nets = dict(zip(("trained", "untrained"), recs["networks"]))
     s0, s1 = spec.stimulus_start, spec.decision_start + 1
     out: dict[str, Any] = {"latent_dim": spec.latent_dim}
@@ -101,7 +93,7 @@ def _stimulus_start(run_dir: str) -> int:
 
 
 def _median(values: Sequence[Any]) -> float:
-    return pooled(values)["median"]
+    return an.pooled(values)["median"]
 
 
 def _network_rows(analyses: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -128,7 +120,7 @@ def _add_columns(summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any])
     """Per-condition medians over networks of the per-network numbers, into the summary rows
     (they become the figure's CSV columns)."""
     for row in summary:
-        nets = analyses_of(row, analyses)
+        nets = an.analyses_of(row, analyses)
         for src, prefix in (("trained", ""), ("untrained", "untrained_")):
             for k in range(N_PCS):
                 row[f"{prefix}pc{k + 1}_var"] = _median([a[src]["evr"][k] for a in nets])
@@ -247,12 +239,12 @@ def plot(
 
 def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
     params = {"grid": GRID, "repeats": REPEATS, "version": 1}
-    analyses = per_network(summary, "fig3d", params, analyse)
+    analyses = an.per_network(summary, "fig3d", params, analyse)
     _add_columns(summary, analyses)  # type: ignore[arg-type]
     png = plot(summary, analyses, out / "fig3d.png", caption)
     lines = ["## The claim against its controls", ""]
     if not analyses:
-        return png, "\n".join([*lines, no_networks_note("fixed-point")])
+        return png, "\n".join([*lines, an.no_networks_note("fixed-point")])
     net_rows = _network_rows(analyses)
     atomic_write_text(out / "fig3d_networks.csv", csv_text(net_rows), mkdir=True)
     lines += [
@@ -274,22 +266,22 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
         )
     lines.append("")
     for row in summary:
-        k = len(networks_of(row))
+        k = len(an.networks_of(row))
         dims = row["attractor_dim_per_network"]
         dims0 = row["untrained_attractor_dim_per_network"]
         two = sum(d == 2 for d in dims)
         two0 = sum(d == 2 for d in dims0)
-        gain = paired_gain(row["pc12_var_per_network"], row["untrained_pc12_var_per_network"])
+        gain = an.paired_gain(row["pc12_var_per_network"], row["untrained_pc12_var_per_network"])
         lines += [
             f"### RNN, N = {row.get('n_tasks')} ({k} networks)",
             "",
             f"- Attractor dimension per network: trained {dims}, untrained {dims0}. A 2-D "
             f"attractor (two slow modes at the median fixed point) in {two} of {k} trained "
             f"networks and {two0} of {k} untrained.",
-            f"- PC1 + PC2 hold {_pct(pooled(row['pc12_var_per_network']))} of the mean "
-            f"trajectories' variance trained, {_pct(pooled(row['untrained_pc12_var_per_network']))}"
+            f"- PC1 + PC2 hold {_pct(an.pooled(row['pc12_var_per_network']))} of the mean "
+            f"trajectories' variance trained, {_pct(an.pooled(row['untrained_pc12_var_per_network']))}"
             f" untrained (median over networks); paired difference "
-            f"{interval(gain, 1, 100)} percentage points: {side(gain[1], gain[2])} the untrained control.",
+            f"{an.interval(gain, 1, 100)} percentage points: {side(gain[1], gain[2])} the untrained control.",
             f"- Fixed / slow points found per network: trained {row['n_fixed_points_per_network']}"
             f", untrained {row['untrained_n_fixed_points_per_network']}.",
             f"- Decoding beside it (from the sweep): OOD r^2 {fmt(row, 'ood_r2')}, untrained "

@@ -23,25 +23,14 @@ from typing import Any
 import numpy as np
 
 from multitask_evidence.agents.run import atomic_write_text
-from multitask_evidence.experiments.figures.analyses import (
-    SOURCE_LABELS,
-    SOURCES,
-    analyses_of,
-    grid_states,
-    interval,
-    networks_of,
-    no_networks_note,
-    paired_gain,
-    per_network,
-    pooled,
-    quartiles,
-)
-from multitask_evidence.experiments.figures.grids import per_arch
-from multitask_evidence.experiments.figures.pages import csv_text, side
-from multitask_evidence.experiments.figures.plots import finish, pyplot
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import ARCH_LABELS, ARCH_ORDER, fmt, select
 from multitask_evidence.experiments.sweep import Grid
+
+from . import analyses as an
+from .grids import per_arch
+from .pages import csv_text, side
+from .plots import finish, pyplot
+from .registry import Figure, register
+from .stats import ARCH_LABELS, ARCH_ORDER, fmt, select
 
 GRID = 8
 REPEATS = 16
@@ -84,9 +73,9 @@ def unit_stats(states: np.ndarray, latent: np.ndarray) -> dict[str, Any]:
 
 def analyse(run_dir: str) -> dict[str, Any]:
     """One network's tuning over the grid: trained, untrained and the encoder's output."""
-    spec, recs, latent = grid_states(run_dir, GRID, REPEATS)
+    spec, recs, latent = an.grid_states(run_dir, GRID, REPEATS)
     out: dict[str, Any] = {}
-    for src in SOURCES:
+    for src in an.SOURCES:
         states = recs[src] if src == "input" else recs[src].at()
         st = unit_stats(states, latent)
         spread = st["maps"].reshape(st["maps"].shape[0], -1).std(axis=1)
@@ -121,9 +110,9 @@ def _per_source(nets: Sequence[Mapping[str, Any]], src: str) -> dict[str, Any]:
         aligned.append(float(np.mean((d < AXIS_BAND) | (d > 90 - AXIS_BAND))) if ok.any() else math.nan)
         per_net.append(float(np.median(s)) if s else math.nan)
     return {
-        "sparseness": pooled(sp),
-        "sparseness_rates": pooled(sp_rates),
-        "active": pooled(act),
+        "sparseness": an.pooled(sp),
+        "sparseness_rates": an.pooled(sp_rates),
+        "active": an.pooled(act),
         "sparseness_per_network": per_net,
         "tuned_fraction_per_network": tuned,
         "axis_aligned_per_network": aligned,
@@ -132,22 +121,14 @@ def _per_source(nets: Sequence[Mapping[str, Any]], src: str) -> dict[str, Any]:
 
 def _add_columns(summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any]) -> None:
     """Per-condition unit statistics of every source, into the summary rows (CSV columns)."""
-    for row in summary:
-        nets = analyses_of(row, analyses)
-        if not nets:
-            continue
-        for src in SOURCES:
-            p = "" if src == "trained" else f"{src}_"
-            s = _per_source(nets, src)
-            row[f"{p}sparseness"] = s["sparseness"]["median"]
-            row[f"{p}sparseness_q25"] = s["sparseness"]["q25"]
-            row[f"{p}sparseness_q75"] = s["sparseness"]["q75"]
-            row[f"{p}sparseness_units"] = s["sparseness"]["n"]
-            row[f"{p}sparseness_rates"] = s["sparseness_rates"]["median"]
-            row[f"{p}active_fraction"] = s["active"]["median"]
-            row[f"{p}sparseness_per_network"] = s["sparseness_per_network"]
-            row[f"{p}tuned_fraction_per_network"] = s["tuned_fraction_per_network"]
-            row[f"{p}axis_aligned_per_network"] = s["axis_aligned_per_network"]
+    for row, nets, src, p in an.source_columns(summary, analyses):
+        s = _per_source(nets, src)
+        an.put_pooled(row, f"{p}sparseness", s["sparseness"], n=False)
+        row[f"{p}sparseness_units"] = s["sparseness"]["n"]
+        row[f"{p}sparseness_rates"] = s["sparseness_rates"]["median"]
+        row[f"{p}active_fraction"] = s["active"]["median"]
+        for k in ("sparseness", "tuned_fraction", "axis_aligned"):
+            row[f"{p}{k}_per_network"] = s[f"{k}_per_network"]
 
 
 def plot(
@@ -168,7 +149,7 @@ def plot(
         nets = [
             analyses[n["run_dir"]]
             for r in select(summary, arch=arch)
-            for n in networks_of(r)
+            for n in an.networks_of(r)
             if n["run_dir"] in analyses
         ]
         name = ARCH_LABELS.get(arch, arch)
@@ -208,7 +189,7 @@ def plot(
             ax.scatter(
                 corr[:, 0], corr[:, 1], s=9 if src == "trained" else 4,
                 alpha=0.8 if src == "trained" else 0.5, color=SOURCE_COLOURS[src],
-                label=SOURCE_LABELS[src], lw=0,
+                label=an.SOURCE_LABELS[src], lw=0,
             )
         th = np.linspace(0, 2 * np.pi, 200)
         ax.plot(np.cos(th), np.sin(th), color="0.8", lw=0.6)
@@ -223,10 +204,10 @@ def plot(
         if nets:
             ax.legend(fontsize=5.5, loc="lower left", markerscale=2)
         ax = fig.add_subplot(outer[i, 2])
-        labels = [SOURCE_LABELS[src].replace(" (", "\n(") for src in SOURCES]
+        labels = [an.SOURCE_LABELS[src].replace(" (", "\n(") for src in an.SOURCES]
         present = [
             (k + 1, v, src)
-            for k, src in enumerate(SOURCES)
+            for k, src in enumerate(an.SOURCES)
             if len(v := [x for a in nets for x in a[src]["sparseness"] if x is not None]) > 1
         ]
         if present:
@@ -237,7 +218,7 @@ def plot(
             for body, (_, _, src) in zip(parts["bodies"], present):
                 body.set_facecolor(SOURCE_COLOURS[src])
                 body.set_alpha(0.5)
-        ax.set_xticks(range(1, len(SOURCES) + 1))
+        ax.set_xticks(range(1, len(an.SOURCES) + 1))
         ax.set_xticklabels(labels, fontsize=6)
         ax.set_ylim(0, 1)
         ax.set_ylabel("lifetime sparseness over the grid")
@@ -251,15 +232,15 @@ def _c(v: Any) -> str:
 
 def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
     params = {"grid": GRID, "repeats": REPEATS, "units": N_EXAMPLE_UNITS, "version": 1}
-    analyses = per_network(summary, "fig4", params, analyse)
+    analyses = an.per_network(summary, "fig4", params, analyse)
     _add_columns(summary, analyses)  # type: ignore[arg-type]
     png = plot(summary, analyses, out / "fig4.png", caption)
     lines = ["## The claim against its controls", ""]
     if not analyses:
-        return png, "\n".join([*lines, no_networks_note("tuning")])
+        return png, "\n".join([*lines, an.no_networks_note("tuning")])
     net_rows = []
     for run_dir, a in analyses.items():
-        for src in SOURCES:
+        for src in an.SOURCES:
             s = _per_source([a], src)
             net_rows.append(
                 {
@@ -289,13 +270,13 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary:
-        nets = analyses_of(row, analyses)
-        for src in SOURCES:
+        nets = an.analyses_of(row, analyses)
+        for src in an.SOURCES:
             s = _per_source(nets, src)
             lines.append(
-                f"| {row['arch']} | {SOURCE_LABELS[src]} | {len(nets)} | {s['sparseness']['n']} "
-                f"| {quartiles(s['sparseness'])} | {quartiles(s['sparseness_rates'])} | "
-                f"{quartiles(s['active'])} | {_frac(s['tuned_fraction_per_network'])} | "
+                f"| {row['arch']} | {an.SOURCE_LABELS[src]} | {len(nets)} | {s['sparseness']['n']} "
+                f"| {an.quartiles(s['sparseness'])} | {an.quartiles(s['sparseness_rates'])} | "
+                f"{an.quartiles(s['active'])} | {_frac(s['tuned_fraction_per_network'])} | "
                 f"{_frac(s['axis_aligned_per_network'])} |"
             )
     lines += ["", "### In plain words", ""]
@@ -303,13 +284,13 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
         if "sparseness_per_network" not in row:
             continue
         name = ARCH_LABELS.get(row["arch"], row["arch"])
-        g0 = paired_gain(row["sparseness_per_network"], row["untrained_sparseness_per_network"])
-        gi = paired_gain(row["sparseness_per_network"], row["input_sparseness_per_network"])
-        al = pooled(row["axis_aligned_per_network"])["median"]
+        g0 = an.paired_gain(row["sparseness_per_network"], row["untrained_sparseness_per_network"])
+        gi = an.paired_gain(row["sparseness_per_network"], row["input_sparseness_per_network"])
+        al = an.pooled(row["axis_aligned_per_network"])["median"]
         lines.append(
             f"- {name}: trained units are {_sparser(g0)} the same network untrained "
-            f"(per-network median sparseness, paired difference {interval(g0)}) and {_sparser(gi)} "
-            f"the encoder's output units ({interval(gi)}). Of its tuned units "
+            f"(per-network median sparseness, paired difference {an.interval(g0)}) and {_sparser(gi)} "
+            f"the encoder's output units ({an.interval(gi)}). Of its tuned units "
             f"{_pct(al)} are axis-aligned (uniform directions: 33%): "
             + (
                 "the units mix x1 and x2, the code is disentangled at the population level, "
@@ -342,7 +323,7 @@ def _sparser(v: tuple[float, float, float]) -> str:
 
 
 def _frac(values: Sequence[float]) -> str:
-    p = pooled(values)
+    p = an.pooled(values)
     return "-" if not p["n"] else f"{100 * p['median']:.0f}% (per network: " + ", ".join(
         f"{100 * v:.0f}%" for v in values if math.isfinite(v)
     ) + ")"

@@ -8,28 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from multitask_evidence.experiments.figures.grids import per_arch
-from multitask_evidence.experiments.figures.pages import (
-    against_controls,
-    side,
-    trend,
-)
-from multitask_evidence.experiments.figures.plots import (
-    draw_bounds,
-    draw_controls,
-    errorbar,
-    finish,
-    pyplot,
-    ylim,
-)
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import (
-    ARCH_LABELS,
-    ARCH_ORDER,
-    bootstrap_median_difference,
-    select,
-)
 from multitask_evidence.experiments.sweep import Grid
+
+from .grids import per_arch
+from .pages import against_controls, side, trend
+from .plots import draw_bounds, draw_controls, errorbar, finish, pyplot, ylim
+from .registry import Figure, register
+from .stats import ARCH_LABELS, ARCH_ORDER, bootstrap_median_difference, select
 
 
 def grid(scale: str) -> Grid:

@@ -8,26 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from multitask_evidence.experiments.figures.grids import PAPER_SIGMAS, per_arch
-from multitask_evidence.experiments.figures.pages import (
-    against_controls,
-    bayes_check,
-    bound_rows,
-    trend,
-)
-from multitask_evidence.experiments.figures.plots import (
-    draw_bounds,
-    draw_controls,
-    errorbar,
-    finish,
-    pyplot,
-    ylim,
-)
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import (
-    select,
-)
 from multitask_evidence.experiments.sweep import Grid
+
+from .grids import PAPER_SIGMAS, per_arch
+from .pages import against_controls, bayes_check, bound_rows, trend
+from .plots import draw_bounds, draw_controls, errorbar, finish, pyplot, ylim
+from .registry import Figure, register
+from .stats import select
 
 
 def grid(scale: str) -> Grid:

@@ -14,16 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from multitask_evidence.experiments.figures.grids import PAPER_N, per_arch
-from multitask_evidence.experiments.figures.pages import (
-    conditions_section,
-    pair_headline,
-    pairs_by,
-    rise_verdict,
-)
-from multitask_evidence.experiments.figures.plots import plot_conditions
-from multitask_evidence.experiments.figures.registry import Figure, register
 from multitask_evidence.experiments.sweep import Grid
+
+from .grids import PAPER_N, per_arch
+from .pages import conditions_section, pair_headline, pairs_by, rise_verdict
+from .plots import plot_conditions
+from .registry import Figure, register
 
 ENCODER_LABELS = {"relu_mlp": "ReLU encoder", "quadratic": "quadratic encoder"}
 

@@ -21,29 +21,14 @@ from typing import Any
 import numpy as np
 
 from multitask_evidence.agents.run import atomic_write_text
-from multitask_evidence.experiments.figures.analyses import (
-    SOURCE_LABELS,
-    SOURCES,
-    analyses_of,
-    decision_states,
-    interval,
-    no_networks_note,
-    paired_gain,
-    per_network,
-    pooled,
-    row_quartiles,
-)
-from multitask_evidence.experiments.figures.grids import per_arch
-from multitask_evidence.experiments.figures.pages import csv_text, side
-from multitask_evidence.experiments.figures.plots import finish, pyplot
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import (
-    ARCH_LABELS,
-    ARCH_ORDER,
-    bootstrap_median_difference,
-    select,
-)
 from multitask_evidence.experiments.sweep import Grid
+
+from . import analyses as an
+from .grids import per_arch
+from .pages import csv_text, side
+from .plots import finish, pyplot
+from .registry import Figure, register
+from .stats import ARCH_LABELS, ARCH_ORDER, bootstrap_median_difference, select
 
 
 def grid(scale: str) -> Grid:
@@ -63,24 +48,15 @@ def analyse(run_dir: str) -> dict[str, Any]:
     encoder's output."""
     from multitask_evidence.probes.decoding import axis_angles
 
-    _, states, latent = decision_states(run_dir)
-    return {src: [a for _, _, a in axis_angles(states[src], latent).pairs] for src in SOURCES}
+    _, states, latent = an.decision_states(run_dir)
+    return {src: [a for _, _, a in axis_angles(states[src], latent).pairs] for src in an.SOURCES}
 
 
 def _add_columns(summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any]) -> None:
     """Pooled angles (networks x pairs) and per-network mean angles into the summary rows."""
-    for row in summary:
-        nets = analyses_of(row, analyses)
-        if not nets:
-            continue
-        for src in SOURCES:
-            p = "" if src == "trained" else f"{src}_"
-            q = pooled([a for net in nets for a in net[src]])
-            row[f"{p}pair_angle_deg"] = q["median"]
-            row[f"{p}pair_angle_deg_q25"] = q["q25"]
-            row[f"{p}pair_angle_deg_q75"] = q["q75"]
-            row[f"{p}pair_angle_deg_n"] = q["n"]
-            row[f"{p}pair_angle_deg_per_network"] = [float(np.mean(net[src])) for net in nets]
+    for row, nets, src, p in an.source_columns(summary, analyses):
+        an.put_pooled(row, f"{p}pair_angle_deg", an.pooled([a for net in nets for a in net[src]]))
+        row[f"{p}pair_angle_deg_per_network"] = [float(np.mean(net[src])) for net in nets]
 
 
 def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = "") -> Path:
@@ -100,7 +76,7 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
                 ("untrained_pair_angle_deg", {"color": f"C{i}", "ls": "--", "alpha": 0.6},
                  f"N={n}, untrained"),
                 ("input_pair_angle_deg", {"color": "0.55", "ls": "-."} if i == 0 else None,
-                 SOURCE_LABELS["input"]),
+                 an.SOURCE_LABELS["input"]),
             ):
                 if kw is None:
                     continue  # the encoder output depends on the task draw, not on the network
@@ -132,12 +108,12 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
 
 
 def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
-    analyses = per_network(summary, "figS12", {"version": 1}, analyse)
+    analyses = an.per_network(summary, "figS12", {"version": 1}, analyse)
     _add_columns(summary, analyses)  # type: ignore[arg-type]
     png = plot(summary, out / "figS12.png", caption)
     lines = ["## The claim against its controls", ""]
     if not analyses:
-        return png, "\n".join([*lines, no_networks_note("decoder-angle")])
+        return png, "\n".join([*lines, an.no_networks_note("decoder-angle")])
     net_rows = [
         {
             "seed": a.get("seed"),
@@ -148,7 +124,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
             "run_dir": d,
         }
         for d, a in analyses.items()
-        for src in SOURCES
+        for src in an.SOURCES
     ]
     atomic_write_text(out / "figS12_networks.csv", csv_text(net_rows), mkdir=True)
     lines += [
@@ -164,12 +140,12 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     for row in summary:
         if "pair_angle_deg_per_network" not in row:
             continue
-        g = paired_gain(row["pair_angle_deg_per_network"], row["untrained_pair_angle_deg_per_network"])
+        g = an.paired_gain(row["pair_angle_deg_per_network"], row["untrained_pair_angle_deg_per_network"])
         lines.append(
             f"| {row['arch']} | {row['n_tasks']} | {row['latent_dim']} | "
             f"{len(row['pair_angle_deg_per_network'])} | {row['pair_angle_deg_n']} | "
-            f"{row_quartiles(row, 'pair_angle_deg', 1)} | {row_quartiles(row, 'untrained_pair_angle_deg', 1)} | "
-            f"{row_quartiles(row, 'input_pair_angle_deg', 1)} | {interval(g, 1)} | "
+            f"{an.row_quartiles(row, 'pair_angle_deg', 1)} | {an.row_quartiles(row, 'untrained_pair_angle_deg', 1)} | "
+            f"{an.row_quartiles(row, 'input_pair_angle_deg', 1)} | {an.interval(g, 1)} | "
             f"{90 - row['pair_angle_deg']:.1f} |"
         )
     lines += ["", "### In plain words", ""]
@@ -185,16 +161,16 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
             name = ARCH_LABELS.get(arch, arch)
             parts = []
             for r in rows:
-                g = paired_gain(
+                g = an.paired_gain(
                     r["pair_angle_deg_per_network"], r["untrained_pair_angle_deg_per_network"]
                 )
-                gi = paired_gain(
+                gi = an.paired_gain(
                     r["pair_angle_deg_per_network"], r["input_pair_angle_deg_per_network"]
                 )
                 parts.append(
                     f"D = {r['latent_dim']}: {r['pair_angle_deg']:.1f} deg, "
-                    f"{side(g[1], g[2])} untrained ({interval(g, 1)}) and {side(gi[1], gi[2])} "
-                    f"the encoder output ({interval(gi, 1)})"
+                    f"{side(g[1], g[2])} untrained ({an.interval(g, 1)}) and {side(gi[1], gi[2])} "
+                    f"the encoder output ({an.interval(gi, 1)})"
                 )
             text = f"- {name}, N = {n}: " + "; ".join(parts) + "."
             if len(rows) > 1:
@@ -204,7 +180,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
                 word = "rises" if d[1] > 0 else ("falls" if d[2] < 0 else "does not change beyond the spread")
                 text += (
                     f" From D = {rows[0]['latent_dim']} to {rows[-1]['latent_dim']} the angle "
-                    f"{word} ({interval(d, 1)})."
+                    f"{word} ({an.interval(d, 1)})."
                 )
             lines.append(text)
     near = [r for r in summary if r.get("pair_angle_deg_n") and 90 - r["pair_angle_deg"] <= 15]

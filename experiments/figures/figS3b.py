@@ -23,19 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.experiments.figures.grids import per_arch
-from multitask_evidence.experiments.figures.pages import against_controls, bound_rows, trend
-from multitask_evidence.experiments.figures.plots import (
-    draw_bounds,
-    draw_controls,
-    errorbar,
-    finish,
-    pyplot,
-    ylim,
-)
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import finite
 from multitask_evidence.experiments.sweep import Grid
+
+from .grids import per_arch
+from .pages import against_controls, bound_rows, trend
+from .plots import draw_bounds, draw_controls, errorbar, finish, pyplot, ylim
+from .registry import Figure, register
+from .stats import finite
 
 RHOS = {
     "smoke": (0.0, 0.9),

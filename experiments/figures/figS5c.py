@@ -15,16 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from multitask_evidence.experiments.figures.grids import per_arch
-from multitask_evidence.experiments.figures.pages import (
-    conditions_section,
-    pair_headline,
-    rise_verdict,
-)
-from multitask_evidence.experiments.figures.plots import plot_conditions
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import num, select
 from multitask_evidence.experiments.sweep import Grid
+
+from .grids import per_arch
+from .pages import conditions_section, pair_headline, rise_verdict
+from .plots import plot_conditions
+from .registry import Figure, register
+from .stats import num, select
 
 TARGET_LABELS = {"paper": "fixed RT", "free_rt_paper": "free RT"}
 

@@ -18,24 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.experiments.figures.analyses import (
-    SOURCE_LABELS,
-    SOURCES,
-    analyses_of,
-    decision_states,
-    interval,
-    no_networks_note,
-    paired_gain,
-    per_network,
-    pooled,
-    row_quartiles,
-)
-from multitask_evidence.experiments.figures.grids import PAPER_N, per_arch
-from multitask_evidence.experiments.figures.pages import csv_text, side
-from multitask_evidence.experiments.figures.plots import finish, pyplot
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import ARCH_LABELS, ARCH_ORDER, select
 from multitask_evidence.experiments.sweep import Grid, union
+
+from . import analyses as an
+from .grids import PAPER_N, per_arch
+from .pages import csv_text, side
+from .plots import finish, pyplot
+from .registry import Figure, register
+from .stats import ARCH_LABELS, ARCH_ORDER, select
 
 N_TRIALS = 1024
 N_ARCHS = ("rnn", "rnn_nonleaky", "lstm")
@@ -67,9 +57,9 @@ def analyse(run_dir: str) -> dict[str, Any]:
     the encoder's output."""
     from multitask_evidence.probes.sparseness import active_fraction, lifetime_sparseness
 
-    _, states, _ = decision_states(run_dir, N_TRIALS)
+    _, states, _ = an.decision_states(run_dir, N_TRIALS)
     out: dict[str, Any] = {}
-    for src in SOURCES:
+    for src in an.SOURCES:
         s = lifetime_sparseness(states[src], baseline="min")
         out[src] = {
             "sparseness_median": s.median,
@@ -87,18 +77,11 @@ def _add_columns(summary: Sequence[dict[str, Any]], analyses: Mapping[str, Any])
     """Per-condition medians over networks (and the per-network values) into the summary rows."""
     for row in summary:
         row["latent_dim"] = _latent_dim(row)
-        nets = analyses_of(row, analyses)
-        if not nets:
-            continue
-        for src in SOURCES:
-            p = "" if src == "trained" else f"{src}_"
-            for m in ("sparseness_median", "active_percent"):
-                vals = [a[src][m] for a in nets]
-                q = pooled(vals)
-                row[f"{p}{m}"] = q["median"]
-                row[f"{p}{m}_q25"] = q["q25"]
-                row[f"{p}{m}_q75"] = q["q75"]
-                row[f"{p}{m}_per_network"] = vals
+    for row, nets, src, p in an.source_columns(summary, analyses):
+        for m in ("sparseness_median", "active_percent"):
+            vals = [a[src][m] for a in nets]
+            an.put_pooled(row, f"{p}{m}", an.pooled(vals), n=False)
+            row[f"{p}{m}_per_network"] = vals
 
 
 def _by_n(summary: Sequence[Mapping[str, Any]], arch: str) -> list[Mapping[str, Any]]:
@@ -145,7 +128,7 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
         # the encoder depends on the network's seed only: the same for every architecture
         inputs = _by_n(summary, archs[0]) if archs else []
         _curve(ax, inputs, lambda r: r["n_tasks"], f"input_{m}", color="0.55", ls="-.",
-               label=SOURCE_LABELS["input"])
+               label=an.SOURCE_LABELS["input"])
         ax.set_xscale("log")
         ns = sorted({r["n_tasks"] for a in archs for r in _by_n(summary, a)})
         if ns:
@@ -167,7 +150,7 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
     for m, kw, label in (
         ("sparseness_median", {"color": "C0"}, "RNN"),
         ("untrained_sparseness_median", {"color": "C0", "ls": "--", "alpha": 0.6}, "RNN, untrained"),
-        ("input_sparseness_median", {"color": "0.55", "ls": "-."}, SOURCE_LABELS["input"]),
+        ("input_sparseness_median", {"color": "0.55", "ls": "-."}, an.SOURCE_LABELS["input"]),
     ):
         _curve(ax, rows, _latent_dim, m, label=label, **kw)
     ax.set_xticks(sorted({_latent_dim(r) for r in rows}))
@@ -181,17 +164,17 @@ def plot(summary: Sequence[Mapping[str, Any]], path: str | Path, caption: str = 
 
 
 def _line(row: Mapping[str, Any], label: str) -> str:
-    g0 = paired_gain(row["sparseness_median_per_network"], row["untrained_sparseness_median_per_network"])
-    gi = paired_gain(row["sparseness_median_per_network"], row["input_sparseness_median_per_network"])
+    g0 = an.paired_gain(row["sparseness_median_per_network"], row["untrained_sparseness_median_per_network"])
+    gi = an.paired_gain(row["sparseness_median_per_network"], row["input_sparseness_median_per_network"])
     k = len(row["sparseness_median_per_network"])
     return (
-        f"{label} ({k} networks): sparseness {row_quartiles(row, 'sparseness_median')}, untrained "
-        f"{row_quartiles(row, 'untrained_sparseness_median')}, encoder output "
-        f"{row_quartiles(row, 'input_sparseness_median')}; trained - untrained {interval(g0)} "
-        f"({side(g0[1], g0[2])} its untrained control), trained - encoder output {interval(gi)} "
-        f"({side(gi[1], gi[2])} the encoder output); states > 0: {row_quartiles(row, 'active_percent', 1)}% (untrained "
-        f"{row_quartiles(row, 'untrained_active_percent', 1)}%, encoder output "
-        f"{row_quartiles(row, 'input_active_percent', 1)}%)."
+        f"{label} ({k} networks): sparseness {an.row_quartiles(row, 'sparseness_median')}, untrained "
+        f"{an.row_quartiles(row, 'untrained_sparseness_median')}, encoder output "
+        f"{an.row_quartiles(row, 'input_sparseness_median')}; trained - untrained {an.interval(g0)} "
+        f"({side(g0[1], g0[2])} its untrained control), trained - encoder output {an.interval(gi)} "
+        f"({side(gi[1], gi[2])} the encoder output); states > 0: {an.row_quartiles(row, 'active_percent', 1)}% (untrained "
+        f"{an.row_quartiles(row, 'untrained_active_percent', 1)}%, encoder output "
+        f"{an.row_quartiles(row, 'input_active_percent', 1)}%)."
     )
 
 
@@ -200,7 +183,7 @@ def _line(row: Mapping[str, Any], label: str) -> str:
 def _trend(rows: Sequence[Mapping[str, Any]], x: str) -> str:
     """How per-network sparseness changes from the first to the last row (independent networks:
     a bootstrap over each group's networks), beside the untrained networks' change."""
-    from multitask_evidence.experiments.figures.stats import bootstrap_median_difference
+    from .stats import bootstrap_median_difference
 
     if len(rows) < 2:
         return "not enough points"
@@ -212,21 +195,21 @@ def _trend(rows: Sequence[Mapping[str, Any]], x: str) -> str:
     word = "rises" if d[1] > 0 else ("falls" if d[2] < 0 else "does not change beyond the spread")
     return (
         f"sparseness {word} from {x} = {a[x] if x != 'D' else _latent_dim(a)} to "
-        f"{b[x] if x != 'D' else _latent_dim(b)}: {interval(d)} (untrained: {interval(d0)})"
+        f"{b[x] if x != 'D' else _latent_dim(b)}: {an.interval(d)} (untrained: {an.interval(d0)})"
     )
 
 
 def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
-    analyses = per_network(summary, "figS6", {"n": N_TRIALS, "version": 1}, analyse)
+    analyses = an.per_network(summary, "figS6", {"n": N_TRIALS, "version": 1}, analyse)
     _add_columns(summary, analyses)  # type: ignore[arg-type]
     png = plot(summary, out / "figS6.png", caption)
     lines = ["## The claim against its controls", ""]
     if not analyses:
-        return png, "\n".join([*lines, no_networks_note("sparseness")])
+        return png, "\n".join([*lines, an.no_networks_note("sparseness")])
     net_rows = [
         {"seed": a.get("seed"), "source": src, **a[src], "run_dir": d}
         for d, a in analyses.items()
-        for src in SOURCES
+        for src in an.SOURCES
     ]
     from multitask_evidence.agents.run import atomic_write_text
 

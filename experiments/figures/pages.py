@@ -16,12 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.experiments.figures.stats import (
-    bootstrap_median_difference,
-    fmt,
-    num,
-    select,
-)
+from .stats import bootstrap_median_difference, fmt, num, select
 
 
 def trend(summary: Sequence[Mapping[str, Any]], x: str, where: Mapping[str, Any]) -> str:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from multitask_evidence.agents.run import atomic_write
-from multitask_evidence.experiments.figures.stats import finite, mean_finite, select
+
+from .stats import finite, mean_finite, select
 
 CONTROL_STYLE = {
     "untrained_ood_r2": {"ls": "--", "alpha": 0.6},

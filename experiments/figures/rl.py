@@ -11,21 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.experiments.figures.grids import network_seeds
-from multitask_evidence.experiments.figures.pages import (
-    against_controls,
-)
-from multitask_evidence.experiments.figures.plots import (
-    CONTROL_STYLE,
-    draw_bounds,
-    finish,
-    pyplot,
-)
-from multitask_evidence.experiments.figures.registry import Figure, register
-from multitask_evidence.experiments.figures.stats import (
-    finite,
-)
 from multitask_evidence.experiments.sweep import Grid, parse_grid, union
+
+from .grids import network_seeds
+from .pages import against_controls
+from .plots import CONTROL_STYLE, draw_bounds, finish, pyplot
+from .registry import Figure, register
+from .stats import finite
 
 RL_ENVS = (
     "MultiTaskEvidence-v0",

@@ -342,3 +342,18 @@ def test_scan_rejects_mismatched_shapes() -> None:
         lstm_scan(torch.zeros(2, 3, 4, 6), torch.zeros(2, 6, 2), torch.zeros(2, 6))
     with pytest.raises(ValueError, match="activation must be 'relu' or 'tanh'"):
         elman_scan(torch.zeros(1, 2, 3, 4), torch.zeros(1, 4, 4), None, "gelu")
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_scan_without_factors_refuses_to_backpropagate(cell: str) -> None:
+    """A forward run without grads keeps no derivative factors; its backward says so rather than
+    returning wrong gradients."""
+    from multitask_evidence.agents.ensemble.recurrences import GatedScan
+
+    g = 3 if cell == "gru" else 4
+    gi = torch.randn(2, 3, 4, g * 5, requires_grad=True)
+    w_hh = torch.randn(2, g * 5, 5, requires_grad=True)
+    b_hh = torch.randn(2, g * 5, requires_grad=True)
+    out = GatedScan.apply(gi, w_hh, b_hh, False, cell)
+    with pytest.raises(RuntimeError, match=f"{cell}_scan ran without grads=True"):
+        out.sum().backward()
