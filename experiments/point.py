@@ -39,6 +39,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -110,17 +111,8 @@ def probe_point(
     """
     from multitask_evidence.probes import probe_run
 
-    report = probe_run(
-        run_dir,
-        n=n,
-        seed=seed,
-        fixed_points=full,
-        tuning=full,
-        figures=full,
-        tensorboard=True,
-        over_time=full,
-        adam=adam,
-    )
+    slow = {"fixed_points": full, "tuning": full, "figures": full, "over_time": full}
+    report = probe_run(run_dir, n=n, seed=seed, tensorboard=True, adam=adam, **slow)
     return headline(report.to_dict())
 
 
@@ -157,6 +149,31 @@ def auto_probe_n(latent_dim: int) -> int:
     return int(max(4096, 32 * 2**latent_dim))
 
 
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How a point's trained network is probed: :func:`run_point`'s ``probe_*`` options.
+
+    n: trials recorded for the probes; None: :func:`auto_probe_n` (more for large D, since
+    every held-out orthant needs trials); seed: seed of those trials (the same for every point,
+    so points are compared on equal evidence); full: also fixed points, tuning maps and the
+    probe's figures (slow); adam: also the paper's Adam protocol."""
+
+    n: int | None = None
+    seed: int = 12345
+    full: bool = False
+    adam: bool = False
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> ProbeOptions:
+        """From :func:`run_point`'s keyword options (``probe_n`` ...); ValueError naming any
+        other key."""
+        names = {f"probe_{f.name}" for f in fields(cls)}
+        bad = sorted(k for k in options if k not in names)
+        if bad:
+            raise ValueError(f"unknown point option(s) {bad}; allowed: {sorted(names)}")
+        return cls(**{k.removeprefix("probe_"): v for k, v in options.items()})
+
+
 def run_point(
     point: Any,
     run_dir: str,
@@ -167,40 +184,22 @@ def run_point(
     probe_adam: bool = False,
 ) -> dict[str, Any]:
     """Train and probe one point in ``run_dir``; return its headline metrics (see module doc).
-
-    probe_n: trials recorded for the probes; None: :func:`auto_probe_n` (more for large D, since
-    every held-out orthant needs trials); probe_seed: seed of those trials (the same for every
-    point, so points are compared on equal evidence); probe_full: also fixed points, tuning maps
-    and the probe's figures (slow); probe_adam: also the paper's Adam protocol.
-    """
+    The probe options are :class:`ProbeOptions`' fields with a ``probe_`` prefix."""
     final = train_point(point, run_dir)
-    return finish_point(
-        point,
-        run_dir,
-        final,
-        probe_n=probe_n,
-        probe_seed=probe_seed,
-        probe_full=probe_full,
-        probe_adam=probe_adam,
-    )
+    probe = ProbeOptions(probe_n, probe_seed, probe_full, probe_adam)
+    return finish_point(point, run_dir, final, probe)
 
 
 def finish_point(
     point: Any,
     run_dir: str | Path,
     final: Mapping[str, Any],
-    *,
-    probe_n: int | None = None,
-    probe_seed: int = 12345,
-    probe_full: bool = False,
-    probe_adam: bool = False,
+    probe: ProbeOptions = ProbeOptions(),  # noqa: B008 - frozen, so one shared default is safe
 ) -> dict[str, Any]:
-    """The row of a trained point: its probes (:func:`probe_point`, options as
-    :func:`run_point`) and the trainer's last evaluation ``final`` (accuracy, training time,
-    steps)."""
-    if probe_n is None:
-        probe_n = auto_probe_n(int(point.task.get("latent_dim", 2)))
-    row = probe_point(run_dir, n=probe_n, seed=probe_seed, full=probe_full, adam=probe_adam)
+    """The row of a trained point: its probes (:func:`probe_point`) and the trainer's last
+    evaluation ``final`` (accuracy, training time, steps)."""
+    n = auto_probe_n(int(point.task.get("latent_dim", 2))) if probe.n is None else probe.n
+    row = probe_point(run_dir, n=n, seed=probe.seed, full=probe.full, adam=probe.adam)
     for key in ("acc", "frac_ideal", "ideal_acc", "train_seconds", "step"):
         v = _num(final.get(key))
         if v is not None:
@@ -299,18 +298,13 @@ def train_group(points: Sequence[Any], run_dirs: Sequence[str | Path]) -> list[d
 
 
 def run_group(
-    points: Sequence[Any],
-    run_dirs: Sequence[str],
-    *,
-    probe_n: int | None = None,
-    probe_seed: int = 12345,
-    probe_full: bool = False,
-    probe_adam: bool = False,
+    points: Sequence[Any], run_dirs: Sequence[str], **options: Any
 ) -> list[dict[str, Any]]:
     """Train points as one ensemble (:func:`train_group`) and probe each member as
-    :func:`run_point` does (options the same); returns one outcome per member in the format of
-    ``experiments.backends.execute_point`` (``status``, ``metrics`` or ``error``, ``elapsed_s``,
-    ``cpu_s``). The sweep backends call it on a worker that holds every member's lock.
+    :func:`run_point` does (``options``: its ``probe_*`` options); returns one outcome per
+    member in the format of ``experiments.backends.execute_point`` (``status``, ``metrics`` or
+    ``error``, ``elapsed_s``, ``cpu_s``). The sweep backends call it on a worker that holds
+    every member's lock.
 
     If the ensemble fails (a member diverges, any exception), each member is trained on its own
     instead (:func:`run_point`, resuming what the ensemble wrote in its folder), so one bad
@@ -320,12 +314,7 @@ def run_group(
     """
     from multitask_evidence.experiments.backends import measured
 
-    opts = {
-        "probe_n": probe_n,
-        "probe_seed": probe_seed,
-        "probe_full": probe_full,
-        "probe_adam": probe_adam,
-    }
+    probe = ProbeOptions.of(options)
     k = len(points)
     t0, c0 = time.perf_counter(), time.process_time()
     finals: list[dict[str, Any] | None]
@@ -340,7 +329,7 @@ def run_group(
         finals = [None] * k
     share = ((time.perf_counter() - t0) / k, (time.process_time() - c0) / k)
     calls = [
-        partial(run_point, p, d, **opts) if f is None else partial(finish_point, p, d, f, **opts)
+        partial(run_point, p, d, **options) if f is None else partial(finish_point, p, d, f, probe)
         for p, d, f in zip(points, run_dirs, finals)
     ]
     return [measured(call, *share) for call in calls]

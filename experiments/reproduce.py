@@ -258,25 +258,16 @@ def reproduce(
         rows = table_rows(read_rows(points, SweepPaths(sweep_dir)))
         n_failed = sum(r["status"] == "failed" for r in rows)
     else:
-        kwargs = {}
-        probe_n = fig.probe_n(scale)
-        if probe_n is not None:
-            kwargs["probe_n"] = probe_n
-        if fig.probe_adam(scale):
-            kwargs["probe_adam"] = True
-        if fig.probe_full(scale):
-            kwargs["probe_full"] = True
+        execution = {"backend": backend, "workers": workers, "address": address}
         result = run_sweep(
             grid,
             sweep_dir,
-            backend=backend,
-            workers=workers,
-            address=address,
             point_fn=point_fn,
-            point_kwargs=kwargs,
+            point_kwargs=fig.point_options(scale),
             progress=progress,
             ensemble=ensemble,
             where=where,
+            **execution,
         )
         rows, n_failed = result.rows, result.n_failed
         if where is not None:

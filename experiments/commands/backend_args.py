@@ -1,4 +1,5 @@
-"""The SLURM options shared by `mte sweep` and `mte reproduce` (``--backend slurm``)."""
+"""Where networks train, as `mte sweep` and `mte reproduce` both take it: ``--backend``,
+``--workers``, ``--address`` and the SLURM options (``--backend slurm``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,37 @@ SLURM_FLAGS = {
     "slurm_sbatch": "sbatch",
     "slurm_setup": "setup",
 }
+
+
+def add_backend_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, unit: str, workers_help: str
+) -> None:
+    """``--backend``, ``--workers`` and ``--address``; ``unit`` names what one worker runs
+    ("point", "network") in the help text."""
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray", "slurm"),
+        default="local",
+        help=f"local: a process pool on this machine (default); ray: Ray tasks; slurm: one "
+        f"SLURM job per {unit} (submitit)",
+    )
+    parser.add_argument("--workers", type=int, default=None, help=workers_help)
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="address of an existing Ray cluster, with --backend ray ('auto', 'head:6379', "
+        "'ray://head:10001'); the output folder must be on storage all nodes share",
+    )
+
+
+def check_backend_arguments(args: argparse.Namespace) -> None:
+    """One clear error for ``--workers`` below 1, ``--address`` without Ray, or SLURM options
+    without ``--backend slurm``, before anything runs."""
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.address and args.backend != "ray":
+        raise ValueError("--address needs --backend ray")
+    slurm_options(args)
 
 
 def add_slurm_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,9 +15,10 @@ import argparse
 import sys
 
 from multitask_evidence.experiments.commands.backend_args import (
+    add_backend_arguments,
     add_slurm_arguments,
+    check_backend_arguments,
     slurm_backend,
-    slurm_options,
 )
 
 
@@ -43,22 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default="runs/reproduce", help="output root (default runs/reproduce)"
     )
-    parser.add_argument(
-        "--backend",
-        choices=("local", "ray", "slurm"),
-        default="local",
-        help="where the networks train (default: a local process pool; slurm: one SLURM job "
-        "per network)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="parallel networks (default 2: one per core of a 2-core machine; slurm: jobs "
-        "queued at once, default 64)",
-    )
-    parser.add_argument(
-        "--address", default=None, help="an existing Ray cluster (with --backend ray)"
+    add_backend_arguments(
+        parser,
+        unit="network",
+        workers_help="parallel networks (default 2: one per core of a 2-core machine; slurm: "
+        "jobs queued at once, default 64)",
     )
     parser.add_argument(
         "--plot-only",
@@ -107,11 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from multitask_evidence.experiments.figures.stats import CONDITION_KEYS
     from multitask_evidence.experiments.reproduce import reproduce
 
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.address and args.backend != "ray":
-        raise ValueError("--address needs --backend ray")
-    slurm_options(args)  # SLURM flags only with --backend slurm
+    check_backend_arguments(args)
     workers = args.workers if args.workers is not None or args.backend == "slurm" else 2
     backend = args.backend
     if backend == "slurm" and not args.plot_only:

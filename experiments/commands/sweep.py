@@ -21,9 +21,10 @@ import os
 from pathlib import Path
 
 from multitask_evidence.experiments.commands.backend_args import (
+    add_backend_arguments,
     add_slurm_arguments,
+    check_backend_arguments,
     slurm_backend,
-    slurm_options,
 )
 
 
@@ -63,26 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     o.add_argument("--dir", default=None, help="sweep folder (overrides --name)")
     e = parser.add_argument_group("execution")
-    e.add_argument(
-        "--backend",
-        choices=("local", "ray", "slurm"),
-        default="local",
-        help="local: a process pool on this machine (default); ray: Ray tasks; slurm: one "
-        "SLURM job per point (submitit)",
-    )
-    e.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="parallel points (local: processes, default the CPU count; ray without "
+    add_backend_arguments(
+        e,
+        unit="point",
+        workers_help="parallel points (local: processes, default the CPU count; ray without "
         "--address: CPUs of the local cluster started for the sweep; slurm: jobs queued or "
         "running at once, default 64)",
-    )
-    e.add_argument(
-        "--address",
-        default=None,
-        help="address of an existing Ray cluster ('auto', 'head:6379', "
-        "'ray://head:10001'); the sweep folder must be on storage all nodes share",
     )
     e.add_argument("--threads", type=int, default=1, help="torch threads per point (default 1)")
     e.add_argument(
@@ -134,15 +121,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.sets and not args.file:
         raise ValueError("give a grid with --set NAME=V1,V2 (repeatable) and/or --file")
-    for key in ("workers", "threads", "probe_n", "max_ensemble"):
+    check_backend_arguments(args)
+    for key in ("threads", "probe_n", "max_ensemble"):
         v = getattr(args, key)
         if v is not None and v < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {v}")
     if args.probe_seed < 0:
         raise ValueError(f"--probe-seed must be >= 0, got {args.probe_seed}")
-    if args.address and args.backend != "ray":
-        raise ValueError("--address needs --backend ray")
-    slurm_options(args)  # SLURM flags only with --backend slurm
     grid, point_opts = grid_from_cli(args.sets, args.seeds, args.file)
     points = grid.points()
     if args.dir:

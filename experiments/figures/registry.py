@@ -53,6 +53,13 @@ class Figure:
     """One sentence from the summary rows for the index page of ``mte reproduce all``; None:
     :func:`experiments.figures.pages.headline` (every condition against its controls)."""
 
+    def point_options(self, scale: str) -> dict[str, Any]:
+        """The sweep point options (``experiments.point.run_point``'s ``probe_*``) of this
+        figure's networks at a scale; only those that differ from the defaults."""
+        n = self.probe_n(scale)
+        flags = {"probe_adam": self.probe_adam(scale), "probe_full": self.probe_full(scale)}
+        return {**({} if n is None else {"probe_n": n}), **{k: True for k, v in flags.items() if v}}
+
 
 FIGURES: dict[str, Figure] = {}
 """Every registered figure by name, in registration order."""
