@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,11 @@ def progress_bar(config: TrainConfig, start: int, desc: str) -> Any:
     )
 
 
+def out_of_time(config: TrainConfig, train_seconds: float) -> bool:
+    """Whether the training time (s) has reached ``config.max_seconds`` (0: no limit)."""
+    return bool(config.max_seconds) and train_seconds >= config.max_seconds
+
+
 def begin_step(
     stream: Prefetcher[Any], optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
     device: torch.device,
@@ -120,6 +125,42 @@ def begin_step(
         torch.from_numpy(batch.targets).to(device),
         torch.from_numpy(batch.mask).to(device),
     )  # fmt: skip
+
+
+def evaluation_row(
+    network: torch.nn.Module,
+    held: Any,
+    device: torch.device,
+    config: TrainConfig,
+    step: int,
+    loss: float,
+    train_seconds: float,
+    wall0: float,
+) -> dict[str, Any]:
+    """One row of ``metrics.jsonl``: the step, times (s), mean training loss since the last
+    row, learning rate and trials seen, then :func:`evaluate` on the held-out set."""
+    row = {
+        "step": step,
+        "train_seconds": train_seconds,
+        "wall_seconds": time.perf_counter() - wall0,
+        "loss": loss,
+        "lr": learning_rate(config, max(step - 1, 0)),
+        "trials": step * config.batch_size,
+    }
+    return row | evaluate(network, held, device)
+
+
+def record_evaluation(row: Mapping[str, Any], folder: Path | None, writer: Any) -> None:
+    """Append an :func:`evaluation_row` to the run folder's metrics log and its tensorboard
+    events (no-ops without a folder / writer)."""
+    if folder is not None:
+        MetricsLog(folder / METRICS_FILE).write(row)
+    if writer is not None:
+        step = row["step"]
+        for k in ("loss", "lr", "acc", "frac_ideal", "log_loss", "ece"):
+            writer.add_scalar(f"{'train' if k in ('loss', 'lr') else 'eval'}/{k}", row[k], step)
+        writer.add_scalar("eval/ideal_acc", row["ideal_acc"], step)
+        writer.add_scalar("time/train_seconds", row["train_seconds"], step)
 
 
 def resume_point(checkpoint: Path | None, last_good: int) -> str:
@@ -267,23 +308,9 @@ def train(
         atomic_torch_save(state, folder / MODEL_FILE)
 
     def log_eval(step: int, loss_avg: float, wall0: float) -> dict[str, Any]:
-        row = {
-            "step": step,
-            "train_seconds": train_seconds,
-            "wall_seconds": time.perf_counter() - wall0,
-            "loss": loss_avg,
-            "lr": learning_rate(cfg, max(step - 1, 0)),
-            "trials": step * cfg.batch_size,
-        }
-        row |= evaluate(network, held, device)
+        row = evaluation_row(network, held, device, cfg, step, loss_avg, train_seconds, wall0)
         metrics.append(row)
-        if folder is not None:
-            MetricsLog(folder / METRICS_FILE).write(row)
-        if writer is not None:
-            for k in ("loss", "lr", "acc", "frac_ideal", "log_loss", "ece"):
-                writer.add_scalar(f"{'train' if k in ('loss', 'lr') else 'eval'}/{k}", row[k], step)
-            writer.add_scalar("eval/ideal_acc", row["ideal_acc"], step)
-            writer.add_scalar("time/train_seconds", train_seconds, step)
+        record_evaluation(row, folder, writer)
         if on_eval is not None:
             on_eval(row, network)
             network.train()
@@ -297,9 +324,7 @@ def train(
     wall0 = time.perf_counter()
     step = start
     try:
-        while step < cfg.steps:
-            if cfg.max_seconds and train_seconds >= cfg.max_seconds:
-                break
+        while step < cfg.steps and not out_of_time(cfg, train_seconds):
             t0 = time.perf_counter()
             obs, targets, mask = begin_step(stream, optimizer, cfg, step, device)
             readout, _ = network(obs)

@@ -45,35 +45,22 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from multitask_evidence.agents import run as runfolder
 from multitask_evidence.agents.config import TrainConfig
 from multitask_evidence.agents.devices import pick_device
 from multitask_evidence.agents.ensemble.model import StackedNetwork
 from multitask_evidence.agents.ensemble.trials import EnsembleTrials, MemberTrials, check_specs
 from multitask_evidence.agents.errors import TrainingDivergedError
-from multitask_evidence.agents.evaluate import evaluate
 from multitask_evidence.agents.prefetch import Prefetcher
-from multitask_evidence.agents.run import (
-    CHECKPOINT_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    RUNTIME_FIELDS,
-    MetricsLog,
-    Run,
-    atomic_torch_save,
-    atomic_write_text,
-    build_network,
-    decode_state,
-    encode_state,
-    load_weights,
-    trim_logs,
-)
 from multitask_evidence.agents.trainer import (
     begin_step,
     check_memory,
+    evaluation_row,
     held_out_set,
-    learning_rate,
+    out_of_time,
     prepare_folder,
     progress_bar,
+    record_evaluation,
     resume_point,
 )
 from multitask_evidence.envs import TaskSpec
@@ -211,14 +198,14 @@ def load_member_checkpoints(
     generators; returns (step, train_seconds). The inverse of the member checkpoints the
     ensemble writes: Adam's moments are stacked on the member axis, its step count is shared.
     ValueError naming the folders when a checkpoint is missing, unreadable or at another step."""
-    where = [f / CHECKPOINT_FILE for f in folders]
+    where = [f / runfolder.CHECKPOINT_FILE for f in folders]
     missing = [str(w) for w in where if not w.exists()]
     if missing:
         raise ValueError(
             f"cannot resume the ensemble from its members' checkpoints: {missing} missing "
             "(every member needs one, at one step)"
         )
-    cks = [load_weights(w, map_location=device) for w in where]
+    cks = [runfolder.load_weights(w, map_location=device) for w in where]
     try:
         steps = [int(ck["step"]) for ck in cks]
         if len(set(steps)) != 1:
@@ -244,7 +231,7 @@ def load_member_checkpoints(
             {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
         )
         for r, ck in zip(rngs, cks):
-            r.bit_generator.state = decode_state(ck["np_rng"])
+            r.bit_generator.state = runfolder.decode_state(ck["np_rng"])
         if device.type == "cpu":
             for g, ck in zip(generators, cks):
                 g.set_state(ck["torch_rng"].cpu())
@@ -258,7 +245,7 @@ def load_member_checkpoints(
 
 def _fingerprint(spec: TaskSpec, cfg: TrainConfig) -> str:
     """What a member computes (spec and config less the runtime fields), for resume checks."""
-    c = {k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS}
+    c = {k: v for k, v in cfg.to_dict().items() if k not in runfolder.RUNTIME_FIELDS}
     return json.dumps({"spec": spec.to_dict(), "config": c}, sort_keys=True, default=str)
 
 
@@ -271,9 +258,9 @@ def train_ensemble(
     ensemble_dir: Path | str | None = None,
     on_eval: Callable[[int, dict[str, Any], torch.nn.Module], None] | None = None,
     adam: str = "auto",
-) -> list[Run]:
+) -> list[runfolder.Run]:
     """Train K = len(specs) networks as one batched model; member k is the solo run
-    ``agents.train(specs[k], configs[k], run_dirs[k])``. Returns one :class:`Run` per member.
+    ``agents.train(specs[k], configs[k], run_dirs[k])``. Returns one :class:`agents.run.Run` per member.
 
     specs: K TaskSpecs sharing ``agents.ensemble.trials.SHAPE_FIELDS`` (each member's task,
     e.g. its own ``seed``). configs: K TrainConfigs that differ in ``seed`` only (one
@@ -318,7 +305,7 @@ def train_ensemble(
     with torch.random.fork_rng(devices=[]):
         for c, spec in zip(cfgs, specs):
             torch.manual_seed(c.seed)
-            networks.append(build_network(spec, c).to(device))
+            networks.append(runfolder.build_network(spec, c).to(device))
             cpu_rng.append(torch.get_rng_state())
             g = torch.Generator(device=device)
             if device.type == "cpu":
@@ -355,7 +342,7 @@ def train_ensemble(
         edir.mkdir(parents=True, exist_ok=True)
         joint = edir / ENSEMBLE_CHECKPOINT_FILE
         if resume and joint.exists():
-            ck = load_weights(joint, map_location=device)
+            ck = runfolder.load_weights(joint, map_location=device)
             try:
                 if list(ck["members"]) != fingerprint:
                     raise ValueError("its members' specs or configs differ from these")
@@ -364,13 +351,13 @@ def train_ensemble(
                         p.copy_(ck["model"][name])
                 optimizer.load_state_dict(ck["optimizer"])
                 for r, s in zip(rngs, ck["np_rng"]):
-                    r.bit_generator.state = decode_state(s)
+                    r.bit_generator.state = runfolder.decode_state(s)
                 for g, s in zip(generators, ck["torch_rng"]):
                     g.set_state(s.cpu())
                 start, train_seconds = int(ck["step"]), float(ck["train_seconds"])
             except (KeyError, TypeError, ValueError, RuntimeError) as e:
                 raise ValueError(f"{joint}: not this ensemble's checkpoint ({e})") from None
-        elif resume and any((f / CHECKPOINT_FILE).exists() for f in folders):
+        elif resume and any((f / runfolder.CHECKPOINT_FILE).exists() for f in folders):
             # no joint checkpoint (the members last trained in another ensemble, or alone):
             # continue from each member's own solo checkpoint, all at one step
             start, train_seconds = load_member_checkpoints(
@@ -383,8 +370,8 @@ def train_ensemble(
             "arch": cfg.arch,
             "k": kk,
         }
-        atomic_write_text(edir / ENSEMBLE_FILE, json.dumps(record, indent=2))
-        metrics = [trim_logs(f, "step", start or None, start or None) for f in folders]
+        runfolder.atomic_write_text(edir / ENSEMBLE_FILE, json.dumps(record, indent=2))
+        metrics = [runfolder.trim_logs(f, "step", start or None, start or None) for f in folders]
     writers: list[Any] = []
     if folders is not None:
         from torch.utils.tensorboard import SummaryWriter  # lazy: slow import
@@ -410,14 +397,14 @@ def train_ensemble(
             return
         for w in writers:
             w.flush()  # every logged step up to the checkpoint is on disk before it
-        atomic_torch_save(
+        runfolder.atomic_torch_save(
             {
                 "step": step,
                 "train_seconds": train_seconds,
                 "members": fingerprint,
                 "model": {n: p.detach().cpu() for n, p in zip(model.names, model.stacked)},
                 "optimizer": optimizer.state_dict(),
-                "np_rng": [encode_state(s) for s in stream.state],
+                "np_rng": [runfolder.encode_state(s) for s in stream.state],
                 "torch_rng": [g.get_state() for g in generators],
             },
             joint,
@@ -425,40 +412,28 @@ def train_ensemble(
         # then each member's folder, in the solo trainer's format (its own resume state)
         for k, f in enumerate(folders):
             state = model.member_state(k)
-            atomic_torch_save(
+            runfolder.atomic_torch_save(
                 {
                     "step": step,
                     "train_seconds": train_seconds,
                     "model": state,
                     "optimizer": member_optimizer_state(k),
-                    "np_rng": encode_state(stream.state[k]),
+                    "np_rng": runfolder.encode_state(stream.state[k]),
                     "torch_rng": generators[k].get_state() if device.type == "cpu" else cpu_rng[k],
                 },
-                f / CHECKPOINT_FILE,
+                f / runfolder.CHECKPOINT_FILE,
             )
-            atomic_torch_save(state, f / MODEL_FILE)
+            runfolder.atomic_torch_save(state, f / runfolder.MODEL_FILE)
 
     def log_eval(step: int, loss_avg: list[float], wall0: float) -> None:
         for k in range(kk):
             network = model.copy_to(k, networks[k])
-            row = {
-                "step": step,
-                "train_seconds": train_seconds,
-                "wall_seconds": time.perf_counter() - wall0,
-                "loss": loss_avg[k],
-                "lr": learning_rate(cfg, max(step - 1, 0)),
-                "trials": step * cfg.batch_size,
-            }
-            row |= evaluate(network, held[k], device)
+            row = evaluation_row(
+                network, held[k], device, cfg, step, loss_avg[k], train_seconds, wall0
+            )
             metrics[k].append(row)
             if folders is not None:
-                MetricsLog(folders[k] / METRICS_FILE).write(row)
-                w = writers[k]
-                for key in ("loss", "lr", "acc", "frac_ideal", "log_loss", "ece"):
-                    tag = f"{'train' if key in ('loss', 'lr') else 'eval'}/{key}"
-                    w.add_scalar(tag, row[key], step)
-                w.add_scalar("eval/ideal_acc", row["ideal_acc"], step)
-                w.add_scalar("time/train_seconds", train_seconds, step)
+                record_evaluation(row, folders[k], writers[k])
             if on_eval is not None:
                 on_eval(k, row, network)
 
@@ -470,9 +445,7 @@ def train_ensemble(
     wall0 = time.perf_counter()
     step = start
     try:
-        while step < cfg.steps:
-            if cfg.max_seconds and train_seconds >= cfg.max_seconds:
-                break
+        while step < cfg.steps and not out_of_time(cfg, train_seconds):
             t0 = time.perf_counter()
             obs, targets, mask = begin_step(stream, optimizer, cfg, step, device)
             readout, _ = model(obs, generators if dropout else None)
@@ -517,5 +490,6 @@ def train_ensemble(
     for k in range(kk):
         network = model.copy_to(k, networks[k]).eval()
         folder = folders[k] if folders is not None else None
-        runs.append(Run(network, specs[k], cfgs[k], folder, str(device), metrics=metrics[k]))
+        run = runfolder.Run(network, specs[k], cfgs[k], folder, str(device), metrics=metrics[k])
+        runs.append(run)
     return runs
