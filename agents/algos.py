@@ -13,11 +13,13 @@ from typing import Any
 from multitask_evidence.agents import trainer
 from multitask_evidence.agents.algorithm import Algo
 from multitask_evidence.agents.rl import RL_ALGOS
+from multitask_evidence.envs.registry import Registry
 
 SUPERVISED = trainer.ALGO.name
 
-ALGOS: dict[str, Algo] = {trainer.ALGO.name: trainer.ALGO, **RL_ALGOS}
+ALGOS: Registry[Algo] = Registry("algo", "algorithm")
 """Algorithm name -> :class:`Algo`, supervised first."""
+ALGOS.update({trainer.ALGO.name: trainer.ALGO, **RL_ALGOS})
 
 
 def register(algo: Algo, *, replace: bool = False) -> Algo:
@@ -25,19 +27,14 @@ def register(algo: Algo, *, replace: bool = False) -> Algo:
     unless ``replace``); returns it."""
     if not isinstance(algo, Algo):
         raise TypeError(f"register needs an Algo, got {type(algo).__name__}")
-    if not replace:
-        if algo.name in ALGOS:
-            raise ValueError(f"algorithm {algo.name!r} is already registered")
-        taken = {a.kind: a.name for a in ALGOS.values()}
-        if algo.kind in taken:
-            raise ValueError(f"run-folder kind {algo.kind!r} is already {taken[algo.kind]!r}'s")
-    ALGOS[algo.name] = algo
-    return algo
+    taken = {a.kind: a.name for a in ALGOS.values() if a.name != algo.name}
+    if algo.kind in taken and not replace:
+        raise ValueError(f"run-folder kind {algo.kind!r} is already {taken[algo.kind]!r}'s")
+    return ALGOS.add(algo.name, algo, replace=replace)
 
 
-def unregister(name: str) -> None:
-    """Remove an algorithm from :data:`ALGOS` (no-op for an unknown name)."""
-    ALGOS.pop(name, None)
+unregister = ALGOS.remove
+"""Remove an algorithm from :data:`ALGOS` (no-op for an unknown name)."""
 
 
 def names() -> list[str]:
@@ -47,9 +44,7 @@ def names() -> list[str]:
 
 def get(name: Any) -> Algo:
     """The algorithm called ``name``; anything else is a ValueError listing the names."""
-    if not isinstance(name, str) or name not in ALGOS:
-        raise ValueError(f"algo must be one of {names()}, got {name!r}")
-    return ALGOS[name]
+    return ALGOS.lookup(name)
 
 
 def for_kind(kind: str) -> Algo:

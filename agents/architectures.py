@@ -30,6 +30,7 @@ from multitask_evidence.agents.networks import (
     GatedRNN,
     RecurrentCore,
 )
+from multitask_evidence.envs.registry import Registry
 from multitask_evidence.envs.validate import FieldChecker, check_choice, check_int, check_number
 
 PRESET_NAMES = ("default", "paper")
@@ -65,7 +66,7 @@ class Architecture:
     (``agents.ensemble`` must have a stacked form of its core, and it must pay)."""
 
 
-ARCHITECTURES: dict[str, Architecture] = {}
+ARCHITECTURES: Registry[Architecture] = Registry("arch", "architecture")
 """Architecture name -> entry, in registration order."""
 
 
@@ -127,8 +128,6 @@ def register_architecture(
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"architecture name must be an identifier such as 'my_rnn', got {name!r}")
-    if name in ARCHITECTURES and not replace:
-        raise ValueError(f"architecture {name!r} is already registered (pass replace=True)")
     if not callable(build):
         raise ValueError(f"architecture {name!r}: build must be callable, got {build!r}")
     if not isinstance(recipes, Mapping) or set(recipes) != set(PRESET_NAMES):
@@ -166,13 +165,11 @@ def register_architecture(
         check=check,
         ensemble=bool(ensemble),
     )
-    ARCHITECTURES[name] = entry
-    return entry
+    return ARCHITECTURES.add(name, entry, replace=replace)
 
 
-def unregister_architecture(name: str) -> None:
-    """Remove ``name`` from the registry (no-op for an unknown name)."""
-    ARCHITECTURES.pop(name, None)
+unregister_architecture = ARCHITECTURES.remove
+"""Remove ``name`` from the registry (no-op for an unknown name)."""
 
 
 def build_core(arch: str, obs_dim: int, hidden_size: int = 64, **cfg: Any) -> RecurrentCore:
@@ -217,43 +214,40 @@ def _check_transformer(c: FieldChecker) -> None:
         )
 
 
-# Default preset budgets: the fewest steps whose OOD r^2 lands near the paper recipe's
-# (benchmarks/results/recipe.md); the paper trains the recurrent nets 1e5 batches and the
-# transformer 2e4.
+PAPER_RECURRENT_STEPS = 100_000
+"""The paper's budget for every recurrent network: 1e5 batches (the transformer: 2e4)."""
+
+
+def _recurrent(default_steps: int) -> dict[str, dict[str, Any]]:
+    """A recurrent network's recipes: the paper's budget and the default preset's. The default
+    is the fewest steps whose OOD r^2 lands near the paper recipe's
+    (benchmarks/results/recipe.md)."""
+    return {"paper": {"steps": PAPER_RECURRENT_STEPS}, "default": {"steps": default_steps}}
+
+
 register_architecture(
-    "rnn",
-    _builder(ElmanRNN, nonleaky=False),
+    "rnn", _builder(ElmanRNN, nonleaky=False), recipes=_recurrent(8000), ensemble=True,
     summary="Elman RNN with leak a (paper: relu, a = 1)",
-    recipes={"paper": {"steps": 100_000}, "default": {"steps": 8000}},
-    ensemble=True,
-)
+)  # fmt: skip
 register_architecture(
-    "rnn_nonleaky",
-    _builder(ElmanRNN, nonleaky=True),
-    summary="the paper's non-leaky integrator r += a relu(...)",
-    recipes={"paper": {"steps": 100_000}, "default": {"steps": 3000}},
-    check=_check_nonleaky,
+    "rnn_nonleaky", _builder(ElmanRNN, nonleaky=True), recipes=_recurrent(3000),
+    summary="the paper's non-leaky integrator r += a relu(...)", check=_check_nonleaky,
     ensemble=True,
-)
+)  # fmt: skip
 # orthogonal / identity set the Elman RNN's recurrent weights; the gated nets accept and ignore
 # them (as they always have), so run folders written with them still load
 register_architecture(
-    "gru",
-    _builder(GatedRNN, kind="gru"),
-    summary="torch.nn.GRU",
-    recipes={"paper": {"steps": 100_000}, "default": {"steps": 1500}},
+    "gru", _builder(GatedRNN, kind="gru"), summary="torch.nn.GRU", recipes=_recurrent(1500),
     ensemble=True,
-)
+)  # fmt: skip
 register_architecture(
-    "lstm",
-    _builder(GatedRNN, kind="lstm"),
-    summary="torch.nn.LSTM (hidden = h)",
-    recipes={"paper": {"steps": 100_000}, "default": {"steps": 1500}},
+    "lstm", _builder(GatedRNN, kind="lstm"), summary="torch.nn.LSTM (hidden = h)",
+    recipes=_recurrent(1500),
     # trains alone in sweeps: the solo LSTM runs torch's fused kernel, which the stacked LSTM
     # beats only at small batches (benchmarks/results/ensemble.md: 1.43x at batch 16, K = 32;
     # about 0.5x at the default recipe's batch 128, K = 5); agents.train_ensemble still takes it
     ensemble=False,
-)
+)  # fmt: skip
 register_architecture(
     "transformer",
     _builder(CausalTransformer),

@@ -32,6 +32,7 @@ import numpy as np
 from gymnasium import spaces
 
 from multitask_evidence.envs.calibration import probability_ece
+from multitask_evidence.envs.registry import Registry
 
 SCORINGS = ("log", "brier")
 """Strictly proper scoring rules of the confidence report."""
@@ -328,7 +329,7 @@ class Confidence(ReportKind):
         }
 
 
-REPORT_KINDS: dict[str, ReportKind] = {}
+REPORT_KINDS: Registry[ReportKind] = Registry("report", "report kind")
 """Report kind name -> instance: the one list of kinds the envs, renderer, ids and evaluation
 accept (add to it with :func:`register_report_kind`)."""
 
@@ -349,16 +350,12 @@ def register_report_kind(kind: ReportKind) -> ReportKind:
         raise ValueError(
             f"report kind {kind.name!r} is already registered ({old!r}); choose another name"
         )
-    REPORT_KINDS[kind.name] = kind
-    return kind
+    return REPORT_KINDS.add(kind.name, kind, replace=True)
 
 
 def report_kind(name: Any) -> ReportKind:
     """The registered kind called ``name`` (ValueError listing the registered names)."""
-    kind = REPORT_KINDS.get(name) if isinstance(name, str) else None
-    if kind is None:
-        raise ValueError(f"report must be one of {list(REPORT_KINDS)}, got {name!r}")
-    return kind
+    return REPORT_KINDS.lookup(name)
 
 
 for _kind in (Choice(), Wager(), Confidence()):

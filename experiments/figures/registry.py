@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from multitask_evidence.envs.registry import Registry
+
 if TYPE_CHECKING:
     from multitask_evidence.experiments.sweep import Grid
 
@@ -61,7 +63,7 @@ class Figure:
         return {**({} if n is None else {"probe_n": n}), **{k: True for k, v in flags.items() if v}}
 
 
-FIGURES: dict[str, Figure] = {}
+FIGURES: Registry[Figure] = Registry("figure", "figure")
 """Every registered figure by name, in registration order."""
 
 
@@ -71,22 +73,16 @@ def register(figure: Figure) -> Figure:
         raise ValueError(f"a figure's name must be letters, digits and _, got {figure.name!r}")
     if figure.name == "all":
         raise ValueError("'all' names every figure in `mte reproduce all`; pick another name")
-    if figure.name in FIGURES:
-        raise ValueError(f"figure {figure.name!r} is already registered")
-    FIGURES[figure.name] = figure
-    return figure
+    return FIGURES.add(figure.name, figure)
 
 
-def unregister(name: str) -> None:
-    """Remove a registered figure (no error if there is none of that name)."""
-    FIGURES.pop(name, None)
+unregister = FIGURES.remove
+"""Remove a registered figure (no error if there is none of that name)."""
 
 
 def get(name: str) -> Figure:
     """The figure of that name; an unknown name is a ValueError listing the known ones."""
-    if name not in FIGURES:
-        raise ValueError(f"figure must be one of {list(FIGURES)}, got {name!r}")
-    return FIGURES[name]
+    return FIGURES.lookup(name)
 
 
 def help_text() -> str:
