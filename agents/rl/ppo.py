@@ -40,7 +40,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -311,6 +311,7 @@ def ppo_update(
 # ---------------------------------------------------------------------------------------------
 # Acting for evaluation and probing
 # ---------------------------------------------------------------------------------------------
+@dataclass(eq=False)
 class PPOPolicy:
     """A trained native agent, as evaluation and the probes' recorder use it.
 
@@ -319,14 +320,15 @@ class PPOPolicy:
     the reported confidence (confidence). ``.spec``, ``.config``, ``.agent``.
     """
 
-    kind = KIND
+    kind: ClassVar[str] = KIND
+    agent: Agent
+    spec: TaskSpec
+    config: PPOConfig
+    scoring: ScoringLayout
 
-    def __init__(self, agent: Agent, spec: TaskSpec, config: PPOConfig, scoring: ScoringLayout):
-        self.agent = agent.eval()
-        self.spec = spec
-        self.config = config
-        self.scoring = scoring
-        self.layout = agent.actor.layout
+    def __post_init__(self) -> None:
+        self.agent.eval()
+        self.layout = self.agent.actor.layout
 
     @property
     def device(self) -> torch.device:

@@ -25,7 +25,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -209,6 +209,7 @@ def make_sb3_env(spec: TaskSpec, config: SB3Config) -> Any:
 # ---------------------------------------------------------------------------------------------
 # The trained policy, as evaluation and the probes read it
 # ---------------------------------------------------------------------------------------------
+@dataclass(eq=False)
 class SB3Policy:
     """A RecurrentPPO policy: acting (evaluate's actor protocol) and hidden states for probes.
 
@@ -218,13 +219,14 @@ class SB3Policy:
     or the reported confidence (the Gaussian mean clipped to [0, 1]).
     """
 
-    kind = KIND
+    kind: ClassVar[str] = KIND
+    policy: Any
+    spec: TaskSpec
+    config: SB3Config
+    n_report: int
 
-    def __init__(self, policy: Any, spec: TaskSpec, config: SB3Config, n_report: int):
-        self.policy = policy.eval()
-        self.spec = spec
-        self.config = config
-        self.n_report = n_report
+    def __post_init__(self) -> None:
+        self.policy.eval()
 
     @torch.no_grad()
     def hidden_and_outputs(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
