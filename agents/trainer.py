@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,18 @@ def progress_bar(config: TrainConfig, start: int, desc: str) -> Any:
     )
 
 
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: Callable[[], Any] | None
+) -> None:
+    """Backpropagate ``loss`` into fresh gradients and take the optimizer step, calling
+    ``clip()`` on the gradients first when given."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        clip()
+    optimizer.step()
+
+
 def out_of_time(config: TrainConfig, train_seconds: float) -> bool:
     """Whether the training time (s) has reached ``config.max_seconds`` (0: no limit)."""
     return bool(config.max_seconds) and train_seconds >= config.max_seconds
@@ -113,14 +126,18 @@ def out_of_time(config: TrainConfig, train_seconds: float) -> bool:
 def begin_step(
     stream: Prefetcher[Any], optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
     device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Start optimizer step ``step``: set the schedule's learning rate and return the next
-    batch's ``obs``, ``targets`` and ``mask`` on ``device`` (shapes as the stream draws them:
-    [B, T, ...] for one network, [K, B, T, ...] for an ensemble)."""
+) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Start optimizer step ``step``: note the time (``time.perf_counter``, s: the step's
+    training time counts from here, waiting for the batch included), set the schedule's learning
+    rate and return the time and the next batch's ``obs``, ``targets`` and ``mask`` on
+    ``device`` (shapes as the stream draws them: [B, T, ...] for one network, [K, B, T, ...]
+    for an ensemble)."""
+    t0 = time.perf_counter()
     for g in optimizer.param_groups:
         g["lr"] = learning_rate(config, step)
     batch = stream.next()
     return (
+        t0,
         torch.from_numpy(batch.obs).to(device),
         torch.from_numpy(batch.targets).to(device),
         torch.from_numpy(batch.mask).to(device),
@@ -317,6 +334,10 @@ def train(
         return row
 
     network.train()
+    clip = None
+    if cfg.grad_clip:
+        params = list(network.parameters())  # a list: a generator would clip only once
+        clip = partial(torch.nn.utils.clip_grad_norm_, params, cfg.grad_clip)
     stream = batch_stream(spec, cfg.batch_size, data_rng)
     bar = progress_bar(cfg, start, f"train {cfg.arch}")
     loss_sum, loss_n, last_good = 0.0, 0, start
@@ -325,8 +346,7 @@ def train(
     step = start
     try:
         while step < cfg.steps and not out_of_time(cfg, train_seconds):
-            t0 = time.perf_counter()
-            obs, targets, mask = begin_step(stream, optimizer, cfg, step, device)
+            t0, obs, targets, mask = begin_step(stream, optimizer, cfg, step, device)
             readout, _ = network(obs)
             loss = objective(network, readout, targets, mask, spec)
             loss_value = loss.item()
@@ -338,11 +358,7 @@ def train(
                     f"loss became {loss_value} at step {step + 1}; stopped ({where}). Try a "
                     "lower lr or grad_clip > 0."
                 )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip)
-            optimizer.step()
+            optimizer_step(optimizer, loss, clip)
             step += 1
             train_seconds += time.perf_counter() - t0
             loss_sum += loss_value

@@ -667,22 +667,16 @@ def _slurm_word(what: str, value: Any) -> str | None:
     return value
 
 
-def _run_job(
-    fn: Callable[..., Any],
-    point: Any,
-    run_dir: str | Sequence[str],
-    kwargs: Mapping[str, Any],
-    threads: int,
-) -> dict[str, Any] | list[dict[str, Any]]:
-    """The function each SLURM job runs: :func:`run_unit` (one point or an ensemble) with the
-    job's id in the locks."""
+def _run_job(*unit: Any) -> dict[str, Any] | list[dict[str, Any]]:
+    """The function each SLURM job runs: :func:`run_unit` (``unit``: its fn, point, run_dir,
+    kwargs and threads) with the job's id in the locks."""
     try:
         import submitit
 
         job_id = submitit.JobEnvironment().job_id
     except Exception:  # noqa: BLE001 - outside a submitit job: no tag
         job_id = None
-    return run_unit(fn, point, run_dir, kwargs, threads, owner=f"job:{job_id}" if job_id else None)
+    return run_unit(*unit, owner=f"job:{job_id}" if job_id else None)
 
 
 class SlurmBackend:

@@ -38,6 +38,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ from multitask_evidence.agents.trainer import (
     check_memory,
     evaluation_row,
     held_out_set,
+    optimizer_step,
     out_of_time,
     prepare_folder,
     progress_bar,
@@ -438,6 +440,7 @@ def train_ensemble(
                 on_eval(k, row, network)
 
     model.train()
+    clip = partial(clip_member_grad_norms, model, cfg.grad_clip) if cfg.grad_clip else None
     dropout = model.arch.get("dropout", 0.0) > 0
     stream = member_stream(trials, cfg.batch_size, rngs)
     bar = progress_bar(cfg, start, f"train {kk} x {cfg.arch}")
@@ -446,8 +449,7 @@ def train_ensemble(
     step = start
     try:
         while step < cfg.steps and not out_of_time(cfg, train_seconds):
-            t0 = time.perf_counter()
-            obs, targets, mask = begin_step(stream, optimizer, cfg, step, device)
+            t0, obs, targets, mask = begin_step(stream, optimizer, cfg, step, device)
             readout, _ = model(obs, generators if dropout else None)
             losses = member_objective(model, readout, targets, mask, specs[0])
             values = losses.detach().double().cpu()
@@ -458,11 +460,7 @@ def train_ensemble(
                     f"loss of member(s) {bad} became {[float(values[k]) for k in bad]} at step "
                     f"{step + 1}; stopped ({where}). Try a lower lr or grad_clip > 0."
                 )
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            if cfg.grad_clip:
-                clip_member_grad_norms(model, cfg.grad_clip)
-            optimizer.step()
+            optimizer_step(optimizer, losses.sum(), clip)
             step += 1
             train_seconds += time.perf_counter() - t0
             loss_sum += values

@@ -33,19 +33,25 @@ from multitask_evidence.experiments.sweep.grid import ConfigResolver, Grid, Poin
 from multitask_evidence.experiments.sweep.table import dumps, write_table
 
 
+def _under(name: str) -> Any:
+    """A read-only attribute: the path ``root / name`` of a :class:`SweepPaths`."""
+    return property(lambda self: self.root / name)
+
+
 @dataclass
 class SweepPaths:
     """Where a sweep keeps its files."""
 
     root: Path
 
-    @property
-    def runs(self) -> Path:
-        return self.root / "runs"
-
-    @property
-    def rows(self) -> Path:
-        return self.root / "rows"
+    runs = _under("runs")
+    """One run folder per point: ``runs/<point id>/``."""
+    rows = _under("rows")
+    """One row (``<id>.json``) or error file (``<id>.error.json``) per finished point."""
+    hparams = _under("hparams")
+    """Tensorboard HParams records, one folder per point."""
+    csv = _under("results.csv")
+    json = _under("results.json")
 
     def run_dir(self, pid: str) -> Path:
         return self.runs / pid
@@ -56,20 +62,8 @@ class SweepPaths:
     def error(self, pid: str) -> Path:
         return self.rows / f"{pid}.error.json"
 
-    @property
-    def hparams(self) -> Path:
-        return self.root / "hparams"
-
     def hparams_dir(self, pid: str) -> Path:
         return self.hparams / pid
-
-    @property
-    def csv(self) -> Path:
-        return self.root / "results.csv"
-
-    @property
-    def json(self) -> Path:
-        return self.root / "results.json"
 
 
 @dataclass
