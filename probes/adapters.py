@@ -178,7 +178,7 @@ def as_recordable(
                 f"{spec.obs_dim} (TaskSpec n_tasks={spec.n_tasks}, latent_dim={spec.latent_dim}); "
                 "pass the spec it was trained on"
             )
-        return SB3Policy(policy, spec, None, n_report=spec.n_tasks)
+        return SB3Policy(spec, None, policy, n_report=spec.n_tasks)
     if _is_sb3(agent):
         raise ValueError(
             f"{type(agent).__name__} has no recurrent state to probe: use a recurrent policy "

@@ -51,7 +51,7 @@ from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvide
 from multitask_evidence.agents.algorithm import Algo
 from multitask_evidence.agents.devices import device_available, pick_device
 from multitask_evidence.agents.errors import TrainingDivergedError
-from multitask_evidence.agents.rl.common import RLRun
+from multitask_evidence.agents.rl.common import RLRun, TrainedPolicy
 from multitask_evidence.agents.rl.evaluate import evaluate, summarise_final
 from multitask_evidence.agents.rl.heads import ActionHead, ActionLayout
 from multitask_evidence.agents.rl.layout import ScoringLayout, env_info, take_final
@@ -312,18 +312,12 @@ def ppo_update(
 # Acting for evaluation and probing
 # ---------------------------------------------------------------------------------------------
 @dataclass(eq=False)
-class PPOPolicy:
-    """A trained native agent, as evaluation and the probes' recorder use it.
-
-    ``hidden_and_outputs(obs [B, T, O]) -> (hidden [B, T, H], outputs [B, T, N])`` in numpy, where
-    outputs are per task the probability of answering 1 (choice; wager: given not opting out) or
-    the reported confidence (confidence). ``.spec``, ``.config``, ``.agent``.
-    """
+class PPOPolicy(TrainedPolicy):
+    """A trained native agent (see :class:`agents.rl.common.TrainedPolicy`); ``.agent`` the
+    actor-critic, ``.scoring`` which action components each step scores."""
 
     kind: ClassVar[str] = KIND
     agent: Agent
-    spec: TaskSpec
-    config: PPOConfig
     scoring: ScoringLayout
 
     def __post_init__(self) -> None:
@@ -450,7 +444,7 @@ def train(
     vec = make_vector_env(config.env_id, spec, config.num_envs, config.env_options())
     steps_per_update_max = config.num_envs * scoring.trial_steps
     n_updates = max(1, math.ceil(config.total_steps / steps_per_update_max))
-    policy = PPOPolicy(agent, spec, config, scoring)
+    policy = PPOPolicy(spec, config, agent, scoring)
     last_eval: dict[str, Any] = {}
 
     def run_eval(update: int, train_rec: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -599,7 +593,7 @@ def load(run_dir: str | Path) -> PPOPolicy:
     )
     agent, _, scoring = build_agent(spec, config)
     load_state(agent, path / MODEL_FILE)
-    return PPOPolicy(agent, spec, config, scoring)
+    return PPOPolicy(spec, config, agent, scoring)
 
 
 def untrained(policy: PPOPolicy) -> PPOPolicy:
@@ -610,7 +604,7 @@ def untrained(policy: PPOPolicy) -> PPOPolicy:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         agent, _, scoring = build_agent(spec, config)
-    return PPOPolicy(agent, spec, config, scoring)
+    return PPOPolicy(spec, config, agent, scoring)
 
 
 def _load_on(run_dir: str | Path, device: str = "cpu") -> PPOPolicy:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from multitask_evidence.agents.config import NetworkConfig, arch_field
-from multitask_evidence.agents.rl.common import check_rl_fields
+from multitask_evidence.agents.rl.common import RLConfig, check_rl_fields
 from multitask_evidence.agents.rl.heads import CONTINUOUS_HEADS
 from multitask_evidence.agents.validate import ConfigChecker
 
@@ -32,7 +32,7 @@ RATIOS = ("component", "joint")
 
 
 @dataclass
-class PPOConfig(NetworkConfig):
+class PPOConfig(NetworkConfig, RLConfig):
     """Configuration of one native recurrent-PPO run (one docstring per field = CLI help)."""
 
     arch: str = arch_field("gru")
@@ -40,12 +40,6 @@ class PPOConfig(NetworkConfig):
     agents.architectures."""
     dropout: float | None = None
     """Transformer dropout probability (default: 0; the policy torso trains without dropout)."""
-    env_id: str = "MultiTaskEvidence-v0"
-    """Registered env id (report kind): MultiTaskEvidence-v0 (choice), -Wager-v0, -Confidence-v0,
-    -FreeRT-v0."""
-    env_kwargs: str = "{}"
-    """JSON dict of extra env constructor options (report/response options, e.g. '{"report":
-    "confidence"}'); task fields come from the spec."""
     critic_hidden: int = 64
     """Width of the critic's hidden layer on top of the torso (0 = linear critic)."""
     continuous_head: str = "beta"
@@ -54,16 +48,10 @@ class PPOConfig(NetworkConfig):
     """Parallel envs in the native vector env = whole trials per update."""
     total_steps: int = 2_000_000
     """Budget in env steps (steps inside trials; padding after a free-response commit not counted)."""
-    max_seconds: float = 0.0
-    """Stop after this many seconds of training (evaluation excluded; 0 = no limit)."""
     lr: float = 3e-3
     """Adam learning rate (initial value when annealed)."""
     anneal_lr: bool = True
     """Anneal the learning rate linearly to 0 over the budget."""
-    gamma: float = 1.0
-    """Discount factor per step (trials are short and episodic: 1 is unbiased)."""
-    gae_lambda: float = 0.95
-    """GAE lambda."""
     update_epochs: int = 0
     """Passes over each rollout; 0 = auto: 4 for report kinds with an opt-out (wager; escapes the opt-out trap), else 2."""
     num_minibatches: int = 4
@@ -79,8 +67,6 @@ class PPOConfig(NetworkConfig):
     ent_coef_continuous: float = 0.0
     """Entropy bonus coefficient of continuous components (confidence). Default 0: a Beta's entropy
     is largest at the uniform distribution, so a bonus pulls the reported mean towards 0.5."""
-    vf_coef: float = 0.5
-    """Value loss coefficient."""
     max_grad_norm: float = 1.0
     """Global gradient-norm clip."""
     norm_adv: bool = True
@@ -91,20 +77,11 @@ class PPOConfig(NetworkConfig):
     """Evaluate the deterministic policy every this many updates (and at the end)."""
     eval_trials: int = 4096
     """Held-out trials per evaluation."""
-    eval_seed: int = 1_000_003
-    """Seed of the evaluation trials (fixed, so evaluations are on equal evidence)."""
     checkpoint_every: int = 20
     """Write an atomic checkpoint every this many updates (and at the end)."""
-    seed: int = 0
-    """Seed of weights, action sampling and the training trial stream."""
     device: str = "auto"
     """Device: auto (cuda if available, else cpu) or any torch device string: cpu, cuda, cuda:1,
     mps (checked to exist when training starts)."""
-    num_threads: int = 1
-    """torch CPU threads (0 = leave torch's setting alone; default 1: more threads than free
-    cores slow torch down)."""
-    progress: bool = True
-    """Show a tqdm progress bar."""
     algo: str = "ppo"
     """Algorithm name (fixed: ppo)."""
 

@@ -32,26 +32,11 @@ import numpy as np
 import torch
 
 from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
+from multitask_evidence.agents import run as runfolder
 from multitask_evidence.agents.algorithm import Algo
 from multitask_evidence.agents.devices import pick_device
-from multitask_evidence.agents.rl.common import RLRun, check_rl_fields
+from multitask_evidence.agents.rl.common import RLConfig, RLRun, TrainedPolicy, check_rl_fields
 from multitask_evidence.agents.rl.evaluate import evaluate
-from multitask_evidence.agents.run import (
-    METRICS_FILE,
-    MODEL_FILE,
-    SB3_CHECKPOINT_FILE,
-    SB3_LEGACY_CHECKPOINT_FILE,
-    MetricsLog,
-    atomic_torch_save,
-    decode_state,
-    encode_state,
-    load_state,
-    load_weights,
-    prepare_run_dir,
-    read_config,
-    read_spec,
-    trim_logs,
-)
 from multitask_evidence.agents.validate import ConfigChecker
 from multitask_evidence.envs.spec import TaskSpec
 
@@ -72,7 +57,7 @@ _SB3_ARGS = {
 
 
 @dataclass
-class SB3Config:
+class SB3Config(RLConfig):
     """Configuration of an sb3-contrib RecurrentPPO run (one docstring per field = CLI help).
 
     Defaults are RecurrentPPO's own except the LSTM width (64, like our networks) and gamma
@@ -81,10 +66,6 @@ class SB3Config:
     architectures, so this config has no :class:`agents.config.NetworkConfig` fields.
     """
 
-    env_id: str = "MultiTaskEvidence-v0"
-    """Registered env id (report kind): MultiTaskEvidence-v0, -Wager-v0, -Confidence-v0, -FreeRT-v0."""
-    env_kwargs: str = "{}"
-    """JSON dict of extra env options (report/response options); task fields come from the spec."""
     lstm_hidden_size: int = 64
     """LSTM units of the policy (hidden state the probes read)."""
     n_lstm_layers: int = 1
@@ -95,8 +76,6 @@ class SB3Config:
     """Parallel envs (DummyVecEnv of Monitor-wrapped single envs)."""
     total_steps: int = 100_000
     """Budget in env steps."""
-    max_seconds: float = 0.0
-    """Stop after this many seconds of training (evaluation excluded; 0 = no limit)."""
     n_steps: int = 128
     """Rollout steps per env per update."""
     batch_size: int = 128
@@ -105,34 +84,19 @@ class SB3Config:
     """Passes over each rollout."""
     lr: float = 3e-4
     """Adam learning rate."""
-    gamma: float = 1.0
-    """Discount factor."""
-    gae_lambda: float = 0.95
-    """GAE lambda."""
     clip_range: float = 0.2
     """PPO clipping epsilon."""
     ent_coef: float = 0.0
     """Entropy bonus coefficient."""
-    vf_coef: float = 0.5
-    """Value loss coefficient."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip."""
     eval_every: int = 20_000
     """Evaluate (deterministic policy, held-out trials) and checkpoint every this many env steps."""
     eval_trials: int = 2048
     """Held-out trials per evaluation."""
-    eval_seed: int = 1_000_003
-    """Seed of the evaluation trials."""
-    seed: int = 0
-    """Seed of SB3 (weights, sampling) and of the envs."""
     device: str = "cpu"
     """Device: cpu (SB3's advice for MLP/LSTM policies), auto, or any torch device string
     (cuda, cuda:1, mps; checked to exist when training starts)."""
-    num_threads: int = 1
-    """torch CPU threads (0 = leave torch's setting alone; default 1: more threads than free
-    cores slow torch down)."""
-    progress: bool = True
-    """Show a tqdm progress bar."""
     algo: str = "sb3-recurrent-ppo"
     """Algorithm name (fixed: sb3-recurrent-ppo)."""
 
@@ -210,19 +174,14 @@ def make_sb3_env(spec: TaskSpec, config: SB3Config) -> Any:
 # The trained policy, as evaluation and the probes read it
 # ---------------------------------------------------------------------------------------------
 @dataclass(eq=False)
-class SB3Policy:
-    """A RecurrentPPO policy: acting (evaluate's actor protocol) and hidden states for probes.
-
-    ``hidden_and_outputs(obs [B, T, O]) -> (hidden [B, T, H], outputs [B, T, N])``: the LSTM's h
-    with the state reset to zero at step 0 of every trial (as in RecurrentPPO's rollouts, where
-    ``episode_start`` zeroes it), and per task P(answer 1) (choice; wager: given not opting out)
-    or the reported confidence (the Gaussian mean clipped to [0, 1]).
-    """
+class SB3Policy(TrainedPolicy):
+    """A RecurrentPPO policy (see :class:`agents.rl.common.TrainedPolicy`): hidden states are
+    the LSTM's h with the state reset to zero at step 0 of every trial (as in RecurrentPPO's
+    rollouts, where ``episode_start`` zeroes it); a confidence is the Gaussian mean clipped to
+    [0, 1]."""
 
     kind: ClassVar[str] = KIND
     policy: Any
-    spec: TaskSpec
-    config: SB3Config
     n_report: int
 
     def __post_init__(self) -> None:
@@ -279,8 +238,8 @@ def _n_report(spec: TaskSpec, config: SB3Config) -> int:
     return spec.n_tasks
 
 
-CHECKPOINT = SB3_CHECKPOINT_FILE
-LEGACY_CHECKPOINT = SB3_LEGACY_CHECKPOINT_FILE
+CHECKPOINT = runfolder.SB3_CHECKPOINT_FILE
+LEGACY_CHECKPOINT = runfolder.SB3_LEGACY_CHECKPOINT_FILE
 
 
 def _tensors(x: Any) -> Any:
@@ -313,7 +272,7 @@ def training_state(model: Any, train_seconds: float) -> dict[str, Any]:
         st = core.get_state()
         envs_state.append(
             {
-                "rng": encode_state(st.pop("rng")),
+                "rng": runfolder.encode_state(st.pop("rng")),
                 "monitor_rewards": torch.tensor(
                     [float(r) for r in getattr(wrapped, "rewards", [])], dtype=torch.float64
                 ),
@@ -335,7 +294,7 @@ def training_state(model: Any, train_seconds: float) -> dict[str, Any]:
         "last_episode_starts": torch.from_numpy(np.asarray(model._last_episode_starts).copy()),
         "lstm": [t.detach().cpu().clone() for pair in (lstm.pi, lstm.vf) for t in pair],
         "envs": envs_state,
-        "ep_info": encode_state({"episodes": list(model.ep_info_buffer or [])}),
+        "ep_info": runfolder.encode_state({"episodes": list(model.ep_info_buffer or [])}),
         "torch_rng": torch.get_rng_state(),
         "np_rng": {
             "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
@@ -343,7 +302,7 @@ def training_state(model: Any, train_seconds: float) -> dict[str, Any]:
             "has_gauss": int(np_state["has_gauss"]),
             "gauss": float(np_state["gauss"]),
         },
-        "py_rng": encode_state({"state": random.getstate()}),
+        "py_rng": runfolder.encode_state({"state": random.getstate()}),
     }
 
 
@@ -357,7 +316,7 @@ def restore_training_state(model: Any, ck: dict[str, Any], where: Path) -> float
     from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
     try:
-        load_state(model.policy, where, ck["policy"])
+        runfolder.load_state(model.policy, where, ck["policy"])
         model.policy.optimizer.load_state_dict(ck["optimizer"])
         model.num_timesteps = int(ck["num_timesteps"])
         model._n_updates = int(ck["n_updates"])
@@ -372,10 +331,10 @@ def restore_training_state(model: Any, ck: dict[str, Any], where: Path) -> float
             st = dict(st)
             rewards, rng = st.pop("monitor_rewards"), st.pop("rng")
             wrapped.reset()  # the wrappers' bookkeeping; the env's state is then replaced
-            wrapped.unwrapped.set_state({**_arrays(st), "rng": decode_state(rng)})
+            wrapped.unwrapped.set_state({**_arrays(st), "rng": runfolder.decode_state(rng)})
             wrapped.rewards = [float(r) for r in rewards.tolist()]  # Monitor's running episode
         model.ep_info_buffer = deque(
-            decode_state(ck["ep_info"])["episodes"], maxlen=model._stats_window_size
+            runfolder.decode_state(ck["ep_info"])["episodes"], maxlen=model._stats_window_size
         )
         model.ep_success_buffer = deque(maxlen=model._stats_window_size)
         torch.set_rng_state(ck["torch_rng"])
@@ -389,7 +348,7 @@ def restore_training_state(model: Any, ck: dict[str, Any], where: Path) -> float
                 float(npr["gauss"]),
             )
         )
-        py = decode_state(ck["py_rng"])["state"]
+        py = runfolder.decode_state(ck["py_rng"])["state"]
         random.setstate((py[0], tuple(py[1]), py[2]))
         return float(ck["train_seconds"])
     except (KeyError, TypeError, IndexError, AttributeError) as e:
@@ -474,11 +433,11 @@ def train(
         )
     env = make_sb3_env(spec, config)  # checks the action space before anything is written
     device = pick_device(config.device, "SB3Config")
-    path, resuming = prepare_run_dir(run_dir, KIND, spec, config, resume, CHECKPOINT)
+    path, resuming = runfolder.prepare_run_dir(run_dir, KIND, spec, config, resume, CHECKPOINT)
     model = RecurrentPPO("MlpLstmPolicy", env, device=device, verbose=0, **config.model_kwargs())
     state = {"train_seconds": 0.0, "last_eval": {}, "t0": time.perf_counter(), "due": False}
     if resuming:
-        ck = load_weights(path / CHECKPOINT, map_location=device)
+        ck = runfolder.load_weights(path / CHECKPOINT, map_location=device)
         if not isinstance(ck, dict):
             raise ValueError(f"{path / CHECKPOINT}: not an sb3 training checkpoint")
         state["train_seconds"] = restore_training_state(model, ck, path / CHECKPOINT)
@@ -487,17 +446,17 @@ def train(
         model._last_obs = env.reset()
         model._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
     done_steps = int(model.num_timesteps)
-    rows = trim_logs(
+    rows = runfolder.trim_logs(
         path, "env_steps", done_steps if resuming else None, done_steps if resuming else None
     )
     last_logged = rows[-1]["env_steps"] if rows else None
     model.set_logger(_logger(path))
-    log = MetricsLog(path / METRICS_FILE)
-    policy = SB3Policy(model.policy, spec, config, _n_report(spec, config))
+    log = runfolder.MetricsLog(path / runfolder.METRICS_FILE)
+    policy = SB3Policy(spec, config, model.policy, _n_report(spec, config))
 
     def save() -> None:
-        atomic_torch_save(training_state(model, state["train_seconds"]), path / CHECKPOINT)
-        atomic_torch_save(model.policy.state_dict(), path / MODEL_FILE)
+        runfolder.atomic_torch_save(training_state(model, state["train_seconds"]), path / CHECKPOINT)
+        runfolder.atomic_torch_save(model.policy.state_dict(), path / runfolder.MODEL_FILE)
 
     def run_eval(write: bool = True) -> dict[str, Any]:
         nonlocal last_logged
@@ -604,11 +563,11 @@ def build_policy(spec: TaskSpec, config: SB3Config) -> Any:
 def load(run_dir: str | Path) -> SB3Policy:
     """Load an SB3 run folder from ``model.pt`` (``torch.load(weights_only=True)``)."""
     path = Path(run_dir)
-    spec = read_spec(path)
-    config = read_config(path, SB3Config, KIND)
+    spec = runfolder.read_spec(path)
+    config = runfolder.read_config(path, SB3Config, KIND)
     policy = build_policy(spec, config)
-    load_state(policy, path / MODEL_FILE)
-    return SB3Policy(policy, spec, dataclasses.replace(config), _n_report(spec, config))
+    runfolder.load_state(policy, path / runfolder.MODEL_FILE)
+    return SB3Policy(spec, dataclasses.replace(config), policy, _n_report(spec, config))
 
 
 def untrained(policy: SB3Policy) -> SB3Policy:
@@ -619,7 +578,7 @@ def untrained(policy: SB3Policy) -> SB3Policy:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         fresh = build_policy(spec, config)
-    return SB3Policy(fresh, spec, config, _n_report(spec, config))
+    return SB3Policy(spec, config, fresh, _n_report(spec, config))
 
 
 def _load_on(run_dir: str | Path, device: str = "cpu") -> SB3Policy:

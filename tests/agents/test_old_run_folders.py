@@ -126,7 +126,7 @@ def test_flat_sb3_config_gives_the_same_policy(tmp_path) -> None:
     loaded = agents.load(tmp_path / "run")
     assert loaded.policy.lstm_actor.hidden_size == 16
     obs = _obs(SPEC)
-    h_ref, y_ref = SB3Policy(policy, SPEC, config, SPEC.n_tasks).hidden_and_outputs(obs)
+    h_ref, y_ref = SB3Policy(SPEC, config, policy, SPEC.n_tasks).hidden_and_outputs(obs)
     h, y = loaded.hidden_and_outputs(obs)
     np.testing.assert_array_equal(h, h_ref)
     np.testing.assert_array_equal(y, y_ref)
