@@ -126,6 +126,14 @@ class ElmanScan(torch.autograd.Function):
         return d_pre, d_w, d_b, None, None, None
 
 
+def _tanh_into(x: Tensor, out: Tensor) -> Tensor:
+    """``out = tanh(x)`` computed as 2 sigmoid(2x) - 1 (``out`` may be ``x``): torch's CPU tanh
+    runs about 9x slower than its sigmoid at these sizes (73 against 8 us on [32, 16, 64]),
+    and the two agree to float32 rounding."""
+    torch.mul(x, 2.0, out=out)
+    return out.sigmoid_().mul_(2.0).sub_(1.0)
+
+
 def _gated_setup(
     gi: Tensor, w_hh: Tensor, b_hh: Tensor, gates: int
 ) -> tuple[int, int, Tensor, Tensor, Tensor, Tensor]:
@@ -164,7 +172,7 @@ def _gru_forward(
         r, z = rz[..., :hh], rz[..., hh:]
         gh_n = gh[..., 2 * hh :]
         torch.addcmul(gi[:, t, :, 2 * hh :], gh_n, r, out=n)
-        n.tanh_()
+        _tanh_into(n, n)
         h_minus_n = h - n
         torch.addcmul(n, h_minus_n, z, out=out[:, t])
         z_all[:, t] = z
@@ -214,12 +222,14 @@ def _lstm_forward(
     for t in range(tt):
         torch.baddbmm(bias, h, w_t, out=pre)
         pre.add_(gi[:, t])
-        g = torch.tanh(pre[..., 2 * hh : 3 * hh])
+        # one sigmoid over all four gates: g's slice holds sigmoid(2 x_g) and becomes tanh(x_g)
+        g = pre[..., 2 * hh : 3 * hh].mul_(2.0)
         pre.sigmoid_()
+        g.mul_(2.0).sub_(1.0)
         i, f, o = pre[..., :hh], pre[..., hh : 2 * hh], pre[..., 3 * hh :]
         c_new = torch.mul(f, c)
         c_new.addcmul_(i, g)
-        tanh_c = torch.tanh(c_new)
+        tanh_c = _tanh_into(c_new, torch.empty_like(c_new))
         torch.mul(o, tanh_c, out=out[:, t])
         forget[:, t] = f
         if f_gates is not None and f_cell is not None:
