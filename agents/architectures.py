@@ -244,7 +244,7 @@ register_architecture(
     "lstm", _builder(GatedRNN, kind="lstm"), summary="torch.nn.LSTM (hidden = h)",
     recipes=_recurrent(1500),
     # trains alone in sweeps: the solo LSTM runs torch's fused kernel, which the stacked LSTM
-    # beats only at small batches (benchmarks/results/ensemble.md: 1.43x at batch 16, K = 32;
+    # beats only at small batches (benchmarks/results/ensemble.md: 1.4-1.5x at batch 16, K = 32;
     # about 0.5x at the default recipe's batch 128, K = 5); agents.train_ensemble still takes it
     ensemble=False,
 )  # fmt: skip
