@@ -162,7 +162,8 @@ def run_sweep(
         each member is probed and recorded as a solo point is (the same row), and an ensemble
         that fails is retried member by member. Groups are split to at most ``max_ensemble``
         members and, with fewer groups than the backend runs at once, into more ensembles so
-        that every worker trains (:func:`experiments.sweep.groups.plan_units`). Other
+        that every worker trains, and so that the last round fills every worker where groups
+        can split (:func:`experiments.sweep.groups.plan_units`). Other
         algorithms, a custom ``point_fn`` and ``ensemble=False`` run every point alone.
     where: run only the points for which ``where(point)`` is true (e.g. one architecture of a
         figure). Point ids and the results table stay those of the whole grid, so a later run

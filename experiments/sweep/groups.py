@@ -8,7 +8,10 @@ still to do into units: one unit per group of such points, split so that
 - no unit holds more than ``max_size`` points (a big group becomes near-equal parts);
 - there are at least ``slots`` units (the backend's parallel workers) when the points allow it:
   with fewer groups than workers, the groups are split further, the largest (per part) first,
-  so that every worker trains (e.g. one group of 12 on 4 workers: 4 ensembles of 3).
+  so that every worker trains (e.g. one group of 12 on 4 workers: 4 ensembles of 3);
+- with more units than workers, their number is rounded up to a multiple of ``slots`` the same
+  way when the groups allow it, so that no worker idles through the last round (5 groups of 5
+  on 2 workers: 6 units, the last group as 3 + 2).
 
 Points that do not group (another algorithm, a config that does not build) are units of one,
 and so is every point when grouping is off. Units keep the grid's order (a group sits where its
@@ -43,16 +46,24 @@ def plan_units(
         groups.setdefault(("alone", i) if k is None else ("key", k), []).append(p)
     members = list(groups.values())
     parts = [-(-len(g) // max_size) for g in members]  # ceil: no part above max_size
-    while sum(parts) < slots:
+
+    def split_until(target: int) -> None:
         # split further the group whose parts are largest, while it has more points than parts
-        best = max(
-            (i for i, g in enumerate(members) if len(g) > parts[i]),
-            key=lambda i: len(members[i]) / parts[i],
-            default=None,
-        )
-        if best is None:
-            break
-        parts[best] += 1
+        while sum(parts) < target:
+            best = max(
+                (i for i, g in enumerate(members) if len(g) > parts[i]),
+                key=lambda i: len(members[i]) / parts[i],
+                default=None,
+            )
+            if best is None:
+                return
+            parts[best] += 1
+
+    split_until(slots)
+    if sum(parts) > slots and sum(parts) % slots:
+        # fill the last round: with 5 ensembles on 2 workers the fifth would train alone while
+        # the other worker idles; split into 6 and the last round trains two smaller ones
+        split_until(-(-sum(parts) // slots) * slots)
     units: list[list[Any]] = []
     for g, n in zip(members, parts):
         size, extra = divmod(len(g), n)

@@ -114,6 +114,13 @@ def test_plan_units_groups_splits_and_spreads_over_the_workers():
         [p] for p in ["a0", "a1", "a2", "a3", "a4", "a5", "b0", "b1", "x0"]
     ]
     assert plan_units(pts, 1, 32, None) == [[p] for p in pts]
+    # more units than workers: rounded up to a multiple of the workers, so that no worker idles
+    # through the last round (5 ensembles of 5 on 2 workers: the first tie splits, 3 + 2)
+    five = [f"{g}{i}" for g in "abcde" for i in range(5)]
+    assert [len(u) for u in plan_units(five, 2, 32, lambda s: s[0])] == [3, 2, 5, 5, 5, 5]
+    assert plan_units(five, 2, 32, lambda s: s[0])[:2] == [["a0", "a1", "a2"], ["a3", "a4"]]
+    assert [len(u) for u in plan_units(five, 5, 32, lambda s: s[0])] == [5] * 5  # a multiple
+    assert len(plan_units(five[:3], 2, 32, lambda s: None)) == 3  # units of one cannot split
     assert plan_units(pts, 1, 1, key) == [[p] for p in pts]  # no ensembles: grid order
     with pytest.raises(ValueError, match=r"slots must be an integer >= 1, got 0"):
         plan_units(pts, 0, 4, key)
