@@ -246,9 +246,10 @@ def reproduce(
         chosen = check_archs(name, scale, archs)
         page_dir = out_dir / ("arch-" + "+".join(chosen))
         command += "".join(f" --arch {a}" for a in chosen)
+        ids = {p.id for p in grid.points() if p.agent.get("arch") in chosen}
 
         def where(p: Any) -> bool:
-            return p.agent.get("arch") in chosen
+            return p.id in ids
 
     fig = get(name)
     if plot_only:
@@ -258,21 +259,21 @@ def reproduce(
         rows = table_rows(read_rows(points, SweepPaths(sweep_dir)))
         n_failed = sum(r["status"] == "failed" for r in rows)
     else:
-        execution = {"backend": backend, "workers": workers, "address": address}
         result = run_sweep(
             grid,
             sweep_dir,
+            backend=backend,
+            workers=workers,
+            address=address,
             point_fn=point_fn,
             point_kwargs=fig.point_options(scale),
             progress=progress,
             ensemble=ensemble,
             where=where,
-            **execution,
         )
         rows, n_failed = result.rows, result.n_failed
-        if where is not None:
-            keep = {p.id for p in grid.points() if where(p)}
-            rows = [r for r in rows if r["id"] in keep]
+        if where is not None:  # the table holds the whole grid; the page only the subset
+            rows = [r for r in rows if r["id"] in ids]
     elapsed = time.perf_counter() - t0
     # a redraw says nothing about how long the networks took
     png, table, md, summary = render(

@@ -33,7 +33,7 @@ from multitask_evidence.experiments.sweep.grid import ConfigResolver, Grid, Poin
 from multitask_evidence.experiments.sweep.table import dumps, write_table
 
 
-def _under(name: str) -> Any:
+def _under(name: str) -> property:
     """A read-only attribute: the path ``root / name`` of a :class:`SweepPaths`."""
     return property(lambda self: self.root / name)
 
