@@ -24,9 +24,12 @@ process, so no side inherits another's caches or allocator state):
   the wall clock (``time.perf_counter``) and by the worker's CPU time (``time.process_time``,
   less sensitive to other processes on a shared machine).
 
-A round times ours (single env), neurogym (single env) and ours (native vector env, 1024 envs)
-one after the other; the rounds alternate the order of the two single envs, and the load
-average (``os.getloadavg``) is recorded before and after each round. The result is the median
+A round times our single env, neurogym's single env and our native vector env (1024 envs)
+one after the other; the rounds reverse the order of the single envs every other round, and the
+load average (``os.getloadavg``) is recorded before and after each round. Beside our defaults a
+round also times ours without the ideal observer's answer (``ideal_info=False``) and without
+the encoder as well (``encoder='none'``: neither is part of neurogym's task), so the rounds
+show where the gap to neurogym lies. The result is the median
 over rounds of each rate and of the per-round ratio ours / neurogym (a ratio within one round
 compares the two under the same load).
 """
@@ -53,6 +56,22 @@ VECTOR_ENVS = 1024
 ACTIONS = 1024
 WARMUP = 2_000
 TARGETS = {"single_ratio_vs_neurogym": 1.3, "vector_1024_steps_per_s": 1_000_000}
+# Our sides beyond the defaults, to locate the gap: each is `gym.make(OURS_ID, **kwargs)`.
+# "bare" drops the two parts neurogym's task does not have (the frozen encoder and the ideal
+# observer's end-of-trial answer), leaving our step machinery on raw evidence.
+SINGLE_VARIANTS = {
+    "ours": {},
+    "ours_no_ideal": {"ideal_info": False},
+    "ours_bare": {"ideal_info": False, "encoder": "none"},
+}
+VECTOR_VARIANTS = {"ours_vector": {}, "ours_vector_no_ideal": {"ideal_info": False}}
+VARIANT_TEXT = {
+    "ours": "defaults",
+    "ours_no_ideal": "`ideal_info=False`",
+    "ours_bare": "`ideal_info=False, encoder='none'`",
+    "ours_vector": "defaults",
+    "ours_vector_no_ideal": "`ideal_info=False`",
+}
 
 # An import-time stand-in for torch: neurogym 2.3.1's wrappers import it (and subclass torch.nn
 # modules) when neurogym is imported; nothing of it runs when a task env is stepped.
@@ -121,7 +140,8 @@ def measure(env, n_steps: int, seed: int = 0, num_envs: int | None = None) -> di
 
 
 def _worker(side: str, n_steps: int, seed: int) -> dict:
-    """One timing in this process: ``ours``, ``ours_vector`` or ``neurogym``."""
+    """One timing in this process: ``neurogym`` or one of our variants (:data:`SINGLE_VARIANTS`,
+    :data:`VECTOR_VARIANTS`)."""
     import gymnasium as gym
 
     if side == "neurogym":
@@ -133,10 +153,12 @@ def _worker(side: str, n_steps: int, seed: int) -> dict:
         return out
     from multitask_evidence import envs  # noqa: F401  (registers the ids)
 
-    if side == "ours":
-        out = measure(gym.make(OURS_ID), n_steps, seed)
-    elif side == "ours_vector":
-        venv = gym.make_vec(OURS_ID, VECTOR_ENVS, vectorization_mode="vector_entry_point")
+    if side in SINGLE_VARIANTS:
+        out = measure(gym.make(OURS_ID, **SINGLE_VARIANTS[side]), n_steps, seed)
+    elif side in VECTOR_VARIANTS:
+        venv = gym.make_vec(
+            OURS_ID, VECTOR_ENVS, vectorization_mode="vector_entry_point", **VECTOR_VARIANTS[side]
+        )
         # whole block cycles (block_size trials of every sub-env, in lockstep), so that the
         # timed steps include their share of block refills
         inner = venv.unwrapped
@@ -144,7 +166,8 @@ def _worker(side: str, n_steps: int, seed: int) -> dict:
         cycles = max(1, round(n_steps / (cycle * VECTOR_ENVS)))
         out = measure(venv, cycles * cycle * VECTOR_ENVS, seed, num_envs=VECTOR_ENVS)
     else:
-        raise ValueError(f"side must be 'ours', 'ours_vector' or 'neurogym', got {side!r}")
+        sides = ["neurogym", *SINGLE_VARIANTS, *VECTOR_VARIANTS]
+        raise ValueError(f"side must be one of {sides}, got {side!r}")
     out["version"] = {"gymnasium": gym.__version__}
     return out
 
@@ -208,25 +231,34 @@ def run_rounds(
     vector_steps: int,
     neurogym_python: Path | None,
     standin: Path | None = None,
+    variants: bool = True,
 ) -> list[dict]:
-    """``rounds`` interleaved rounds; each: ours single, neurogym single (skipped when
-    ``neurogym_python`` is None), ours vector (skipped when ``vector_steps`` is 0)."""
+    """``rounds`` interleaved rounds; each: our single envs and neurogym's (skipped when
+    ``neurogym_python`` is None), in an order that reverses every other round, then our vector
+    envs (skipped when ``vector_steps`` is 0). variants: also our non-default sides
+    (:data:`SINGLE_VARIANTS`, :data:`VECTOR_VARIANTS`); False: the defaults only."""
+    ours = list(SINGLE_VARIANTS) if variants else ["ours"]
+    vectors = list(VECTOR_VARIANTS) if variants else ["ours_vector"]
     out = []
     for r in range(rounds):
-        singles = [("ours", sys.executable, None), ("neurogym", neurogym_python, standin)]
-        if neurogym_python is None:
-            singles = singles[:1]
-        elif r % 2:
+        singles = [(side, sys.executable, None) for side in ours]
+        if neurogym_python is not None:
+            singles.append(("neurogym", neurogym_python, standin))
+        if r % 2:
             singles.reverse()
         row: dict = {"round": r, "load_before": _load()}
         for side, python, path in singles:
             row[side] = _run_worker(python, side, single_steps, r, path)
         if vector_steps:
-            row["ours_vector"] = _run_worker(sys.executable, "ours_vector", vector_steps, r, None)
+            for side in vectors:
+                row[side] = _run_worker(sys.executable, side, vector_steps, r, None)
         row["load_after"] = _load()
         if "neurogym" in row:
-            for key in ("steps_per_s", "cpu_steps_per_s"):
-                row[f"ratio_{key}"] = row["ours"][key] / row["neurogym"][key]
+            for side in ours:
+                # the defaults' ratio keeps its short name: it is the one with a target
+                prefix = "ratio" if side == "ours" else f"ratio_{side}"
+                for key in ("steps_per_s", "cpu_steps_per_s"):
+                    row[f"{prefix}_{key}"] = row[side][key] / row["neurogym"][key]
         out.append(row)
         print(json.dumps({k: v for k, v in row.items() if k.startswith(("ratio", "load"))}))
     return out
@@ -235,14 +267,82 @@ def run_rounds(
 def summarise(rows: list[dict]) -> dict:
     """Medians over rounds of every rate and ratio."""
     med = {}
-    for side in ("ours", "neurogym", "ours_vector"):
+    for side in ("neurogym", *SINGLE_VARIANTS, *VECTOR_VARIANTS):
         if side in rows[0]:
             for key in ("steps_per_s", "cpu_steps_per_s"):
                 med[f"{side}_{key}"] = statistics.median(r[side][key] for r in rows)
-    for key in ("ratio_steps_per_s", "ratio_cpu_steps_per_s"):
-        if key in rows[0]:
+    for key in rows[0]:
+        if key.startswith("ratio"):
             med[key] = statistics.median(r[key] for r in rows)
     return med
+
+
+def _where_the_time_goes(m: dict) -> list[str]:
+    """Microseconds per step of each part of ours, from the differences between the variants'
+    median rates (empty when a variant is missing)."""
+    need = ("neurogym", "ours", "ours_no_ideal", "ours_bare", "ours_vector", "ours_vector_no_ideal")
+    if any(f"{side}_steps_per_s" not in m for side in need):
+        return []
+    us = {side: 1e6 / m[f"{side}_steps_per_s"] for side in need}
+    budget = us["neurogym"] / TARGETS["single_ratio_vs_neurogym"]
+    vector_budget = 1e6 / TARGETS["vector_1024_steps_per_s"]
+    return [
+        "",
+        "## Where the time goes",
+        "",
+        "Microseconds per step (wall clock), from the differences between the median rates above.",
+        "",
+        "| part | single env | vector env (per env step) |",
+        "|---|---:|---:|",
+        f"| step machinery on raw evidence (`ideal_info=False, encoder='none'`) | "
+        f"{us['ours_bare']:.2f} | |",
+        f"| the encoder (2 -> 100 -> 100 -> 40 ReLU, on every observation row) | "
+        f"{us['ours_no_ideal'] - us['ours_bare']:.2f} | |",
+        f"| generation and stepping without the ideal observer | {us['ours_no_ideal']:.2f} | "
+        f"{us['ours_vector_no_ideal']:.2f} |",
+        f"| the ideal observer's answer in the end-of-trial `info` | "
+        f"{us['ours'] - us['ours_no_ideal']:.2f} | "
+        f"{us['ours_vector'] - us['ours_vector_no_ideal']:.2f} |",
+        f"| **ours with defaults** | **{us['ours']:.2f}** | **{us['ours_vector']:.2f}** |",
+        f"| neurogym's PerceptualDecisionMaking-v0 | {us['neurogym']:.2f} | |",
+        f"| target | {budget:.2f} ({TARGETS['single_ratio_vs_neurogym']}x neurogym) | "
+        f"{vector_budget:.2f} ({TARGETS['vector_1024_steps_per_s']:,} env steps/s) |",
+        "",
+        "Neither of the two costly parts is in neurogym's task. Cutting them would change what "
+        "the env gives by default (the ideal observer's exact answer in every end-of-trial "
+        "info) or numbers this project records (the observations' last bits):",
+        "",
+        "- the ideal observer's answer is exact (posterior probabilities to about 1e-7): for "
+        "each trial it integrates every task's truncated-normal posterior with 32 "
+        "Gauss-Legendre nodes, about 24 x 32 normal CDFs per trial at N = 24, for blocks of "
+        "trials at once; computed lazily, once per block, at the first trial end that needs it;",
+        "- the encoder's product is a stacked matmul per trial, so that a trial's "
+        "observations are bit-identical whatever the number of trials built with it (the single "
+        "env, the vector env and the ensembles rely on that); one 2-D matmul over all rows is "
+        "faster but changes the last bit with the block size.",
+        "",
+        _verdict(us, budget, vector_budget, m),
+    ]
+
+
+def _verdict(us: dict, budget: float, vector_budget: float, m: dict) -> str:
+    """One paragraph comparing the costly parts with the targets' budgets (microseconds)."""
+    single_parts = us["ours"] - us["ours_bare"]
+    vector_ideal = us["ours_vector"] - us["ours_vector_no_ideal"]
+    out = [
+        f"At defaults the single env's ideal observer and encoder together cost "
+        f"{single_parts:.2f} us per step, "
+        + ("more than" if single_parts > budget else "less than")
+        + f" the target's whole budget of {budget:.2f} us; the vector env's ideal observer "
+        f"costs {vector_ideal:.2f} us per env step against a budget of {vector_budget:.2f} us."
+    ]
+    bare, no_ideal = m["ratio_ours_bare_steps_per_s"], m["ours_vector_no_ideal_steps_per_s"]
+    out.append(
+        f"Without them the single env runs at {bare:.2f}x neurogym "
+        f"(target {TARGETS['single_ratio_vs_neurogym']}x) and the vector env at "
+        f"{no_ideal:,.0f} env steps/s (target {TARGETS['vector_1024_steps_per_s']:,})."
+    )
+    return " ".join(out)
 
 
 def _markdown(result: dict) -> str:
@@ -259,30 +359,60 @@ def _markdown(result: dict) -> str:
         "",
         "## Ratios (median over rounds of the per-round ratio)",
         "",
-        "| ours / neurogym, single env, defaults | wall clock | CPU time |",
-        "|---|---:|---:|",
-        f"| `{OURS_ID}` / `{NEUROGYM_ID}` | {m['ratio_steps_per_s']:.2f}x | "
-        f"{m['ratio_cpu_steps_per_s']:.2f}x |",
+        "| ours / neurogym, single env | ours with | wall clock | CPU time |",
+        "|---|---|---:|---:|",
+    ]
+    for side in SINGLE_VARIANTS:
+        prefix = "ratio" if side == "ours" else f"ratio_{side}"
+        if f"{prefix}_steps_per_s" in m:
+            lines.append(
+                f"| `{OURS_ID}` / `{NEUROGYM_ID}` | {VARIANT_TEXT[side]} | "
+                f"{m[f'{prefix}_steps_per_s']:.2f}x | {m[f'{prefix}_cpu_steps_per_s']:.2f}x |"
+            )
+    lines += [
         "",
         "## Rates (median over rounds; absolute rates depend on the day's machine and load)",
         "",
         "| what | steps/s (wall) | steps/s (CPU time) |",
         "|---|---:|---:|",
-        f"| ours, single env (`gym.make('{OURS_ID}')`) | {m['ours_steps_per_s']:,.0f} | "
-        f"{m['ours_cpu_steps_per_s']:,.0f} |",
         f"| neurogym, single env (`gym.make('{NEUROGYM_ID}')`) | "
         f"{m['neurogym_steps_per_s']:,.0f} | {m['neurogym_cpu_steps_per_s']:,.0f} |",
-        f"| ours, native vector env, {VECTOR_ENVS} envs (env steps) | "
-        f"{m['ours_vector_steps_per_s']:,.0f} | {m['ours_vector_cpu_steps_per_s']:,.0f} |",
+    ]
+    for side in (*SINGLE_VARIANTS, *VECTOR_VARIANTS):
+        if f"{side}_steps_per_s" not in m:
+            continue
+        what = (
+            f"ours, native vector env, {VECTOR_ENVS} envs (env steps)"
+            if side in VECTOR_VARIANTS
+            else f"ours, single env (`gym.make('{OURS_ID}')`)"
+        )
+        lines.append(
+            f"| {what}, {VARIANT_TEXT[side]} | {m[f'{side}_steps_per_s']:,.0f} | "
+            f"{m[f'{side}_cpu_steps_per_s']:,.0f} |"
+        )
+    lines += _where_the_time_goes(m)
+    lines += [
         "",
         "## Rounds",
         "",
-        "| round | load before | load after | ours/neurogym (wall) | ours/neurogym (CPU) |",
-        "|---:|---|---|---:|---:|",
+        "Ours / neurogym per round, wall clock (CPU time in brackets).",
+        "",
+    ]
+    prefixes = [
+        ("ratio" if side == "ours" else f"ratio_{side}", VARIANT_TEXT[side])
+        for side in SINGLE_VARIANTS
+        if side in rows[0]
+    ]
+    lines += [
+        "| round | load before | load after | " + " | ".join(t for _, t in prefixes) + " |",
+        "|---:|---|---|" + "---:|" * len(prefixes),
     ]
     lines += [
         f"| {r['round']} | {r['load_before']} | {r['load_after']} | "
-        f"{r['ratio_steps_per_s']:.2f}x | {r['ratio_cpu_steps_per_s']:.2f}x |"
+        + " | ".join(
+            f"{r[f'{p}_steps_per_s']:.2f}x ({r[f'{p}_cpu_steps_per_s']:.2f}x)" for p, _ in prefixes
+        )
+        + " |"
         for r in rows
     ]
     lines += ["", "## Protocol", "", "Protocol " + __doc__.split("Protocol ", 1)[1].strip(), ""]

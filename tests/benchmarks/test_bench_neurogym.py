@@ -62,10 +62,25 @@ def test_summary_takes_medians_of_per_round_ratios():
 
 
 def test_a_round_of_our_side_runs_in_a_worker():
-    rows = bench.run_rounds(1, 300, 0, None)
+    rows = bench.run_rounds(1, 300, 0, None, variants=False)
     assert rows[0]["ours"]["steps"] == 300
     assert "neurogym" not in rows[0] and "ratio_steps_per_s" not in rows[0]
+    assert "ours_bare" not in rows[0]
     assert len(rows[0]["load_before"]) == 3
+
+
+def test_variants_change_only_what_they_name():
+    # the bare variant is our env without encoder and ideal observer: raw evidence channels
+    bare = gym.make(bench.OURS_ID, **bench.SINGLE_VARIANTS["ours_bare"])
+    default = gym.make(bench.OURS_ID, **bench.SINGLE_VARIANTS["ours"])
+    assert bare.observation_space.shape[0] == 2 + 1  # D evidence channels + go
+    assert default.observation_space.shape[0] == 40 + 1  # the encoder's 40 channels + go
+    _, info = bare.reset(seed=0)
+    assert set(info) == {"latent", "labels", "step", "period"}
+    out = bench.measure(bare, 100, seed=0)
+    assert out["steps"] == 100
+    with pytest.raises(ValueError, match="side must be one of"):
+        bench._worker("theirs", 10, 0)
 
 
 @pytest.mark.skipif(
@@ -81,3 +96,25 @@ def test_a_round_against_neurogym():
     assert row["ratio_steps_per_s"] == pytest.approx(
         row["ours"]["steps_per_s"] / row["neurogym"]["steps_per_s"]
     )
+
+
+def test_where_the_time_goes_subtracts_the_variants_rates():
+    rates = {
+        "neurogym": 250_000.0,  # 4 us per step
+        "ours": 125_000.0,  # 8 us
+        "ours_no_ideal": 200_000.0,  # 5 us
+        "ours_bare": 400_000.0,  # 2.5 us
+        "ours_vector": 500_000.0,  # 2 us
+        "ours_vector_no_ideal": 1_250_000.0,  # 0.8 us
+    }
+    m = {f"{side}_steps_per_s": r for side, r in rates.items()}
+    m["ratio_ours_bare_steps_per_s"] = 1.6
+    text = "\n".join(bench._where_the_time_goes(m))
+    assert "| the encoder (2 -> 100 -> 100 -> 40 ReLU, on every observation row) | 2.50 | |" in text
+    assert "| the ideal observer's answer in the end-of-trial `info` | 3.00 | 1.20 |" in text
+    assert "| target | 3.08 (1.3x neurogym) | 1.00 (1,000,000 env steps/s) |" in text
+    assert "together cost 5.50 us per step, more than the target's whole budget of 3.08" in text
+    assert "runs at 1.60x neurogym" in text and "1,250,000 env steps/s" in text
+    # without every variant there is nothing to subtract
+    del m["ours_bare_steps_per_s"]
+    assert bench._where_the_time_goes(m) == []
