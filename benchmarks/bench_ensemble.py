@@ -28,6 +28,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,83 @@ def adam_step_ms(k: int, repeats: int) -> dict[str, float]:
     return out
 
 
+# Matmul shapes of one member's heaviest per-step product at batch 16, hidden 64 (T = 22):
+# the recurrent product h [B, H] @ W [H, G H] of the scans (G = 1, 3, 4 gates) and the
+# transformer's MLP input [B T, H] @ [H, 256]. The ensemble runs them as one batched matmul
+# over K members.
+MEMBER_MATMULS = {
+    "rnn": (16, 64, 64),
+    "gru": (16, 64, 192),
+    "lstm": (16, 64, 256),
+    "transformer": (16 * 22, 64, 256),
+}
+
+
+def flops_per_network_step(spec: TaskSpec, arch: str) -> float:
+    """FLOPs of one network's forward + backward on a batch of 16 (torch's FLOP counter over the
+    stacked model with one member: it counts the matmuls the ensemble runs; the solo LSTM's
+    fused kernel is opaque to the counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = build_network(spec, _cfg(arch, 1).resolve())
+    model = StackedNetwork([net])
+    obs = torch.randn(1, 16, spec.n_steps, spec.obs_dim)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        readout, _ = model(obs, [torch.Generator().manual_seed(0)])
+        readout.sum().backward()
+    return float(counter.get_total_flops())
+
+
+def dropout_elements_per_network_step(spec: TaskSpec, arch: str) -> int:
+    """Dropout mask elements one network draws per training step at batch 16 (0 without dropout):
+    the ensemble draws each member's masks from that member's own generator, as its solo run
+    does, so this per-element cost is the same per network alone or in an ensemble."""
+    net = build_network(spec, _cfg(arch, 1).resolve())
+    model = StackedNetwork([net])
+    drawn = []
+    inner = model._dropout
+
+    def counting(x: torch.Tensor, generators: Any) -> torch.Tensor:
+        if model.arch.get("dropout", 0.0) > 0:
+            drawn.append(x.numel())
+        return inner(x, generators)
+
+    model._dropout = counting  # type: ignore[method-assign]
+    model(torch.randn(1, 16, spec.n_steps, spec.obs_dim), [torch.Generator().manual_seed(0)])
+    return sum(drawn)
+
+
+def bernoulli_ns_per_element(n: int, repeats: int) -> float:
+    """Time (ns) per element of one ``bernoulli_`` draw from a generator, as a dropout mask."""
+    noise, g = torch.empty(max(n, 1)), torch.Generator().manual_seed(0)
+    return 1e9 * _best_seconds(partial(noise.bernoulli_, 0.9, generator=g), repeats) / noise.numel()
+
+
+def _best_seconds(fn: Any, repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def matmul_gflops(k: int, repeats: int) -> dict[str, float]:
+    """Single-thread float32 matmul rates (GFLOP/s, best of ``repeats``): one large product
+    (1024^3, the machine's practical peak) and each :data:`MEMBER_MATMULS` shape batched over
+    ``k`` members (``torch.bmm``)."""
+    out = {}
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    out["mm_1024"] = 2 * 1024**3 / _best_seconds(partial(torch.mm, a, b), repeats) / 1e9
+    for arch, (m, n, q) in MEMBER_MATMULS.items():
+        x, w = torch.randn(k, m, n), torch.randn(k, n, q)
+        seconds = _best_seconds(partial(torch.bmm, x, w), max(3, repeats * 4))
+        out[f"bmm_{arch}"] = 2 * k * m * n * q / seconds / 1e9
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -116,12 +194,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     spec = TaskSpec()
-    budgets = {  # optimizer steps per network and repeat, the same for solo and ensemble
-        "rnn": 60,
-        "gru": 40,
-        "lstm": 40,
-        "transformer": 20,
-    }
+    # optimizer steps per network and repeat, the same for solo and ensemble; long enough that
+    # a run's first steps (its first batch waits for the data thread) weigh little in its rate
+    budgets = {"rnn": 300, "gru": 150, "lstm": 150, "transformer": 60}
     if args.quick:
         budgets = {a: 3 for a in budgets}
         args.repeats, args.k = 1, 4
@@ -155,6 +230,25 @@ def main() -> None:
             f"(load {loads})",
             flush=True,
         )
+    rates = matmul_gflops(args.k, 3 if args.quick else 10)
+    for row in rows:
+        flops = flops_per_network_step(spec, row["arch"])
+        row["flops_per_network_step"] = flops
+        row["solo_gflops"] = flops * row["solo_rate"] / 1e9
+        row["ensemble_gflops"] = flops * row["ensemble_rate"] / 1e9
+        row["bmm_gflops"] = rates[f"bmm_{row['arch']}"]
+        elements = dropout_elements_per_network_step(spec, row["arch"])
+        row["dropout_elements"] = elements
+        row["dropout_ms"] = (
+            elements * bernoulli_ns_per_element(elements, 3 if args.quick else 20) / 1e6
+            if elements
+            else 0.0
+        )
+        # the ratio an ensemble would reach if all its FLOPs ran at the batched-matmul rate of
+        # the member shape and nothing but the dropout masks cost time: an upper bound for
+        # this design
+        floor_s = flops / (row["bmm_gflops"] * 1e9) + row["dropout_ms"] / 1e3
+        row["ratio_bound"] = 1.0 / (row["solo_rate"] * floor_s)
     adam = adam_step_ms(args.k, 20 if args.quick else 200)
     trial_ms = trial_ms_per_network(spec, args.k, 3 if args.quick else 20)
     command = "python benchmarks/bench_ensemble.py" + (" --quick" if args.quick else "")
@@ -164,6 +258,7 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": 1,
         "rows": rows,
+        "matmul_gflops": rates,
         "adam_step_ms_k32": adam,
         "trial_draw_ms_per_network_step": trial_ms,
         "wall_seconds": time.perf_counter() - t0,
@@ -185,6 +280,27 @@ def main() -> None:
         *(
             f"| {r['arch']} | {r['solo_rate']:.0f} | {r['ensemble_rate']:.0f} | {r['ratio']:.2f}x | "
             f">= {r['target']:g}x | {', '.join(f'{v:.1f}' for v in r['loadavg_1min'])} |"
+            for r in rows
+        ),
+        "",
+        "## Compute",
+        "",
+        "FLOPs of one network's forward + backward on a batch of 16 (torch's FLOP counter), "
+        "the rates both trainers reach with them, and the batched-matmul rate at the member's "
+        f"heaviest product ([{args.k}, m, n] @ [{args.k}, n, q], float32, 1 thread), and the "
+        "time one network's dropout masks take to draw (bernoulli_, per member as in its solo "
+        "run). 'Bound' = the ensemble's ratio if every FLOP ran at that matmul rate and "
+        "nothing but the masks took time (no elementwise work, optimizer or data): an upper "
+        "bound for this design on this machine. One large matmul (1024^3) runs at "
+        f"{rates['mm_1024']:.0f} GFLOP/s here.",
+        "",
+        "| arch | MFLOP / network-step | solo GFLOP/s | ensemble GFLOP/s | member matmul (m, n, q) "
+        "| its bmm GFLOP/s | dropout masks (ms / network-step) | bound |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['arch']} | {r['flops_per_network_step'] / 1e6:.1f} | {r['solo_gflops']:.1f} | "
+            f"{r['ensemble_gflops']:.1f} | {MEMBER_MATMULS[r['arch']]} | {r['bmm_gflops']:.1f} | "
+            f"{r['dropout_ms']:.2f} | {r['ratio_bound']:.2f}x |"
             for r in rows
         ),
         "",
