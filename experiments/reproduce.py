@@ -31,6 +31,7 @@ baselines; pages state each claim against them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -87,6 +88,7 @@ __all__ = [
     "render",
     "reproduce",
     "reproduce_all",
+    "with_networks",
 ]
 
 STATUS = "reproduce.json"
@@ -101,6 +103,23 @@ def figure_grid(name: str, scale: str) -> Grid:
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {list(SCALES)}, got {scale!r}")
     return fig.grid(scale)
+
+
+def with_networks(grid: Grid, networks: int) -> Grid:
+    """``grid`` with ``networks`` networks per condition (network seeds 0 .. networks - 1 in
+    each of its blocks), its conditions unchanged. A point keeps its id, so a sweep that already
+    trained some of these seeds reuses them."""
+    if isinstance(networks, bool) or not isinstance(networks, int) or networks < 2:
+        raise ValueError(
+            f"networks must be an integer >= 2 (networks per condition, for statistics over "
+            f"networks), got {networks!r}"
+        )
+    seeds = list(range(networks))
+    return dataclasses.replace(
+        grid,
+        axes={**grid.axes, "seed": seeds},
+        extra=[{**block, "seed": seeds} for block in grid.extra],
+    )
 
 
 @dataclass
@@ -139,9 +158,7 @@ def render(
     out_dir.mkdir(parents=True, exist_ok=True)
     ok = sum(r.get("status") == "ok" for r in rows)
     failed = [r for r in rows if r.get("status") == "failed"]
-    caption = (
-        f"mte reproduce {name} --scale {scale}: {ok} networks; {fig.statistic}"
-    )
+    caption = f"mte reproduce {name} --scale {scale}: {ok} networks; {fig.statistic}"
     png, body = fig.render(summary, out_dir, caption)
     table = out_dir / f"{name}.csv"
     atomic_write_text(table, csv_text(summary), mkdir=True)
@@ -224,6 +241,7 @@ def reproduce(
     point_fn: Callable[..., dict[str, Any]] | None = None,
     ensemble: bool | None = None,
     archs: Sequence[str] | None = None,
+    networks: int | None = None,
 ) -> Reproduction:
     """Run (or resume) a figure's sweep and write its PNG, CSV and markdown page.
 
@@ -232,11 +250,16 @@ def reproduce(
     :data:`ENSEMBLE_SCALES` says for the scale.
     archs: only the figure's networks of these architectures. They train in the figure's own
     sweep (``<out>/<figure>/sweep-<scale>``, so the whole figure later reuses them) and their
-    page, plot, table and status go to ``<out>/<figure>/arch-<a>[+<b>...]/``."""
+    page, plot, table and status go to ``<out>/<figure>/arch-<a>[+<b>...]/``.
+    networks: networks per condition instead of the scale's (:func:`with_networks`); they train
+    in the same sweep, so the scale's own networks are reused, and the page goes to a
+    ``networks-<n>/`` folder (inside ``arch-...`` with ``archs``)."""
     t0 = time.perf_counter()
     if ensemble is None:
         ensemble = scale in ENSEMBLE_SCALES
     grid = figure_grid(name, scale)
+    if networks is not None:
+        grid = with_networks(grid, networks)
     out_dir = Path(out) / name
     sweep_dir = out_dir / f"sweep-{scale}"
     page_dir = out_dir
@@ -251,6 +274,9 @@ def reproduce(
         def where(p: Any) -> bool:
             return p.id in ids
 
+    if networks is not None:
+        page_dir = page_dir / f"networks-{networks}"
+        command += f" --networks {networks}"
     fig = get(name)
     if plot_only:
         from multitask_evidence.experiments.sweep import SweepPaths, read_rows, table_rows
@@ -289,6 +315,7 @@ def reproduce(
         "figure": name,
         "scale": scale,
         "archs": None if archs is None else list(chosen),
+        "networks": networks,
         "n_points": len(rows),
         "n_ok": sum(r.get("status") == "ok" for r in rows),
         "n_failed": n_failed,
@@ -317,9 +344,7 @@ def check_archs(name: str, scale: str, archs: Sequence[str]) -> list[str]:
         raise ValueError(f"archs must be a non-empty list of architectures, got {archs!r}")
     bad = [a for a in archs if a not in allowed]
     if bad:
-        raise ValueError(
-            f"--arch: {name} at scale {scale} trains {allowed}; got {bad[0]!r}"
-        )
+        raise ValueError(f"--arch: {name} at scale {scale} trains {allowed}; got {bad[0]!r}")
     return [a for a in allowed if a in archs]
 
 

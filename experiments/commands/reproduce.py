@@ -85,6 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "later reuses them, and their page goes to <out>/<figure>/arch-<ARCH>/",
     )
     parser.add_argument(
+        "--networks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="networks per condition instead of the scale's (quick 3, paper 5), >= 2, e.g. "
+        "`fig3 --networks 5`; they train in the figure's sweep, so the scale's own networks "
+        "are reused, and the page goes to <out>/<figure>/networks-<N>/",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="with all: also rerun the figures already finished at this scale (their sweeps "
@@ -107,13 +116,18 @@ def run(args: argparse.Namespace) -> int:
     if args.force and args.figure != "all":
         raise ValueError("--force applies to `mte reproduce all` only")
     if args.figure == "all":
-        if args.archs:
-            raise ValueError("--arch applies to one figure, not to `mte reproduce all`")
+        for flag, given in (("--arch", args.archs), ("--networks", args.networks)):
+            if given is not None:
+                raise ValueError(f"{flag} applies to one figure, not to `mte reproduce all`")
         return _run_all(args, backend, workers)
     if args.archs:
         from multitask_evidence.experiments.reproduce import check_archs
 
         check_archs(args.figure, args.scale, args.archs)  # before anything trains
+    if args.networks is not None:
+        from multitask_evidence.experiments.reproduce import figure_grid, with_networks
+
+        with_networks(figure_grid(args.figure, args.scale), args.networks)  # checked early
     if args.plot_only and not args.archs:
         from pathlib import Path
 
@@ -134,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         plot_only=args.plot_only,
         ensemble=args.ensemble,
         archs=args.archs,
+        networks=args.networks,
     )
     print(f"{args.figure} ({args.scale}) in {res.elapsed_s / 60:.1f} min")
     for r in res.summary:

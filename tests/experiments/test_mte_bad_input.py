@@ -205,6 +205,21 @@ def test_plot_only_on_an_empty_folder(tmp_path, monkeypatch, capsys) -> None:
     assert not (tmp_path / "fig3" / "fig3.png").exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["fig3", "--networks", "1"], "networks must be an integer >= 2"),
+        (["all", "--networks", "5"], "--networks applies to one figure"),
+    ],
+)
+def test_reproduce_networks_is_checked_before_anything_runs(
+    argv, needle, tmp_path, monkeypatch, capsys
+) -> None:
+    rc, err = mte(["reproduce", *argv, "--out", str(tmp_path)], monkeypatch, capsys)
+    one_line_error(rc, err, "reproduce", needle)
+    assert not any(tmp_path.iterdir())
+
+
 # ---- a pickle payload through the command line -------------------------------------------------
 class Payload:
     def __init__(self, marker: pathlib.Path) -> None:

@@ -388,3 +388,44 @@ def test_reproduce_one_architecture_then_the_whole_figure_reuses_it(tmp_path):
     finally:
         registry.FIGURES.clear()
         registry.FIGURES.update(saved)
+
+
+def test_more_networks_per_condition_reuse_the_scales_own(toy_registry, tmp_path):
+    """--networks 3 on a figure whose smoke scale trains 2 networks per condition: the two are
+    reused (same point ids, rows untouched), one more per condition trains, and the page goes
+    to networks-3/."""
+    from multitask_evidence.experiments.reproduce import reproduce
+
+    kw = {"workers": 1, "progress": False, "point_fn": toy_point}
+    rows = tmp_path / "toy_a" / "sweep-smoke" / "rows"
+    reproduce("toy_a", "smoke", tmp_path, **kw)
+    first = {p.name: p.read_text() for p in rows.glob("*.json")}
+    assert len(first) == 2 * 2  # 2 conditions x 2 networks
+    res = reproduce("toy_a", "smoke", tmp_path, networks=3, **kw)
+    after = {p.name: p.read_text() for p in rows.glob("*.json")}
+    assert len(after) == 2 * 3 and all(after[n] == first[n] for n in first)
+    assert sorted(n.split("seed=")[1][0] for n in set(after) - set(first)) == ["2", "2"]
+    assert res.page == tmp_path / "toy_a" / "networks-3" / "toy_a.md"
+    assert [r["n_networks"] for r in res.summary] == [3, 3]
+    page = res.page.read_text()
+    assert "mte reproduce toy_a --scale smoke --networks 3" in page
+    assert "`../sweep-smoke/results.csv`" in page
+    status = json.loads((res.page.parent / STATUS).read_text())
+    assert (status["networks"], status["n_points"], status["n_ok"]) == (3, 6, 6)
+    # the scale's own page is the one drawn from its 2 networks
+    assert (tmp_path / "toy_a" / "toy_a.md").exists()
+
+
+def test_with_networks_keeps_conditions_and_point_ids():
+    from multitask_evidence.experiments.reproduce import figure_grid, with_networks
+
+    grid = figure_grid("fig3", "quick")
+    more = with_networks(grid, 5)
+    assert len(more) == len(grid) // 3 * 5
+    old = {p.id for p in grid.points()}
+    new = {p.id: p for p in more.points()}
+    assert old <= set(new)  # the quick scale's 3 networks keep their ids
+    assert {p.seed for i, p in new.items() if i not in old} == {3, 4}
+    for bad in (1, True, 2.0, "5"):
+        with pytest.raises(ValueError, match="networks must be an integer >= 2"):
+            with_networks(grid, bad)
