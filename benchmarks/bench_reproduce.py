@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke scale (tiny budgets)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="runs/bench-reproduce", help="scratch output folder")
+    parser.add_argument(
+        "--networks",
+        type=int,
+        default=None,
+        help="networks per condition (mte reproduce --networks)",
+    )
     grouping = parser.add_mutually_exclusive_group()
     grouping.add_argument("--ensemble", dest="ensemble", action="store_const", const=True)
     grouping.add_argument(
@@ -48,21 +54,31 @@ def main(argv: list[str] | None = None) -> int:
 
     ensemble = args.ensemble if args.ensemble is not None else scale in ENSEMBLE_SCALES
     res = reproduce(
-        args.figure, scale, out, workers=args.workers, progress=False, ensemble=ensemble
+        args.figure,
+        scale,
+        out,
+        workers=args.workers,
+        progress=False,
+        ensemble=ensemble,
+        networks=args.networks,
     )
     wall = time.perf_counter() - t0
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    more = "" if args.networks is None else f" --networks {args.networks}"
     command = (
         f"python benchmarks/bench_reproduce.py --figure {args.figure}"
         + (" --quick" if args.quick else "")
+        + more
         + {True: " --ensemble", False: " --no-ensemble", None: ""}[args.ensemble]
     )
     result = {
         "command": command,
         "equivalent": f"mte reproduce {args.figure} --scale {scale} --workers {args.workers}"
+        + more
         + {True: " --ensemble", False: " --no-ensemble", None: ""}[args.ensemble],
+        "networks": args.networks,
         "ensemble": ensemble,
         "figure": args.figure,
         "scale": scale,
@@ -79,10 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     results = ROOT / "results"
     results.mkdir(exist_ok=True)
-    name = f"reproduce_{args.figure}" + ("_smoke" if args.quick else "")
+    name = (
+        f"reproduce_{args.figure}"
+        + ("" if args.networks is None else f"_networks-{args.networks}")
+        + ("_smoke" if args.quick else "")
+    )
     (results / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
     lines = [
-        f"# `mte reproduce {args.figure} --scale {scale}`",
+        f"# `mte reproduce {args.figure} --scale {scale}{more}`",
         "",
         f"Command: `{command}` ({result['date']}).",
         "",
