@@ -5,7 +5,8 @@
 stream and dropout masks; CPU results equal to float32 rounding) and writes each member as an
 ordinary run folder. ``ensemble_members(spec, config, seeds)`` builds the per-member lists.
 
-Modules: ``trials`` (K tasks' batches at once), ``model`` (:class:`StackedNetwork`), ``trainer``.
+Modules: ``trials`` (K tasks' batches at once), ``model`` (:class:`StackedNetwork`), ``trainer``,
+``memory`` (malloc settings that keep its large buffers mapped between steps).
 """
 
 from multitask_evidence.agents.ensemble.model import StackedNetwork

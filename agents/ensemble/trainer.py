@@ -49,6 +49,7 @@ from torch.nn import functional as F
 from multitask_evidence.agents import run as runfolder
 from multitask_evidence.agents.config import TrainConfig
 from multitask_evidence.agents.devices import pick_device
+from multitask_evidence.agents.ensemble.memory import keep_freed_memory
 from multitask_evidence.agents.ensemble.model import StackedNetwork
 from multitask_evidence.agents.ensemble.trials import EnsembleTrials, MemberTrials, check_specs
 from multitask_evidence.agents.errors import TrainingDivergedError
@@ -278,6 +279,7 @@ def train_ensemble(
     """
     specs = check_specs(specs)
     cfgs = check_configs(configs)
+    keep_freed_memory()  # megabyte buffers stay mapped between steps (see agents.ensemble.memory)
     if len(specs) != len(cfgs):
         raise ValueError(
             f"specs and configs must have one entry per member, got {len(specs)} "
