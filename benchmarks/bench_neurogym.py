@@ -319,7 +319,8 @@ def _where_the_time_goes(m: dict) -> list[str]:
         "- the encoder's product is a stacked matmul per trial, so that a trial's "
         "observations are bit-identical whatever the number of trials built with it (the single "
         "env, the vector env and the ensembles rely on that); one 2-D matmul over all rows is "
-        "faster but changes the last bit with the block size.",
+        "faster but changes the last bits of many values with the block size "
+        "(`bench_encoder.py` measures both: results/encoder.md).",
         "",
         _verdict(us, budget, vector_budget, m),
     ]
