@@ -80,9 +80,12 @@ __all__ = [
     "Figure",
     "Reproduction",
     "check_archs",
+    "check_networks",
     "figure_grid",
     "figure_archs",
     "finished",
+    "networks_grid",
+    "page_folder",
     "recipe_text",
     "register",
     "render",
@@ -105,16 +108,33 @@ def figure_grid(name: str, scale: str) -> Grid:
     return fig.grid(scale)
 
 
-def with_networks(grid: Grid, networks: int) -> Grid:
-    """``grid`` with ``networks`` networks per condition (network seeds 0 .. networks - 1 in
-    each of its blocks), its conditions unchanged. A point keeps its id, so a sweep that already
-    trained some of these seeds reuses them."""
+def check_networks(networks: Any) -> int:
+    """``networks`` (networks per condition) if it is an integer >= 2, else one-line ValueError."""
     if isinstance(networks, bool) or not isinstance(networks, int) or networks < 2:
         raise ValueError(
             f"networks must be an integer >= 2 (networks per condition, for statistics over "
             f"networks), got {networks!r}"
         )
-    seeds = list(range(networks))
+    return networks
+
+
+def networks_grid(name: str, scale: str, networks: int | None = None) -> Grid:
+    """The figure's grid at a scale, with ``networks`` networks per condition when given."""
+    grid = figure_grid(name, scale)
+    return grid if networks is None else with_networks(grid, networks)
+
+
+def page_folder(out: str | Path, name: str, networks: int | None = None) -> Path:
+    """Where a figure's page goes: ``<out>/<figure>``, or its ``networks-<n>`` subfolder."""
+    folder = Path(out) / name
+    return folder if networks is None else folder / f"networks-{networks}"
+
+
+def with_networks(grid: Grid, networks: int) -> Grid:
+    """``grid`` with ``networks`` networks per condition (network seeds 0 .. networks - 1 in
+    each of its blocks), its conditions unchanged. A point keeps its id, so a sweep that already
+    trained some of these seeds reuses them."""
+    seeds = list(range(check_networks(networks)))
     return dataclasses.replace(
         grid,
         axes={**grid.axes, "seed": seeds},
@@ -257,9 +277,7 @@ def reproduce(
     t0 = time.perf_counter()
     if ensemble is None:
         ensemble = scale in ENSEMBLE_SCALES
-    grid = figure_grid(name, scale)
-    if networks is not None:
-        grid = with_networks(grid, networks)
+    grid = networks_grid(name, scale, networks)
     out_dir = Path(out) / name
     sweep_dir = out_dir / f"sweep-{scale}"
     page_dir = out_dir
@@ -348,31 +366,38 @@ def check_archs(name: str, scale: str, archs: Sequence[str]) -> list[str]:
     return [a for a in allowed if a in archs]
 
 
-def finished(name: str, scale: str, out: str | Path = "runs/reproduce") -> bool:
-    """Whether a figure is done at a scale under ``out``: its page and plot were written from
-    that scale's sweep with no failure, and every point of its grid has its row."""
+def finished(
+    name: str, scale: str, out: str | Path = "runs/reproduce", networks: int | None = None
+) -> bool:
+    """Whether a figure is done at a scale under ``out`` (with ``networks`` networks per
+    condition when given): its page and plot were written from that scale's sweep with no
+    failure, and every point of its grid has its row."""
     import json
 
     from multitask_evidence.experiments.sweep import SweepPaths
 
-    out_dir = Path(out) / name
-    status_file = out_dir / STATUS
-    if not (status_file.exists() and (out_dir / f"{name}.md").exists()):
+    page_dir = page_folder(out, name, networks)
+    status_file = page_dir / STATUS
+    if not (status_file.exists() and (page_dir / f"{name}.md").exists()):
         return False
-    if not (out_dir / f"{name}.png").exists():
+    if not (page_dir / f"{name}.png").exists():
         return False
     status = json.loads(status_file.read_text())
     if status.get("scale") != scale or status.get("n_failed") != 0:
         return False
-    paths = SweepPaths(out_dir / f"sweep-{scale}")
-    return all(paths.row(p.id).exists() for p in figure_grid(name, scale).points())
+    if status.get("networks") != networks:
+        return False
+    paths = SweepPaths(Path(out) / name / f"sweep-{scale}")
+    return all(paths.row(p.id).exists() for p in networks_grid(name, scale, networks).points())
 
 
-def _summary_of(name: str, scale: str, out: Path) -> list[dict[str, Any]]:
+def _summary_of(
+    name: str, scale: str, out: Path, networks: int | None = None
+) -> list[dict[str, Any]]:
     """The summary rows of a figure's finished sweep (no training, no drawing)."""
     from multitask_evidence.experiments.sweep import SweepPaths, read_rows, table_rows
 
-    grid = figure_grid(name, scale)
+    grid = networks_grid(name, scale, networks)
     rows = table_rows(read_rows(grid.points(), SweepPaths(out / name / f"sweep-{scale}")))
     return summarise(rows, get(name).group_by)
 
@@ -390,10 +415,12 @@ def reproduce_all(
     names: Sequence[str] | None = None,
     plot_only: bool = False,
     log: Callable[[str], None] | None = None,
+    networks: int | None = None,
     **kwargs: Any,
 ) -> tuple[list[Reproduction], dict[str, str], Path]:
     """Run every registered figure in turn (``names``: a subset, in that order) and write
-    ``<out>/index.md``.
+    ``<out>/index.md``. networks: each figure with that many networks per condition (see
+    :func:`reproduce`); the index is then ``<out>/index-networks-<n>.md``.
 
     A figure already finished at this scale (:func:`finished`) is not run again unless
     ``force`` (which reruns its sweep, reusing the networks it already trained, and rewrites its
@@ -405,6 +432,8 @@ def reproduce_all(
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {list(SCALES)}, got {scale!r}")
+    if networks is not None:
+        check_networks(networks)
     order = list(FIGURES) if names is None else [get(n).name for n in names]
     out = Path(out)
     say = log or (lambda msg: None)
@@ -416,18 +445,18 @@ def reproduce_all(
                 errors[name] = f"no finished points in {out / name / f'sweep-{scale}'} to draw"
                 say(f"{name}: {errors[name]}")
                 continue
-            if not force and not plot_only and finished(name, scale, out):
-                out_dir = out / name
+            if not force and not plot_only and finished(name, scale, out, networks):
+                page_dir = page_folder(out, name, networks)
                 say(f"{name}: already finished at scale {scale}, not rerun")
                 done.append(
                     Reproduction(
                         name,
                         scale,
-                        out_dir / f"{name}.png",
-                        out_dir / f"{name}.csv",
-                        out_dir / f"{name}.md",
-                        out_dir / f"sweep-{scale}",
-                        _summary_of(name, scale, out),
+                        page_dir / f"{name}.png",
+                        page_dir / f"{name}.csv",
+                        page_dir / f"{name}.md",
+                        out / name / f"sweep-{scale}",
+                        _summary_of(name, scale, out, networks),
                         0,
                         0.0,
                         skipped=True,
@@ -435,13 +464,13 @@ def reproduce_all(
                 )
                 continue
             say(f"{name}: running at scale {scale}")
-            res = reproduce(name, scale, out, plot_only=plot_only, **kwargs)
+            res = reproduce(name, scale, out, plot_only=plot_only, networks=networks, **kwargs)
             done.append(res)
             say(f"{name}: done in {res.elapsed_s / 60:.1f} min, {res.n_failed} failed point(s)")
         except Exception as e:  # noqa: BLE001 - one figure's failure must not stop the others
             errors[name] = f"{type(e).__name__}: {e}"
             say(f"{name}: FAILED: {errors[name]}")
-    index = write_index(done, errors, scale, out, order)
+    index = write_index(done, errors, scale, out, order, networks)
     return done, errors, index
 
 
@@ -451,14 +480,19 @@ def write_index(
     scale: str,
     out: Path,
     order: Sequence[str],
+    networks: int | None = None,
 ) -> Path:
-    """``<out>/index.md``: a table of every figure (networks, failures, time, headline) and,
-    per figure, its plot and a link to its page (paths relative to ``out``)."""
+    """``<out>/index.md`` (``index-networks-<n>.md`` with ``networks``): a table of every figure
+    (networks, failures, time, headline) and, per figure, its plot and a link to its page
+    (paths relative to ``out``)."""
     by_name = {r.figure: r for r in done}
+    more = "" if networks is None else f" --networks {networks}"
+    index = out / (INDEX if networks is None else f"index-networks-{networks}.md")
     lines = [
-        f"# The paper's figures at scale {scale}",
+        f"# The paper's figures at scale {scale}"
+        + ("" if networks is None else f", {networks} networks per condition"),
         "",
-        f"`mte reproduce all --scale {scale}`, written {time.strftime('%Y-%m-%d %H:%M')}. Every "
+        f"`mte reproduce all --scale {scale}{more}`, written {time.strftime('%Y-%m-%d %H:%M')}. Every "
         "number on the pages sits beside its controls (the same networks untrained, decoders on "
         "the encoded input's time-average and on the evidence mean) and both bounds.",
         "",
@@ -490,5 +524,5 @@ def write_index(
             f"Page: [{page}]({page}).",
             "",
         ]
-    atomic_write_text(out / INDEX, "\n".join([*lines, "", *sections]))
-    return out / INDEX
+    atomic_write_text(index, "\n".join([*lines, "", *sections]))
+    return index

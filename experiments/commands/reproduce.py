@@ -91,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="networks per condition instead of the scale's (quick 3, paper 5), >= 2, e.g. "
         "`fig3 --networks 5`; they train in the figure's sweep, so the scale's own networks "
-        "are reused, and the page goes to <out>/<figure>/networks-<N>/",
+        "are reused, and the page goes to <out>/<figure>/networks-<N>/ (with all: the index "
+        "to <out>/index-networks-<N>.md)",
     )
     parser.add_argument(
         "--force",
@@ -116,18 +117,21 @@ def run(args: argparse.Namespace) -> int:
     if args.force and args.figure != "all":
         raise ValueError("--force applies to `mte reproduce all` only")
     if args.figure == "all":
-        for flag, given in (("--arch", args.archs), ("--networks", args.networks)):
-            if given is not None:
-                raise ValueError(f"{flag} applies to one figure, not to `mte reproduce all`")
+        if args.archs:
+            raise ValueError("--arch applies to one figure, not to `mte reproduce all`")
+        if args.networks is not None:
+            from multitask_evidence.experiments.reproduce import check_networks
+
+            check_networks(args.networks)  # before anything trains
         return _run_all(args, backend, workers)
     if args.archs:
         from multitask_evidence.experiments.reproduce import check_archs
 
         check_archs(args.figure, args.scale, args.archs)  # before anything trains
     if args.networks is not None:
-        from multitask_evidence.experiments.reproduce import figure_grid, with_networks
+        from multitask_evidence.experiments.reproduce import check_networks
 
-        with_networks(figure_grid(args.figure, args.scale), args.networks)  # checked early
+        check_networks(args.networks)  # before anything trains
     if args.plot_only and not args.archs:
         from pathlib import Path
 
@@ -180,6 +184,7 @@ def _run_all(args: argparse.Namespace, backend: object, workers: int | None) -> 
         address=args.address,
         progress=not args.no_progress,
         ensemble=args.ensemble,
+        networks=args.networks,
     )
     print(f"index:  {index}")
     failed = [r for r in done if r.n_failed]

@@ -209,7 +209,7 @@ def test_plot_only_on_an_empty_folder(tmp_path, monkeypatch, capsys) -> None:
     ("argv", "needle"),
     [
         (["fig3", "--networks", "1"], "networks must be an integer >= 2"),
-        (["all", "--networks", "5"], "--networks applies to one figure"),
+        (["all", "--networks", "0"], "networks must be an integer >= 2"),
     ],
 )
 def test_reproduce_networks_is_checked_before_anything_runs(

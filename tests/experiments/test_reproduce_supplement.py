@@ -429,3 +429,25 @@ def test_with_networks_keeps_conditions_and_point_ids():
     for bad in (1, True, 2.0, "5"):
         with pytest.raises(ValueError, match="networks must be an integer >= 2"):
             with_networks(grid, bad)
+
+
+def test_all_figures_with_more_networks_get_their_own_pages_and_index(toy_registry, tmp_path):
+    """reproduce_all(networks=3): each figure's page in networks-3/, the index in
+    index-networks-3.md beside the scale's own index; a second call finds them finished."""
+    kw = {"workers": 1, "progress": False, "point_fn": toy_point}
+    names = ["toy_a", "toy_b"]
+    reproduce_all("smoke", tmp_path, names=names, **kw)
+    assert finished("toy_a", "smoke", tmp_path) and not finished("toy_a", "smoke", tmp_path, 3)
+    done, errors, index = reproduce_all("smoke", tmp_path, names=names, networks=3, **kw)
+    assert not errors and index == tmp_path / "index-networks-3.md"
+    assert [r.page for r in done] == [tmp_path / n / "networks-3" / f"{n}.md" for n in names]
+    assert all(sum(s["n_networks"] for s in r.summary) == 2 * 3 for r in done)
+    text = index.read_text()
+    assert "`mte reproduce all --scale smoke --networks 3`" in text
+    assert "| [toy_a](toy_a/networks-3/toy_a.md) | 6 |" in text
+    assert (tmp_path / INDEX).exists()  # the scale's own index is still there
+    assert finished("toy_a", "smoke", tmp_path, 3) and finished("toy_a", "smoke", tmp_path)
+    again, _, _ = reproduce_all("smoke", tmp_path, names=names, networks=3, **kw)
+    assert all(r.skipped for r in again)
+    assert [r.page for r in again] == [r.page for r in done]
+    assert [r.summary for r in again] == [r.summary for r in done]
