@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,16 +49,6 @@ def flat(encode: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarra
     return encode(x.reshape(b * t, d)).reshape(b, t, -1)
 
 
-def best_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def differing(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of values that differ in any bit."""
     return float(np.mean(a.view(np.uint32) != b.view(np.uint32)))
@@ -76,8 +67,10 @@ def measure(blocks: tuple[int, ...], repeats: int, seed: int = 0) -> dict:
         n = min(ALONE, b)
         alone_stacked = np.concatenate([per_trial(encode, x[i : i + 1]) for i in range(n)])
         alone_flat = np.concatenate([flat(encode, x[i : i + 1]) for i in range(n)])
-        t_stacked = best_seconds(lambda x=x: per_trial(encode, x), repeats) / b
-        t_flat = best_seconds(lambda x=x: flat(encode, x), repeats) / b
+        t_stacked = (
+            min(timeit.repeat(lambda x=x: per_trial(encode, x), number=1, repeat=repeats)) / b
+        )
+        t_flat = min(timeit.repeat(lambda x=x: flat(encode, x), number=1, repeat=repeats)) / b
         rows.append(
             {
                 "block": b,
@@ -99,7 +92,7 @@ def markdown(result: dict) -> str:
         f"Command: `{result['command']}` ({result['date']}); {result['machine']}, numpy "
         f"{result['numpy']}, load average {result['load']} at the end. Paper task encoder "
         "(2 -> 100 -> 100 -> 40 ReLU, float32), 20 stimulus steps per trial; times are best of "
-        f"{result['repeats']}. 'Alone' = the first {ALONE} trials of the block encoded one "
+        f"{result['repeats']} (the first includes the warm-up). 'Alone' = the first {ALONE} trials of the block encoded one "
         "at a time.",
         "",
         "| block B | per-trial matmul (us / trial) | 2-D matmul (us / trial) | 2-D speed-up "

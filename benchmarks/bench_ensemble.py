@@ -28,6 +28,7 @@ import platform
 import statistics
 import sys
 import time
+import timeit
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -161,13 +162,8 @@ def bernoulli_ns_per_element(n: int, repeats: int) -> float:
 
 
 def _best_seconds(fn: Any, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """Fastest of one warm-up call and ``repeats`` timed calls of fn."""
+    return min(timeit.repeat(fn, number=1, repeat=repeats + 1))
 
 
 def matmul_gflops(k: int, repeats: int) -> dict[str, float]:
