@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run, writes nothing")
     args = parser.parse_args(argv)
-    repeats = 2 if args.quick else 5
+    repeats = 2 if args.quick else 15
     result = measure((16, 64) if args.quick else BLOCKS, repeats)
     result.update(
         {
