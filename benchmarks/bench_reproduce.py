@@ -95,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     results = ROOT / "results"
     results.mkdir(exist_ok=True)
+    # an explicit --ensemble run is recorded beside the default one, not over it
     name = (
         f"reproduce_{args.figure}"
         + ("" if args.networks is None else f"_networks-{args.networks}")
+        + ("_ensemble" if args.ensemble else "")
         + ("_smoke" if args.quick else "")
     )
     (results / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
