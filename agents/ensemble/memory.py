@@ -7,10 +7,11 @@ heap top, or unmaps a block it mapped on its own), so the next step faults every
 1,600-3,000 minor page faults per training step of a K = 32 LSTM, GRU or transformer in the
 benchmark's processes, against about 100 with the settings below (in fresh processes,
 alternating, the LSTM then trained about 13% more network-steps per second, the transformer
-about 8%). The default thresholds adapt to the process's history of frees, so the count
-without the settings varies from process to process (a few hundred in some). Fixed thresholds keep blocks up to 32 MB (glibc's largest allowed) in the heap and
-leave up to 1 GiB of free heap untrimmed, so the pages stay mapped. Solo networks' buffers are
-small enough that malloc keeps them already.
+about 8%). The default thresholds adapt to the process's history of frees, so the count without
+the settings varies from process to process (a few hundred in some). Fixed thresholds keep
+blocks up to 32 MB (glibc's largest allowed) in the heap and leave up to 1 GiB of free heap
+untrimmed, so the pages stay mapped. Solo networks' buffers are small enough that malloc keeps
+them already.
 
 The settings are process-wide and stay for the process's life: it keeps its peak heap rather
 than returning it to the system. Elsewhere than glibc (macOS, musl) nothing changes.

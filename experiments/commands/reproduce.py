@@ -116,22 +116,18 @@ def run(args: argparse.Namespace) -> int:
         backend = slurm_backend(args, workers)
     if args.force and args.figure != "all":
         raise ValueError("--force applies to `mte reproduce all` only")
+    if args.networks is not None:
+        from multitask_evidence.experiments.reproduce import check_networks
+
+        check_networks(args.networks)  # before anything trains
     if args.figure == "all":
         if args.archs:
             raise ValueError("--arch applies to one figure, not to `mte reproduce all`")
-        if args.networks is not None:
-            from multitask_evidence.experiments.reproduce import check_networks
-
-            check_networks(args.networks)  # before anything trains
         return _run_all(args, backend, workers)
     if args.archs:
         from multitask_evidence.experiments.reproduce import check_archs
 
         check_archs(args.figure, args.scale, args.archs)  # before anything trains
-    if args.networks is not None:
-        from multitask_evidence.experiments.reproduce import check_networks
-
-        check_networks(args.networks)  # before anything trains
     if args.plot_only and not args.archs:
         from pathlib import Path
 
