@@ -53,6 +53,7 @@ from multitask_evidence.experiments.figures.grids import (
     SMOKE_STEPS,
     recipe_text,
 )
+from multitask_evidence.experiments.figures.inference import page_ledger
 from multitask_evidence.experiments.figures.pages import ADAM_AGREEMENT, csv_text, headline
 from multitask_evidence.experiments.figures.registry import FIGURES, Figure, get, register
 from multitask_evidence.experiments.figures.rl import RL_ENVS, RL_STEPS
@@ -178,11 +179,21 @@ def render(
     out_dir.mkdir(parents=True, exist_ok=True)
     ok = sum(r.get("status") == "ok" for r in rows)
     failed = [r for r in rows if r.get("status") == "failed"]
-    caption = f"mte reproduce {name} --scale {scale}: {ok} networks; {fig.statistic}"
-    png, body = fig.render(summary, out_dir, caption)
+    caption = (
+        f"mte reproduce {name} --scale {scale}: {ok} networks; dots: each network, bars: mean "
+        f"and 95% t-interval over networks"
+    )
+    with page_ledger() as ledger:
+        primary = fig.primary(summary) if fig.primary is not None else None
+        if primary is not None:
+            ledger.add(dataclasses.replace(primary, primary=True))
+        png, body = fig.render(summary, out_dir, caption)
+        keys = [k for k in fig.group_by if any(k in r for r in summary)]
+        table_md = markdown_table(summary, keys)
+    body = ledger.resolve(body)
+    tests = ledger.section()
     table = out_dir / f"{name}.csv"
     atomic_write_text(table, csv_text(summary), mkdir=True)
-    keys = [k for k in fig.group_by if any(k in r for r in summary)]
     page = [
         f"# {fig.title}",
         "",
@@ -202,16 +213,25 @@ def render(
         "Controls beside every number, probed on the same trials with the same decoders: the "
         "same network untrained (dashed in the plots), a linear decoder on the time-average of "
         "the encoded observations over the stimulus (grey dash-dot) and on the evidence mean "
-        "mu(T) (grey dotted). Bounds: the linear ceiling 1 - 12 sigma^2 / t (dotted) and the "
-        "Bayes posterior mean's r^2 (dashed black).",
+        "mu(T) (grey dotted; mu's own fitted OOD r^2 is the linear reference), and, where "
+        "probed, linear read-outs of the network's own outputs and of the ideal observer's "
+        "outputs on the same trials (what the outputs alone imply: a code counts as more than "
+        "its outputs only above them). Theory: the r^2 of mu itself, 1 - 12 sigma^2 / t (the "
+        "paper's Eq. 7, dotted; not a bound on a read-out), and the Bayes posterior mean's r^2 "
+        "(dashed black; the bound).",
         "",
         "## Measured and theory",
         "",
-        "OOD r^2: median [IQR] over networks x held-out folds x decoder fits (the paper's "
-        "statistic); beside it each network's own median, and the gain over the untrained "
-        "network with a 95% bootstrap interval over networks.",
+        f"Every condition has {_networks_text(summary)} networks. Each network's OOD r^2 is the "
+        "median over its held-out folds x decoder fits; the plot shows every network as a dot "
+        "and the mean over networks with its 95% t-interval. The table's 'median [IQR]' pools "
+        "networks x folds x fits: the paper's statistic, kept for comparison with the paper, "
+        "never an error bar. 'gain over untrained' is the mean paired difference (each network "
+        "minus itself untrained) with its 95% t-interval and exact sign-flip p-value.",
         "",
-        markdown_table(summary, keys),
+        table_md,
+        "",
+        tests,
         "",
         body,
         "",
@@ -236,6 +256,14 @@ def render(
     md = out_dir / f"{name}.md"
     atomic_write_text(md, "\n".join(page), mkdir=True)
     return png, table, md, summary
+
+
+def _networks_text(summary: Sequence[Mapping[str, Any]]) -> str:
+    """'8' when every condition has 8 networks, '3 to 8' otherwise."""
+    ns = sorted({int(r.get("n_networks", 0)) for r in summary})
+    if not ns:
+        return "no"
+    return str(ns[0]) if len(ns) == 1 else f"{ns[0]} to {ns[-1]}"
 
 
 ENSEMBLE_SCALES = ("paper",)

@@ -11,10 +11,11 @@ from typing import Any
 from multitask_evidence.experiments.sweep import Grid, union
 
 from .grids import PAPER_N, per_arch
-from .pages import against_controls, estimators_section, side, trend
+from .inference import PairedTest, call
+from .pages import against_controls, change_test, control_test, estimators_section, trend, versus
 from .plots import draw_bounds, draw_controls, errorbar, finish, line, pyplot, ylim
 from .registry import Figure, register
-from .stats import ARCH_LABELS, ARCH_ORDER, bootstrap_median_difference, fmt, select
+from .stats import ARCH_LABELS, ARCH_ORDER, fmt, select
 
 FIG3_QUICK_FULL = ("transformer", "rnn")
 """Architectures of fig3 quick at every N (panels a and c are the RNN and the transformer)."""
@@ -114,44 +115,40 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     if verdicts:
         lines += ["### In plain words", ""]
         for name, small, big in verdicts:
-            d, lo, hi = bootstrap_median_difference(
-                big["ood_r2_per_network"], small["ood_r2_per_network"]
-            )
-            rise = "rises" if lo > 0 else ("falls" if hi < 0 else "does not clearly change")
+            rise = change_test(small, big, "n_tasks", expect=1)
             lines.append(
-                f"- {name}: OOD r^2 {rise} with N ({small['n_tasks']} -> {big['n_tasks']}: "
-                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]); at N = {big['n_tasks']} the trained "
-                f"networks are {side(big['gain_lo'], big['gain_hi'])} their untrained selves "
-                f"and {side(big['gain_input_lo'], big['gain_input_hi'])} a linear decoder on "
-                "the encoded input's time-average."
+                f"- {name}: the rise of OOD r^2 from N = {small['n_tasks']} to "
+                f"{big['n_tasks']}: {call(rise)}. At N = {big['n_tasks']}, trained against "
+                f"untrained: {call(control_test(big, 'untrained_ood_r2'))}; against a linear "
+                "decoder on the encoded input's time-average: "
+                f"{call(control_test(big, 'input_ood_r2'))}."
             )
         smallest = min(r["n_tasks"] for r in summary)
         by_arch = {r["arch"]: r for r in summary if r["n_tasks"] == smallest}
         if "transformer" in by_arch and "rnn" in by_arch:
             t, r = by_arch["transformer"], by_arch["rnn"]
-            d, lo, hi = bootstrap_median_difference(
-                t["ood_r2_per_network"], r["ood_r2_per_network"]
-            )
-            du, ulo, uhi = bootstrap_median_difference(
-                t["untrained_ood_r2_per_network"], r["untrained_ood_r2_per_network"]
-            )
             lines.append(
-                f"- At N = {smallest} the transformer's OOD r^2 is {side(lo, hi)} the RNN's "
-                f"({d:+.3f} [{lo:+.3f}, {hi:+.3f}]); untrained, it is {side(ulo, uhi)} it too "
-                f"({du:+.3f} [{ulo:+.3f}, {uhi:+.3f}]), so the difference is the architecture's "
-                "before it is training's."
-                if ulo > 0
-                else f"- At N = {smallest} the transformer's OOD r^2 is {side(lo, hi)} the RNN's "
-                f"({d:+.3f} [{lo:+.3f}, {hi:+.3f}]); untrained, {du:+.3f} [{ulo:+.3f}, {uhi:+.3f}]."
+                f"- At N = {smallest}, {versus(t, r, 'the transformer', 'the RNN')}. Where the "
+                "untrained difference holds too, the difference is the architecture's before it "
+                "is training's."
             )
         lines.append(
             "- Paper's claim: OOD r^2 rises with N towards the in-distribution r^2, and the "
-            "transformer generalises better at low N. A rise counts only where its interval over "
-            "networks excludes 0; a code counts as learned only where it beats the same network "
+            "transformer generalises better at low N. A rise counts only where its paired test "
+            "over networks holds; a code counts as learned only where it beats the same network "
             "untrained, and as more than the input's only where it beats the input baselines."
         )
     lines += ["", estimators_section(summary)]
     return png, "\n".join(lines)
+
+
+def primary(summary: Sequence[Mapping[str, Any]]) -> PairedTest | None:
+    """The RNN's OOD r^2 at the largest N minus at the smallest, paired by seed: the paper's
+    claim that it rises with N."""
+    rows = sorted(
+        (r for r in select(summary, arch="rnn") if r.get("_by_seed")), key=lambda r: r["n_tasks"]
+    )
+    return change_test(rows[0], rows[-1], "n_tasks", expect=1) if len(rows) > 1 else None
 
 
 FIGURE = register(
@@ -165,5 +162,6 @@ FIGURE = register(
         render,
         probe_adam=lambda scale: scale != "smoke",
         help="r^2 vs number of tasks, 4 architectures, decoder angles",
+        primary=primary,
     )
 )

@@ -1,9 +1,10 @@
 """Sentences and tables the figures' pages share: a condition against its controls, a trend over
-networks, the two bounds, the closed-form decoder against the paper's Adam protocol.
+networks, the bounds, the closed-form decoder against the paper's Adam protocol.
 
-Every claim is stated against an interval over networks (a bootstrap over the networks of a
-condition, :mod:`experiments.figures.stats`): a difference counts only where its 95% interval
-excludes 0.
+Every claim is a paired test over networks (:mod:`experiments.figures.inference`): a network
+against its own control, or one condition against another on the same seeds, with the exact
+sign-flip p-value; a sentence carries the call's verdict, Holm-adjusted over the page's calls
+when the page is written inside :func:`inference.page_ledger`.
 """
 
 from __future__ import annotations
@@ -16,54 +17,154 @@ from typing import Any
 
 import numpy as np
 
-from .stats import bootstrap_median_difference, fmt, num, select
+from .inference import ALPHA, PairedTest, call, holm, paired_test
+from .stats import ARCH_LABELS, CONDITION_KEYS, fmt, num, select
+
+
+def describe(where: Mapping[str, Any]) -> str:
+    """A condition in words from its grid fields: ``RNN, N = 24, sigma = 0.2``."""
+    names = {
+        "n_tasks": "N",
+        "latent_dim": "D",
+        "sigma": "sigma",
+        "rho": "rho",
+        "stimulus_steps": "T",
+        "encoder": "encoder",
+        "targets": "targets",
+        "algo": "algo",
+        "env_id": "env",
+    }
+    parts = [ARCH_LABELS.get(where["arch"], str(where["arch"]))] if where.get("arch") else []
+    parts += [f"{label} = {where[k]}" for k, label in names.items() if where.get(k) is not None]
+    return ", ".join(parts)
+
+
+def metric_name(metric: str) -> str:
+    """A metric's name on a page: ``OOD r^2`` for ``ood_r2``."""
+    return {"ood_r2": "OOD r^2", "id_r2": "in-dist. r^2", "angle_deg": "angle"}.get(metric, metric)
+
+
+def condition_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The grid fields of a summary row (:data:`stats.CONDITION_KEYS` it has)."""
+    return {k: row[k] for k in CONDITION_KEYS if row.get(k) is not None}
+
+
+def per_seed(row: Mapping[str, Any], metric: str = "ood_r2") -> dict[Any, float]:
+    """seed -> the network's value of ``metric`` in a summary row (empty when not probed)."""
+    return dict((row.get("_by_seed") or {}).get(metric) or {})
+
+
+def control_test(
+    row: Mapping[str, Any], control: str, *, metric: str = "ood_r2", primary: bool = False
+) -> PairedTest:
+    """The condition's networks against one of their controls, network by network."""
+    name = CONTROL_NAMES.get(control, control)
+    return paired_test(
+        per_seed(row, metric),
+        per_seed(row, control),
+        f"{describe(condition_of(row))}: {metric_name(metric)} trained - {name}",
+        primary=primary,
+    )
+
+
+def change_test(
+    first: Mapping[str, Any],
+    last: Mapping[str, Any],
+    x: str,
+    *,
+    metric: str = "ood_r2",
+    expect: int = 0,
+    primary: bool = False,
+) -> PairedTest:
+    """``metric`` at the last condition minus the first, paired by seed (the conditions share
+    their seeds)."""
+    where = {k: v for k, v in condition_of(first).items() if k != x}
+    return paired_test(
+        per_seed(last, metric),
+        per_seed(first, metric),
+        f"{describe(where)}: {metric_name(metric)} at {describe({x: last.get(x)})} - at "
+        f"{describe({x: first.get(x)})}",
+        expect=expect,
+        primary=primary,
+        words=("rises", "falls"),
+    )
+
+
+def ends(summary: Sequence[Mapping[str, Any]], x: str, where: Mapping[str, Any]) -> list:
+    """The rows of ``where`` with a finite OOD r^2, sorted by x."""
+    rows = sorted(select(summary, **where), key=lambda r: r[x])
+    return [r for r in rows if math.isfinite(r["ood_r2"])]
+
+
+def trend_test(
+    summary: Sequence[Mapping[str, Any]],
+    x: str,
+    where: Mapping[str, Any],
+    *,
+    expect: int = 0,
+    primary: bool = False,
+) -> PairedTest | None:
+    """The change of OOD r^2 from the smallest to the largest x, paired by seed; None with
+    fewer than two finished x."""
+    rows = ends(summary, x, where)
+    if len(rows) < 2:
+        return None
+    return change_test(rows[0], rows[-1], x, expect=expect, primary=primary)
 
 
 def trend(summary: Sequence[Mapping[str, Any]], x: str, where: Mapping[str, Any]) -> str:
-    """How the per-network OOD r^2 changes from the smallest to the largest x, with a bootstrap
-    interval over networks, beside the same change of the untrained networks."""
-    rows = sorted(select(summary, **where), key=lambda r: r[x])
-    rows = [r for r in rows if math.isfinite(r["ood_r2"])]
-    if len(rows) < 2:
+    """How the per-network OOD r^2 changes from the smallest to the largest x (a paired test
+    over the networks, which share their seeds), beside the same change untrained."""
+    test = trend_test(summary, x, where)
+    if test is None:
         return "not enough points"
+    rows = ends(summary, x, where)
     first, last = rows[0], rows[-1]
-    d, lo, hi = bootstrap_median_difference(last["ood_r2_per_network"], first["ood_r2_per_network"])
-    du = bootstrap_median_difference(
-        last.get("untrained_ood_r2_per_network", []), first.get("untrained_ood_r2_per_network", [])
-    )[0]
-    word = "rises" if lo > 0 else ("falls" if hi < 0 else "does not change beyond the spread")
+    du = paired_test(
+        per_seed(last, "untrained_ood_r2"), per_seed(first, "untrained_ood_r2"), ""
+    ).mean
     return (
-        f"per-network OOD r^2 {word} from {x}={first[x]} to {x}={last[x]}: change {d:+.3f} "
-        f"[95% CI {lo:+.3f}, {hi:+.3f}] over networks (untrained networks: {du:+.3f})"
+        f"per-network OOD r^2 from {describe({x: first[x]})} to {describe({x: last[x]})}: "
+        f"{call(test)} "
+        f"(untrained networks: {du:+.3f})"
     )
+
+
+CONTROL_NAMES = {
+    "untrained_ood_r2": "untrained",
+    "input_ood_r2": "input average",
+    "mu_ood_r2": "mu",
+    "outputs_ood_r2": "own outputs",
+    "ideal_outputs_ood_r2": "ideal observer's outputs",
+}
+"""How each control is named in a call's label."""
 
 
 def against_controls(row: Mapping[str, Any], label: str) -> str:
-    """One condition's OOD r^2 against its untrained control and the input baselines, in words."""
+    """One condition's OOD r^2 against its untrained control, the input baseline and, where
+    probed, what its outputs alone imply: a paired test over networks each."""
     k = row["n_networks"]
-    med, lo, hi = row["ood_r2_net_median"], row["ood_r2_net_lo"], row["ood_r2_net_hi"]
-    g, glo, ghi = row["gain_over_untrained"], row["gain_lo"], row["gain_hi"]
+    med, lo, hi = row["ood_r2_net_mean"], row["ood_r2_net_lo"], row["ood_r2_net_hi"]
+    ci = f" [95% CI {lo:.3f}, {hi:.3f}]" if math.isfinite(lo) else ""
     text = (
-        f"{label}: OOD r^2 {med:.3f} [95% CI {lo:.3f}, {hi:.3f}] (median over {k} networks); "
+        f"{label}: OOD r^2 {med:.3f}{ci} (mean over {k} networks); "
         f"untrained {row.get('untrained_ood_r2_net_median', math.nan):.3f}"
     )
-    if math.isfinite(g):
-        verdict = (
-            "above its untrained control"
-            if glo > 0
-            else "below its untrained control"
-            if ghi < 0
-            else "not distinguishable from its untrained control"
-        )
-        text += f", gain {g:+.3f} [{glo:+.3f}, {ghi:+.3f}]: {verdict}"
+    if per_seed(row, "untrained_ood_r2"):
+        text += f"; against untrained: {call(control_test(row, 'untrained_ood_r2'))}"
     inp = row.get("input_ood_r2", math.nan)
-    if math.isfinite(inp):
-        gi, gilo, gihi = row["gain_over_input"], row["gain_input_lo"], row["gain_input_hi"]
-        side = "above" if gilo > 0 else ("below" if gihi < 0 else "level with")
+    if math.isfinite(inp) and per_seed(row, "input_ood_r2"):
         text += (
-            f"; {side} the decoder on the encoded input's average ({inp:.3f}; difference "
-            f"{gi:+.3f} [{gilo:+.3f}, {gihi:+.3f}])"
+            f"; against the decoder on the encoded input's average ({inp:.3f}): "
+            f"{call(control_test(row, 'input_ood_r2'))}"
         )
+    for control in ("outputs_ood_r2", "ideal_outputs_ood_r2"):
+        if per_seed(row, control):
+            value = float(np.median(list(per_seed(row, control).values())))
+            text += (
+                f"; against a read-out of the {CONTROL_NAMES[control]} ({value:.3f}): "
+                f"{call(control_test(row, control))}"
+            )
     return text + "."
 
 
@@ -128,24 +229,27 @@ def bayes_check(summary: Sequence[Mapping[str, Any]]) -> str:
     gap = max(p[0] for p in pairs)
     return (
         f"- In-distribution r^2 exceeds the Bayes bound in {len(above)} of {len(pairs)} "
-        f"conditions (closest: {gap:+.3f}); above the linear ceiling in "
-        f"{sum(r['id_r2'] > r['ceiling'] for _, r in pairs)}, which a nonlinear code may do."
+        f"conditions (closest: {gap:+.3f}). The r^2 of mu (the paper's Eq. 7, 1 - 12 "
+        "sigma^2 / t) is no bound: a shrunk linear read-out of mu reaches V / (V + sigma^2 / t), "
+        "and the Bayes posterior mean more."
     )
 
 
 def bound_rows(summary: Sequence[Mapping[str, Any]], x: str) -> str:
-    """A table: x, OOD and in-distribution r^2, the linear ceiling and the Bayes bound."""
+    """A table: x, OOD and in-distribution r^2, the r^2 of mu (the paper's Eq. 7), mu's own
+    fitted OOD r^2 (the linear reference) and the Bayes bound."""
     lines = [
-        f"| {x} | OOD r^2 median [IQR] | in-dist. r^2 | untrained OOD r^2 | linear ceiling | "
+        f"| {x} | OOD r^2 median [IQR] | in-dist. r^2 | untrained OOD r^2 | mu OOD r^2 (fitted) | "
+        "r^2 of mu (Eq. 7) | "
         "Bayes bound | in-dist. - Bayes bound |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(summary, key=lambda r: r[x]):
         bb = r.get("bayes_bound", math.nan)
         gap = r["id_r2"] - bb if math.isfinite(bb) and math.isfinite(r["id_r2"]) else math.nan
         lines.append(
             f"| {r[x]} | {fmt(r, 'ood_r2')} | {fmt(r, 'id_r2')} | "
-            f"{fmt(r, 'untrained_ood_r2')} | {num(r.get('ceiling'))} | "
+            f"{fmt(r, 'untrained_ood_r2')} | {fmt(r, 'mu_ood_r2')} | {num(r.get('ceiling'))} | "
             f"{num(bb)} | {gap:+.3f} |"
         )
     return "\n".join(lines)
@@ -172,40 +276,52 @@ def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def versus(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str, name_b: str) -> str:
-    """Condition a's per-network OOD r^2 against condition b's, with a 95% bootstrap interval
-    over networks, beside the same difference between their untrained networks."""
-    d, lo, hi = bootstrap_median_difference(a["ood_r2_per_network"], b["ood_r2_per_network"])
-    du, ulo, uhi = bootstrap_median_difference(
-        a.get("untrained_ood_r2_per_network", []), b.get("untrained_ood_r2_per_network", [])
+    """Condition a's per-network OOD r^2 against condition b's, paired by seed, beside the
+    same difference between their untrained networks."""
+    test = paired_test(
+        per_seed(a),
+        per_seed(b),
+        f"OOD r^2 {describe(condition_of(a))} - {describe(condition_of(b))}",
     )
-    if not math.isfinite(d):
-        return f"{name_a} against {name_b}: not enough networks"
-    text = (
-        f"{name_a} is {side(lo, hi)} {name_b} ({d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}] over networks"
+    if test.n == 0:
+        return f"{name_a} against {name_b}: no networks on shared seeds"
+    untrained = paired_test(
+        per_seed(a, "untrained_ood_r2"),
+        per_seed(b, "untrained_ood_r2"),
+        f"untrained OOD r^2 {describe(condition_of(a))} - {describe(condition_of(b))}",
     )
-    if math.isfinite(du):
-        text += f"; untrained: {du:+.3f} [{ulo:+.3f}, {uhi:+.3f}]"
-    return text + ")"
+    text = f"{name_a} against {name_b}: {call(test)}"
+    if untrained.n:
+        text += f"; untrained: {call(untrained)}"
+    return text
 
 
 def headline(summary: Sequence[Mapping[str, Any]]) -> str:
-    """One sentence for an index page: the range of the conditions' OOD r^2 (median over
+    """One sentence for an index page: the range of the conditions' OOD r^2 (mean over
     networks) and in how many conditions it beats the same networks untrained and the decoder
-    on the encoded input's average (95% intervals over networks excluding 0)."""
-    rows = [r for r in summary if math.isfinite(r.get("ood_r2_net_median", math.nan))]
+    on the encoded input's average (paired tests over networks, Holm-adjusted over the
+    conditions)."""
+    rows = [r for r in summary if math.isfinite(r.get("ood_r2_net_mean", math.nan))]
     if not rows:
         return "No finished networks."
-    meds = [r["ood_r2_net_median"] for r in rows]
+    means = [r["ood_r2_net_mean"] for r in rows]
     k = len(rows)
     nets = sum(int(r.get("n_networks", 0)) for r in rows)
-    above_u = sum(r.get("gain_lo", math.nan) > 0 for r in rows)
-    above_i = sum(r.get("gain_input_lo", math.nan) > 0 for r in rows)
-    below_i = sum(r.get("gain_input_hi", math.nan) < 0 for r in rows)
+    counts = {}
+    for control in ("untrained_ood_r2", "input_ood_r2"):
+        tests = [control_test(r, control) for r in rows]
+        adj = holm([t.p for t in tests])
+        counts[control] = (
+            sum(t.mean > 0 and p < ALPHA for t, p in zip(tests, adj)),
+            sum(t.mean < 0 and p < ALPHA for t, p in zip(tests, adj)),
+        )
     return (
-        f"OOD r^2 {min(meds):.3f} to {max(meds):.3f} (median over networks) across {k} "
-        f"conditions and {nets} networks; above the same networks untrained in {above_u} of "
-        f"{k} conditions; above the decoder on the encoded input's average in {above_i} of {k} "
-        f"(below it in {below_i})."
+        f"OOD r^2 {min(means):.3f} to {max(means):.3f} (mean over networks) across {k} "
+        f"conditions and {nets} networks; above the same networks untrained in "
+        f"{counts['untrained_ood_r2'][0]} of {k} conditions (below in "
+        f"{counts['untrained_ood_r2'][1]}); above the decoder on the encoded input's average in "
+        f"{counts['input_ood_r2'][0]} of {k} (below it in {counts['input_ood_r2'][1]}); paired "
+        f"tests over networks, Holm-adjusted over the {k} conditions at {ALPHA}."
     )
 
 
@@ -262,21 +378,29 @@ def conditions_section(
     return lines
 
 
+def rise_test(
+    summary: Sequence[Mapping[str, Any]], key: str, value: Any, *, primary: bool = False
+) -> PairedTest | None:
+    """The rise of one condition's OOD r^2 from the smallest to the largest N, paired by seed
+    (the claim predicts a rise)."""
+    return trend_test(summary, "n_tasks", {key: value}, expect=1, primary=primary)
+
+
 def rise_verdict(summary: Sequence[Mapping[str, Any]], key: str, value: Any, name: str) -> str:
-    """Whether one condition's OOD r^2 rises from the smallest to the largest N (a 95% interval
-    over networks above 0) and, at the largest N, beats the same networks untrained: the two
-    parts of the claim 'it disentangles with more tasks' that a figure of N can test."""
-    rows = sorted(select(summary, **{key: value}), key=lambda r: r["n_tasks"])
-    if len(rows) < 2:
+    """Whether one condition's OOD r^2 rises from the smallest to the largest N and, at the
+    largest N, beats the same networks untrained (paired tests over networks): the two parts
+    of the claim 'it disentangles with more tasks' that a figure of N can test."""
+    rise = rise_test(summary, key, value)
+    if rise is None:
         return f"- {name}: fewer than two N finished; nothing to conclude."
-    first, last = rows[0], rows[-1]
-    d, lo, hi = bootstrap_median_difference(last["ood_r2_per_network"], first["ood_r2_per_network"])
-    rises, beats = lo > 0, last["gain_lo"] > 0
+    last = ends(summary, "n_tasks", {key: value})[-1]
+    beats = paired_test(
+        per_seed(last),
+        per_seed(last, "untrained_ood_r2"),
+        f"{describe(condition_of(last))}: OOD r^2 trained - untrained",
+        expect=1,
+    )
     return (
-        f"- {name}: OOD r^2 {'rises' if rises else 'does NOT clearly rise'} from N = "
-        f"{first['n_tasks']} to N = {last['n_tasks']} ({d:+.3f} [{lo:+.3f}, {hi:+.3f}]) and at "
-        f"N = {last['n_tasks']} is {side(last['gain_lo'], last['gain_hi'])} the same networks "
-        f"untrained ({last['gain_over_untrained']:+.3f} [{last['gain_lo']:+.3f}, "
-        f"{last['gain_hi']:+.3f}]): the claim "
-        + ("holds for it." if rises and beats else "does NOT hold for it.")
+        f"- {name}: the rise of OOD r^2 with N: {call(rise)}; trained above untrained at "
+        f"N = {last['n_tasks']}: {call(beats)}. The claim holds for it only where both hold."
     )

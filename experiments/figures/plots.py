@@ -17,6 +17,7 @@ import numpy as np
 
 from multitask_evidence.agents.run import atomic_write
 
+from .inference import t_interval
 from .stats import finite, mean_finite, select
 
 CONTROL_STYLE = {
@@ -55,14 +56,39 @@ def pyplot():
 
 
 def errorbar(ax: Any, rows: Sequence[Mapping[str, Any]], x: str, m: str, **kw: Any) -> None:
-    rows = [r for r in rows if math.isfinite(r.get(m, math.nan))]
+    """Metric ``m`` of each condition against ``x``: every network as a small dot (spread a
+    little along x so that they do not hide each other) and the mean over networks with its
+    95% t-interval. Rows without per-network values (``_by_seed``) fall back to the pooled
+    median and IQR, the paper's statistic."""
+    rows = sorted((r for r in rows if math.isfinite(r.get(m, math.nan))), key=lambda r: r[x])
     if not rows:
         return
-    xs = np.array([r[x] for r in rows], dtype=float)
-    ys = np.array([r[m] for r in rows], dtype=float)
-    lo = ys - np.array([r[f"{m}_q25"] for r in rows], dtype=float)
-    hi = np.array([r[f"{m}_q75"] for r in rows], dtype=float) - ys
-    ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, **kw)
+    per = [list(((r.get("_by_seed") or {}).get(m) or {}).values()) for r in rows]
+    if not all(per):
+        xs = np.array([r[x] for r in rows], dtype=float)
+        ys = np.array([r[m] for r in rows], dtype=float)
+        lo = ys - np.array([r[f"{m}_q25"] for r in rows], dtype=float)
+        hi = np.array([r[f"{m}_q75"] for r in rows], dtype=float) - ys
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, **kw)
+        return
+    color = kw.get("color")
+    xs, means, lo, hi = [], [], [], []
+    for r, vals in zip(rows, per):
+        k = len(vals)
+        spread = 1 + 0.05 * (np.arange(k) / max(k - 1, 1) - 0.5)
+        ax.plot(float(r[x]) * spread, vals, ls="", marker=".", ms=3, alpha=0.45, color=color)
+        a, b = t_interval(vals)
+        mean = float(np.mean(vals))
+        xs.append(float(r[x]))
+        means.append(mean)
+        lo.append(mean - a if math.isfinite(a) else 0.0)
+        hi.append(b - mean if math.isfinite(b) else 0.0)
+    ax.errorbar(xs, means, yerr=[lo, hi], marker="o", capsize=3, **kw)
+
+
+def network_values(rows: Sequence[Mapping[str, Any]], m: str) -> list[float]:
+    """Every network's value of ``m`` over ``rows`` (their ``_by_seed``)."""
+    return [v for r in rows for v in ((r.get("_by_seed") or {}).get(m) or {}).values()]
 
 
 def finish(fig: Any, path: str | Path, caption: str) -> Path:
@@ -79,8 +105,9 @@ def finish(fig: Any, path: str | Path, caption: str) -> Path:
 
 
 def ylim(ax: Any, low: float, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
-    """Paper's y range, widened if a measured interval falls below it."""
+    """Paper's y range, widened if a measured interval or a network falls below it."""
     vals = [r[k] for r in rows for k in keys if math.isfinite(r.get(k, math.nan))]
+    vals += network_values(rows, "ood_r2")
     bottom = min([low, *vals]) if vals else low
     ax.set_ylim(max(bottom - 0.03, -1.0), 1.01)
 
@@ -138,10 +165,11 @@ def draw_controls(
 
 
 def draw_bounds(ax: Any, rows: Sequence[Mapping[str, Any]], x: str | None = None) -> None:
-    """The two ceilings: 1 - 12 sigma^2 / t (linear read-out of mu, dotted) and the Bayes
-    posterior mean's r^2 (dashed), as horizontal lines (x None) or against x."""
+    """The theory's two lines: 1 - 12 sigma^2 / t, the r^2 of mu itself (the paper's Eq. 7,
+    dotted; no bound on a read-out), and the Bayes posterior mean's r^2 (dashed, the bound), as
+    horizontal lines (x None) or against x."""
     for m, ls, label in (
-        ("ceiling", ":", "linear ceiling $1-12\\sigma^2/t$"),
+        ("ceiling", ":", "$r^2$ of $\\mu$ (Eq. 7) $1-12\\sigma^2/t$"),
         ("bayes_bound", (0, (5, 2)), "Bayes bound (posterior mean)"),
     ):
         vals = [r for r in rows if finite(r.get(m))]
@@ -170,7 +198,7 @@ def theory_curve(spec_kwargs: Mapping[str, Any], ts: Sequence[int]) -> np.ndarra
 def draw_condition(
     ax: Any, rows: Sequence[Mapping[str, Any]], x: str, *, color: Any, label: str
 ) -> None:
-    """One condition's OOD r^2 against x (median and IQR) with its own controls in its colour:
+    """One condition's OOD r^2 against x (:func:`errorbar`) with its own controls in its colour:
     the same networks untrained (dashed) and the decoder on its encoded input's average
     (dash-dot). For figures whose conditions change the input itself (the encoder, the
     evidence steps), where one grey input line would not be each condition's control."""
@@ -210,7 +238,8 @@ def plot_conditions(
     caption: str = "",
     bounds: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
-    """OOD r^2 (median and IQR over networks x folds x fits) against N (log x), one colour per
+    """OOD r^2 (each network a dot, the mean over networks with its 95% t-interval) against N
+    (log x), one colour per
     condition of ``key`` with its own controls (:func:`draw_condition`), the two bounds of
     ``bounds`` (default: every row) and the legend beside the axes."""
     plt = pyplot()

@@ -25,6 +25,8 @@ from multitask_evidence.envs.registry import Registry
 if TYPE_CHECKING:
     from multitask_evidence.experiments.sweep import Grid
 
+    from .inference import PairedTest
+
 Render = Callable[[Sequence[Mapping[str, Any]], Path, str], tuple[Path, str]]
 """``render(summary, out_dir, caption) -> (png path, page body in markdown)``."""
 
@@ -51,6 +53,11 @@ class Figure:
     """Whether each network is also probed for its fixed points (``attractor_dim``), tuning
     maps and decoding at every step: about 10 s more per network, for the figures that plot
     them."""
+    primary: Callable[[Sequence[Mapping[str, Any]]], PairedTest | None] | None = None
+    """The figure's pre-declared primary contrast, built from the summary rows (e.g. the RNN's
+    rise from the smallest to the largest N, paired by seed): tested alone at
+    ``inference.ALPHA`` and named first on the page; every other call is secondary and
+    Holm-adjusted. None (or None returned): no primary contrast."""
     headline: Callable[[Sequence[Mapping[str, Any]]], str] | None = None
     """One sentence from the summary rows for the index page of ``mte reproduce all``; None:
     :func:`experiments.figures.pages.headline` (every condition against its controls)."""

@@ -14,10 +14,11 @@ import numpy as np
 from multitask_evidence.experiments.sweep import Grid, parse_grid, union
 
 from .grids import network_seeds
-from .pages import against_controls
-from .plots import CONTROL_STYLE, draw_bounds, finish, pyplot
+from .inference import PairedTest, t_interval
+from .pages import against_controls, control_test
+from .plots import CONTROL_STYLE, draw_bounds, finish, network_values, pyplot
 from .registry import Figure, register
-from .stats import finite
+from .stats import ARCH_LABELS, finite
 
 RL_ENVS = (
     "MultiTaskEvidence-v0",
@@ -62,30 +63,35 @@ def _report_label(algo: Any, env_id: Any) -> str:
 def plot(
     summary: Sequence[Mapping[str, Any]], path: str | Path, group: str, caption: str = ""
 ) -> Path:
-    """RL agents of each report kind: OOD and in-distribution r^2 (bars, IQR), the untrained
-    agent's OOD r^2 (grey bar), the input baselines and both bounds."""
+    """RL agents of each report kind: each agent's OOD r^2 trained (dots, mean and 95%
+    t-interval over agents) beside the same agent untrained (grey), the input baselines and
+    both theory lines, on a 0.7-1 axis (widened when an agent falls below it)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(3.6, 1.0 * len(summary) + 1.5) + 1.8, 3.0))
     labels = [str(r.get(group)) for r in summary]
-    x = np.arange(len(summary))
-    bars = (
-        (-0.27, "ood_r2", "C0", "OOD (trained)"),
-        (0.0, "untrained_ood_r2", "0.75", "OOD (untrained)"),
-        (0.27, "id_r2", "0.45", "in-distribution"),
-    )
-    for off, m, color, label in bars:
-        ys = np.array([r.get(m, math.nan) for r in summary], dtype=float)
-        lo = ys - np.array([r.get(f"{m}_q25", math.nan) for r in summary], dtype=float)
-        hi = np.array([r.get(f"{m}_q75", math.nan) for r in summary], dtype=float) - ys
-        ax.bar(
-            x + off,
-            np.nan_to_num(ys),
-            width=0.27,
-            yerr=[np.nan_to_num(lo), np.nan_to_num(hi)],
-            color=color,
-            capsize=3,
-            label=label,
-        )
+    for off, m, color, label in (
+        (-0.15, "ood_r2", "C0", "OOD (trained)"),
+        (0.15, "untrained_ood_r2", "0.5", "OOD (same agent untrained)"),
+    ):
+        for i, r in enumerate(summary):
+            vals = list(((r.get("_by_seed") or {}).get(m) or {}).values())
+            if not vals:
+                continue
+            ax.plot(
+                np.full(len(vals), i + off), vals, ls="", marker=".", ms=4, alpha=0.5, color=color
+            )
+            lo, hi = t_interval(vals)
+            mean = float(np.mean(vals))
+            err = [[mean - lo], [hi - mean]] if math.isfinite(lo) else None
+            ax.errorbar(
+                [i + off],
+                [mean],
+                yerr=err,
+                marker="o",
+                capsize=3,
+                color=color,
+                label=label if i == 0 else None,
+            )
     for m, style, label in (
         ("input_ood_r2", CONTROL_STYLE["input_ood_r2"], "input: encoded-obs average (OOD)"),
         ("mu_ood_r2", CONTROL_STYLE["mu_ood_r2"], "input: evidence mean (OOD)"),
@@ -94,12 +100,17 @@ def plot(
         if vals:
             ax.axhline(float(np.mean(vals)), lw=1.2, label=label, **style)
     draw_bounds(ax, summary)
-    ax.set_xticks(x)
+    ax.set_xticks(np.arange(len(summary)))
     ax.set_xticklabels(labels, rotation=15)
-    ax.set_ylabel("$r^2$ of x* from the hidden state")
-    low = np.nan_to_num([r.get("ood_r2_q25", 0.0) for r in summary] + [0.0])
-    ax.set_ylim(min(0.0, float(np.min(low)) - 0.05), 1.02)
-    ax.set_title("RL agents: disentanglement by report kind")
+    ax.set_ylabel("OOD $r^2$ of x* from the hidden state")
+    low = network_values(summary, "ood_r2") + network_values(summary, "untrained_ood_r2")
+    ax.set_ylim(min([0.7, *[v - 0.03 for v in low]]), 1.0)
+    archs = sorted({str(r.get("arch")) for r in summary if r.get("arch")})
+    ns = sorted({r.get("n_tasks") for r in summary if r.get("n_tasks") is not None})
+    ax.set_title(
+        f"RL agents ({', '.join(ARCH_LABELS.get(a, a) for a in archs) or '?'}, "
+        f"N = {', '.join(str(n) for n in ns) or '?'}): OOD $r^2$ by report kind"
+    )
     ax.legend(fontsize=5.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return finish(fig, path, caption)
 
@@ -107,7 +118,15 @@ def plot(
 def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
     labelled = [dict(r, report=_report_label(r.get("algo"), r.get("env_id"))) for r in summary]
     png = plot(labelled, out / "rl.png", group="report", caption=caption)
-    lines = ["## The question against its controls", ""]
+    archs = sorted({str(r.get("arch")) for r in summary if r.get("arch")})
+    ns = sorted({r.get("n_tasks") for r in summary if r.get("n_tasks") is not None})
+    lines = [
+        "## The question against its controls",
+        "",
+        f"Agents: {', '.join(ARCH_LABELS.get(a, a) for a in archs)} torso, N = "
+        f"{', '.join(str(n) for n in ns)} tasks, one network per seed per report kind.",
+        "",
+    ]
     for r in labelled:
         lines.append(
             "- "
@@ -123,6 +142,14 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     return png, "\n".join(lines)
 
 
+def primary(summary: Sequence[Mapping[str, Any]]) -> PairedTest | None:
+    """Native PPO on the choice task: each agent's OOD r^2 minus the same agent untrained."""
+    rows = [
+        r for r in summary if r.get("algo") == "ppo" and r.get("env_id") == "MultiTaskEvidence-v0"
+    ]
+    return control_test(rows[0], "untrained_ood_r2") if rows else None
+
+
 FIGURE = register(
     Figure(
         "rl",
@@ -132,5 +159,6 @@ FIGURE = register(
         grid,
         render,
         help="RL agents per report kind",
+        primary=primary,
     )
 )

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .inference import fmt_p, paired_test, t_interval
+
 ARCH_LABELS = {
     "rnn": "RNN",
     "rnn_nonleaky": "non-leaky RNN",
@@ -141,14 +143,19 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
         for extra in ("ceiling", "bayes_bound", "frac_ideal"):
             vals = [float(r[extra]) for r in members if finite(r.get(extra))]
             rec[extra] = float(np.mean(vals)) if vals else math.nan
-        # the spread across networks: per-network medians and a bootstrap over networks
-        nets = [float(r["ood_r2"]) for r in members if finite(r.get("ood_r2"))]
+        # the spread across networks: one value per network (its folds x fits pooled), keyed
+        # by seed so that trained and control, or two conditions, pair network by network
+        by_seed = {m: by_seed_values(members, m) for m in NETWORK_METRICS}
+        rec["_by_seed"] = {m: v for m, v in by_seed.items() if v}
+        rec["seeds"] = sorted(_keys(members), key=_seed_sort)
+        nets = list(by_seed["ood_r2"].values())
         rec["ood_r2_per_network"] = nets
-        rec["ood_r2_net_median"], rec["ood_r2_net_lo"], rec["ood_r2_net_hi"] = bootstrap_median(
-            nets
-        )
-        base = [float(r["untrained_ood_r2"]) for r in members if finite(r.get("untrained_ood_r2"))]
+        rec["ood_r2_net_median"] = float(np.median(nets)) if nets else math.nan
+        rec["ood_r2_net_mean"] = float(np.mean(nets)) if nets else math.nan
+        rec["ood_r2_net_lo"], rec["ood_r2_net_hi"] = t_interval(nets)
+        base = list(by_seed["untrained_ood_r2"].values())
         rec["untrained_ood_r2_per_network"] = base
+        rec["untrained_ood_r2_net_median"] = float(np.median(base)) if base else math.nan
         adam = [
             (float(r["ood_r2_adam_median"]), float(r["ood_r2"]))
             for r in members
@@ -156,28 +163,65 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
         ]
         rec["ood_r2_adam"] = float(np.median([a for a, _ in adam])) if adam else math.nan
         rec["adam_minus_closed_per_network"] = [a - c for a, c in adam]
-        rec["untrained_ood_r2_net_median"] = bootstrap_median(base)[0]
         for m in PER_NETWORK:
             vals = [float(r[m]) for r in members if finite(r.get(m))]
             if vals:
                 rec[f"{m}_per_network"] = vals
                 rec[m] = float(np.median(vals))
-        gains = [
-            float(r["ood_r2"]) - float(r["untrained_ood_r2"])
-            for r in members
-            if finite(r.get("ood_r2")) and finite(r.get("untrained_ood_r2"))
-        ]
-        rec["gain_over_untrained"], rec["gain_lo"], rec["gain_hi"] = bootstrap_median(gains)
-        inp = [
-            float(r["ood_r2"]) - float(r["input_ood_r2"])
-            for r in members
-            if finite(r.get("ood_r2")) and finite(r.get("input_ood_r2"))
-        ]
-        rec["gain_over_input"], rec["gain_input_lo"], rec["gain_input_hi"] = bootstrap_median(inp)
+        # paired within each network: mean difference, 95% t-interval, sign-flip p
+        for prefix, control in (("gain", "untrained_ood_r2"), ("gain_input", "input_ood_r2")):
+            t = paired_test(by_seed["ood_r2"], by_seed[control], prefix)
+            name = "gain_over_untrained" if prefix == "gain" else "gain_over_input"
+            rec[name] = t.mean
+            rec[f"{prefix}_lo"], rec[f"{prefix}_hi"] = t.interval
+            rec[f"{prefix}_p"] = t.p
         # the networks themselves, for figures that analyse them further (not a table column)
         rec["_networks"] = [{"seed": r.get("seed"), "run_dir": r.get("run_dir")} for r in members]
         out.append(rec)
     return out
+
+
+NETWORK_METRICS = (
+    *METRICS,
+    "outputs_ood_r2",
+    "logits_ood_r2",
+    "ideal_outputs_ood_r2",
+    "extraction_r2_latent",
+    "excess_bce",
+    "frac_ideal",
+    *PER_NETWORK,
+)
+"""Metrics kept per network, keyed by seed (``_by_seed``), for the paired tests and the dots."""
+
+
+def _seed_of(row: Mapping[str, Any], index: int) -> Any:
+    """The key that pairs a network with its control and across conditions: its seed (the
+    same seed draws the same task and, where the shapes allow, the same initial weights)."""
+    seed = row.get("seed")
+    return seed if seed is not None else f"#{index}"
+
+
+def _keys(members: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Each member's pairing key: its seed, or seed#index where a seed repeats in the group
+    (such networks cannot pair across conditions and are kept apart)."""
+    seeds = [_seed_of(r, i) for i, r in enumerate(members)]
+    return [s if seeds.count(s) == 1 else f"{s}#{i}" for i, s in enumerate(seeds)]
+
+
+def network_value(row: Mapping[str, Any], metric: str) -> float:
+    """One network's value of a metric: the median of its folds x fits (or its scalar)."""
+    vals = _values(row, metric)
+    return float(np.median(vals)) if vals else math.nan
+
+
+def by_seed_values(members: Sequence[Mapping[str, Any]], metric: str) -> dict[Any, float]:
+    """seed -> the network's value of ``metric``, for the networks that have it, by seed."""
+    out = {k: network_value(r, metric) for k, r in zip(_keys(members), members)}
+    return {k: out[k] for k in sorted(out, key=_seed_sort) if math.isfinite(out[k])}
+
+
+def _seed_sort(k: Any) -> tuple:
+    return (0, float(k), "") if finite(k) else (1, 0.0, str(k))
 
 
 def finite(v: Any) -> bool:
@@ -225,22 +269,25 @@ def num(v: Any, digits: int = 3) -> str:
 def markdown_table(
     summary: Sequence[Mapping[str, Any]], keys: Sequence[str], theory: str = "ceiling"
 ) -> str:
-    """A markdown table per condition: the network's OOD r^2 (pooled median [IQR] and the
-    per-network medians), its controls (untrained, encoded-input average, evidence mean), the gain
-    over untrained with its 95% bootstrap interval over networks, in-distribution r^2, angle and
-    the two bounds."""
+    """A markdown table per condition: the network's OOD r^2 (pooled median [IQR], the paper's
+    statistic, and the per-network medians in seed order), its controls (untrained,
+    encoded-input average, evidence mean, and the read-outs of the outputs where probed), the
+    gain over untrained (mean paired difference, 95% t-interval, sign-flip p), in-distribution
+    r^2, angle, the r^2 of mu (the paper's Eq. 7) and the Bayes bound."""
     head = [
         *keys,
         "networks",
-        "OOD r^2 median [IQR]",
-        "OOD r^2 per network",
+        "OOD r^2 median [IQR] (paper's statistic)",
+        "OOD r^2 per network (seeds)",
         "untrained OOD r^2",
-        "gain over untrained [95% CI]",
+        "gain over untrained, mean [95% CI], p",
         "input-average OOD r^2",
         "mu OOD r^2",
+        "own-outputs OOD r^2",
+        "ideal-outputs OOD r^2",
         "in-dist. r^2",
         "angle (deg)",
-        "linear ceiling" if theory == "ceiling" else theory,
+        "r^2 of mu (Eq. 7)" if theory == "ceiling" else theory,
         "Bayes bound",
     ]
     adam = any(finite(r.get("ood_r2_adam")) for r in summary)
@@ -253,11 +300,13 @@ def markdown_table(
         cells += [
             str(r["n_networks"]),
             fmt(r, "ood_r2"),
-            ", ".join(f"{v:.3f}" for v in r.get("ood_r2_per_network", [])) or "-",
+            _per_network_cell(r),
             fmt(r, "untrained_ood_r2"),
-            f"{gain:+.3f} [{r['gain_lo']:+.3f}, {r['gain_hi']:+.3f}]" if finite(gain) else "-",
+            _gain_cell(gain, r.get("gain_lo"), r.get("gain_hi"), r.get("gain_p")),
             fmt(r, "input_ood_r2"),
             fmt(r, "mu_ood_r2"),
+            num(_network_median(r, "outputs_ood_r2")),
+            num(_network_median(r, "ideal_outputs_ood_r2")),
             fmt(r, "id_r2"),
             fmt(r, "angle_deg"),
             num(r.get(theory, math.nan)),
@@ -267,3 +316,22 @@ def markdown_table(
             cells.insert(len(keys) + 3, num(r.get("ood_r2_adam", math.nan)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _network_median(row: Mapping[str, Any], metric: str) -> float:
+    """Median over the condition's networks of one per-network value, NaN if none."""
+    vals = list(((row.get("_by_seed") or {}).get(metric) or {}).values())
+    return float(np.median(vals)) if vals else math.nan
+
+
+def _per_network_cell(row: Mapping[str, Any]) -> str:
+    """'0.916 (0), 0.939 (1)': each network's OOD r^2 with its seed."""
+    by = (row.get("_by_seed") or {}).get("ood_r2") or {}
+    return ", ".join(f"{v:.3f} ({k})" for k, v in by.items()) or "-"
+
+
+def _gain_cell(gain: Any, lo: Any, hi: Any, p: Any) -> str:
+    if not finite(gain):
+        return "-"
+    ci = f" [{lo:+.3f}, {hi:+.3f}]" if finite(lo) and finite(hi) else ""
+    return f"{gain:+.3f}{ci}, p = {fmt_p(p) if finite(p) else '-'}"
