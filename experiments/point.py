@@ -118,7 +118,10 @@ def probe_point(
 
 def headline(report: Mapping[str, Any]) -> dict[str, Any]:
     """The row's metrics from a probe report dict (``probe.json``): every scalar of its
-    ``headline`` section, the canonical names above, and the per-fold OOD values."""
+    ``headline`` section (``excess_bce`` and each control's ``<name>_ood_r2`` among them), the
+    canonical names above, and the per-fold OOD values, each control's as
+    ``<name>_ood_r2_values`` (``untrained``, ``input``, ``mu`` and the output-implied
+    ``outputs``, ``logits``, ``ideal_outputs``)."""
     head = report.get("headline") or {}
     out: dict[str, Any] = {k: _num(v) for k, v in head.items() if _num(v) is not None}
     ood = report.get("ood") or {}

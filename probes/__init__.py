@@ -8,7 +8,10 @@ Metrics are pure functions over numpy arrays returning small dataclasses with ``
 - :mod:`probes.dci`: DCI with regression importances; :mod:`probes.sparseness`: lifetime
   sparseness, PCA, participation ratio, tuning maps; :mod:`probes.fixed_points`: fixed points and
   their Jacobian spectra for any recurrent map;
-- :mod:`probes.theory`: the ceiling r^2_max(t) and the closed-form extraction of mu from outputs.
+- :mod:`probes.theory`: the r^2 of mu (the paper's Eq. 7), the Bayes bound and the closed-form
+  extraction of mu from outputs;
+- :mod:`probes.controls`: what a decoder gets without a trained code (the untrained network,
+  the input, mu, the outputs and the ideal observer's outputs) and the outputs' calibration.
 
 :func:`probes.record.record` is the only part that runs an agent (any kind that
 :func:`probes.adapters.as_recordable` adapts: this project's runs, sb3-contrib recurrent models,

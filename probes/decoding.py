@@ -435,7 +435,8 @@ def ood_generalisation(
     ``n_tasks`` sets its n_batches to ``official_decoder_batches(n_tasks)``; AdamConfig(fresh=True)
     gives each fit fresh trials, which needs n_batches x batch_size training trials per fold:
     ``official_adam_config`` / ``adam_trials_needed``).
-    ceiling: optional theory ceiling stored beside the result (see ``probes.theory.ceiling``).
+    ceiling: optional theory reference stored beside the result (the r^2 of mu, the paper's
+    Eq. 7: ``probes.theory.ceiling``).
     alpha: the ridge's per-trial penalty on standardised features (default ``OOD_ALPHA``; the
     objective is mean squared error + alpha |w|^2, so it does not fade as n grows); None chooses
     it per fold by in-distribution 5-fold CV (the estimator of ``decode``).

@@ -61,7 +61,7 @@ def _ood(report: Any, rec: Any, path: Path) -> bool:
                 zorder=3,
             )
             ax.bar(i, np.median(vals), color="#9ecae1", width=0.6)
-        ax.axhline(ceil, ls="--", color="r", label=f"ceiling {ceil:.3f}")
+        ax.axhline(ceil, ls="--", color="r", label=f"r$^2$ of mu (Eq. 7) {ceil:.3f}")
         ax.axhline(
             r["in_distribution"]["r2"],
             ls=":",
@@ -94,7 +94,7 @@ def _over_time(report: Any, rec: Any, path: Path) -> bool:
         range(len(ot["ceiling"])),
         ot["ceiling"],
         "r--",
-        label="ceiling 1 - Var$_{noise}$(t) / Var$_{prior}$",
+        label="r$^2$ of mu (Eq. 7): 1 - Var$_{noise}$(t) / Var$_{prior}$",
     )
     if ot.get("bayes_bound"):
         ax.plot(

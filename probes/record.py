@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.envs import Region, TaskSpec, generate
+from multitask_evidence.envs import Region, TaskSpec, TrialBatch, generate
 
 _FIELDS = ("hidden", "outputs", "latent", "labels", "mu", "step", "period")
 
@@ -194,6 +194,52 @@ def record(
         period=batch.period,
         seed=int(seed),
     )
+
+
+def regenerate(rec: Recording) -> TrialBatch:
+    """The trials [n] of a recording drawn again from its seed (``envs.generate`` is
+    deterministic given the seed): observations, raw evidence and labels of exactly those trials.
+
+    Raises ValueError for a recording with no seed, RuntimeError when the regenerated latents
+    differ from the recorded ones (a recording of given latents or of a region)."""
+    if rec.seed is None:
+        raise ValueError("the recording has no seed: its trials cannot be drawn again")
+    batch = generate(rec.spec, rec.n, np.random.default_rng(int(rec.seed)))
+    if not np.allclose(batch.latent, rec.latent):
+        raise RuntimeError("regenerated trials differ from the recording's (given latents?)")
+    return batch
+
+
+def readout_logits(
+    run: Any, obs: np.ndarray, index: int, batch_size: int = 1024
+) -> np.ndarray | None:
+    """The network's logits [n, N] (its read-out before the sigmoid) at step ``index`` of
+    trials obs [n, T, O], or None when the agent has no such read-out (not an
+    ``agents.networks.Network`` with sigmoid outputs, e.g. an RL policy: then only its
+    probabilities are known). Logits keep what probabilities lose where they round to 0 or 1."""
+    net = getattr(run, "network", run)
+    if not (
+        hasattr(net, "forward")
+        and hasattr(net, "activate")
+        and hasattr(net, "parameters")
+        and getattr(net, "output", None) == "sigmoid"
+    ):
+        return None
+    import torch
+
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, obs.shape[0], batch_size):  # a loop over batches, not trials
+                x = torch.as_tensor(np.asarray(obs[start : start + batch_size], dtype=np.float32))
+                readout, _ = net(x.to(device))
+                out.append(readout[:, index].double().cpu().numpy())
+    finally:
+        net.train(was_training)
+    return np.concatenate(out)
 
 
 def load_recording(path: str | Path) -> Recording:

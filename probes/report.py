@@ -4,12 +4,13 @@
 array metrics on a :class:`probes.record.Recording` (no agent needed; the speed benchmark times
 it). Output files in the run folder (or ``out_dir``):
 
-- ``probe.json``: every result (``ProbeReport.to_dict()``); keys ``headline``, ``ceiling``,
+- ``probe.json``: every result (``ProbeReport.to_dict()``); keys ``headline``, ``ceiling`` (the
+  theory's references: the r^2 of mu, the paper's Eq. 7, and the Bayes bound),
   ``in_distribution``, ``over_time``, ``ood``, ``ood_halfspace``, ``ood_adam`` (optional),
-  ``angles``, ``geometry``, ``dci``, ``pca``, ``sparseness``, ``extraction``, ``fixed_points``,
-  ``tuning``, ``accuracy``;
-- ``probe.md``: the headline numbers beside the theory ceiling;
-- ``figures/``: ``ood.png`` (r2 per held-out fold beside the ceiling), ``decoding_time.png``,
+  ``angles``, ``geometry``, ``dci``, ``pca``, ``sparseness``, ``extraction``, ``calibration``,
+  ``controls``, ``fixed_points``, ``tuning``, ``accuracy``;
+- ``probe.md``: the headline numbers beside the theory's references and the controls;
+- ``figures/``: ``ood.png`` (r2 per held-out fold beside the r^2 of mu), ``decoding_time.png``,
   ``pca.png`` (trajectories coloured by quadrant, fixed points), ``fixed_points.png``
   (eigenvalue spectra), ``tuning.png`` (steady-state tuning maps);
 - tensorboard scalars ``probe/*`` in the run folder.
@@ -25,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from multitask_evidence.probes import theory
+from multitask_evidence.probes.controls import OUTPUT_CONTROLS, OUTPUT_CONTROLS_NOTE, calibration
 from multitask_evidence.probes.dci import dci
 from multitask_evidence.probes.decoding import (
     axis_angles,
@@ -38,7 +41,7 @@ from multitask_evidence.probes.decoding import (
 from multitask_evidence.probes.fixed_points import FixedPointResult, find_fixed_points
 from multitask_evidence.probes.geometry import abstraction_geometry
 from multitask_evidence.probes.linear import adam_trials_needed
-from multitask_evidence.probes.record import Recording, record
+from multitask_evidence.probes.record import Recording, readout_logits, record, regenerate
 from multitask_evidence.probes.sparseness import latent_grid, lifetime_sparseness, pca, tuning_maps
 
 SLOW_SPEED = 0.1
@@ -98,10 +101,17 @@ def probe_recording(
     n_shuffles: int = 10,
     halfspace: bool = True,
     over_time: bool = True,
+    ideal: np.ndarray | None = None,
+    logits: np.ndarray | None = None,
 ) -> ProbeReport:
     """Run every array metric on a recording (hidden states at the decision step unless said).
 
     rec_test: fresh trials for the in-distribution control (else a held-out quarter of rec).
+    ideal: [n, N] the ideal observer's probabilities at the decision step on rec's trials
+    (``probes.controls.ideal_decision_probs``): adds ``calibration`` and the headline's
+    ``excess_bce`` (sigmoid outputs only). logits: [n, N] the agent's logits at the decision
+    step (``probes.record.readout_logits``), used instead of its float32 probabilities where
+    given (they do not round to 0 or 1).
     adam: also run the paper's Adam-decoder protocol (slow: minutes on the paper's scale) on
     rec_adam (default rec): per-N batches (``official_decoder_batches(spec.n_tasks)``), fresh
     trials when every fold has enough (``adam_trials_needed``), else drawn with replacement;
@@ -198,19 +208,34 @@ def probe_recording(
     dec = rec.decision_index
     acc = float(((rec.outputs[:, dec] > 0.5) == (rec.labels > 0.5)).mean())
     res["accuracy"] = {"decision_accuracy": acc}
-    # ddm outputs are bounded evidence sums, not probabilities: nothing to invert
+    for name, arr in (("ideal", ideal), ("logits", logits)):
+        if arr is not None and np.shape(arr) != rec.labels.shape:
+            raise ValueError(f"{name} must be [n, N] = {rec.labels.shape}, got {np.shape(arr)}")
+    # ddm outputs are bounded evidence sums, not probabilities: nothing to invert or score
     if spec.is_linear and not spec.ddm_targets and spec.n_tasks >= spec.latent_dim:
+        # t = the evidence steps that mu holds at the read-out step (the recording's own count)
+        steps = rec.step[dec : dec + 1]
         ex = timed(
             "extraction",
             lambda: theory.extraction_error(
                 spec,
                 rec.mu[:, dec : dec + 1],
                 x,
-                np.array([spec.stimulus_steps]),
-                rec.outputs[:, dec : dec + 1],
+                steps,
+                None if logits is not None else rec.outputs[:, dec : dec + 1],
+                logits=None if logits is None else np.asarray(logits)[:, None],
             ),
         )
-        res["extraction"] = ex.to_dict()
+        res["extraction"] = ex.to_dict() | {"from": "logits" if logits is not None else "probs"}
+    out_dec = rec.outputs[:, dec]
+    if ideal is not None and not spec.ddm_targets and out_dec.min() >= 0 and out_dec.max() <= 1:
+        cal = calibration(
+            rec.labels,
+            ideal,
+            None if logits is not None else out_dec,
+            logits=logits,
+        )
+        res["calibration"] = cal.to_dict()
     geo_d = res.get("geometry", {})
     dci_d = res["dci"]
     res_head = {
@@ -239,6 +264,7 @@ def probe_recording(
         "decision_accuracy": acc,
         "extraction_r2_latent": res.get("extraction", {}).get("decision_r2_latent"),
         "extraction_rmse_vs_mu": res.get("extraction", {}).get("decision_rmse"),
+        "excess_bce": res.get("calibration", {}).get("excess_bce"),
     }
     return ProbeReport(headline=res_head, results=res, timings=tim, extras=extras)
 
@@ -350,9 +376,12 @@ def probe_run(
     (default n // 2); seed: seed of the recorded trials (n_test uses seed + 1, the tuning grid
     seed + 2); adam: also run the paper's Adam protocol, on ``adam_trials_needed(spec.n_tasks)``
     trials of seed + 3 when n is fewer; fixed_points / tuning / figures / tensorboard: switch
-    those parts off; controls: also probe the same network untrained and the input baselines on
-    the same trials (``probes.controls``; headline ``untrained_ood_r2``, ``input_ood_r2``,
-    ``mu_ood_r2``, ``ood_gain_over_untrained`` ...); over_time: also decode at every step.
+    those parts off; controls: also probe the same network untrained, the input baselines and
+    the output-implied read-outs on the same trials (``probes.controls``; headline
+    ``untrained_ood_r2``, ``input_ood_r2``, ``mu_ood_r2``, ``outputs_ood_r2``,
+    ``logits_ood_r2``, ``ideal_outputs_ood_r2``, ``ood_gain_over_untrained`` ...); over_time:
+    also decode at every step. The ideal observer's probabilities on the recorded trials give
+    the headline's ``excess_bce`` whatever ``controls`` says.
     """
     from multitask_evidence import agents
 
@@ -370,14 +399,24 @@ def probe_run(
         n_adam = adam_trials_needed(spec.n_tasks)
         rec_adam = record(loaded, spec, n_adam, seed + 3, batch_size=batch_size)
     t_rec = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # the test trials' references serve only the controls' in-distribution scores
+    refs = [
+        decision_references(loaded, r, batch_size=batch_size)
+        for r in ((rec, rec_test) if controls else (rec,))
+    ]
+    t_refs = time.perf_counter() - t0
     report = probe_recording(
         rec, rec_test, seed=seed, adam=adam, rec_adam=rec_adam, n_shuffles=n_shuffles,
-        over_time=over_time,
+        over_time=over_time, ideal=refs[0].ideal, logits=refs[0].logits,
     )
     report.timings["record"] = t_rec
+    report.timings["references"] = t_refs
     if controls:
         t0 = time.perf_counter()
-        ctrl = run_controls(loaded, rec, rec_test, seed=seed, batch_size=batch_size)
+        ctrl = run_controls(
+            loaded, rec, rec_test, seed=seed, batch_size=batch_size, references=refs
+        )
         report.timings["controls"] = time.perf_counter() - t0
         report.results["controls"] = {c.name: c.to_dict() for c in ctrl}
         for c in ctrl:
@@ -453,7 +492,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def markdown(report: ProbeReport) -> str:
-    """probe.md: headline numbers beside the theory ceiling."""
+    """probe.md: headline numbers beside the theory's references and the controls."""
     h = report.headline
     r = report.results
     run = r.get("run", {})
@@ -462,12 +501,14 @@ def markdown(report: ProbeReport) -> str:
         f"# Probe of `{run.get('run_dir', '?')}`",
         "",
         f"{run.get('n', '?')} recorded trials (seed {run.get('seed', '?')}), hidden state at the "
-        "decision step. r2 = 1 - MSE / Var_prior (paper); ceiling = r2_max(T) of docs/science.md §7.",
+        "decision step. r2 = 1 - MSE / Var_prior (paper); r2 of mu = 1 - 12 sigma^2 / T, the "
+        "r2 of the evidence mean itself (the paper's Eq. 7; docs/science.md §7), a reference, not "
+        "a bound: the shrunk linear read-out of mu and the Bayes posterior mean lie above it.",
         "",
         "| measure | value | reference |",
         "|---|---|---|",
-        f"| in-distribution r2 | {_fmt(h['id_r2'])} | ceiling {_fmt(h['ceiling'])} (shrinkage {_fmt(h['ceiling_linear_shrunk'], 4)}); Bayes bound {_fmt(h.get('bayes_bound'), 4)} |",
-        f"| OOD r2, leave-one-orthant-out (median [IQR]) | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | ceiling {_fmt(h['ceiling'])}; decoder: {h.get('ood_estimator', '?')} |",
+        f"| in-distribution r2 | {_fmt(h['id_r2'])} | r2 of mu (Eq. 7) {_fmt(h['ceiling'])}; shrunk linear read-out of mu {_fmt(h['ceiling_linear_shrunk'], 4)}; Bayes bound {_fmt(h.get('bayes_bound'), 4)} |",
+        f"| OOD r2, leave-one-orthant-out (median [IQR]) | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | r2 of mu (Eq. 7) {_fmt(h['ceiling'])}; decoder: {h.get('ood_estimator', '?')} |",
         f"| OOD r2, worst fold | {_fmt(h['ood_r2_min'])} | |",
         f"| OOD r2, half-space splits (median) | {_fmt(h.get('ood_r2_halfspace_median'))} | |",
     ]
@@ -486,9 +527,14 @@ def markdown(report: ProbeReport) -> str:
         f"| lifetime sparseness (decision states) | {_fmt(h['sparseness_mean'])} | |",
         f"| decision accuracy | {_fmt(h['decision_accuracy'])} | |",
     ]
+    if h.get("excess_bce") is not None:
+        cal = r.get("calibration", {})
+        lines.append(
+            f"| excess cross-entropy over the ideal observer (nats per task) | {_fmt(h['excess_bce'], 4)} | BCE {_fmt(cal.get('bce'), 4)} against the ideal observer's {_fmt(cal.get('ideal_bce'), 4)}; 0 = ideal outputs |"
+        )
     if h.get("extraction_r2_latent") is not None:
         lines.append(
-            f"| r2 of the output-implied estimate mu_hat (theory extraction) | {_fmt(h['extraction_r2_latent'])} | ceiling {_fmt(h['ceiling'])}; RMSE(mu_hat, mu) = {_fmt(h['extraction_rmse_vs_mu'], 4)} |"
+            f"| r2 of the output-implied estimate mu_hat (theory extraction) | {_fmt(h['extraction_r2_latent'])} | r2 of mu (Eq. 7) {_fmt(h['ceiling'])}, reached by ideal outputs; RMSE(mu_hat, mu) = {_fmt(h['extraction_rmse_vs_mu'], 4)} |"
         )
     if "attractor_dim" in h:
         lines.append(
@@ -517,6 +563,12 @@ def markdown(report: ProbeReport) -> str:
             )
         if h.get("ood_gain_over_untrained") is not None:
             lines += ["", f"Gain over untrained (OOD r2): {h['ood_gain_over_untrained']:+.3f}."]
+        if any(name in ctrl for name in OUTPUT_CONTROLS):
+            lines += [
+                "",
+                "Output-implied controls (the decoders on the outputs and logits at the read-out "
+                "step, and on the ideal observer's probabilities). " + OUTPUT_CONTROLS_NOTE,
+            ]
     lines += ["", "OOD r2 per held-out orthant (median over fits):", ""]
     lines += [
         f"- {f['held_out']}: {_fmt(f['r2_median'])} (n_test {f['n_test']})" for f in ood["folds"]
@@ -535,18 +587,67 @@ def markdown(report: ProbeReport) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class DecisionReferences:
+    """What a recording's trials give beside the agent's states, at the read-out step.
+
+    stimulus_average: [n, O] the encoded observations averaged over the evidence steps (the
+    input control's features); ideal: [n, N] the ideal observer's probabilities
+    (``probes.controls.ideal_decision_probs``); logits: [n, N] the agent's logits
+    (``probes.record.readout_logits``), None when it has no sigmoid read-out.
+    """
+
+    stimulus_average: np.ndarray
+    ideal: np.ndarray
+    logits: np.ndarray | None
+
+
+def decision_references(
+    loaded: Any, rec: Recording, *, batch_size: int = 1024
+) -> DecisionReferences:
+    """:class:`DecisionReferences` of ``rec``'s trials, drawn again from its seed
+    (``probes.record.regenerate``) and, for the logits, played once more by ``loaded``."""
+    from multitask_evidence.probes.controls import ideal_decision_probs, stimulus_average
+
+    spec = rec.spec
+    b = regenerate(rec)
+    # every step that delivers evidence (free-RT targets: the decision step too)
+    evidence = np.diff(theory.evidence_steps(spec), prepend=0) > 0
+    logits = readout_logits(loaded, b.obs, rec.decision_index, batch_size)
+    if logits is not None and not np.allclose(
+        expit(logits), rec.outputs[:, rec.decision_index], atol=1e-5
+    ):
+        raise RuntimeError("the network's logits do not give back its recorded probabilities")
+    return DecisionReferences(
+        stimulus_average=stimulus_average(b.obs, b.period, evidence),
+        ideal=ideal_decision_probs(spec, b.stimulus_evidence),
+        logits=logits,
+    )
+
+
 def run_controls(
-    loaded: Any, rec: Recording, rec_test: Recording, *, seed: int = 0, batch_size: int = 1024
+    loaded: Any,
+    rec: Recording,
+    rec_test: Recording,
+    *,
+    seed: int = 0,
+    batch_size: int = 1024,
+    references: list[DecisionReferences] | None = None,
 ) -> list[Any]:
     """The controls of ``probes.controls`` on the trials of ``rec`` (fit) and ``rec_test``
     (fresh trials for the in-distribution score): the same network untrained (when ``loaded``
-    can be rebuilt untrained), the encoded input's stimulus average, and mu(T)."""
+    can be rebuilt untrained), the encoded input's stimulus average, mu(T), and the
+    output-implied read-outs (the network's probabilities and logits at the read-out step, the
+    ideal observer's probabilities). references: ``decision_references`` of (rec, rec_test),
+    or of rec alone; those not given are computed here."""
     from multitask_evidence import agents
-    from multitask_evidence.envs import generate
-    from multitask_evidence.probes.controls import score_features, stimulus_average
+    from multitask_evidence.probes.controls import logits_from_probs, score_features
 
     spec = rec.spec
     var = theory.prior_variance(spec)
+    refs = list(references or [])
+    refs += [decision_references(loaded, r, batch_size=batch_size)
+             for r in (rec, rec_test)[len(refs):]]
     out = []
     try:
         twin = agents.untrained(loaded)
@@ -560,21 +661,19 @@ def run_controls(
                 "untrained", r0.at(), r0.latent, r0t.at(), r0t.latent, var_prior=var, seed=seed
             )
         )
-    feats = []
-    # every step that delivers evidence (free-RT targets: the decision step too)
-    evidence = np.diff(theory.evidence_steps(spec), prepend=0) > 0
-    for r in (rec, rec_test):  # the recorder's trials, drawn again from the same seed
-        b = generate(spec, r.n, np.random.default_rng(int(r.seed or 0)))
-        if not np.allclose(b.latent, r.latent):
-            raise RuntimeError("input control: regenerated trials differ from the recording's")
-        feats.append(stimulus_average(b.obs, b.period, evidence))
-    out.append(score_features("input", feats[0], rec.latent, feats[1], rec_test.latent,
-                              var_prior=var, seed=seed))
+
+    def score(name: str, fit: np.ndarray, test: np.ndarray) -> None:
+        out.append(score_features(name, fit, rec.latent, test, rec_test.latent,
+                                  var_prior=var, seed=seed))
+
+    score("input", refs[0].stimulus_average, refs[1].stimulus_average)
     dec, dec_t = rec.decision_index, rec_test.decision_index
-    out.append(
-        score_features(
-            "mu", rec.mu[:, dec], rec.latent, rec_test.mu[:, dec_t], rec_test.latent,
-            var_prior=var, seed=seed,
-        )
-    )
+    score("mu", rec.mu[:, dec], rec_test.mu[:, dec_t])
+    score("outputs", rec.outputs[:, dec], rec_test.outputs[:, dec_t])
+    if refs[0].logits is not None and refs[1].logits is not None:
+        score("logits", refs[0].logits, refs[1].logits)
+    elif not spec.ddm_targets:  # probabilities only (an RL policy): their logits, clipped
+        score("logits", logits_from_probs(rec.outputs[:, dec]),
+              logits_from_probs(rec_test.outputs[:, dec_t]))
+    score("ideal_outputs", refs[0].ideal, refs[1].ideal)
     return out

@@ -1,8 +1,8 @@
 """Representations whose answer is known, to validate the metrics (tests, benchmarks, docs).
 
 * :func:`linear_code` -- a random rotation of the evidence mean mu(t) embedded in H units plus
-  small isotropic noise: a disentangled code that should reach the theory ceiling out of
-  distribution, with CCGP ~ 1 and parallelism ~ 1.
+  small isotropic noise: a disentangled code that should reach the r^2 of mu (the paper's
+  Eq. 7) out of distribution, with CCGP ~ 1 and parallelism ~ 1.
 * :func:`relu_code` -- a ReLU population tuned linearly to mu(t) (random gains and thresholds),
   like a trained RNN's sparse non-negative code; still linearly decodable.
 * :func:`entangled_code` -- high-frequency random Fourier features of x*: decodable in
@@ -63,13 +63,32 @@ def noise_code(n: int, hidden: int = 64, seed: int = 0) -> np.ndarray:
 class IdealAgent:
     """A perfect agent for encoder='none' tasks, with the recorder's ``hidden_and_outputs``
     interface: hidden [B, T, H] = a rotated embedding of mu(t) plus ``noise``, outputs [B, T, N]
-    = the flat-prior ideal observer's probabilities Phi((C mu + b) / s(t)) at each step."""
+    = the ideal observer's probabilities at each step.
 
-    def __init__(self, spec: TaskSpec, hidden: int = 16, noise: float = 1e-3, seed: int = 0):
+    observer: 'flat' (default): the flat-prior closed form Phi((C mu + b) / s(t))
+    (``probes.theory.ideal_probs``, what ``theory.extract_mu`` inverts); any method of
+    ``envs.ideal.IdealObserver`` ('auto', 'exact', 'mc'): that observer's posterior under the
+    task's own prior (0.5 before the first evidence sample, the prior probability when the
+    boundaries pass through the origin).
+    """
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        hidden: int = 16,
+        noise: float = 1e-3,
+        seed: int = 0,
+        observer: str = "flat",
+    ):
+        from multitask_evidence.envs.ideal import METHODS
+
+        if observer != "flat" and observer not in METHODS:
+            raise ValueError(f"observer must be 'flat' or one of {list(METHODS)}, got {observer!r}")
         self.spec = spec
         rng = np.random.default_rng(seed)
         self.q = np.linalg.qr(rng.standard_normal((hidden, spec.latent_dim)))[0]
         self.noise, self.rng = noise, rng
+        self.observer = observer
 
     def hidden_and_outputs(self, obs):
         from multitask_evidence.probes.theory import ideal_probs
@@ -80,5 +99,13 @@ class IdealAgent:
         ev[:, s.evidence_stop :] = 0.0
         mu, seen = running_mean(s, ev)
         h = mu @ self.q.T + self.noise * self.rng.standard_normal((*mu.shape[:2], self.q.shape[0]))
-        out = ideal_probs(s, mu, np.maximum(seen, 1))
+        if self.observer == "flat":
+            out = ideal_probs(s, mu, np.maximum(seen, 1))
+        else:
+            from multitask_evidence.envs.ideal import IdealObserver
+
+            post = IdealObserver(s, self.observer).posterior(ev[:, s.stimulus_start : s.evidence_stop])
+            out = np.where(
+                (seen > 0)[None, :, None], post[:, np.maximum(seen, 1) - 1], 0.5
+            )
         return h.astype(np.float32), out.astype(np.float32)

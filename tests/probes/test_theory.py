@@ -181,7 +181,8 @@ def test_bayes_bound_matches_brute_force_posterior_mean(sigma, table):
     assert se < 1e-3
     assert bound == pytest.approx(r2, abs=max(3e-3, 3 * se))
     assert round(bound, 3) == table
-    # the linear ceiling sits below by a margin far beyond the Monte Carlo error
+    # the best (shrunk) linear read-out of mu sits below by a margin far beyond the Monte Carlo
+    # error
     assert (
         bound - theory.ceiling(spec, form="linear_shrunk")
         > {0.2: 1e-3, 0.4: 7e-3, 0.6: 0.013}[sigma]
@@ -218,8 +219,8 @@ def test_bayes_bound_sits_above_the_linear_ceilings_and_meets_them_as_noise_vani
         assert np.all(curve[1:] > lin[1:]) and np.all(lin >= theory.ceiling_curve(spec))
         assert np.all(np.diff(curve) >= 0) and curve[-1] < 1.0
         assert curve[-1] == pytest.approx(theory.bayes_bound(spec))
-    # E[Var] / (sigma^2 / t) -> 1 as sigma^2 / t -> 0, so the gap to the linear ceiling,
-    # relative to 1 - ceiling, shrinks in proportion to the posterior SD (edge effect ~ s)
+    # E[Var] / (sigma^2 / t) -> 1 as sigma^2 / t -> 0, so the gap to the r^2 of mu (the paper's
+    # Eq. 7), relative to 1 - that, shrinks in proportion to the posterior SD (edge effect ~ s)
     gaps = []
     for sigma in (0.2, 0.02, 0.002):
         spec = TaskSpec(sigma=sigma)
@@ -282,7 +283,7 @@ def test_bayes_bound_for_the_noise_and_prior_variants():
 def test_no_in_distribution_decoder_beats_the_bayes_bound():
     """Rich nonlinear read-outs of the evidence, fit by the project's decoder on generated trials,
     stay at or below the Bayes bound (within 3 standard errors); the exact posterior mean reaches
-    it; both beat the linear ceiling, so the bound is the one that binds."""
+    it; both beat the best linear read-out of mu, so the bound is the one that binds."""
     from multitask_evidence.probes.decoding import decode
 
     spec = TaskSpec(sigma=0.6, encoder="none")
@@ -303,10 +304,10 @@ def test_no_in_distribution_decoder_beats_the_bayes_bound():
     pred = f_te @ np.asarray(res.weights) + np.asarray(res.intercept)
     _, se = _r2_and_se(pred, test.latent)  # the standard error over test trials
     assert res.r2 <= bound + 3 * se
-    assert res.r2 > lin + 3 * se  # the nonlinear features do beat the linear ceiling
+    assert res.r2 > lin + 3 * se  # the nonlinear features beat the best linear read-out of mu
     r2_pm, se_pm = _r2_and_se(pm_te, test.latent)
     assert r2_pm == pytest.approx(bound, abs=3 * se_pm)
-    # a linear decoder of mu alone stays at the linear ceiling
+    # a linear decoder of mu alone stays at the shrunk linear read-out's r^2
     mu_tr, mu_te = (b.stimulus_evidence.mean(axis=1) for b in (train, test))
     res_lin = decode(mu_tr, train.latent, mu_te, test.latent, var_prior=1 / 12)
     assert res_lin.r2 == pytest.approx(lin, abs=3 * se)
