@@ -121,9 +121,18 @@ def headline(report: Mapping[str, Any]) -> dict[str, Any]:
     ``headline`` section (``excess_bce`` and each control's ``<name>_ood_r2`` among them), the
     canonical names above, and the per-fold OOD values, each control's as
     ``<name>_ood_r2_values`` (``untrained``, ``input``, ``mu`` and the output-implied
-    ``outputs``, ``logits``, ``ideal_outputs``)."""
+    ``outputs``, ``logits``, ``ideal_outputs``); list-valued entries of numbers (the per-axis
+    ``ood_r2_per_axis`` and ``<name>_ood_r2_per_axis``) as lists of floats."""
     head = report.get("headline") or {}
     out: dict[str, Any] = {k: _num(v) for k, v in head.items() if _num(v) is not None}
+    # list-valued numbers (``ood_r2_per_axis``, ``<name>_ood_r2_per_axis``): one float per
+    # latent axis; a non-finite entry (None in probe.json) stays in place as NaN so the axes
+    # keep their positions
+    for k, v in head.items():
+        if isinstance(v, (list, tuple)) and v and all(
+            e is None or (isinstance(e, (int, float)) and not isinstance(e, bool)) for e in v
+        ):
+            out[k] = [float("nan") if _num(e) is None else float(e) for e in v]
     ood = report.get("ood") or {}
     folds = ood.get("folds") or []
     out["ood_r2"] = _num(head.get("ood_r2_median", ood.get("r2_median")))

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.special import log_expit
 
 from multitask_evidence.envs import TaskSpec
-from multitask_evidence.probes.decoding import decode, ood_generalisation
+from multitask_evidence.probes.decoding import OLS_ALPHA, decode, ood_generalisation
 from multitask_evidence.probes.theory import decision_evidence_steps
 
 CONTROLS = {
@@ -92,6 +92,11 @@ class ControlScores:
 
     ood_r2 (median), ood_r2_q25 / ood_r2_q75 and ood_r2_values (every fold x fit) of the OOD
     decoder; id_r2: in-distribution r^2 on fresh trials; angle_deg: decoder-axis angle.
+    The robustness checks the network gets too, so a claim can be read under the same choices:
+    ood_r2_halfspace: median over the half-space folds (split='halfspace', default penalty);
+    ood_r2_ols: the quadrant split with the near-OLS penalty (``decoding.OLS_ALPHA``);
+    ood_r2_per_axis: [D] each latent axis's OOD r^2 (quadrant split, default penalty), median
+    over folds x fits. None / [] where not computed.
     """
 
     name: str
@@ -102,16 +107,24 @@ class ControlScores:
     id_r2: float
     angle_deg: float | None
     ood_r2_values: list[float] = field(default_factory=list)
+    ood_r2_halfspace: float | None = None
+    ood_r2_ols: float | None = None
+    ood_r2_per_axis: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def headline(self) -> dict[str, Any]:
-        """Headline keys ``<name>_ood_r2``, ``<name>_id_r2``, ``<name>_angle_deg``."""
+        """Headline keys ``<name>_ood_r2``, ``<name>_id_r2``, ``<name>_angle_deg``,
+        ``<name>_ood_r2_halfspace``, ``<name>_ood_r2_ols`` and ``<name>_ood_r2_per_axis``
+        (a list of D floats)."""
         return {
             f"{self.name}_ood_r2": self.ood_r2,
             f"{self.name}_id_r2": self.id_r2,
             f"{self.name}_angle_deg": self.angle_deg,
+            f"{self.name}_ood_r2_halfspace": self.ood_r2_halfspace,
+            f"{self.name}_ood_r2_ols": self.ood_r2_ols,
+            f"{self.name}_ood_r2_per_axis": list(self.ood_r2_per_axis),
         }
 
 
@@ -124,12 +137,25 @@ def score_features(
     *,
     var_prior: Any = None,
     seed: int = 0,
+    robustness: bool = True,
 ) -> ControlScores:
     """OOD and in-distribution decoding of latent [n, D] from features [n, F] (fresh test set
-    features_test [m, F], latent_test [m, D] for the in-distribution score)."""
+    features_test [m, F], latent_test [m, D] for the in-distribution score).
+
+    robustness: also the half-space split and the near-OLS penalty (two more closed-form OOD
+    passes, the same calls the network's probe makes), so the control is read under the same
+    choices as the network."""
     if name not in CONTROLS:
         raise ValueError(f"control name must be one of {list(CONTROLS)}, got {name!r}")
     ood = ood_generalisation(features, latent, var_prior=var_prior, seed=seed)
+    half = ols = None
+    if robustness:
+        half = ood_generalisation(
+            features, latent, split="halfspace", var_prior=var_prior, seed=seed
+        ).r2_median
+        ols = ood_generalisation(
+            features, latent, var_prior=var_prior, seed=seed, alpha=OLS_ALPHA
+        ).r2_median
     ind = decode(features, latent, features_test, latent_test, var_prior=var_prior, seed=seed)
     return ControlScores(
         name=name,
@@ -140,6 +166,9 @@ def score_features(
         id_r2=ind.r2,
         angle_deg=ind.angle_deg,
         ood_r2_values=ood.r2_values,
+        ood_r2_halfspace=half,
+        ood_r2_ols=ols,
+        ood_r2_per_axis=list(ood.r2_per_dim_median),
     )
 
 

@@ -67,6 +67,14 @@ and within 0.02 on a 400-step one at every size; over six such networks the mean
 between seeds, and by up to 0.13 when the states are scaled by 3, which no scale-free estimator
 can follow). On identity-initialised RNNs (states ~10x larger) the protocol does not converge
 (OOD r2 < 0); on their states scaled by 0.1 it gives 0.81-0.83, the fixed ridge 0.82."""
+OLS_ALPHA = 1e-6
+"""Near-OLS per-trial penalty (standardised features) for the penalty-robustness check of
+``ood_generalisation``: 1e-4 of ``OOD_ALPHA``, so every direction whose per-trial variance in
+standardised units is well above 1e-6 (all of a code's signal, and the fine structure a ridge
+would shrink) is fit as by least squares, while the tiny floor keeps the solve finite on
+rank-deficient states (silent or collinear units: zero eigenvalues of Z^T Z, and rounding-level
+ones near 1e-16 n H) without a pseudo-inverse. It is in the range of ``REL_ALPHAS``, the grid
+cross-validation already solves on the same eigenbasis."""
 MIN_TRIALS = 10
 """Fewest trials allowed on either side of a fold."""
 ORTHANT_SPLIT = 4
@@ -317,6 +325,9 @@ class FoldResult:
     mse: list[float]
     alpha: list[float]
     angle_deg: list[float | None]
+    r2_per_dim: list[list[float]] = field(default_factory=list)
+    """[fits][D] r^2 of each latent axis separately: 1 - MSE_d / Var_prior_d on the held-out
+    trials."""
 
     @property
     def r2_median(self) -> float:
@@ -332,6 +343,7 @@ class OODResult:
 
     r2_median / r2_q25 / r2_q75 / r2_iqr: over folds x fits (prior-normalised r2);
     r2_usual_median: the classic R^2 (test-set variance) over the same values;
+    r2_per_dim_median: [D] per-axis r^2 (1 - MSE_d / Var_prior_d), median over folds x fits;
     angle_deg_median: folded angle (degrees, [0, 90]) between the decoder axes, median over the
     folds' values (FoldResult.angle_deg);
     estimator: which decoder produced the numbers, in words (e.g. "ridge, fixed per-trial
@@ -352,6 +364,8 @@ class OODResult:
     r2_usual_median: float
     angle_deg_median: float | None
     ceiling: float | None = None
+    r2_per_dim_median: list[float] = field(default_factory=list)
+    """[D] median over folds x fits of each axis's r^2 (FoldResult.r2_per_dim)."""
     estimator: str = ""
     alpha_rel: float | None = None
     adam_config: dict[str, Any] | None = None
@@ -455,6 +469,10 @@ def ood_generalisation(
     """
     x, y = check_xy(hidden, latent)
     var = prior_var(var_prior, y.shape[1])
+    # per-axis prior variance [D] (a scalar prior broadcasts): each axis's own r^2 scale
+    var_d = np.broadcast_to(
+        np.asarray(VAR_UNIFORM if var_prior is None else var_prior, dtype=float), (y.shape[1],)
+    )
     if method not in ("ridge", "adam"):
         raise ValueError(f"method must be 'ridge' or 'adam', got {method!r}")
     if alpha is not None and not (
@@ -500,7 +518,9 @@ def ood_generalisation(
                 boot = rng.integers(0, xtr.shape[0], xtr.shape[0])
                 models.append(fit_ridge(xtr[boot], ytr[boot], alpha=alpha, rng=rng))
                 angles.append(mean_angle(axis_weights(xtr[boot], ytr[boot])))
-        sc = [scores(mod.predict(xte), yte, var) for mod in models]
+        preds = [mod.predict(xte) for mod in models]
+        sc = [scores(p, yte, var) for p in preds]
+        per_dim = [(1.0 - ((p - yte) ** 2).mean(axis=0) / var_d).tolist() for p in preds]
         folds.append(
             FoldResult(
                 held_out=name,
@@ -511,6 +531,7 @@ def ood_generalisation(
                 mse=[s["mse"] for s in sc],
                 alpha=[mod.alpha for mod in models],
                 angle_deg=angles,
+                r2_per_dim=per_dim,
             )
         )
     vals = [v for f in folds for v in f.r2]
@@ -541,6 +562,9 @@ def ood_generalisation(
         r2_usual_median=float(np.median([v for f in folds for v in f.r2_usual])),
         angle_deg_median=float(np.median(all_angles)) if all_angles else None,
         ceiling=ceiling,
+        r2_per_dim_median=np.median(
+            [r for f in folds for r in f.r2_per_dim], axis=0
+        ).tolist(),
         estimator=estimator,
         alpha_rel=None if method == "adam" or alpha is None else float(alpha),
         adam_config=asdict(cfg) if method == "adam" else None,

@@ -6,7 +6,8 @@ it). Output files in the run folder (or ``out_dir``):
 
 - ``probe.json``: every result (``ProbeReport.to_dict()``); keys ``headline``, ``ceiling`` (the
   theory's references: the r^2 of mu, the paper's Eq. 7, and the Bayes bound),
-  ``in_distribution``, ``over_time``, ``ood``, ``ood_halfspace``, ``ood_adam`` (optional),
+  ``in_distribution``, ``over_time``, ``ood``, ``ood_ols`` (the same split, near-OLS penalty
+  ``decoding.OLS_ALPHA``), ``ood_halfspace``, ``ood_adam`` (optional),
   ``angles``, ``geometry``, ``dci``, ``pca``, ``sparseness``, ``extraction``, ``calibration``,
   ``controls``, ``fixed_points``, ``tuning``, ``accuracy``;
 - ``probe.md``: the headline numbers beside the theory's references and the controls;
@@ -32,6 +33,7 @@ from multitask_evidence.probes import theory
 from multitask_evidence.probes.controls import OUTPUT_CONTROLS, OUTPUT_CONTROLS_NOTE, calibration
 from multitask_evidence.probes.dci import dci
 from multitask_evidence.probes.decoding import (
+    OLS_ALPHA,
     axis_angles,
     decode,
     decode_over_time,
@@ -164,6 +166,15 @@ def probe_recording(
         }
     ood = timed("ood", lambda: ood_generalisation(h, x, var_prior=var, seed=seed, ceiling=ceil))
     res["ood"] = ood.to_dict()
+    # the same split with the penalty near zero: OOD r^2 of an imperfect code moves with the
+    # penalty, so a claim is checked under both (the controls get the same pair)
+    ood_ols = timed(
+        "ood_ols",
+        lambda: ood_generalisation(
+            h, x, var_prior=var, seed=seed, ceiling=ceil, alpha=OLS_ALPHA
+        ),
+    )
+    res["ood_ols"] = ood_ols.to_dict()
     if halfspace:
         oh = timed(
             "ood_halfspace",
@@ -249,6 +260,10 @@ def probe_recording(
         "ood_r2_q75": ood.r2_q75,
         "ood_r2_min": ood.r2_min,
         "ood_r2_halfspace_median": res.get("ood_halfspace", {}).get("r2_median"),
+        "ood_r2_halfspace": res.get("ood_halfspace", {}).get("r2_median"),
+        "ood_r2_ols": ood_ols.r2_median,
+        "ood_alpha": ood.alpha_rel,
+        "ood_r2_per_axis": list(ood.r2_per_dim_median),
         "ood_r2_adam_median": res.get("ood_adam", {}).get("r2_median"),
         "angle_deg": ind.angle_deg,
         "ccgp_factors": geo_d.get("ccgp_factors"),
@@ -256,6 +271,10 @@ def probe_recording(
         "ccgp_factors_null_shuffle_p95": geo_d.get("ccgp_factors_null_shuffle_p95"),
         "ccgp_classifier": geo_d.get("classifier"),
         "parallelism_factors": geo_d.get("parallelism_factors"),
+        "parallelism_factors_null_geometric_p95": geo_d.get(
+            "parallelism_factors_null_geometric_p95"
+        ),
+        "parallelism_factors_null_shuffle_p95": geo_d.get("parallelism_factors_null_shuffle_p95"),
         "shattering": geo_d.get("shattering"),
         "dci_disentanglement": dci_d["disentanglement"],
         "dci_completeness": dci_d["completeness"],
@@ -379,7 +398,9 @@ def probe_run(
     those parts off; controls: also probe the same network untrained, the input baselines and
     the output-implied read-outs on the same trials (``probes.controls``; headline
     ``untrained_ood_r2``, ``input_ood_r2``, ``mu_ood_r2``, ``outputs_ood_r2``,
-    ``logits_ood_r2``, ``ideal_outputs_ood_r2``, ``ood_gain_over_untrained`` ...); over_time:
+    ``logits_ood_r2``, ``ideal_outputs_ood_r2``, ``ood_gain_over_untrained``, and each
+    control's ``<name>_ood_r2_halfspace`` / ``<name>_ood_r2_ols`` / ``<name>_ood_r2_per_axis``
+    beside the network's ``ood_r2_halfspace`` / ``ood_r2_ols`` / ``ood_r2_per_axis``); over_time:
     also decode at every step. The ideal observer's probabilities on the recorded trials give
     the headline's ``excess_bce`` whatever ``controls`` says.
     """
@@ -511,6 +532,8 @@ def markdown(report: ProbeReport) -> str:
         f"| OOD r2, leave-one-orthant-out (median [IQR]) | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | r2 of mu (Eq. 7) {_fmt(h['ceiling'])}; decoder: {h.get('ood_estimator', '?')} |",
         f"| OOD r2, worst fold | {_fmt(h['ood_r2_min'])} | |",
         f"| OOD r2, half-space splits (median) | {_fmt(h.get('ood_r2_halfspace_median'))} | |",
+        f"| OOD r2, near-OLS penalty (median) | {_fmt(h.get('ood_r2_ols'))} | default penalty {_fmt(h.get('ood_alpha'), 4)}: {_fmt(h['ood_r2_median'])} |",
+        f"| OOD r2 per latent axis (median) | {', '.join(_fmt(v) for v in h.get('ood_r2_per_axis') or [])} | |",
     ]
     if h.get("ood_r2_adam_median") is not None:
         lines.append(
@@ -553,13 +576,13 @@ def markdown(report: ProbeReport) -> str:
             "A disentanglement number means something only beside these. Gain over untrained = "
             "OOD r2 of this network - OOD r2 of the same network untrained.",
             "",
-            "| | OOD r2 (median [IQR]) | in-distribution r2 | decoder angle (deg) |",
-            "|---|---|---|---|",
-            f"| this network | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | {_fmt(h['id_r2'])} | {_fmt(h['angle_deg'], 1)} |",
+            "| | OOD r2 (median [IQR]) | half-space | near-OLS | in-distribution r2 | decoder angle (deg) |",
+            "|---|---|---|---|---|---|",
+            f"| this network | {_fmt(h['ood_r2_median'])} [{_fmt(h['ood_r2_q25'])}, {_fmt(h['ood_r2_q75'])}] | {_fmt(h.get('ood_r2_halfspace'))} | {_fmt(h.get('ood_r2_ols'))} | {_fmt(h['id_r2'])} | {_fmt(h['angle_deg'], 1)} |",
         ]
         for c in ctrl.values():
             lines.append(
-                f"| {c['description']} | {_fmt(c['ood_r2'])} [{_fmt(c['ood_r2_q25'])}, {_fmt(c['ood_r2_q75'])}] | {_fmt(c['id_r2'])} | {_fmt(c['angle_deg'], 1)} |"
+                f"| {c['description']} | {_fmt(c['ood_r2'])} [{_fmt(c['ood_r2_q25'])}, {_fmt(c['ood_r2_q75'])}] | {_fmt(c.get('ood_r2_halfspace'))} | {_fmt(c.get('ood_r2_ols'))} | {_fmt(c['id_r2'])} | {_fmt(c['angle_deg'], 1)} |"
             )
         if h.get("ood_gain_over_untrained") is not None:
             lines += ["", f"Gain over untrained (OOD r2): {h['ood_gain_over_untrained']:+.3f}."]

@@ -2,7 +2,11 @@
 
 * Lifetime sparseness of each unit over m stimuli (Vinje & Gallant 2000, docs/science.md §5):
   S = [1 - (mean r)^2 / mean(r^2)] / (1 - 1/m); 0 = equal response to every stimulus,
-  1 = responds to a single one. Meant for non-negative rates (ReLU units); silent units are NaN.
+  1 = responds to a single one. Meant for non-negative rates (ReLU units). Two summaries of a
+  population: :func:`lifetime_sparseness` (this package's: silent units left out as NaN, an
+  optional baseline at each unit's minimum, median over the active units) and
+  :func:`paper_lifetime_sparseness` (the paper's: raw responses, every unit counted, silent
+  units at a fixed value, mean over units).
 * PCA of hidden states (trials x steps pooled): explained variance ratio per component and the
   participation ratio PR = (sum l)^2 / sum l^2 (an effective dimension).
 * Tuning maps: mean state per cell of a latent grid (Fig. 4 of the paper: 8 x 8 grid), and each
@@ -69,6 +73,56 @@ def lifetime_sparseness(responses: np.ndarray, baseline: str = "zero") -> Sparse
         median=float(np.median(active)) if active.size else float("nan"),
         n_silent=int(silent.sum()),
         n_stimuli=m,
+    )
+
+
+SILENT_SPARSENESS = 1.0
+"""The value :func:`paper_lifetime_sparseness` gives a silent unit (mean(r^2) = 0, where the
+formula is 0 / 0): a unit that never responds is as sparse as one that responds to a single
+stimulus. The official code's helper (``util.compute_sparseness``) is not in its published
+``util.py``, so its own choice could not be read; this one is stated on every page that uses it."""
+
+
+@dataclass
+class PaperSparseness:
+    """The paper's lifetime sparseness of a population: per_unit [H] (silent units at
+    ``silent``), mean over all H units, how many were silent, over n_stimuli stimuli."""
+
+    per_unit: list[float]
+    mean: float
+    n_silent: int
+    n_stimuli: int
+    silent: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def paper_lifetime_sparseness(
+    responses: np.ndarray, silent: float = SILENT_SPARSENESS
+) -> PaperSparseness:
+    """Vinje-Gallant lifetime sparseness as the paper's code summarises a network: on the raw
+    responses [m stimuli, H units] (no baseline), every unit counted, silent units (mean(r^2)
+    = 0) at ``silent``, then the mean over the H units (the official ``sparsity.py`` plots
+    100 x this mean per network).
+
+    On non-negative rates each unit's value lies in [0, 1]. On signed states (LSTM, transformer,
+    encoder outputs) the formula still gives a number, up to m / (m - 1), but it no longer
+    measures how few stimuli drive a unit: a unit of mean 0 scores m / (m - 1) however it is
+    tuned. :func:`lifetime_sparseness` with ``baseline='min'`` is the measure for those.
+    """
+    r = _check_responses(responses)
+    m = r.shape[0]
+    mean, mean_sq = r.mean(axis=0), (r**2).mean(axis=0)
+    quiet = mean_sq <= 1e-24
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(quiet, float(silent), (1.0 - mean**2 / mean_sq) / (1.0 - 1.0 / m))
+    return PaperSparseness(
+        per_unit=s.tolist(),
+        mean=float(s.mean()),
+        n_silent=int(quiet.sum()),
+        n_stimuli=m,
+        silent=float(silent),
     )
 
 

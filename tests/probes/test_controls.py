@@ -152,6 +152,17 @@ def test_probe_run_reports_the_controls(tmp_path):
         assert len(values) == 4 and all(np.isfinite(values)), name  # 4 folds x 1 fit
         assert np.median(values) == pytest.approx(h[f"{name}_ood_r2"])
     assert row["excess_bce"] == h["excess_bce"]
+    # every control is also read on the half-space split and with the near-OLS penalty, like
+    # the network; the per-axis lists reach the row as lists of floats
+    for name in CONTROLS:
+        for k in (f"{name}_ood_r2_halfspace", f"{name}_ood_r2_ols"):
+            assert np.isfinite(h[k]) and row[k] == h[k], k
+        per_axis = row[f"{name}_ood_r2_per_axis"]
+        assert len(per_axis) == 2 and all(isinstance(v, float) for v in per_axis), name
+        assert per_axis == h[f"{name}_ood_r2_per_axis"]
+    assert row["ood_r2_per_axis"] == h["ood_r2_per_axis"] and len(h["ood_r2_per_axis"]) == 2
+    assert row["ood_r2_halfspace"] == h["ood_r2_halfspace_median"]
+    assert np.isfinite(row["ood_r2_ols"]) and row["ood_alpha"] == 1e-2
     assert h["ood_gain_over_untrained"] == pytest.approx(h["ood_r2_median"] - h["untrained_ood_r2"])
     # the encoded input's average decodes x* nearly as well as mu itself (the encoder is close
     # to affine over the box); an untrained torch-init RNN does markedly worse
@@ -341,3 +352,50 @@ def test_excess_bce_of_an_ideal_agent_is_zero_in_the_report():
     # without the ideal observer's probabilities there is nothing to compare with
     plain = probe_recording(flat, halfspace=False, over_time=False, n_shuffles=1)
     assert plain.headline["excess_bce"] is None and "calibration" not in plain.results
+
+
+def test_controls_read_on_the_networks_robustness_choices():
+    """On identical features a control gets exactly the network's half-space, near-OLS and
+    per-axis numbers: the same decoders, splits and penalties (probe_recording vs
+    score_features)."""
+    from multitask_evidence.experiments.point import headline
+    from multitask_evidence.probes.decoding import OLS_ALPHA, OOD_ALPHA, ood_generalisation
+    from multitask_evidence.probes.report import probe_recording
+    from multitask_evidence.probes.synthetic import IdealAgent
+    from multitask_evidence.probes.theory import prior_variance
+
+    spec = TaskSpec(encoder="none")
+    agent = IdealAgent(spec, hidden=16, noise=1e-2)
+    rec, fresh = record(agent, spec, 2000, seed=0), record(agent, spec, 500, seed=1)
+    rep = probe_recording(rec, fresh, over_time=False, n_shuffles=2)
+    h = rep.headline
+    sc = score_features(
+        "mu", rec.at(), rec.latent, fresh.at(), fresh.latent, var_prior=prior_variance(spec)
+    )
+    assert sc.ood_r2_halfspace == h["ood_r2_halfspace"] == h["ood_r2_halfspace_median"]
+    assert sc.ood_r2_ols == h["ood_r2_ols"]
+    assert sc.ood_r2_per_axis == h["ood_r2_per_axis"]
+    assert sc.ood_r2 == h["ood_r2_median"]
+    assert h["ood_alpha"] == OOD_ALPHA
+    assert h["ood_r2_ols"] == ood_generalisation(
+        rec.at(), rec.latent, alpha=OLS_ALPHA
+    ).r2_median
+    # the ideal agent's states are an affine image of mu (plus 1e-2 noise): both penalties and
+    # both axes sit at the r^2 of mu, 0.976
+    assert h["ood_r2_ols"] == pytest.approx(h["ood_r2_median"], abs=0.005)
+    np.testing.assert_allclose(h["ood_r2_per_axis"], ceiling(spec), atol=0.02)
+    assert np.mean(h["ood_r2_per_axis"]) == pytest.approx(h["ood_r2_median"], abs=0.01)
+    geo = rep.results["geometry"]
+    for k in ("parallelism_factors_null_geometric_p95", "parallelism_factors_null_shuffle_p95"):
+        assert h[k] == geo[k] and np.isfinite(h[k]), k
+    assert rep.timings["ood_ols"] >= 0.0
+    row = headline(rep.to_dict())
+    assert row["ood_r2_per_axis"] == h["ood_r2_per_axis"]
+    assert row["ood_r2_halfspace"] == h["ood_r2_halfspace"]
+    for k in ("ood_r2_ols", "ood_alpha", "parallelism_factors_null_shuffle_p95"):
+        assert row[k] == h[k], k
+    # strings stay out of the row; a None inside a per-axis list keeps its slot as NaN
+    assert "ood_estimator" not in row
+    odd = headline({"headline": {"x_per_axis": [0.5, None], "words": ["a"]}})
+    assert odd["x_per_axis"][0] == 0.5 and np.isnan(odd["x_per_axis"][1])
+    assert "words" not in odd

@@ -221,3 +221,45 @@ def test_numpy_adam_matches_torch_adam():
         opt.step()
     np.testing.assert_allclose(fit.weights, w.detach().numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(fit.intercept, b.detach().numpy(), rtol=0, atol=1e-12)
+
+
+def test_near_ols_ood_matches_the_ridge_on_an_exactly_linear_code():
+    """An affine code decodes x* exactly out of distribution, so the near-OLS fit (OLS_ALPHA)
+    gives r^2 = 1 and the calibrated ridge (OOD_ALPHA) differs from it only by its shrinkage,
+    which the code's signal eigenvalues dwarf. A silent unit and a duplicated unit make the
+    states rank-deficient: the tiny penalty keeps the fit finite there."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-0.5, 0.5, (4000, 2))
+    h = x @ rng.normal(size=(2, 12)) + rng.normal(size=12)
+    h = np.concatenate([h, np.zeros((4000, 1)), h[:, :1]], axis=1)  # silent + duplicate unit
+    ols = dc.ood_generalisation(h, x, alpha=dc.OLS_ALPHA)
+    ridge = dc.ood_generalisation(h, x)
+    assert ridge.alpha_rel == dc.OOD_ALPHA and ols.alpha_rel == dc.OLS_ALPHA
+    assert ols.r2_median == pytest.approx(1.0, abs=1e-6)
+    assert ridge.r2_median == pytest.approx(ols.r2_median, abs=5e-3)
+    np.testing.assert_allclose(ols.r2_per_dim_median, [1.0, 1.0], atol=1e-6)
+
+
+def test_per_axis_ood_r2_of_a_code_that_holds_x1_only():
+    """States = x1 (and a silent unit), nothing of x2. x1's axis decodes exactly (r^2 = 1).
+    x2's decoder can only read x1, and in the three training quadrants x1 and x2 correlate:
+    holding out q0 (both < 0), the training moments are E x1 = E x2 = 1/12, Var x1 = 11/144,
+    Cov = -1/48 - 1/144 = -1/36, so x2_hat = 1/12 - (4/11)(x1 - 1/12). On q0 (x1, x2 ~ U[-0.5,
+    0], independent) its error has mean 1/12 + (4/11)(1/3) + 1/4 = 5/11 and variance
+    (16/121 + 1) / 48, so MSE = 1337 / 5808 and r^2 = 1 - 12 MSE = -853/484 (-1.762), every
+    quadrant alike by symmetry. The overall r^2 is the two axes' mean."""
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-0.5, 0.5, (20000, 2))
+    h = np.stack([x[:, 0], np.zeros(20000)], axis=1)
+    res = dc.ood_generalisation(h, x)
+    np.testing.assert_allclose(res.r2_per_dim_median, [1.0, -853 / 484], atol=0.03)
+    # x1 is exact up to the ridge's shrinkage 1 / (1 + OOD_ALPHA) on its standardised unit
+    assert res.r2_per_dim_median[0] == pytest.approx(1.0, abs=1e-3)
+    for f in res.folds:
+        for r2, per in zip(f.r2, f.r2_per_dim):
+            assert r2 == pytest.approx(np.mean(per), abs=1e-12)
+    # a per-axis prior variance is used axis by axis: halving x2's prior variance (the same
+    # data) doubles its normalised MSE, 1 - 2 (1 + 853/484) = -2190/484; x1's stays 1
+    scaled = dc.ood_generalisation(h, x, var_prior=[1 / 12, 1 / 24])
+    assert scaled.r2_per_dim_median[1] == pytest.approx(-2190 / 484, abs=0.06)
+    assert scaled.r2_per_dim_median[0] == res.r2_per_dim_median[0]
