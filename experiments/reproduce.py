@@ -32,6 +32,7 @@ baselines; pages state each claim against them.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,7 +55,12 @@ from multitask_evidence.experiments.figures.grids import (
     recipe_text,
 )
 from multitask_evidence.experiments.figures.inference import page_ledger
-from multitask_evidence.experiments.figures.pages import ADAM_AGREEMENT, csv_text, headline
+from multitask_evidence.experiments.figures.pages import (
+    ADAM_AGREEMENT,
+    csv_text,
+    headline,
+    robustness_section,
+)
 from multitask_evidence.experiments.figures.registry import FIGURES, Figure, get, register
 from multitask_evidence.experiments.figures.rl import RL_ENVS, RL_STEPS
 from multitask_evidence.experiments.figures.stats import markdown_table, summarise
@@ -192,6 +198,8 @@ def render(
         table_md = markdown_table(summary, keys)
     body = ledger.resolve(body)
     tests = ledger.section()
+    takes_choice = fig.primary is not None and "suffix" in inspect.signature(fig.primary).parameters
+    robust = robustness_section(summary, fig.primary if takes_choice else None, keys)
     table = out_dir / f"{name}.csv"
     atomic_write_text(table, csv_text(summary), mkdir=True)
     page = [
@@ -234,6 +242,8 @@ def render(
         tests,
         "",
         body,
+        "",
+        robust,
         "",
     ]
     if failed:

@@ -12,7 +12,15 @@ from multitask_evidence.experiments.sweep import Grid, union
 
 from .grids import PAPER_N, per_arch
 from .inference import PairedTest, call
-from .pages import against_controls, change_test, control_test, estimators_section, trend, versus
+from .pages import (
+    against_controls,
+    change_test,
+    control_test,
+    estimators_section,
+    geometry_calls,
+    trend,
+    versus,
+)
 from .plots import draw_bounds, draw_controls, errorbar, finish, line, pyplot, ylim
 from .registry import Figure, register
 from .stats import ARCH_LABELS, ARCH_ORDER, fmt, select
@@ -109,6 +117,7 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
             f"{rows[-1]['n_tasks']}: {fmt(rows[-1], 'angle_deg')} deg, untrained "
             f"{fmt(rows[-1], 'untrained_angle_deg')} deg."
         )
+        lines += geometry_calls(rows[-1], f"N = {rows[-1]['n_tasks']}")
         lines.append("")
         if len(rows) > 1:
             verdicts.append((name, rows[0], rows[-1]))
@@ -142,13 +151,15 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     return png, "\n".join(lines)
 
 
-def primary(summary: Sequence[Mapping[str, Any]]) -> PairedTest | None:
+def primary(summary: Sequence[Mapping[str, Any]], suffix: str = "") -> PairedTest | None:
     """The RNN's OOD r^2 at the largest N minus at the smallest, paired by seed: the paper's
-    claim that it rises with N."""
+    claim that it rises with N (``suffix``: under another analysis choice, pages.CHOICES)."""
     rows = sorted(
         (r for r in select(summary, arch="rnn") if r.get("_by_seed")), key=lambda r: r["n_tasks"]
     )
-    return change_test(rows[0], rows[-1], "n_tasks", expect=1) if len(rows) > 1 else None
+    if len(rows) < 2:
+        return None
+    return change_test(rows[0], rows[-1], "n_tasks", expect=1, suffix=suffix)
 
 
 FIGURE = register(

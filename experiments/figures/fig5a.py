@@ -55,7 +55,7 @@ def plot(
         draw_controls(ax, rows, "stimulus_steps", color=f"C{i}", label=f"OOD N={n}, ")
     draw_bounds(ax, summary, "stimulus_steps")
     ylim(ax, 0.7, summary, ("ood_r2_q25", "untrained_ood_r2"))
-    ax.set_xlabel("trial duration (stimulus steps)")
+    ax.set_xlabel("trial duration T (stimulus steps); theory lines at t = T + 1 samples")
     ax.set_ylabel("$r^2$")
     ax.set_title(f"Fig. 5a  generalisation vs trial duration ($\\sigma$={sigma})")
     ax.legend(fontsize=5.5)
@@ -90,10 +90,10 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     return png, "\n".join(body)
 
 
-def primary(summary: Sequence[Mapping[str, Any]]) -> PairedTest | None:
+def primary(summary: Sequence[Mapping[str, Any]], suffix: str = "") -> PairedTest | None:
     """OOD r^2 at the longest trial minus at the shortest, paired by seed (it rises with the
     evidence time)."""
-    return trend_test(summary, "stimulus_steps", {}, expect=1)
+    return trend_test(summary, "stimulus_steps", {}, expect=1, suffix=suffix)
 
 
 FIGURE = register(

@@ -67,11 +67,13 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     return png, "\n".join(body)
 
 
-def primary(summary: Sequence[Mapping[str, Any]]) -> PairedTest | None:
+def primary(summary: Sequence[Mapping[str, Any]], suffix: str = "") -> PairedTest | None:
     """At the largest N: OOD r^2 at the largest sigma minus at the smallest, paired by seed
     (it falls as the noise grows)."""
     ns = sorted({r["n_tasks"] for r in summary})
-    return trend_test(summary, "sigma", {"n_tasks": ns[-1]}, expect=-1) if ns else None
+    if not ns:
+        return None
+    return trend_test(summary, "sigma", {"n_tasks": ns[-1]}, expect=-1, suffix=suffix)
 
 
 FIGURE = register(

@@ -85,10 +85,10 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     return png, "\n".join(lines)
 
 
-def primary(summary: Sequence[Mapping[str, Any]]) -> PairedTest | None:
+def primary(summary: Sequence[Mapping[str, Any]], suffix: str = "") -> PairedTest | None:
     """The quadratic encoder's OOD r^2 rise from the smallest to the largest N, paired by seed:
     the claim that disentanglement does not hinge on a ReLU encoder."""
-    return rise_test(summary, "encoder", "quadratic")
+    return rise_test(summary, "encoder", "quadratic", suffix=suffix)
 
 
 FIGURE = register(

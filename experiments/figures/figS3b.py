@@ -192,10 +192,10 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     return png, "\n".join(lines)
 
 
-def primary(summary: Sequence[Mapping[str, Any]]) -> PairedTest | None:
+def primary(summary: Sequence[Mapping[str, Any]], suffix: str = "") -> PairedTest | None:
     """OOD r^2 at the largest rho minus at rho = 0, paired by seed (the claim: it stays high;
     a fall refutes it)."""
-    return trend_test(summary, "rho", {})
+    return trend_test(summary, "rho", {}, suffix=suffix)
 
 
 FIGURE = register(

@@ -74,9 +74,9 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     return png, "\n".join(lines)
 
 
-def primary(summary: Sequence[Mapping[str, Any]]) -> PairedTest | None:
+def primary(summary: Sequence[Mapping[str, Any]], suffix: str = "") -> PairedTest | None:
     """The free-RT networks' OOD r^2 rise from the smallest to the largest N, paired by seed."""
-    return rise_test(summary, "targets", "free_rt_paper")
+    return rise_test(summary, "targets", "free_rt_paper", suffix=suffix)
 
 
 FIGURE = register(

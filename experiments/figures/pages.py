@@ -12,12 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .inference import ALPHA, PairedTest, call, holm, paired_test
+from .inference import ALPHA, PairedTest, call, holm, paired_test, t_interval
 from .stats import ARCH_LABELS, CONDITION_KEYS, fmt, num, select
 
 
@@ -39,9 +39,28 @@ def describe(where: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+CHOICES = {
+    "": "quadrant held out, calibrated ridge (the default)",
+    "_halfspace": "half-space held out, calibrated ridge",
+    "_ols": "quadrant held out, near-OLS decoder",
+}
+"""The analysis choices an OOD claim is re-checked under: a suffix of the metric and of every
+control's key (``ood_r2_halfspace``, ``untrained_ood_r2_halfspace`` ...), probed on the same
+trials for the network and its controls alike."""
+
+
 def metric_name(metric: str) -> str:
-    """A metric's name on a page: ``OOD r^2`` for ``ood_r2``."""
-    return {"ood_r2": "OOD r^2", "id_r2": "in-dist. r^2", "angle_deg": "angle"}.get(metric, metric)
+    """A metric's name on a page: ``OOD r^2`` for ``ood_r2``, ``OOD r^2 (half-space)`` ..."""
+    names = {
+        "ood_r2": "OOD r^2",
+        "ood_r2_halfspace": "OOD r^2 (half-space split)",
+        "ood_r2_ols": "OOD r^2 (near-OLS decoder)",
+        "id_r2": "in-dist. r^2",
+        "angle_deg": "decoder angle",
+        "ccgp_factors": "CCGP",
+        "parallelism_factors": "parallelism",
+    }
+    return names.get(metric, metric)
 
 
 def condition_of(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,15 +74,24 @@ def per_seed(row: Mapping[str, Any], metric: str = "ood_r2") -> dict[Any, float]
 
 
 def control_test(
-    row: Mapping[str, Any], control: str, *, metric: str = "ood_r2", primary: bool = False
+    row: Mapping[str, Any],
+    control: str,
+    *,
+    metric: str = "ood_r2",
+    primary: bool = False,
+    suffix: str = "",
+    expect: int = 0,
 ) -> PairedTest:
-    """The condition's networks against one of their controls, network by network."""
+    """The condition's networks against one of their controls, network by network; ``suffix``
+    (a key of :data:`CHOICES`) measures both under another analysis choice."""
     name = CONTROL_NAMES.get(control, control)
+    metric = f"{metric}{suffix}"
     return paired_test(
         per_seed(row, metric),
-        per_seed(row, control),
+        per_seed(row, f"{control}{suffix}"),
         f"{describe(condition_of(row))}: {metric_name(metric)} trained - {name}",
         primary=primary,
+        expect=expect,
     )
 
 
@@ -75,9 +103,11 @@ def change_test(
     metric: str = "ood_r2",
     expect: int = 0,
     primary: bool = False,
+    suffix: str = "",
 ) -> PairedTest:
     """``metric`` at the last condition minus the first, paired by seed (the conditions share
-    their seeds)."""
+    their seeds); ``suffix``: under another analysis choice (:data:`CHOICES`)."""
+    metric = f"{metric}{suffix}"
     where = {k: v for k, v in condition_of(first).items() if k != x}
     return paired_test(
         per_seed(last, metric),
@@ -103,13 +133,14 @@ def trend_test(
     *,
     expect: int = 0,
     primary: bool = False,
+    suffix: str = "",
 ) -> PairedTest | None:
     """The change of OOD r^2 from the smallest to the largest x, paired by seed; None with
     fewer than two finished x."""
     rows = ends(summary, x, where)
     if len(rows) < 2:
         return None
-    return change_test(rows[0], rows[-1], x, expect=expect, primary=primary)
+    return change_test(rows[0], rows[-1], x, expect=expect, primary=primary, suffix=suffix)
 
 
 def trend(summary: Sequence[Mapping[str, Any]], x: str, where: Mapping[str, Any]) -> str:
@@ -379,11 +410,16 @@ def conditions_section(
 
 
 def rise_test(
-    summary: Sequence[Mapping[str, Any]], key: str, value: Any, *, primary: bool = False
+    summary: Sequence[Mapping[str, Any]],
+    key: str,
+    value: Any,
+    *,
+    primary: bool = False,
+    suffix: str = "",
 ) -> PairedTest | None:
     """The rise of one condition's OOD r^2 from the smallest to the largest N, paired by seed
     (the claim predicts a rise)."""
-    return trend_test(summary, "n_tasks", {key: value}, expect=1, primary=primary)
+    return trend_test(summary, "n_tasks", {key: value}, expect=1, primary=primary, suffix=suffix)
 
 
 def rise_verdict(summary: Sequence[Mapping[str, Any]], key: str, value: Any, name: str) -> str:
@@ -404,3 +440,82 @@ def rise_verdict(summary: Sequence[Mapping[str, Any]], key: str, value: Any, nam
         f"- {name}: the rise of OOD r^2 with N: {call(rise)}; trained above untrained at "
         f"N = {last['n_tasks']}: {call(beats)}. The claim holds for it only where both hold."
     )
+
+
+def robustness_section(
+    summary: Sequence[Mapping[str, Any]],
+    primary: Callable[..., PairedTest | None] | None,
+    keys: Sequence[str],
+) -> str:
+    """The primary contrast re-tested under each analysis choice (:data:`CHOICES`; re-analyses
+    of one hypothesis, tested alone and not counted as further calls), and each condition's
+    OOD r^2 beside its controls under every choice (means over networks)."""
+    have = [c for c in CHOICES if any(per_seed(r, f"ood_r2{c}") for r in summary)]
+    if len(have) < 2:
+        return ""
+    lines = [
+        "## Robustness: the split and the decoder's penalty",
+        "",
+        "OOD r^2 depends on which region is held out and on the decoder's penalty; each choice "
+        "below is applied to the networks and to their controls alike, on the same trials.",
+        "",
+    ]
+    if primary is not None:
+        for c in have:
+            test = primary(summary, suffix=c)
+            if test is not None:
+                lines.append(f"- Primary contrast, {CHOICES[c]}: {test.verdict()}.")
+        lines.append("")
+    head = [*keys, "networks"]
+    for c in have:
+        head += [f"{metric_name('ood_r2' + c)}", "untrained", "input average"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary:
+        cells = [str(r.get(k)) for k in keys] + [str(r.get("n_networks"))]
+        for c in have:
+            for m in (f"ood_r2{c}", f"untrained_ood_r2{c}", f"input_ood_r2{c}"):
+                vals = list(per_seed(r, m).values())
+                cells.append(f"{np.mean(vals):.3f}" if vals else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def geometry_calls(row: Mapping[str, Any], label: str) -> list[str]:
+    """Page lines for the code's geometry beyond the paper at one condition: CCGP and
+    parallelism of the factor dichotomies against their geometric nulls (each network against
+    its own null's 95th percentile), the decoder-axis angle against that of the evidence mean mu
+    (its calibration: mu's decoders are as orthogonal as the task allows), and the shattering
+    dimension (descriptive: a linear 2-factor code scores about 0.83)."""
+    lines = []
+    for m, null in (
+        ("ccgp_factors", "ccgp_factors_null_geometric_p95"),
+        ("parallelism_factors", "parallelism_factors_null_geometric_p95"),
+    ):
+        if per_seed(row, m) and per_seed(row, null):
+            test = paired_test(
+                per_seed(row, m),
+                per_seed(row, null),
+                f"{describe(condition_of(row))}: {metric_name(m)} - its geometric null (p95)",
+                expect=1,
+            )
+            lines.append(f"- {label}: {metric_name(m)} against its geometric null: {call(test)}.")
+    if per_seed(row, "angle_deg") and per_seed(row, "mu_angle_deg"):
+        test = paired_test(
+            per_seed(row, "angle_deg"),
+            per_seed(row, "mu_angle_deg"),
+            f"{describe(condition_of(row))}: decoder angle - mu's decoder angle",
+        )
+        mu = float(np.mean(list(per_seed(row, "mu_angle_deg").values())))
+        lines.append(
+            f"- {label}: decoder-axis angle against mu's ({mu:.1f} deg, its calibration): "
+            f"{call(test)} (degrees)."
+        )
+    sh = list(per_seed(row, "shattering").values())
+    if sh:
+        lo, hi = t_interval(sh)
+        ci = f" [95% CI {lo:.3f}, {hi:.3f}]" if math.isfinite(lo) else ""
+        lines.append(
+            f"- {label}: shattering dimension {np.mean(sh):.3f}{ci} (mean over {len(sh)} "
+            "networks; a linear 2-factor code scores about 0.83)."
+        )
+    return lines

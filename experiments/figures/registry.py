@@ -57,7 +57,9 @@ class Figure:
     """The figure's pre-declared primary contrast, built from the summary rows (e.g. the RNN's
     rise from the smallest to the largest N, paired by seed): tested alone at
     ``inference.ALPHA`` and named first on the page; every other call is secondary and
-    Holm-adjusted. None (or None returned): no primary contrast."""
+    Holm-adjusted. None (or None returned): no primary contrast. A contrast of OOD r^2 takes
+    a keyword ``suffix`` (a key of ``pages.CHOICES``) so that the page re-tests it under the
+    other splits and penalties."""
     headline: Callable[[Sequence[Mapping[str, Any]]], str] | None = None
     """One sentence from the summary rows for the index page of ``mte reproduce all``; None:
     :func:`experiments.figures.pages.headline` (every condition against its controls)."""

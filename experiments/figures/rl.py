@@ -142,12 +142,12 @@ def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tup
     return png, "\n".join(lines)
 
 
-def primary(summary: Sequence[Mapping[str, Any]]) -> PairedTest | None:
+def primary(summary: Sequence[Mapping[str, Any]], suffix: str = "") -> PairedTest | None:
     """Native PPO on the choice task: each agent's OOD r^2 minus the same agent untrained."""
     rows = [
         r for r in summary if r.get("algo") == "ppo" and r.get("env_id") == "MultiTaskEvidence-v0"
     ]
-    return control_test(rows[0], "untrained_ood_r2") if rows else None
+    return control_test(rows[0], "untrained_ood_r2", suffix=suffix) if rows else None
 
 
 FIGURE = register(

@@ -145,7 +145,7 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
             rec[extra] = float(np.mean(vals)) if vals else math.nan
         # the spread across networks: one value per network (its folds x fits pooled), keyed
         # by seed so that trained and control, or two conditions, pair network by network
-        by_seed = {m: by_seed_values(members, m) for m in NETWORK_METRICS}
+        by_seed = {m: by_seed_values(members, m) for m in network_metrics(members)}
         rec["_by_seed"] = {m: v for m, v in by_seed.items() if v}
         rec["seeds"] = sorted(_keys(members), key=_seed_sort)
         nets = list(by_seed["ood_r2"].values())
@@ -168,6 +168,11 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
             if vals:
                 rec[f"{m}_per_network"] = vals
                 rec[m] = float(np.median(vals))
+        # per-axis OOD r^2 (lists of D): the mean over networks, axis by axis
+        for k in sorted({k for r in members for k in r if k.endswith("_per_axis")}):
+            lists = [r[k] for r in members if isinstance(r.get(k), (list, tuple)) and r[k]]
+            if lists and len({len(v) for v in lists}) == 1:
+                rec[k] = [float(np.nanmean(col)) for col in zip(*lists)]
         # paired within each network: mean difference, 95% t-interval, sign-flip p
         for prefix, control in (("gain", "untrained_ood_r2"), ("gain_input", "input_ood_r2")):
             t = paired_test(by_seed["ood_r2"], by_seed[control], prefix)
@@ -181,17 +186,23 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
     return out
 
 
-NETWORK_METRICS = (
-    *METRICS,
-    "outputs_ood_r2",
-    "logits_ood_r2",
-    "ideal_outputs_ood_r2",
-    "extraction_r2_latent",
-    "excess_bce",
-    "frac_ideal",
-    *PER_NETWORK,
+NOT_METRICS = frozenset(
+    {*CONDITION_KEYS, "seed", "status", "cpu_s", "wall_s", "train_seconds", "train_steps"}
 )
-"""Metrics kept per network, keyed by seed (``_by_seed``), for the paired tests and the dots."""
+"""Numeric row fields that describe a point or its cost, not a measurement of its network."""
+
+
+def network_metrics(members: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every measurement the rows carry, as a scalar or as a ``<m>_values`` list: what is kept
+    per network (``_by_seed``) for paired tests and per-network dots."""
+    names: dict[str, None] = dict.fromkeys(("ood_r2", "untrained_ood_r2", "input_ood_r2"))
+    for r in members:
+        for k, v in r.items():
+            if k.endswith("_values") and isinstance(v, (list, tuple)):
+                names.setdefault(k.removesuffix("_values"))
+            elif finite(v) and k not in NOT_METRICS and not k.startswith("_"):
+                names.setdefault(k)
+    return list(names)
 
 
 def _seed_of(row: Mapping[str, Any], index: int) -> Any:
@@ -272,8 +283,10 @@ def markdown_table(
     """A markdown table per condition: the network's OOD r^2 (pooled median [IQR], the paper's
     statistic, and the per-network medians in seed order), its controls (untrained,
     encoded-input average, evidence mean, and the read-outs of the outputs where probed), the
-    gain over untrained (mean paired difference, 95% t-interval, sign-flip p), in-distribution
-    r^2, angle, the r^2 of mu (the paper's Eq. 7) and the Bayes bound."""
+    theory's extraction of x* from the outputs and the outputs' excess cross-entropy over the
+    ideal observer (medians over networks), the gain over untrained (mean paired difference,
+    95% t-interval, sign-flip p), in-distribution r^2, angle, the r^2 of mu (the paper's Eq. 7)
+    and the Bayes bound."""
     head = [
         *keys,
         "networks",
@@ -285,6 +298,8 @@ def markdown_table(
         "mu OOD r^2",
         "own-outputs OOD r^2",
         "ideal-outputs OOD r^2",
+        "extraction r^2",
+        "excess BCE (nats)",
         "in-dist. r^2",
         "angle (deg)",
         "r^2 of mu (Eq. 7)" if theory == "ceiling" else theory,
@@ -307,6 +322,8 @@ def markdown_table(
             fmt(r, "mu_ood_r2"),
             num(_network_median(r, "outputs_ood_r2")),
             num(_network_median(r, "ideal_outputs_ood_r2")),
+            num(_network_median(r, "extraction_r2_latent")),
+            num(_network_median(r, "excess_bce"), 4),
             fmt(r, "id_r2"),
             fmt(r, "angle_deg"),
             num(r.get(theory, math.nan)),
