@@ -35,7 +35,7 @@ HPARAM_METRICS = (
 """Headline metrics written for each point (where present): the network's OOD and
 in-distribution r^2, its controls (untrained network, encoded input, evidence mean), the gain
 over the untrained network, accuracy as a fraction of the ideal observer's, the decoder angle,
-and the two bounds (Bayes posterior mean, linear ceiling)."""
+the Bayes bound (posterior mean) and the r^2 of mu (the paper's Eq. 7)."""
 
 
 def hparam_value(value: Any) -> str | int | float:
