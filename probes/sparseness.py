@@ -128,8 +128,9 @@ def paper_lifetime_sparseness(
 
 def active_fraction(responses: np.ndarray, threshold: float = 0.0) -> np.ndarray:
     """Fraction [H] of the m stimuli on which each unit's response [m, H] exceeds
-    ``threshold`` (the official code's sparsity percentage of Fig. S6 is 100 x its mean over
-    units at threshold 0)."""
+    ``threshold`` (100 x its mean over units at threshold 0 is the 'sparsity' of an earlier
+    version of the official ``sparsity.py``; the version with the paper's N grid plots
+    :func:`paper_lifetime_sparseness` x 100 as Fig. S6)."""
     return (_check_responses(responses) > threshold).mean(axis=0)
 
 

@@ -187,21 +187,30 @@ def pooled(values: Sequence[Any]) -> dict[str, float]:
     return {"median": float(med), "q25": float(q25), "q75": float(q75), "n": int(v.size)}
 
 
-def paired_gain(a: Sequence[Any], b: Sequence[Any]) -> tuple[float, float, float]:
-    """Median over networks of a - b (paired: the same network trained and untrained) with its
-    95% bootstrap interval over networks (``stats.bootstrap_median``)."""
-    from .stats import bootstrap_median, finite
+def seed_key(analysis: Mapping[str, Any]) -> Any:
+    """The key that pairs one network's analysis with its control and across conditions: its
+    seed (the same seed draws the same task and initial weights), or its run folder when the
+    seed is unknown (such a network pairs only with itself)."""
+    seed = analysis.get("seed")
+    return seed if seed is not None else str(analysis.get("run_dir"))
 
-    return bootstrap_median([x - y for x, y in zip(a, b) if finite(x) and finite(y)])
+
+def by_seed(
+    nets: Sequence[Mapping[str, Any]], value: Callable[[Mapping[str, Any]], Any]
+) -> dict[Any, float]:
+    """seed -> ``value(analysis)`` as a float for each network's analysis (None -> NaN, which
+    the paired tests leave out)."""
+    out: dict[Any, float] = {}
+    for a in nets:
+        v = value(a)
+        out[seed_key(a)] = float(v) if v is not None else math.nan
+    return out
 
 
-def interval(v: tuple[float, float, float], digits: int = 3, scale: float = 1.0) -> str:
-    """'+0.123 [95% CI +0.100, +0.150]' from (median, lo, hi) of a bootstrap over networks,
-    each multiplied by ``scale`` (100 for percentage points); '-' when not finite."""
-    if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
-        return "-"
-    a, lo, hi = (scale * x for x in v)
-    return f"{a:+.{digits}f} [95% CI {lo:+.{digits}f}, {hi:+.{digits}f}]"
+def put_by_seed(row: dict[str, Any], metric: str, values: Mapping[Any, float]) -> None:
+    """Keep seed -> value of ``metric`` in the row's ``_by_seed`` (beside the sweep's own
+    per-network metrics; ``pages.per_seed`` reads it back; not a table column)."""
+    row.setdefault("_by_seed", {})[metric] = dict(values)
 
 
 def row_quartiles(row: Mapping[str, Any], m: str, digits: int = 3) -> str:
