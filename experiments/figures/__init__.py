@@ -10,7 +10,9 @@
   untrained and the encoder's output, cached in each run folder;
 - :mod:`~experiments.figures.grids`: what each scale trains (budgets, network seeds, recipe);
 - :mod:`~experiments.figures.stats`: the paper's statistics (median and IQR over networks x
-  folds x fits, bootstrap intervals over networks) and the summary table;
+  folds x fits), every measured value per network by seed, and the summary table;
+- :mod:`~experiments.figures.inference`: the paired tests over networks behind every verdict
+  (sign-flip p-values, t-intervals, Holm, the page's ledger of calls);
 - :mod:`~experiments.figures.plots`: drawing shared by the plots (controls, bounds, saving);
 - :mod:`~experiments.figures.pages`: sentences the pages share (a condition against its
   controls, trends, bounds, the Adam protocol).
@@ -25,14 +27,12 @@ from multitask_evidence.experiments.figures import (
     registry,  # imports and registers every figure module
 )
 
+from .inference import PairedTest, holm, paired_test, sign_flip_p
 from .plots import DPI, STYLE, draw_bounds, draw_controls, theory_curve
 from .stats import (
     ARCH_LABELS,
     ARCH_ORDER,
     METRICS,
-    N_BOOT,
-    bootstrap_median,
-    bootstrap_median_difference,
     fmt,
     markdown_table,
     select,
@@ -44,16 +44,17 @@ __all__ = [
     "ARCH_ORDER",
     "DPI",
     "METRICS",
-    "N_BOOT",
+    "PairedTest",
     "STYLE",
-    "bootstrap_median",
-    "bootstrap_median_difference",
     "draw_bounds",
     "draw_controls",
     "fmt",
+    "holm",
     "markdown_table",
+    "paired_test",
     "registry",
     "select",
+    "sign_flip_p",
     "summarise",
     "theory_curve",
 ]

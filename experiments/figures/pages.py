@@ -199,11 +199,6 @@ def against_controls(row: Mapping[str, Any], label: str) -> str:
     return text + "."
 
 
-def side(lo: float, hi: float) -> str:
-    """'above' / 'below' / 'level with' from a 95% interval of a difference."""
-    return "above" if lo > 0 else ("below" if hi < 0 else "level with")
-
-
 ADAM_AGREEMENT = 0.02
 """How close the closed-form OOD decoder must be to the paper's Adam protocol on the median
 network."""

@@ -9,11 +9,12 @@ step). The statistics are the paper's: median and IQR over networks x folds x fi
 per-network ``ood_r2_values`` lists pooled over the networks of a condition.
 
 Controls sit beside every number (``probes.controls``): ``untrained_ood_r2`` (the same network
-untrained), ``input_ood_r2`` (a decoder on the encoded input's stimulus average) and ``mu_ood_r2``
-(on the evidence mean), pooled like the network's own values; tables add the gain over untrained
-with a bootstrap interval over networks. Two bounds sit beside every ceiling: ``ceiling``
-(1 - 12 sigma^2 / t, a linear read-out of the evidence mean) and ``bayes_bound`` (the Bayes
-posterior mean under the bounded prior).
+untrained), ``input_ood_r2`` (a decoder on the encoded input's stimulus average), ``mu_ood_r2``
+(on the evidence mean) and the output-implied read-outs, pooled like the network's own values;
+every measured field is also kept per network, keyed by seed (``_by_seed``), for the paired
+tests of :mod:`experiments.figures.inference` (tables add the gain over untrained as one). The
+theory sits beside them: ``ceiling`` (1 - 12 sigma^2 / t, the r^2 of the evidence mean itself,
+the paper's Eq. 7) and ``bayes_bound`` (the Bayes posterior mean under the bounded prior).
 """
 
 from __future__ import annotations
@@ -66,29 +67,6 @@ PER_NETWORK = ("attractor_dim",)
 fixed points, with ``probe_full``): summarised as their median over networks and the list
 ``<m>_per_network``, only where the rows carry them."""
 
-N_BOOT = 2000
-
-
-def _finite_array(values: Sequence[float]) -> np.ndarray:
-    return np.asarray([x for x in values if math.isfinite(x)], dtype=float)
-
-
-def _resampled_medians(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Medians [N_BOOT] of ``v`` [k] resampled with replacement."""
-    return np.median(v[rng.integers(0, v.size, (N_BOOT, v.size))], axis=1)
-
-
-def bootstrap_median(values: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
-    """Median of ``values`` [k] (one per network) and its 95% bootstrap interval over networks
-    (resampling networks with replacement, ``N_BOOT`` draws). NaNs for no values; with one
-    network the interval is that value."""
-    v = _finite_array(values)
-    if v.size == 0:
-        return math.nan, math.nan, math.nan
-    lo, hi = np.percentile(_resampled_medians(v, np.random.default_rng(seed)), [2.5, 97.5])
-    return float(np.median(v)), float(lo), float(hi)
-
-
 def _values(row: Mapping[str, Any], metric: str) -> list[float]:
     """All the values of one metric a network contributes (its folds x fits for OOD r^2)."""
     vals = row.get(f"{metric}_values")
@@ -98,20 +76,6 @@ def _values(row: Mapping[str, Any], metric: str) -> list[float]:
         v = row.get(metric)
         out = [float(v)] if isinstance(v, (int, float)) and not isinstance(v, bool) else []
     return [v for v in out if math.isfinite(v)]
-
-
-def bootstrap_median_difference(
-    a: Sequence[float], b: Sequence[float], seed: int = 0
-) -> tuple[float, float, float]:
-    """median(a) - median(b) for two independent groups of networks, with its 95% bootstrap
-    interval (each group resampled with replacement, ``N_BOOT`` draws)."""
-    va, vb = _finite_array(a), _finite_array(b)
-    if va.size == 0 or vb.size == 0:
-        return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    ma = _resampled_medians(va, rng)
-    lo, hi = np.percentile(ma - _resampled_medians(vb, rng), [2.5, 97.5])
-    return float(np.median(va) - np.median(vb)), float(lo), float(hi)
 
 
 def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:

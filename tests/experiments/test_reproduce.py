@@ -135,13 +135,12 @@ def test_summary_pools_networks_folds_and_fits():
     assert s["bayes_bound"] == pytest.approx(0.978)
 
 
-def test_bootstrap_intervals_over_networks():
-    med, lo, hi = figures.bootstrap_median([0.5, 0.6, 0.7, 0.8, 0.9])
-    assert med == pytest.approx(0.7) and 0.5 <= lo < 0.7 < hi <= 0.9
-    assert figures.bootstrap_median([0.4]) == (0.4, 0.4, 0.4)
-    assert all(math.isnan(v) for v in figures.bootstrap_median([]))
-    d, lo, hi = figures.bootstrap_median_difference([0.9, 0.91, 0.92], [0.6, 0.61, 0.62])
-    assert d == pytest.approx(0.3) and 0.28 <= lo <= hi <= 0.32 + 1e-9
+def test_the_package_exports_the_paired_tests():
+    # three networks all above their controls: the sign-flip p cannot go below 2 / 2^3
+    assert figures.sign_flip_p([0.1, 0.2, 0.3]) == 0.25
+    t = figures.paired_test({0: 0.9, 1: 0.8}, {0: 0.7, 1: 0.7}, "x")
+    assert isinstance(t, figures.PairedTest) and t.differences == pytest.approx((0.2, 0.1))
+    assert figures.holm([0.01, 0.02]) == pytest.approx([0.02, 0.02])
 
 
 def test_figure_tables_carry_the_controls(tmp_path):
