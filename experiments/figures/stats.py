@@ -132,6 +132,14 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
             if vals:
                 rec[f"{m}_per_network"] = vals
                 rec[m] = float(np.median(vals))
+        # each network's OOD r^2 per held-out region, by seed (a region can hold few trials)
+        folds = {
+            k: {str(f): v for f, v in r["ood_r2_folds"].items()}
+            for k, r in zip(_keys(members), members)
+            if isinstance(r.get("ood_r2_folds"), Mapping)
+        }
+        if folds:
+            rec["_folds_by_seed"] = {k: folds[k] for k in sorted(folds, key=_seed_sort)}
         # per-axis OOD r^2 (lists of D): the mean over networks, axis by axis
         for k in sorted({k for r in members for k in r if k.endswith("_per_axis")}):
             lists = [r[k] for r in members if isinstance(r.get(k), (list, tuple)) and r[k]]

@@ -181,6 +181,7 @@ def test_figS3b_page_reports_the_attractor_dimension_per_network(tmp_path):
             prior="correlated",
             rho=rho,
             attractor_dim=2 if rho < 0.95 else (1 if s else 2),
+            ood_r2_folds={0: 0.9, 1: 0.5 - rho, 2: 0.5 - rho, 3: 0.9},
         )
         for rho in (0.0, 0.5, 0.9, 0.99)
         for s in range(8)
@@ -196,6 +197,10 @@ def test_figS3b_page_reports_the_attractor_dimension_per_network(tmp_path):
     text = md.read_text()
     assert "- rho = 0.99: 2, 1, 1, 1, 1, 1, 1, 1 per network (median 1)" in text
     assert "each off-diagonal quadrant holds 2.3% of the trials" in text
+    # every network on every held-out quadrant: the off-diagonal ones fail at large rho
+    assert "| rho | seed | OOD r^2 | untrained | held out 0 | held out 1 | held out 2 |" in text
+    # 0.95 - 0.2 x 0.99^8 + 0.005 x 7 = 0.800
+    assert "| 0.99 | 7 | 0.800 | 0.700 | 0.900 | -0.490 | -0.490 | 0.900 |" in text
     assert (
         "per-network OOD r^2 from rho = 0.0 to rho = 0.99: falls: -0.185 [95% CI -0.185, "
         "-0.185], p = 0.0078, n = 8 (primary)" in text
