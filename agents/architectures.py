@@ -243,8 +243,7 @@ register_architecture(
     "lstm", _builder(GatedRNN, kind="lstm"), summary="torch.nn.LSTM (hidden = h)",
     recipes=_recurrent(1500),
     # trains alone in sweeps: the solo LSTM runs torch's fused kernel, which the stacked LSTM
-    # barely matches (benchmarks/results/ensemble.md: 1.06x to 1.23x at batch 16, K = 32, quiet
-    # machine; 0.90x at K = 5; 0.62x at batch 128, K = 5); agents.train_ensemble still takes it
+    # barely matches (benchmarks/results/ensemble.md); agents.train_ensemble still takes it
     ensemble=False,
 )  # fmt: skip
 register_architecture(

@@ -278,12 +278,11 @@ def _networks_text(summary: Sequence[Mapping[str, Any]]) -> str:
 
 ENSEMBLE_SCALES = ("paper",)
 """Scales whose networks train as ensembles unless told otherwise. At the paper's recipe
-(batch 16) a step is bound by per-operation overhead and ensembles pay (3.2x to 4.3x per
-network for the RNN at K = 32 in three quiet runs, benchmarks/results/ensemble.md); at the quick scale's batch of 128 and 3
-networks per condition they did not (fig3 quick: 12.3 min wall either way, 24.0 CPU-min
-grouped against 21.8 alone), and training alone keeps the recorded quick pages reproducible
-number for number (over a full budget an ensemble member is statistically, not bitwise, its
-solo run)."""
+(batch 16) a step is bound by per-operation overhead and ensembles pay
+(benchmarks/results/ensemble.md); at the quick scale's batch of 128 the gain is smaller
+(benchmarks/results/network_cost.md, benchmarks/results/reproduce_fig3_ensemble.md), and
+training alone keeps the recorded quick pages reproducible number for number (over a full
+budget an ensemble member is statistically, not bitwise, its solo run)."""
 
 
 def reproduce(
