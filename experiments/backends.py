@@ -33,6 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol
 
+from multitask_evidence.envs.validate import check_int
+
 
 def _pin_threads(threads: int) -> None:
     """One process per core: torch/BLAS thread pools larger than this only fight each other."""
@@ -368,10 +370,8 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, workers: int | None = None, threads: int = 1) -> None:
-        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
-            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-        if int(threads) < 1:
-            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        check_int("workers", workers, 1, allow_none=True)
+        check_int("threads", threads, 1)
         self.workers = int(workers or os.cpu_count() or 1)
         self.threads = int(threads)
         self._pool: cf.ProcessPoolExecutor | None = None
@@ -478,8 +478,8 @@ class RayBackend:
             raise ValueError(
                 "backend='ray' needs Ray: pip install 'multitask-evidence[ray]'"
             ) from e
-        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
-            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        check_int("workers", workers, 1, allow_none=True)
+        check_int("threads", threads, 1)
         self.workers = workers
         self.address = address
         self.threads = int(threads)
@@ -725,10 +725,8 @@ class SlurmBackend:
         poll_s: float = 0.5,
         result_wait_s: float = 15.0,
     ) -> None:
-        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
-            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-        if isinstance(threads, bool) or int(threads) < 1:
-            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        check_int("workers", workers, 1, allow_none=True)
+        check_int("threads", threads, 1)
         if cluster not in ("slurm", "local"):
             raise ValueError(f"slurm cluster must be 'slurm' or 'local', got {cluster!r}")
         self.workers = int(workers or 64)

@@ -253,3 +253,15 @@ def test_mte_sweep_trains_and_probes_for_real(tmp_path, capsys):
     # re-running the same command trains nothing
     assert main(argv) == 0
     assert "0 run now, 2 skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["local", "slurm"])
+@pytest.mark.parametrize(
+    "field, value", [("workers", 2.5), ("workers", 0), ("workers", True), ("threads", 1.5)]
+)
+def test_backends_refuse_a_worker_or_thread_count_that_is_not_a_whole_number(kind, field, value):
+    from multitask_evidence.experiments.backends import make_backend
+
+    # 2.5 workers used to be taken silently as 2
+    with pytest.raises(ValueError, match=f"{field} must be an integer >= 1, got {value!r}"):
+        make_backend(kind, **{field: value})
