@@ -119,6 +119,11 @@ def _dedupe(points: np.ndarray, tol: float) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
+MARGINAL_TOL = 0.1
+"""|lambda - 1| below which a Jacobian eigenvalue counts as near-marginal: the one default of
+:func:`find_fixed_points`, the probe report and the figures that count attractor dimensions."""
+
+
 def find_fixed_points(
     fn: Callable[[Any], Any],
     initial: np.ndarray,
@@ -127,7 +132,7 @@ def find_fixed_points(
     lr: float | None = None,
     q_tol: float | None = None,
     dedupe_tol: float | None = None,
-    marginal_tol: float = 0.05,
+    marginal_tol: float = MARGINAL_TOL,
     noise: float = 0.0,
     seed: int = 0,
     dtype: str = "float32",

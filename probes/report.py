@@ -40,7 +40,11 @@ from multitask_evidence.probes.decoding import (
     official_adam_config,
     ood_generalisation,
 )
-from multitask_evidence.probes.fixed_points import FixedPointResult, find_fixed_points
+from multitask_evidence.probes.fixed_points import (
+    MARGINAL_TOL,
+    FixedPointResult,
+    find_fixed_points,
+)
 from multitask_evidence.probes.geometry import abstraction_geometry
 from multitask_evidence.probes.linear import adam_trials_needed
 from multitask_evidence.probes.record import Recording, readout_logits, record, regenerate
@@ -48,8 +52,6 @@ from multitask_evidence.probes.sparseness import latent_grid, lifetime_sparsenes
 
 SLOW_SPEED = 0.1
 """Slow points kept by the report: |F(h) - h| below this fraction of the states' RMS spread."""
-MARGINAL_TOL = 0.1
-"""|lambda - 1| below which the report counts a Jacobian mode as near-marginal."""
 MAX_GEOMETRY_CONDITIONS = 16
 """CCGP / parallelism are computed when 2^D <= this (D <= 4)."""
 
@@ -314,9 +316,17 @@ def recurrent_map(network: Any, spec: Any) -> Any:
 
 
 def run_fixed_points(
-    rec: Recording, network: Any, n_init: int = 128, seed: int = 0
+    rec: Recording,
+    network: Any,
+    n_init: int = 128,
+    seed: int = 0,
+    *,
+    slow_speed: float = SLOW_SPEED,
+    marginal_tol: float = MARGINAL_TOL,
 ) -> FixedPointResult | None:
-    """Fixed points of the network's recurrent map from visited states (stimulus to decision)."""
+    """Fixed points of the network's recurrent map from visited states (stimulus to decision):
+    slow points under ``slow_speed`` of the states' spread per step, near-marginal modes within
+    ``marginal_tol`` of 1."""
     fn = recurrent_map(network, rec.spec)
     if fn is None:
         return None
@@ -328,15 +338,15 @@ def run_fixed_points(
     with _frozen(network):
         # slow points: a trained network need not hold exact fixed points (with no delay period,
         # f(0) input reads as evidence X = 0 and slowly pulls the estimate in), so keep minima
-        # of q whose speed |F(h) - h| is under SLOW_SPEED of the states' spread per step
+        # of q whose speed |F(h) - h| is under slow_speed of the states' spread per step
         return find_fixed_points(
             fn,
             init,
             n_iter=1000,
             seed=seed,
-            q_tol=0.5 * (SLOW_SPEED * spread) ** 2,
+            q_tol=0.5 * (slow_speed * spread) ** 2,
             dedupe_tol=0.05 * spread,
-            marginal_tol=MARGINAL_TOL,
+            marginal_tol=marginal_tol,
         )
 
 

@@ -12,10 +12,10 @@ continuous-time sense), counted in the span of the visited states; the attractor
 network is the median count over its fixed points (``FixedPointResult.attractor_dim``; 0 when
 no slow point is found: no attractor).
 
-Both thresholds are the fixed-point report's (``probes.report.SLOW_SPEED`` and
-``probes.report.MARGINAL_TOL``, 0.1 each), the values ``run_fixed_points`` passes to
-``probes.fixed_points.find_fixed_points``; that function's own default tolerance (0.05) is not
-used here. The page names them and the cached analyses are keyed by them.
+Both thresholds are passed explicitly to ``probes.report.run_fixed_points``:
+``probes.report.SLOW_SPEED`` and ``probes.fixed_points.MARGINAL_TOL``, the one tolerance the
+fixed-point search, the probe report and the figures share. The page names them and the cached
+analyses are keyed by them.
 
 The claim has two halves, each tested network by network: the PCA half (PC1 + PC2 hold more of
 the mean trajectories' variance trained than untrained) and the attractor half (the trained
@@ -36,7 +36,8 @@ import numpy as np
 
 from multitask_evidence.agents.run import atomic_write_text
 from multitask_evidence.experiments.sweep import Grid
-from multitask_evidence.probes.report import MARGINAL_TOL, SLOW_SPEED
+from multitask_evidence.probes.fixed_points import MARGINAL_TOL
+from multitask_evidence.probes.report import SLOW_SPEED
 
 from . import analyses as an
 from .grids import per_arch
@@ -86,7 +87,9 @@ def analyse(run_dir: str) -> dict[str, Any]:
         cells = GRID**spec.latent_dim
         mean = rec.hidden.reshape(cells, REPEATS, *rec.hidden.shape[1:]).mean(axis=1)
         p = pca(mean[:, s0:s1])
-        fp = run_fixed_points(rec, loaded.network)
+        fp = run_fixed_points(
+            rec, loaded.network, slow_speed=SLOW_SPEED, marginal_tol=MARGINAL_TOL
+        )
         res: dict[str, Any] = {
             "evr": p.explained_variance_ratio[:10],
             "participation_ratio": p.participation_ratio,
@@ -530,8 +533,8 @@ def thresholds_text(analyses: Mapping[str, Mapping[str, Any]]) -> str:
     )
     return (
         f"Thresholds: a Jacobian mode is slow when |lambda - 1| < {MARGINAL_TOL:g} "
-        "(`probes.report.MARGINAL_TOL`, the tolerance `run_fixed_points` passes; "
-        "`probes.fixed_points.find_fixed_points`'s own default, 0.05, is not used), and "
+        "(`probes.fixed_points.MARGINAL_TOL`, shared by the fixed-point search and the "
+        "probe report), and "
         f"unstable when |lambda| > 1 + {MARGINAL_TOL:g}; a slow point is kept when |F(h) - h| "
         f"< {SLOW_SPEED:g} of the states' spread per step (`probes.report.SLOW_SPEED`); "
         f"{agree}."

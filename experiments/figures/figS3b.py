@@ -9,7 +9,7 @@ four as at rho = 0, but the two off-diagonal ones (x1, x2 of opposite signs) hol
 fit almost only on the diagonal quadrants and the test of those folds is a true extrapolation.
 
 Attractor dimension: the near-marginal modes of the recurrent map's slow points
-(``probes.fixed_points``; Jacobian eigenvalues within ``probes.report.MARGINAL_TOL`` of 1 in
+(``probes.fixed_points``; Jacobian eigenvalues within ``probes.fixed_points.MARGINAL_TOL`` of 1 in
 the span of the visited states), the median over a network's slow points; 2 for a plane attractor that holds both
 factors, 1 for a line.
 """

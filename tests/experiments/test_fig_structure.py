@@ -15,7 +15,8 @@ import pytest
 
 from multitask_evidence.experiments.figures import fig3d, fig4, figS6, figS12
 from multitask_evidence.experiments.reproduce import figure_grid, render, reproduce
-from multitask_evidence.probes.report import MARGINAL_TOL, json_safe
+from multitask_evidence.probes.fixed_points import MARGINAL_TOL
+from multitask_evidence.probes.report import json_safe
 
 SEEDS = range(8)
 
@@ -78,7 +79,7 @@ def test_fig3d_smoke_table_has_pcs_and_fixed_points_beside_the_untrained_network
     u = {r["seed"]: _num(r["pc1_var"]) for r in nets if r["network"] == "untrained"}
     assert t != u
     assert "Attractor dimension per network: trained [" in page and "untrained" in page
-    assert f"|lambda - 1| < {MARGINAL_TOL:g} (`probes.report.MARGINAL_TOL`" in page
+    assert f"|lambda - 1| < {MARGINAL_TOL:g} (`probes.fixed_points.MARGINAL_TOL`" in page
     assert "### The trained N = 2 control" in page and "**Primary contrast**: RNN, N = 24" in page
 
 
@@ -232,7 +233,7 @@ def test_fig3d_tests_both_halves_and_the_trained_n2_control_network_by_network(t
     )
     assert "PC1+PC2 share, N = 24 - N = 2: above: +0.050" in page
     assert "what holding two numbers takes" in page
-    assert f"|lambda - 1| < {MARGINAL_TOL:g} (`probes.report.MARGINAL_TOL`" in page
+    assert f"|lambda - 1| < {MARGINAL_TOL:g} (`probes.fixed_points.MARGINAL_TOL`" in page
     assert "Attractor dimension per network: trained [2, 2, 2, 2, 2, 2, 2, 2], untrained " \
         "[0, 0, 0, 0, 1, 1, 1, 4]" in page
     nets = _read(tmp_path / "fig3d" / "fig3d_networks.csv")
