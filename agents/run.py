@@ -131,7 +131,10 @@ def child_path(parent: Path | str, name: Any, what: str) -> Path:
 
     ``name`` is a relative path of plain components (``exp1`` or ``group/exp1``): not empty, not
     absolute, no ``.`` / ``..`` / empty components, no NUL, each component at most 255 bytes.
-    Anything else is a ValueError naming ``what`` (the flag or field) and what is allowed.
+    The path must also stay inside ``parent`` once symlinks are resolved: a symlink under
+    ``parent`` that leads out of it is refused (``parent`` itself may be a symlink: that is the
+    caller's choice of folder). Anything else is a ValueError naming ``what`` (the flag or
+    field) and what is allowed.
     """
     allowed = "a folder name or a relative path under it without '..' (e.g. 'exp1', 'grp/exp1')"
     if not isinstance(name, str) or not name:
@@ -144,7 +147,16 @@ def child_path(parent: Path | str, name: Any, what: str) -> Path:
     )
     if bad:
         raise ValueError(f"{what} must be {allowed} inside {parent}; got {name!r}")
-    return Path(parent, *parts)
+    path = Path(parent, *parts)
+    root = os.path.realpath(parent)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        raise ValueError(
+            f"{what} {name!r} leads out of {parent} through a symlink (to {real}); runs and "
+            "sweeps stay inside their folder: use a name without the link, or point --runs-dir "
+            "at the other folder"
+        )
+    return path
 
 
 def encode_state(state: dict[str, Any]) -> torch.Tensor:

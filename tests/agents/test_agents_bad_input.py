@@ -102,6 +102,23 @@ def test_names_inside_their_folder_are_valid(name, tmp_path) -> None:
     assert p == tmp_path / name and tmp_path in p.parents
 
 
+def test_a_symlink_inside_the_runs_folder_cannot_lead_a_run_out_of_it(tmp_path) -> None:
+    runs, outside = tmp_path / "runs", tmp_path / "elsewhere"
+    (outside / "victim").mkdir(parents=True)
+    runs.mkdir()
+    (runs / "link").symlink_to(outside)
+    (runs / "victim").symlink_to(outside / "victim")
+    for name in ("link/x", "victim", "link/victim/deeper"):
+        with pytest.raises(ValueError, match=f"--name {name!r} leads out of .* through a symlink"):
+            child_path(runs, name, "--name")
+    # a link that stays inside is fine, and so is a runs folder that is itself a link
+    (runs / "inner").mkdir()
+    (runs / "alias").symlink_to(runs / "inner")
+    assert child_path(runs, "alias/x", "--name") == runs / "alias" / "x"
+    (tmp_path / "runs-link").symlink_to(outside)
+    assert child_path(tmp_path / "runs-link", "victim", "--name") == tmp_path / "runs-link" / "victim"
+
+
 # ---- file modes --------------------------------------------------------------------------------
 def test_run_files_are_readable_as_the_umask_allows(run_dir, tmp_path) -> None:
     old = os.umask(0o022)

@@ -84,6 +84,26 @@ def test_sweep_names_stay_in_runs_sweeps(tmp_path, monkeypatch, capsys) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_train_and_sweep_refuse_a_symlink_out_of_their_folder(tmp_path, monkeypatch, capsys):
+    outside = tmp_path / "outside"
+    (outside / "victim").mkdir(parents=True)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "link").symlink_to(outside)
+    (runs / "victim").symlink_to(outside / "victim")
+    for argv in (["--name", "link/x"], ["--resume", "--name", "victim"]):
+        rc, err = mte(["train", *TINY, *argv, "--runs-dir", str(runs)], monkeypatch, capsys)
+        one_line_error(rc, err, "train", "leads out of", "through a symlink")
+    assert sorted(p.name for p in outside.rglob("*")) == ["victim"]  # nothing written there
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "sweeps").mkdir()
+    (tmp_path / "runs" / "sweeps" / "swlink").symlink_to(outside)
+    rc, err = mte(
+        ["sweep", "--set", "n_tasks=2", "--name", "swlink/x", "--dry-run"], monkeypatch, capsys
+    )
+    one_line_error(rc, err, "sweep", "leads out of", "through a symlink")
+
+
 # ---- resume ------------------------------------------------------------------------------------
 def test_resume_errors_and_override(tmp_path, monkeypatch, capsys) -> None:
     base = ["train", "--runs-dir", str(tmp_path), "--name", "r"]
