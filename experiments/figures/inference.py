@@ -201,13 +201,15 @@ class PairedTest:
 
     def verdict(self) -> str:
         """Words tied to the test: ``holds: +0.25, p = 0.004 (primary)``, ``below: ...``,
-        ``not distinguishable: ...``; a claim with a predicted sign that the test rejects the
-        other way reads ``opposite``."""
+        ``not distinguishable: ...`` (``not distinguishable after Holm`` when only the page's
+        adjustment takes the call below the level); a claim with a predicted sign that the test
+        rejects the other way reads ``opposite``."""
         tag = " (primary)" if self.primary else ""
         if self.n < 2:
             return f"not testable ({self.numbers()}){tag}"
         if not self.significant:
-            word = "not distinguishable"
+            adjusted_away = not self.primary and math.isfinite(self.p_adjusted) and self.p < ALPHA
+            word = "not distinguishable after Holm" if adjusted_away else "not distinguishable"
         elif self.expect == 0:
             word = self.direction
         else:

@@ -76,6 +76,11 @@ def test_a_page_ledger_tests_the_primary_alone_and_holm_adjusts_the_rest():
     got = ledger.resolve(text)
     # two secondary calls (the repeat is not counted twice), both at p = 2 / 256: Holm 0.0156
     assert got.count("p = 0.0078 (Holm 0.016), n = 8") == 3 and "[[call:" not in got
+    # a call that only the adjustment takes above the level says so
+    many = [inf.paired_test({s: 1.0 for s in range(8)}, None, f"c{i}") for i in range(11)]
+    with inf.page_ledger() as crowded:
+        tokens = [inf.call(t) for t in many]
+    assert crowded.resolve(tokens[0]).startswith("not distinguishable after Holm: +1.000")
     section = ledger.section()
     assert "**Primary contrast**: primary: above: +0.2" in section and "(primary)" in section
     assert "Power: with n = 8 networks" in section

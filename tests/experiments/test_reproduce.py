@@ -171,7 +171,7 @@ def test_figure_tables_carry_the_controls(tmp_path):
     # every network 0.1 above itself untrained: p = 0.0078, but Holm over the page's 11
     # secondary calls multiplies the smallest by 11 (0.086): no secondary call can hold at n = 8
     assert (
-        "against untrained: not distinguishable: +0.100 [95% CI +0.100, +0.100], "
+        "against untrained: not distinguishable after Holm: +0.100 [95% CI +0.100, +0.100], "
         "p = 0.0078 (Holm 0.086), n = 8"
     ) in text
     assert "smallest Holm-adjusted p they can reach is 11 x 2 / 2^8 = 0.086" in text

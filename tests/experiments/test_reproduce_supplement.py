@@ -129,9 +129,10 @@ def test_figS1_page_compares_the_encoders_against_their_own_inputs(tmp_path):
     # at N = 24 (0.888 to 0.958): above a 0.4 input baseline, below a 0.96 one; every sign
     # pattern agrees, but Holm over 19 secondary calls cannot reach 0.05 on 8 networks
     assert (
-        "quadratic encoder at N = 24: trained against untrained: not distinguishable: +0.423 "
+        "quadratic encoder at N = 24: trained against untrained: not distinguishable after Holm: "
+        "+0.423 "
         "[95% CI +0.403, +0.443], p = 0.0078 (Holm 0.15), n = 8; against a linear decoder on "
-        "their encoded input's average (0.400): not distinguishable: +0.523" in text
+        "their encoded input's average (0.400): not distinguishable after Holm: +0.523" in text
     )
     assert "19 x 2 / 2^8 = 0.15, not below 0.05" in text
     assert "- quadratic encoder: the rise of OOD r^2 with N: holds: +0.264" in text
@@ -161,7 +162,7 @@ def test_figS5c_page_compares_free_with_fixed_reaction_time(tmp_path):
     assert len(got) == 4 and {r["targets"] for r in got} == {"paper", "free_rt_paper"}
     assert all(float(r["gain_over_untrained"]) > 0.19 for r in got)
     text = md.read_text()
-    assert "- N = 24: free RT against fixed RT: not distinguishable: +0.100 [95% CI" in text
+    assert "- N = 24: free RT against fixed RT: not distinguishable after Holm: +0.100 [95% CI" in text
     assert "### fixed RT (`targets='paper'`" in text and "### free RT" in text
     # flat in N (0.8 / 0.9 at both ends): above the untrained networks, yet no rise to claim
     assert (
