@@ -282,7 +282,7 @@ def test_fig4_reports_both_sparseness_definitions_and_tests_the_papers_as_primar
     # this package's against untrained: 0.5 - 0.2 = 0.3 in every network, p = 0.0078; but the
     # page's 7 secondary calls share Holm's family: 7 x 0.0078 = 0.055, above 0.05
     assert (
-        "this package's: not distinguishable: +0.300 [95% CI +0.300, +0.300], p = 0.0078 "
+        "this package's: not distinguishable after Holm: +0.300 [95% CI +0.300, +0.300], p = 0.0078 "
         "(Holm 0.055), n = 8" in page
     )
     assert "sparseness, paper's definition (mean over units, silent = 1)" in page
