@@ -108,12 +108,12 @@ def change_test(
     """``metric`` at the last condition minus the first, paired by seed (the conditions share
     their seeds); ``suffix``: under another analysis choice (:data:`CHOICES`)."""
     metric = f"{metric}{suffix}"
-    where = {k: v for k, v in condition_of(first).items() if k != x}
+    where = describe({k: v for k, v in condition_of(first).items() if k != x})
     return paired_test(
         per_seed(last, metric),
         per_seed(first, metric),
-        f"{describe(where)}: {metric_name(metric)} at {describe({x: last.get(x)})} - at "
-        f"{describe({x: first.get(x)})}",
+        f"{where + ': ' if where else ''}{metric_name(metric)} at {describe({x: last.get(x)})} "
+        f"- at {describe({x: first.get(x)})}",
         expect=expect,
         primary=primary,
         words=("rises", "falls"),

@@ -64,6 +64,9 @@ def test_only_shared_seeds_pair():
     first, last = stats.summarise(rows, ("arch", "n_tasks"))
     t = pages.change_test(first, last, "n_tasks")
     assert t.seeds == (3, 4, 5) and t.n == 3 and t.p == 0.25
+    # a condition with no other field is named by the change alone
+    bare = [{k: v for k, v in r.items() if k != "arch"} for r in (first, last)]
+    assert pages.change_test(*bare, "n_tasks").label == "OOD r^2 at N = 24 - at N = 2"
 
 
 def test_the_robustness_section_retests_the_primary_under_each_choice():
