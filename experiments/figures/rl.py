@@ -60,6 +60,13 @@ def _report_label(algo: Any, env_id: Any) -> str:
     return f"{algo}: {kind}"
 
 
+def shared_values(summary: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
+    """The values of a grid field over the rows, whether it keys them or their networks share
+    it (``_shared``): the RL page names the agents' architecture and N this way."""
+    vals = {r.get(key, (r.get("_shared") or {}).get(key)) for r in summary}
+    return sorted(v for v in vals if v is not None)
+
+
 def plot(
     summary: Sequence[Mapping[str, Any]], path: str | Path, group: str, caption: str = ""
 ) -> Path:
@@ -105,8 +112,7 @@ def plot(
     ax.set_ylabel("OOD $r^2$ of x* from the hidden state")
     low = network_values(summary, "ood_r2") + network_values(summary, "untrained_ood_r2")
     ax.set_ylim(min([0.7, *[v - 0.03 for v in low]]), 1.0)
-    archs = sorted({str(r.get("arch")) for r in summary if r.get("arch")})
-    ns = sorted({r.get("n_tasks") for r in summary if r.get("n_tasks") is not None})
+    archs, ns = shared_values(summary, "arch"), shared_values(summary, "n_tasks")
     ax.set_title(
         f"RL agents ({', '.join(ARCH_LABELS.get(a, a) for a in archs) or '?'}, "
         f"N = {', '.join(str(n) for n in ns) or '?'}): OOD $r^2$ by report kind"
@@ -118,8 +124,7 @@ def plot(
 def render(summary: Sequence[Mapping[str, Any]], out: Path, caption: str) -> tuple[Path, str]:
     labelled = [dict(r, report=_report_label(r.get("algo"), r.get("env_id"))) for r in summary]
     png = plot(labelled, out / "rl.png", group="report", caption=caption)
-    archs = sorted({str(r.get("arch")) for r in summary if r.get("arch")})
-    ns = sorted({r.get("n_tasks") for r in summary if r.get("n_tasks") is not None})
+    archs, ns = shared_values(summary, "arch"), shared_values(summary, "n_tasks")
     lines = [
         "## The question against its controls",
         "",

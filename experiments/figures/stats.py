@@ -154,6 +154,15 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
             rec[f"{prefix}_p"] = t.p
         # the networks themselves, for figures that analyse them further (not a table column)
         rec["_networks"] = [{"seed": r.get("seed"), "run_dir": r.get("run_dir")} for r in members]
+        # grid fields the group is not keyed by but its networks share (e.g. the RL agents'
+        # architecture and N), for pages that name them
+        rec["_shared"] = {
+            k: members[0][k]
+            for k in CONDITION_KEYS
+            if k not in by
+            and members[0].get(k) is not None
+            and all(r.get(k) == members[0][k] for r in members)
+        }
         out.append(rec)
     return out
 

@@ -209,6 +209,8 @@ def test_figure_tables_carry_the_controls(tmp_path):
     rows = [dict(_row("gru", 6, [0.6] * 4), algo="ppo", env_id=e, frac_ideal=0.9) for e in RL_ENVS]
     png, _, md, _ = render("rl", "smoke", rows, tmp_path / "rl")
     assert png.exists() and "wager" in md.read_text() and "untrained" in md.read_text()
+    # the page names what its rows are not keyed by but every agent shares
+    assert "Agents: GRU torso, N = 6 tasks" in md.read_text()
 
 
 @pytest.mark.slow
