@@ -415,7 +415,7 @@ def abstraction_geometry(
             f"max_train_per_condition must be >= {MIN_TRIALS}, got {max_train_per_condition}"
         )
     # the fits are many small (<= a few thousand x H) solves: BLAS threads only add
-    # synchronisation (6x slower on a busy 2-core machine), so one thread
+    # synchronisation, which on a busy 2-core machine costs more than they save, so one thread
     with threadpool_limits(1):
         return _abstraction_geometry(
             hidden,

@@ -3,10 +3,9 @@
 A K-member step allocates and frees buffers of megabytes (the LSTM's saved gate factors for 32
 members at batch 16: [32, 22, 16, 4, 64] floats, 11.5 MB). With its default, self-adjusting
 thresholds glibc's malloc hands such blocks back to the kernel when they are freed (it trims the
-heap top, or unmaps a block it mapped on its own), so the next step faults every page back in,
-thousands of minor page faults per training step of a K = 32 LSTM, GRU or transformer against
-about a hundred with the settings below (benchmarks/results/ensemble.md has the counts and the
-throughput they cost). The default thresholds adapt to the process's history of frees, so the
+heap top, or unmaps a block it mapped on its own), so the next step faults every page back in;
+the settings below keep those pages mapped (benchmarks/results/ensemble.md has the fault counts
+and the throughput they cost). The default thresholds adapt to the process's history of frees, so the
 count without the settings varies from process to process. Fixed thresholds keep
 blocks up to 32 MB (glibc's largest allowed) in the heap and leave up to 1 GiB of free heap
 untrimmed, so the pages stay mapped. Solo networks' buffers are small enough that malloc keeps

@@ -128,7 +128,7 @@ class ElmanScan(torch.autograd.Function):
 
 def _tanh_into(x: Tensor, out: Tensor) -> Tensor:
     """``out = tanh(x)`` computed as 2 sigmoid(2x) - 1 (``out`` may be ``x``): torch's CPU tanh
-    runs about 9x slower than its sigmoid at these sizes (73 against 8 us on [32, 16, 64]),
+    is several times slower than its sigmoid at these sizes (benchmarks/results/ensemble.md),
     and the two agree to float32 rounding."""
     torch.mul(x, 2.0, out=out)
     return out.sigmoid_().mul_(2.0).sub_(1.0)
