@@ -20,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+from multitask_evidence.envs.limits import MAX_POINTS
 from multitask_evidence.experiments.commands.backend_args import (
     add_backend_arguments,
     add_slurm_arguments,
@@ -95,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-retry-failed", action="store_true", help="do not re-run points that failed last time"
     )
     e.add_argument(
+        "--max-points",
+        type=int,
+        default=MAX_POINTS,
+        help=f"refuse a grid of more points than this (default {MAX_POINTS:,}); counted before "
+        "any point is built",
+    )
+    e.add_argument(
         "--dry-run",
         action="store_true",
         help="validate the grid and list its points; train nothing",
@@ -122,20 +130,25 @@ def run(args: argparse.Namespace) -> int:
     if not args.sets and not args.file:
         raise ValueError("give a grid with --set NAME=V1,V2 (repeatable) and/or --file")
     check_backend_arguments(args)
-    for key in ("threads", "probe_n", "max_ensemble"):
+    for key in ("threads", "probe_n", "max_ensemble", "max_points"):
         v = getattr(args, key)
         if v is not None and v < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {v}")
     if args.probe_seed < 0:
         raise ValueError(f"--probe-seed must be >= 0, got {args.probe_seed}")
-    grid, point_opts = grid_from_cli(args.sets, args.seeds, args.file)
-    points = grid.points()
+    grid, point_opts = grid_from_cli(args.sets, args.seeds, args.file, max_points=args.max_points)
+    points = grid.points(max_points=args.max_points)
+    # the file's name follows the rule of --name even where --name or --dir replaces it: a
+    # bad name is a mistake in the file, not something to drop without a word
+    file_dir = None
+    if grid.name is not None:
+        file_dir = _default_dir(grid, grid.name, f"grid file {args.file}: 'name'")
     if args.dir:
         sweep_dir = Path(args.dir)
     elif args.name is not None:
         sweep_dir = _default_dir(grid, args.name)
     else:
-        sweep_dir = _default_dir(grid, grid.name, f"grid file {args.file}: 'name'")
+        sweep_dir = file_dir or _default_dir(grid, None)
     kwargs = dict(point_opts)
     if args.probe_n is not None:
         kwargs["probe_n"] = args.probe_n
@@ -165,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         ensemble=not args.no_ensemble,
         max_ensemble=args.max_ensemble,
+        max_points=args.max_points,
     )
     n_ok = sum(r["status"] == "ok" for r in result.rows)
     print(

@@ -10,8 +10,9 @@ Folder layout of a sweep (``sweep_dir``, :class:`SweepPaths`)::
     hparams/<point id>/   tensorboard HParams record of a finished point (parameters + metrics):
                           ``tensorboard --logdir <sweep_dir>/hparams`` compares every point
 
-Re-running the same sweep skips the points whose row file exists; a failing point is recorded
-with its error while the others go on. With the default point function, compatible supervised
+Re-running the same sweep skips the points whose row file exists (one that cannot be read, cut
+short or overwritten, is reported on stderr and its point runs again); a failing point is
+recorded with its error while the others go on. With the default point function, compatible supervised
 points train as ensembles (:mod:`experiments.sweep.groups`; ``run_sweep(ensemble=False)`` or
 ``mte sweep --no-ensemble`` to train each alone); each member is recorded as a point is. An
 ensemble's joint checkpoint lives in ``runs/.ensemble-<digest>/`` while it trains.
@@ -19,7 +20,6 @@ ensemble's joint checkpoint lives in ``runs/.ensemble-<digest>/`` while it train
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections import deque
@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from multitask_evidence.agents.run import atomic_write_text
-from multitask_evidence.experiments.sweep.grid import ConfigResolver, Grid, Point, coerce_value
-from multitask_evidence.experiments.sweep.table import dumps, write_table
+from multitask_evidence.envs.limits import MAX_POINTS, short_repr
+from multitask_evidence.experiments.sweep.grid import ConfigResolver, Grid, Point, coerce
+from multitask_evidence.experiments.sweep.table import dumps, read_record, write_table
 
 
 def _under(name: str) -> property:
@@ -122,7 +123,7 @@ def check_point_options(fn: Callable[..., Any], options: Mapping[str, Any]) -> d
         optional = type(None) in typing.get_args(tp)
         kind = {int: "int", float: "float", bool: "bool", str: "str"}.get(args[0])
         if kind is not None and len(args) == 1:
-            out[name] = coerce_value(f"point option {name}", value, kind, optional)
+            out[name] = coerce(f"point option {name}", value, kind, optional)
     return out
 
 
@@ -143,6 +144,7 @@ def run_sweep(
     ensemble: bool = True,
     max_ensemble: int = 32,
     where: Callable[[Point], bool] | None = None,
+    max_points: int = MAX_POINTS,
 ) -> SweepResult:
     """Run every point of ``grid`` not yet done, in parallel, and write the results table.
 
@@ -168,15 +170,19 @@ def run_sweep(
     where: run only the points for which ``where(point)`` is true (e.g. one architecture of a
         figure). Point ids and the results table stay those of the whole grid, so a later run
         without ``where`` reuses these points; the others show as pending.
+    max_points: a grid of more points is a ValueError, counted before any point is built.
+
+    A row or error file that cannot be read (cut short, not JSON) is reported on stderr and
+    its point runs again, as if it had never finished.
     """
     from multitask_evidence.experiments.backends import make_backend
 
     if not isinstance(ensemble, bool):
-        raise ValueError(f"ensemble must be True or False, got {ensemble!r}")
+        raise ValueError(f"ensemble must be True or False, got {short_repr(ensemble)}")
     if isinstance(max_ensemble, bool) or not isinstance(max_ensemble, int) or max_ensemble < 1:
-        raise ValueError(f"max_ensemble must be an integer >= 1, got {max_ensemble!r}")
+        raise ValueError(f"max_ensemble must be an integer >= 1, got {short_repr(max_ensemble)}")
     t0 = time.perf_counter()
-    points = grid.points(config_resolver)  # raises on a bad grid before any worker starts
+    points = grid.points(config_resolver, max_points)  # a bad grid: before any worker starts
     paths = SweepPaths(Path(sweep_dir))
     paths.rows.mkdir(parents=True, exist_ok=True)
     paths.runs.mkdir(parents=True, exist_ok=True)
@@ -189,7 +195,8 @@ def run_sweep(
     todo = deque(
         p
         for p in selected
-        if not paths.row(p.id).exists() and (retry_failed or not paths.error(p.id).exists())
+        if read_record(paths.row(p.id)) is None
+        and (retry_failed or read_record(paths.error(p.id)) is None)
     )
     n_skipped = len(selected) - len(todo)
     n_ran = n_failed = 0
@@ -345,9 +352,11 @@ def write_missing_hparams(
     domains = _hparam_domains(points) if domains is None else domains
     n = 0
     for p in points:
-        if not paths.row(p.id).exists() or paths.hparams_dir(p.id).exists():
+        if paths.hparams_dir(p.id).exists():
             continue
-        row = json.loads(paths.row(p.id).read_text())
+        row = read_record(paths.row(p.id))
+        if row is None:  # not finished, or its row unreadable (reported there)
+            continue
         note = _write_hparams(p, row.get("metrics") or {}, paths, domains)
         if note:
             print(note, file=sys.stderr)

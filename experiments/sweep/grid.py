@@ -23,20 +23,33 @@ TaskSpec / config rejects raises ``ValueError`` naming the field. Grids come fro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multitask_evidence.envs.limits import (
+    MAX_POINTS,
+    MESSAGE_CHARS,
+    check_nesting,
+    check_points,
+    clip,
+    short_repr,
+    too_deep,
+)
 from multitask_evidence.experiments.dataclass_args import coerce_value, option_kinds
 
 SUPERVISED = "supervised"
 RESERVED = ("algo", "seed")
+_RAISE_POINTS = "--max-points (mte sweep) or max_points="
+"""How a message says the limit on points is raised."""
 
 # ----------------------------------------------------------------------------------------------
 # Field catalogues
@@ -67,6 +80,44 @@ def default_config_class(algo: str) -> type:
 
 
 ConfigResolver = Callable[[str], type]
+
+
+def coerce(
+    name: str, value: Any, kind: str, optional: bool = False, *, what: str = "grid field"
+) -> Any:
+    """:func:`coerce_value`, its error message kept short (it quotes the value whole) and a
+    JSON text nested too deeply refused in one line (``json.loads`` would raise
+    RecursionError)."""
+    try:
+        out = coerce_value(name, value, kind, optional, what=what)
+    except ValueError as e:
+        raise ValueError(clip(str(e), MESSAGE_CHARS)) from None
+    except RecursionError:
+        raise too_deep(f"{what} {short_repr(name)}") from None
+    if kind in ("seq", "dict", "any"):
+        check_nesting(f"{what} {short_repr(name)}", out)
+    return out
+
+
+def _distinct(values: Iterable[Any]) -> tuple[list[Any], list[Any]]:
+    """``(values without repeats, the repeats)``, compared with ``==`` as ``in`` does, in
+    linear time for hashable values (an axis may hold 1e5 seeds); unhashable values (lists)
+    are compared one by one."""
+    hashable: set[Any] = set()
+    others: list[Any] = []
+    first: list[Any] = []
+    repeats: list[Any] = []
+    for v in values:
+        try:
+            new = v not in hashable
+            if new:
+                hashable.add(v)
+        except TypeError:
+            new = v not in others
+            if new:
+                others.append(v)
+        (first if new else repeats).append(v)
+    return first, repeats
 
 
 def jsonable(value: Any) -> Any:
@@ -157,23 +208,28 @@ class Grid:
         values: dict[str, list[Any]] = {}
         for b in self.blocks:
             for k, vs in b.items():
-                seen = values.setdefault(k, [])
-                seen.extend(v for v in vs if v not in seen)
+                values.setdefault(k, []).extend(vs)
         n_blocks = len(self.blocks)
         return [
             k
             for k, vs in values.items()
-            if len(vs) > 1 or sum(k in b for b in self.blocks) < n_blocks
+            if len(_distinct(vs)[0]) > 1 or sum(k in b for b in self.blocks) < n_blocks
         ]
 
     def to_dict(self) -> dict[str, Any]:
         grid: Any = jsonable(self.axes) if not self.extra else jsonable(self.blocks)
         return {"name": self.name, "grid": grid, "meta": jsonable(self.meta)}
 
-    def points(self, config_resolver: ConfigResolver | None = None) -> list[Point]:
-        """Every point, validated by building its TaskSpec and agent config (no training)."""
+    def points(
+        self, config_resolver: ConfigResolver | None = None, max_points: int = MAX_POINTS
+    ) -> list[Point]:
+        """Every point, validated by building its TaskSpec and agent config (no training).
+
+        A grid of more than ``max_points`` points is a ValueError, counted before any is built.
+        """
         from multitask_evidence.envs.spec import TaskSpec
 
+        check_points("the grid", len(self), max_points, _RAISE_POINTS)
         resolver = config_resolver or default_config_class
         tfields = option_kinds(TaskSpec)
         varying = self.varying
@@ -190,7 +246,7 @@ class Grid:
                 try:
                     classes[algo] = resolver(algo)
                 except ValueError as e:
-                    raise ValueError(f"grid field 'algo': {e}") from None
+                    raise ValueError(f"grid field 'algo': {clip(str(e), MESSAGE_CHARS)}") from None
             cfg_cls = classes[algo]
             cfg_fields = option_kinds(cfg_cls)
             task: dict[str, Any] = {}
@@ -204,7 +260,7 @@ class Grid:
                 scope, fname = _resolve(name, tfields, cfg_fields, algo)
                 kinds, into = (tfields, task) if scope == "task" else (cfg_fields, agent)
                 k = kinds[fname]
-                into[fname] = coerced[name] = coerce_value(name, value, k.kind, k.optional)
+                into[fname] = coerced[name] = coerce(name, value, k.kind, k.optional)
             if "seed" in cfg_fields:
                 agent.setdefault("seed", seed)
             # each network its own task draw (encoder, random boundaries), unless fixed
@@ -214,16 +270,18 @@ class Grid:
             try:
                 TaskSpec(**task)
             except (ValueError, TypeError) as e:
-                raise ValueError(f"grid point {pid}: invalid task: {e}") from None
+                msg = clip(str(e), MESSAGE_CHARS)
+                raise ValueError(f"grid point {pid}: invalid task: {msg}") from None
             try:
                 cfg_cls(**agent)  # the config validates itself at construction
             except (ValueError, TypeError) as e:
-                raise ValueError(f"grid point {pid}: invalid {algo} config: {e}") from None
+                msg = clip(str(e), MESSAGE_CHARS)
+                raise ValueError(f"grid point {pid}: invalid {algo} config: {msg}") from None
             points.append(Point(pid, params, algo, seed, task, agent))
-        ids = [p.id for p in points]
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise ValueError(f"the grid holds the same point more than once: {dup}")
+        counts = Counter(p.id for p in points)
+        dup = sorted(i for i, n in counts.items() if n > 1)
+        if dup:
+            raise ValueError(f"the grid holds the same point more than once: {short_repr(dup)}")
         return points
 
 
@@ -243,21 +301,22 @@ def _resolve(
         fname = name[5:]
         if fname not in tfields:
             raise ValueError(
-                f"grid field {name!r}: {fname!r} is not a TaskSpec field; allowed: {list(tfields)}"
+                f"grid field {short_repr(name)}: {short_repr(fname)} is not a TaskSpec field; "
+                f"allowed: {list(tfields)}"
             )
         return "task", fname
     if name.startswith("agent."):
         fname = name[6:]
         if fname not in cfg_fields:
             raise ValueError(
-                f"grid field {name!r}: {fname!r} is not a field of the {algo} config; "
-                f"allowed: {list(cfg_fields)}"
+                f"grid field {short_repr(name)}: {short_repr(fname)} is not a field of the {algo} "
+                f"config; allowed: {list(cfg_fields)}"
             )
         return "agent", fname
     in_task, in_cfg = name in tfields, name in cfg_fields
     if in_task and in_cfg:
         raise ValueError(
-            f"grid field {name!r} is both a TaskSpec field and a {algo} config field; "
+            f"grid field {short_repr(name)} is both a TaskSpec field and a {algo} config field; "
             f"write task.{name} or agent.{name}"
         )
     if in_task:
@@ -265,8 +324,8 @@ def _resolve(
     if in_cfg:
         return "agent", name
     raise ValueError(
-        f"grid field {name!r} is unknown: not a TaskSpec field ({list(tfields)}), not a {algo} "
-        f"config field ({list(cfg_fields)}), and not one of {list(RESERVED)}"
+        f"grid field {short_repr(name)} is unknown: not a TaskSpec field ({list(tfields)}), not "
+        f"a {algo} config field ({list(cfg_fields)}), and not one of {list(RESERVED)}"
     )
 
 
@@ -277,25 +336,29 @@ def parse_grid(
     name: str | None = None,
     meta: Mapping[str, Any] | None = None,
     config_resolver: ConfigResolver | None = None,
+    max_points: int = MAX_POINTS,
 ) -> Grid:
     """Check and order a grid: every axis a non-empty list, names known, values of the right type.
 
     ``axes`` maps names to a list of values (a scalar is a one-value axis); ``seeds`` (or an
     axis ``seed``) lists the network seeds, default ``[0]``. Expands the points once, so that
     every error (including TaskSpec / config validation) is raised here, before any training.
+    More than ``max_points`` points is a ValueError, counted before any value is checked.
     """
     if not isinstance(axes, Mapping):
-        raise ValueError(f"a grid must be a mapping of field -> list of values, got {axes!r}")
+        raise ValueError(
+            f"a grid must be a mapping of field -> list of values, got {short_repr(axes)}"
+        )
     ordered: dict[str, list[Any]] = {}
     for key, values in axes.items():
         if not isinstance(key, str) or not key:
-            raise ValueError(f"grid field names must be non-empty strings, got {key!r}")
+            raise ValueError(f"grid field names must be non-empty strings, got {short_repr(key)}")
         if isinstance(values, (list, tuple)):
             values = list(values)
         else:
             values = [values]
         if not values:
-            raise ValueError(f"grid field {key!r} has an empty list of values")
+            raise ValueError(f"grid field {short_repr(key)} has an empty list of values")
         ordered[key] = values
     if seeds is not None:
         if "seed" in ordered:
@@ -306,20 +369,24 @@ def parse_grid(
     seed_values = ordered.pop("seed")
     if not seed_values:
         raise ValueError("grid field 'seed' has an empty list of values")
-    ordered["seed"] = [coerce_value("seed", s, "int", False) for s in seed_values]
-    if any(s < 0 for s in ordered["seed"]):
-        raise ValueError(f"grid field 'seed' must hold integers >= 0, got {ordered['seed']}")
+    ordered["seed"] = seed_values
+    # counted before the values are checked one by one: a typo must not cost minutes
+    check_points("the grid", math.prod(map(len, ordered.values())), max_points, _RAISE_POINTS)
+    ordered["seed"] = [coerce("seed", s, "int") for s in seed_values]
+    negative = [s for s in ordered["seed"] if s < 0]
+    if negative:
+        raise ValueError(f"grid field 'seed' must hold integers >= 0, got {short_repr(negative)}")
     if "algo" in ordered:
         allowed = algo_names() if config_resolver is None else None
         for a in ordered["algo"]:
             if not isinstance(a, str) or (allowed is not None and a not in allowed):
-                raise ValueError(f"grid field 'algo' must be one of {allowed}, got {a!r}")
+                raise ValueError(f"grid field 'algo' must be one of {allowed}, got {short_repr(a)}")
     for key, values in ordered.items():
-        dup = [v for i, v in enumerate(values) if v in values[:i]]
+        dup = _distinct(values)[1]
         if dup:
-            raise ValueError(f"grid field {key!r} repeats the value(s) {dup}")
+            raise ValueError(f"grid field {short_repr(key)} repeats the value(s) {short_repr(dup)}")
     grid = Grid(ordered, name=name, meta=dict(meta or {}))
-    grid.points(config_resolver)  # validates every point now, before anything trains
+    grid.points(config_resolver, max_points)  # validates every point now, before anything trains
     return grid
 
 
@@ -328,23 +395,27 @@ def parse_set(items: Iterable[str]) -> dict[str, list[Any]]:
     axes: dict[str, list[Any]] = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"--set expects name=value[,value...], got {item!r}")
+            raise ValueError(f"--set expects name=value[,value...], got {short_repr(item)}")
         key, _, raw = item.partition("=")
         key, raw = key.strip().replace("-", "_"), raw.strip()
         if key in axes:
-            raise ValueError(f"grid field {key!r} given twice in --set")
+            raise ValueError(f"grid field {short_repr(key)} given twice in --set")
         if raw.startswith("["):
-            values = list(coerce_value(key, raw, "seq"))
+            values = list(coerce(key, raw, "seq"))
         else:
             values = [v.strip() for v in raw.split(",")] if raw else []
             if any(v == "" for v in values):
-                raise ValueError(f"grid field {key!r} has an empty value in {raw!r}")
+                raise ValueError(
+                    f"grid field {short_repr(key)} has an empty value in {short_repr(raw)}"
+                )
         axes[key] = values
     return axes
 
 
-def parse_seeds(text: str | None) -> list[int] | None:
-    """``"0,1,2"`` -> [0, 1, 2]; ``"0-4"`` -> [0, 1, 2, 3, 4]; None -> None."""
+def parse_seeds(text: str | None, max_points: int = MAX_POINTS) -> list[int] | None:
+    """``"0,1,2"`` -> [0, 1, 2]; ``"0-4"`` -> [0, 1, 2, 3, 4]; None -> None.
+
+    A range of more than ``max_points`` seeds is a ValueError, counted before it is built."""
     if text is None:
         return None
     text = text.strip()
@@ -352,11 +423,81 @@ def parse_seeds(text: str | None) -> list[int] | None:
     if m:
         lo, hi = int(m.group(1)), int(m.group(2))
         if hi < lo:
-            raise ValueError(f"--seeds range {text!r} is empty")
+            raise ValueError(f"--seeds range {short_repr(text)} is empty")
+        check_points(f"--seeds range {short_repr(text)}", hi - lo + 1, max_points, _RAISE_POINTS)
         return list(range(lo, hi + 1))
     if not text:
         raise ValueError("grid field 'seed' has an empty list of values")
-    return [coerce_value("seed", s, "int", False) for s in text.split(",")]
+    return [coerce("seed", s, "int") for s in text.split(",")]
+
+
+class _DuplicateKeyError(ValueError):
+    """A key given twice in one mapping of a grid file (YAML and JSON parsers keep the last one
+    silently, so half of what the user wrote would be dropped)."""
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` ``object_pairs_hook``: the object as a dict, a key given twice refused."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(f"key {short_repr(key)} given twice in one object")
+        out[key] = value
+    return out
+
+
+@functools.cache
+def _grid_yaml_loader() -> type:
+    """``yaml.SafeLoader`` (plain data only, as ``yaml.safe_load``: no tags that run code),
+    except that a key given twice in one mapping is a :class:`_DuplicateKeyError`. A key after a
+    merge (``<<: *base``) still overrides the merged one, as YAML intends."""
+    import yaml
+
+    class GridLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            if isinstance(node, yaml.MappingNode):
+                seen: set[Any] = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        repeated = key in seen
+                        seen.add(key)
+                    except TypeError:  # an unhashable key: the constructor below reports it
+                        continue
+                    if repeated:
+                        line = key_node.start_mark.line + 1
+                        raise _DuplicateKeyError(
+                            f"key {short_repr(key)} given twice in one mapping (line {line})"
+                        )
+            return super().construct_mapping(node, deep=deep)
+
+    return GridLoader
+
+
+def _parse_grid_text(path: Path, text: str) -> Any:
+    """The grid file's data: JSON for ``*.json``, YAML otherwise; any fault a ValueError naming
+    the file, a nesting too deep for the parser included."""
+    what = f"grid file {path}"
+    try:
+        if path.suffix.lower() == ".json":
+            try:
+                return json.loads(text, object_pairs_hook=_unique_object)
+            except _DuplicateKeyError:
+                raise
+            except ValueError as e:  # JSONDecodeError, or an integer of too many digits
+                raise ValueError(f"{what}: not valid JSON ({e})") from None
+        import yaml
+
+        try:
+            return yaml.load(text, Loader=_grid_yaml_loader())  # a SafeLoader: no code runs
+        except yaml.YAMLError as e:
+            raise ValueError(f"{what}: not valid YAML ({' '.join(str(e).split())})") from None
+    except _DuplicateKeyError as e:
+        raise ValueError(f"{what}: {e}; give each key once") from None
+    except RecursionError:
+        raise too_deep(what) from None
 
 
 def load_grid_file(path: str | Path) -> dict[str, Any]:
@@ -364,6 +505,8 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
 
     Either a plain mapping ``name: [values]``, or ``{grid: {...}, seeds: [...], name: ...,
     point: {...}}`` where ``point`` holds options of the point function (probe size ...).
+    A key given twice, a nesting deeper than ``envs.limits.MAX_NESTING`` or more than
+    ``envs.limits.MAX_VALUES`` values (aliases expanded) is a ValueError naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -372,20 +515,10 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text()
     except UnicodeDecodeError:
         raise ValueError(f"grid file {path}: not UTF-8 text") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"grid file {path}: not valid JSON ({e})") from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ValueError(
-                f"grid file {path}: not valid YAML ({' '.join(str(e).split())})"
-            ) from None
+    data = _parse_grid_text(path, text)
+    # before anything prints, hashes or saves it: YAML aliases can expand a few hundred bytes
+    # into billions of values, and a self-referencing alias into an endless one
+    check_nesting(f"grid file {path}", data)
     if not isinstance(data, dict):
         raise ValueError(f"grid file {path}: expected a mapping at the top level")
     if "grid" not in data:
@@ -401,10 +534,12 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
     if data.get("point") is not None and not isinstance(data["point"], dict):
         raise ValueError(
             f"grid file {path}: 'point' must be a mapping of point options (e.g. probe_n: 4096), "
-            f"got {data['point']!r}"
+            f"got {short_repr(data['point'])}"
         )
     if data.get("name") is not None and not isinstance(data["name"], str):
-        raise ValueError(f"grid file {path}: 'name' must be a string, got {data['name']!r}")
+        raise ValueError(
+            f"grid file {path}: 'name' must be a string, got {short_repr(data['name'])}"
+        )
     return data
 
 
@@ -414,10 +549,12 @@ def grid_from_cli(
     file: str | Path | None = None,
     *,
     config_resolver: ConfigResolver | None = None,
+    max_points: int = MAX_POINTS,
 ) -> tuple[Grid, dict[str, Any]]:
     """Grid from ``--file`` and/or ``--set`` items (``--set`` overrides file axes) and ``--seeds``.
 
-    Returns the grid and the point options read from the file (``point:``).
+    Returns the grid and the point options read from the file (``point:``). A grid (or a
+    ``--seeds`` range) of more than ``max_points`` points is a ValueError, counted first.
     """
     axes: dict[str, Any] = {}
     file_seeds = None
@@ -437,7 +574,7 @@ def grid_from_cli(
         name = data.get("name")
         point_opts = dict(data.get("point") or {})
     set_axes = parse_set(sets)
-    cli_seeds = parse_seeds(seeds)
+    cli_seeds = parse_seeds(seeds, max_points)
     if cli_seeds is not None and "seed" in set_axes:
         raise ValueError("give the seeds once: --seeds or --set seed=..., not both")
     if cli_seeds is not None or "seed" in set_axes:
@@ -446,5 +583,7 @@ def grid_from_cli(
         file_seeds = None
     axes.update(set_axes)
     chosen = cli_seeds if cli_seeds is not None else file_seeds
-    grid = parse_grid(axes, chosen, name=name, config_resolver=config_resolver)
+    grid = parse_grid(
+        axes, chosen, name=name, config_resolver=config_resolver, max_points=max_points
+    )
     return grid, point_opts

@@ -11,11 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from multitask_evidence.agents.run import atomic_write_text
+from multitask_evidence.envs.limits import short_repr
 from multitask_evidence.experiments.sweep.grid import SUPERVISED, Point, jsonable
 
 if TYPE_CHECKING:
@@ -50,16 +52,46 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, A
     return out
 
 
+def _is_record(rec: Any) -> bool:
+    """Whether ``rec`` has what :func:`table_rows` reads of a row or error file."""
+    return (
+        isinstance(rec, dict)
+        and isinstance(rec.get("id"), str)
+        and isinstance(rec.get("status"), str)
+        and isinstance(rec.get("params", {}), dict)
+        and isinstance(rec.get("metrics") or {}, dict)
+    )
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A point's row or error file (``rows/<id>.json``, ``rows/<id>.error.json``); None when
+    there is none, and None with a warning on stderr naming the file when it cannot be read as
+    a record (cut short, overwritten, not JSON): its point then counts as not done and runs
+    again, as it would had it never finished, instead of stopping the whole sweep."""
+    try:
+        rec = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:  # ValueError: JSON or UTF-8 decoding
+        problem = f"{type(e).__name__}: {' '.join(str(e).split())}"
+    else:
+        if _is_record(rec):
+            return rec
+        problem = "not a point record: a JSON object with 'id', 'status' and mapping 'params'"
+    print(
+        f"sweep: {path}: unreadable ({short_repr(problem)}); its point counts as not done",
+        file=sys.stderr,
+    )
+    return None
+
+
 def read_rows(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, Any]]:
-    """One record per point in grid order: its row, its error, or status 'pending'."""
+    """One record per point in grid order: its row, its error, or status 'pending' (an
+    unreadable file counts as absent, with a warning: :func:`read_record`)."""
     rows = []
     for p in points:
-        rec: dict[str, Any]
-        if paths.row(p.id).exists():
-            rec = json.loads(paths.row(p.id).read_text())
-        elif paths.error(p.id).exists():
-            rec = json.loads(paths.error(p.id).read_text())
-        else:
+        rec = read_record(paths.row(p.id)) or read_record(paths.error(p.id))
+        if rec is None:
             rec = {**p.to_dict(), "status": "pending", "run_dir": str(paths.run_dir(p.id))}
         rows.append(rec)
     return rows
@@ -111,5 +143,9 @@ def write_table(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, An
 
 
 def load_results(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of a finished sweep's results.json."""
-    return json.loads((Path(sweep_dir) / "results.json").read_text())
+    """The rows of a finished sweep's results.json (a ValueError naming it if it is not JSON)."""
+    path = Path(sweep_dir) / "results.json"
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({' '.join(str(e).split())})") from None
