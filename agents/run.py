@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import struct
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,8 @@ import torch
 from multitask_evidence.agents.architectures import build_core
 from multitask_evidence.agents.networks import Network
 from multitask_evidence.envs import TaskSpec
+from multitask_evidence.envs.limits import short_repr, too_deep
+from multitask_evidence.envs.validate import check_int, check_number, is_number
 
 if TYPE_CHECKING:
     from multitask_evidence.agents.config import TrainConfig
@@ -43,6 +47,9 @@ SB3_CHECKPOINT_FILE = "sb3_checkpoint.pt"
 SB3_LEGACY_CHECKPOINT_FILE = "sb3_checkpoint.zip"
 """sb3's own zip checkpoint (unpickles objects; refused)."""
 TENSORBOARD_GLOB = "events.out.tfevents.*"
+METRICS_KEYS = {"supervised": "step", "ppo": "update", "sb3": "env_steps"}
+"""The field each kind of run counts its metrics.jsonl rows by (what its trainer writes and
+cuts the log back to on resume): a non-negative integer in every row."""
 
 
 def file_mode() -> int:
@@ -218,32 +225,177 @@ def load_state(module: torch.nn.Module, path: Path | str, state: Any = None) -> 
         ) from None
 
 
-def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
+def checkpoint_dict(path: Path, ck: Any, keys: Iterable[str], what: str) -> dict[str, Any]:
+    """``ck`` (what :func:`load_weights` read from ``path``) as a dict holding every name in
+    ``keys``; anything else (a bare tensor, a list, a dict without them) is a ValueError naming
+    the file and ``what`` it should be (e.g. ``"training checkpoint"``)."""
+    if not isinstance(ck, dict):
+        raise ValueError(
+            f"{path}: not a valid {what} (expected a dict of training state, got "
+            f"{type(ck).__name__})"
+        )
+    missing = [k for k in keys if k not in ck]
+    if missing:
+        raise ValueError(f"{path}: an incomplete {what} (fields {missing} missing)")
+    return ck
+
+
+def checkpoint_count(path: Path, ck: dict[str, Any], key: str, high: int, bound: str) -> int:
+    """``ck[key]``: a step or update counter, an integer in [0, high]; ``bound`` says where
+    ``high`` comes from (``"TrainConfig.steps in config.json"``). ValueError naming the file
+    and field otherwise: a counter past the run's own length would end the run at once, or
+    index schedules outside their range."""
+    value = ck[key]
+    check_int(f"{path}: {key}", value, 0)
+    if value > high:
+        raise ValueError(f"{path}: {key} must be at most {high} ({bound}), got {value}")
+    return value
+
+
+def checkpoint_seconds(path: Path, ck: dict[str, Any], key: str = "train_seconds") -> float:
+    """``ck[key]``: training time so far, a finite number of seconds >= 0 (a NaN would never
+    reach ``max_seconds``, so the time budget would silently stop counting)."""
+    check_number(f"{path}: {key}", ck[key], 0.0)
+    return float(ck[key])
+
+
+def _hyperparameters(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """Each param group's settings (all but its parameters)."""
+    return [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+
+
+def _same_kind(fresh: Any, loaded: Any) -> bool:
+    """Whether an optimizer setting read from a checkpoint is of the fresh setting's kind: a
+    finite number for a number, a tuple of as many for a tuple (Adam's betas), a string for a
+    string, None or a bool for a flag (torch writes flags such as ``fused`` as either)."""
+    if fresh is None or isinstance(fresh, bool):
+        return loaded is None or isinstance(loaded, bool)
+    if isinstance(fresh, str):
+        return isinstance(loaded, str)
+    if isinstance(fresh, (int, float)):
+        return is_number(loaded)
+    if isinstance(fresh, (tuple, list)):
+        return (
+            isinstance(loaded, (tuple, list))
+            and len(loaded) == len(fresh)
+            and all(_same_kind(f, v) for f, v in zip(fresh, loaded))
+        )
+    return True  # a setting of another type (a tensor lr) is the optimizer's own concern
+
+
+def _check_optimizer_state(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    """After ``load_state_dict``: every per-parameter tensor (Adam's moments) has its
+    parameter's shape, is floating-point and finite; scalar ones (the step count) are finite
+    and >= 0."""
+    for gi, group in enumerate(optimizer.param_groups):
+        for pi, param in enumerate(group["params"]):
+            for key, value in optimizer.state.get(param, {}).items():
+                if not torch.is_tensor(value):
+                    continue
+                where = f"{path}: optimizer state {key!r} of parameter {pi} (group {gi})"
+                if value.dim() > 0 and value.shape != param.shape:
+                    raise ValueError(
+                        f"{where} must have the parameter's shape {tuple(param.shape)}, got "
+                        f"{tuple(value.shape)}"
+                    )
+                if not value.is_floating_point():
+                    raise ValueError(f"{where} must hold floats, got {value.dtype}")
+                if not torch.isfinite(value).all():
+                    raise ValueError(f"{where} must be finite, got NaN or infinite values")
+                if value.dim() == 0 and value.item() < 0:
+                    raise ValueError(f"{where} must be >= 0, got {value.item()}")
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: Path) -> None:
+    """``optimizer.load_state_dict(state)`` for the state read from checkpoint ``path``,
+    refusing (ValueError naming the file) a state that is not a dict, whose groups or
+    parameters do not match, whose settings are of other types than the optimizer's own (a
+    string for a learning rate, NaN betas) or whose per-parameter tensors have other shapes
+    than the parameters (torch would accept them and fail at the next step)."""
+    if not isinstance(state, dict) or not isinstance(state.get("param_groups"), list):
+        raise ValueError(
+            f"{path}: optimizer must be an optimizer state dict, got {type(state).__name__}"
+        )
+    fresh = _hyperparameters(optimizer)
+    try:
+        optimizer.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+        msg = " ".join(str(e).split())[:300]
+        raise ValueError(f"{path}: optimizer state does not fit this network ({msg})") from None
+    for gi, (f, loaded) in enumerate(zip(fresh, _hyperparameters(optimizer))):
+        for key, value in f.items():
+            if key not in loaded or not _same_kind(value, loaded[key]):
+                got = short_repr(loaded[key]) if key in loaded else "none (missing)"
+                raise ValueError(
+                    f"{path}: optimizer setting {key!r} (group {gi}) must be like "
+                    f"{short_repr(value)}, got {got}"
+                )
+    _check_optimizer_state(path, optimizer)
+
+
+def read_metrics(run_dir: Path | str, key: str | None = None) -> list[dict[str, Any]]:
     """Rows of ``metrics.jsonl`` (empty if missing). A last line without its newline (a write
     cut short by a kill) is dropped unless it is a complete row; a file that is not UTF-8 text
-    or a complete line that is not a JSON object is a ValueError naming the file and line."""
+    or a complete line that is not a JSON object is a ValueError naming the file and line.
+
+    key: the field every row must hold as a non-negative integer (the trainers' step counter);
+    None: the one of the run's kind in :data:`METRICS_KEYS` (no check for other kinds, or
+    without a readable config.json). A row without it is a ValueError naming the file, line
+    and field."""
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
+    if key is None:
+        key = _metrics_key(Path(run_dir))
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not a metrics log (not UTF-8 text: {e.reason})") from None
+    except OSError as e:  # a folder, or no permission
+        raise ValueError(f"{path}: not a readable metrics log ({e.strerror})") from None
     *complete, tail = text.split("\n")
     rows = []
     for i, line in enumerate([*complete, tail]):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
+        row = _json_row(line)
         if not isinstance(row, dict):
             if i == len(complete):  # the unterminated tail of an interrupted write
                 break
             raise ValueError(f"{path}: line {i + 1} is not a JSON object: {line[:80]!r}")
+        if key is not None:
+            _check_progress(path, i + 1, row, key)
         rows.append(row)
     return rows
+
+
+def _check_progress(path: Path, line: int, row: dict[str, Any], key: str) -> None:
+    """Row ``line`` of the metrics log holds ``key`` as an integer >= 0 (resume compares it with
+    the checkpoint's counter; a missing or string step would fail there without the file)."""
+    if key not in row:
+        raise ValueError(
+            f"{path}: line {line} has no {key!r} field (every row holds the run's training "
+            "progress as a non-negative integer)"
+        )
+    check_int(f"{path}: line {line}: field {key!r}", row[key], 0)
+
+
+def _json_row(line: str) -> Any:
+    """``line`` parsed as JSON, or None where it is not JSON (or nested past the parser)."""
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+
+
+def _metrics_key(run_dir: Path) -> str | None:
+    """The metrics key of the run's kind (:data:`METRICS_KEYS`); None for another kind or
+    where config.json cannot be read (its own reader names that problem)."""
+    try:
+        kind, _ = read_kind(run_dir)
+    except ValueError:
+        return None
+    return METRICS_KEYS.get(kind)
 
 
 class MetricsLog:
@@ -297,9 +449,11 @@ def trim_tensorboard(run_dir: Path | str, until: int | None) -> None:
 def trim_logs(run_dir: Path | str, key: str, until: int | None, tb_step: int | None) -> list[dict]:
     """Cut a run folder's logs back to its checkpoint: metrics.jsonl rows with ``row[key] <=
     until`` and tensorboard events with step ``<= tb_step`` stay; ``None`` empties that log
-    (no checkpoint: the run starts clean). Returns the rows kept."""
+    (no checkpoint: the run starts clean). Returns the rows kept. A row without ``key`` as a
+    non-negative integer is a ValueError naming the file and line (:func:`read_metrics`), raised
+    before anything is written."""
     run_dir = Path(run_dir)
-    rows = [] if until is None else [r for r in read_metrics(run_dir) if r.get(key, 0) <= until]
+    rows = [] if until is None else [r for r in read_metrics(run_dir, key) if r[key] <= until]
     atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
     trim_tensorboard(run_dir, tb_step)
     return rows
@@ -359,9 +513,39 @@ def read_json(path: Path | str, what: str = "a JSON object") -> Any:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise too_deep(str(path)) from None
+    except OSError as e:
+        raise ValueError(f"{path}: not readable ({e.strerror})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected {what}, got {type(data).__name__}")
     return data
+
+
+def check_config_values(path: Path, raw: dict[str, Any]) -> None:
+    """Every field of a config.json is a JSON scalar (every config field is a number, string,
+    bool or None) and every number is finite: a list or an overflowing ``1e400`` (read as
+    inf) would otherwise reach ``int()`` or a comparison far from the file. ValueError naming
+    the file and the field."""
+    for name, value in raw.items():
+        if not (value is None or isinstance(value, (str, bool, int, float))):
+            raise ValueError(
+                f"{path}: field {name!r} must be a number, string, true/false or null, got "
+                f"{short_repr(value)}"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{path}: field {name!r} must be a finite number, got {value}")
+    if not isinstance(raw.get("kind", ""), str):
+        raise ValueError(f"{path}: field 'kind' must be a string, got {short_repr(raw['kind'])}")
+
+
+def read_config_json(path: Path | str) -> dict[str, Any]:
+    """A config.json as a dict of plain values (:func:`read_json`, then
+    :func:`check_config_values`); errors name the file and the field."""
+    path = Path(path)
+    raw = read_json(path, "a config object")
+    check_config_values(path, raw)
+    return raw
 
 
 def read_spec(run_dir: Path | str) -> TaskSpec:
@@ -379,7 +563,7 @@ def read_kind(run_dir: Path | str) -> tuple[str, dict[str, Any]]:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).exists():
         raise ValueError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
-    raw = read_json(run_dir / CONFIG_FILE, "a config object")
+    raw = read_config_json(run_dir / CONFIG_FILE)
     return str(raw.get("kind", "supervised")), raw
 
 
@@ -405,7 +589,7 @@ def prepare_run_dir(
     path.mkdir(parents=True, exist_ok=True)
     resuming = resume and (path / marker).exists()
     if has_run and resume:
-        saved = read_json(path / CONFIG_FILE, "a config object")
+        saved = read_config_json(path / CONFIG_FILE)
         if saved.get("kind") != kind:
             raise ValueError(f"run folder {path} holds a {saved.get('kind')!r} run, not {kind!r}")
         why = resume_mismatch(path, spec, saved, dataclasses.asdict(config))
@@ -427,7 +611,7 @@ def read_config(run_dir: str | Path, cls: type, kind: str) -> Any:
     """Read config.json of a run folder back into its dataclass (checks ``kind``; errors name
     the file)."""
     path = Path(run_dir) / CONFIG_FILE
-    d = read_json(path, "a config object")
+    d = read_config_json(path)
     if d.pop("kind", None) != kind:
         raise ValueError(f"{path} is not a {kind!r} run")
     names = {f.name for f in dataclasses.fields(cls)}

@@ -47,11 +47,15 @@ from multitask_evidence.agents.run import (
     atomic_torch_save,
     atomic_write_text,
     build_network,
+    checkpoint_count,
+    checkpoint_dict,
+    checkpoint_seconds,
     decode_state,
     encode_state,
+    load_optimizer,
     load_state,
     load_weights,
-    read_json,
+    read_config_json,
     read_kind,
     read_spec,
     resume_mismatch,
@@ -233,7 +237,7 @@ def prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: b
         )
     if exists:
         why = resume_mismatch(
-            run_dir, spec, read_json(run_dir / CONFIG_FILE, "a config object"), config.to_dict()
+            run_dir, spec, read_config_json(run_dir / CONFIG_FILE), config.to_dict()
         )
         if why:
             raise ValueError(why)
@@ -242,6 +246,37 @@ def prepare_folder(run_dir: Path, spec: TaskSpec, config: TrainConfig, resume: b
     atomic_write_text(run_dir / SPEC_FILE, spec.to_json())
     atomic_write_text(run_dir / CONFIG_FILE, config.to_json())
     return False
+
+
+CHECKPOINT_FIELDS = ("step", "train_seconds", "model", "optimizer", "np_rng", "torch_rng")
+"""What a supervised training checkpoint holds (see ``checkpoint`` in :func:`train`)."""
+
+
+def restore_checkpoint(
+    where: Path,
+    cfg: TrainConfig,
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data_rng: np.random.Generator,
+    device: torch.device,
+) -> tuple[int, float]:
+    """Load the checkpoint at ``where`` into the network, optimizer and data stream and set
+    torch's RNG; returns (step, train_seconds). Anything that is not a checkpoint of this run (a
+    bare tensor, missing fields, weights or optimizer state of other shapes, a step outside
+    [0, cfg.steps], a negative or non-finite time) is a ValueError naming the file and field."""
+    ck = checkpoint_dict(
+        where, load_weights(where, map_location=device), CHECKPOINT_FIELDS, "training checkpoint"
+    )
+    start = checkpoint_count(where, ck, "step", cfg.steps, "TrainConfig.steps in config.json")
+    train_seconds = checkpoint_seconds(where, ck)
+    load_state(network, where, ck["model"])
+    load_optimizer(optimizer, ck["optimizer"], where)
+    try:
+        data_rng.bit_generator.state = decode_state(ck["np_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise ValueError(f"{where}: np_rng / torch_rng are not RNG states ({e})") from None
+    return start, train_seconds
 
 
 def train(
@@ -286,16 +321,9 @@ def train(
     folder = Path(run_dir) if run_dir is not None else None
     start, train_seconds, metrics = 0, 0.0, []
     if folder is not None and prepare_folder(folder, spec, cfg, resume):
-        where = folder / CHECKPOINT_FILE
-        ck = load_weights(where, map_location=device)
-        try:
-            load_state(network, where, ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            data_rng.bit_generator.state = decode_state(ck["np_rng"])
-            torch.set_rng_state(ck["torch_rng"])
-            start, train_seconds = int(ck["step"]), float(ck["train_seconds"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise ValueError(f"{where}: not a complete training checkpoint ({e})") from None
+        start, train_seconds = restore_checkpoint(
+            folder / CHECKPOINT_FILE, cfg, network, optimizer, data_rng, device
+        )
     writer = None
     if folder is not None:
         # rows and events logged after the checkpoint (all of them, without one) would be

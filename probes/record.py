@@ -12,15 +12,42 @@ an sb3-contrib recurrent model, or a step-function agent with an ``initial_state
 from __future__ import annotations
 
 import json
+import lzma
+import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from multitask_evidence.envs import Region, TaskSpec, TrialBatch, generate
+from multitask_evidence.envs.limits import check_bytes, short_repr
 
 _FIELDS = ("hidden", "outputs", "latent", "labels", "mu", "step", "period")
+
+_KINDS = {
+    "hidden": ("f", "a real floating-point"),
+    "outputs": ("f", "a real floating-point"),
+    "latent": ("f", "a real floating-point"),
+    "labels": ("fiub", "a real numeric"),
+    "mu": ("f", "a real floating-point"),
+    "step": ("iu", "an integer"),
+    "period": ("iu", "an integer"),
+}
+"""Field -> (numpy dtype kinds allowed, how a message names them)."""
+
+_FINITE = ("hidden", "outputs", "latent", "mu")
+"""Fields whose values must all be finite (what ``record`` produces; a probe fitted to a NaN
+would fail far from the file, or quietly score nothing)."""
+
+PERIOD_CODES = (0, 1, 2, 3)
+"""The values ``period`` may hold: fixation, stimulus, delay, decision."""
+
+META_BYTES = 2**20
+"""The most bytes the JSON metadata of a recording file may take (a spec and a seed: a few
+kB), checked before it is read."""
 
 
 @dataclass
@@ -48,19 +75,7 @@ class Recording:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        n, t = self.latent.shape[0], self.period.shape[0]
-        for name, arr, lead in (
-            ("hidden", self.hidden, (n, t)),
-            ("outputs", self.outputs, (n, t)),
-            ("mu", self.mu, (n, t)),
-        ):
-            if arr.ndim != 3 or arr.shape[:2] != lead:
-                raise ValueError(f"Recording.{name} must be [n={n}, T={t}, ...], got {arr.shape}")
-        if self.latent.shape[1] != self.spec.latent_dim or self.mu.shape[2] != self.spec.latent_dim:
-            raise ValueError(
-                f"Recording latent/mu last axis must be latent_dim={self.spec.latent_dim}, got "
-                f"{self.latent.shape}, {self.mu.shape}"
-            )
+        check_recording(self)
 
     @property
     def n(self) -> int:
@@ -89,11 +104,229 @@ class Recording:
     @classmethod
     def load(cls, path: str | Path) -> Recording:
         """Read a file written by :meth:`save` (``allow_pickle=False``: only plain arrays and the
-        JSON metadata are read; nothing in the file can run code)."""
-        with np.load(Path(path), allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            arrays = {k: z[k] for k in _FIELDS}
-        return cls(spec=TaskSpec.from_dict(meta["spec"]), seed=meta["seed"], **arrays)
+        JSON metadata are read; nothing in the file can run code).
+
+        Every array's size is checked from its header before it is read, then its dtype and
+        shape against the stored spec; anything else than what :meth:`save` writes is one
+        ValueError naming the file and the field."""
+        path = Path(path)
+        arrays = _read_npz(path, ("meta", *_FIELDS))
+        spec, seed = _parse_meta(path, arrays.pop("meta"))
+        try:
+            return cls(spec=spec, seed=seed, **arrays)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+def _check_lead(rec: Recording) -> None:
+    """Every array's shape: [n, T, ...] / [n, D] / [T] with n, T, D of the spec and latent."""
+    if rec.latent.ndim != 2:
+        raise ValueError(f"Recording.latent must be [n, D], got {rec.latent.shape}")
+    if rec.period.ndim != 1:
+        raise ValueError(f"Recording.period must be [T], got {rec.period.shape}")
+    n, t = rec.latent.shape[0], rec.period.shape[0]
+    for name, arr, lead in (
+        ("hidden", rec.hidden, (n, t)),
+        ("outputs", rec.outputs, (n, t)),
+        ("mu", rec.mu, (n, t)),
+    ):
+        if arr.ndim != 3 or arr.shape[:2] != lead:
+            raise ValueError(f"Recording.{name} must be [n={n}, T={t}, ...], got {arr.shape}")
+    if rec.latent.shape[1] != rec.spec.latent_dim or rec.mu.shape[2] != rec.spec.latent_dim:
+        raise ValueError(
+            f"Recording latent/mu last axis must be latent_dim={rec.spec.latent_dim}, got "
+            f"{rec.latent.shape}, {rec.mu.shape}"
+        )
+
+
+def _check_sizes(rec: Recording) -> None:
+    """The sizes the spec fixes: T steps, n_tasks outputs and labels, at least one trial and one
+    hidden unit."""
+    n, t, k = rec.n, rec.spec.n_steps, rec.spec.n_tasks
+    expected = {
+        "period": ((t,), f"[T={t}]"),
+        "step": ((t,), f"[T={t}]"),
+        "labels": ((n, k), f"[n={n}, n_tasks={k}]"),
+    }
+    for name, (shape, words) in expected.items():
+        if getattr(rec, name).shape != shape:
+            raise ValueError(f"Recording.{name} must be {words}, got {getattr(rec, name).shape}")
+    if rec.outputs.shape[2] != k:
+        raise ValueError(
+            f"Recording.outputs must be [n, T, n_tasks={k}] (one output per task), got "
+            f"{rec.outputs.shape}"
+        )
+    if n < 1 or rec.hidden.shape[2] < 1:
+        raise ValueError(
+            f"Recording.hidden must hold at least one trial and one unit, got {rec.hidden.shape}"
+        )
+
+
+def _check_values(rec: Recording) -> None:
+    """dtype kinds, finite floats, period codes, 0/1 labels and non-negative step counts."""
+    for name, (kinds, words) in _KINDS.items():
+        arr = getattr(rec, name)
+        if arr.dtype.kind not in kinds:
+            raise ValueError(f"Recording.{name} must hold {words} dtype, got {arr.dtype}")
+    for name in _FINITE:
+        if not np.isfinite(getattr(rec, name)).all():
+            raise ValueError(f"Recording.{name} must be finite, got NaN or infinite values")
+    if not np.isin(rec.period, PERIOD_CODES).all():
+        raise ValueError(
+            f"Recording.period must hold period codes {list(PERIOD_CODES)}, got "
+            f"{short_repr(sorted(set(rec.period.tolist())))}"
+        )
+    if not np.isin(rec.labels, (0, 1)).all():
+        raise ValueError("Recording.labels must hold 0/1 task labels, got other values")
+    if (rec.step < 0).any():
+        raise ValueError("Recording.step must count evidence steps (>= 0), got negative values")
+
+
+def check_recording(rec: Recording) -> None:
+    """ValueError naming ``Recording.<field>`` for a recording that is not what :func:`record`
+    makes: a spec that is not a TaskSpec, a seed that is not an integer, arrays of other
+    shapes than [n, T, H] / [n, T, n_tasks] / [n, D] / [n, n_tasks] / [n, T, D] / [T] / [T]
+    (T and D from the spec), other dtype kinds, non-finite floats or impossible values."""
+    if not isinstance(rec.spec, TaskSpec):
+        raise ValueError(f"Recording.spec must be an envs.TaskSpec, got {type(rec.spec).__name__}")
+    if rec.seed is not None and (
+        isinstance(rec.seed, bool) or not isinstance(rec.seed, (int, np.integer))
+    ):
+        raise ValueError(f"Recording.seed must be an integer or None, got {short_repr(rec.seed)}")
+    for name in _FIELDS:
+        if not isinstance(getattr(rec, name), np.ndarray):
+            raise ValueError(
+                f"Recording.{name} must be a numpy array, got {type(getattr(rec, name)).__name__}"
+            )
+    _check_lead(rec)
+    _check_sizes(rec)
+    _check_values(rec)
+
+
+def _member_header(fh: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the header of the ``.npy`` stream ``fh`` (read without its data)."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:  # 3.0 exists only for structured dtypes with non-Latin-1 names: never a recording's
+        raise ValueError(f"unsupported .npy format version {version}")
+    return shape, dtype
+
+
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+)
+"""What reading a damaged member of a zip raises: bad CRC or headers, cut-short or corrupt
+deflate / lzma / bzip2 data, an unsupported compression method (NotImplementedError) or an
+encrypted member (RuntimeError)."""
+
+
+def _member_size(zf: zipfile.ZipFile, name: str) -> int:
+    """Bytes that array ``name`` of the open ``.npz`` archive takes once read, from its header
+    alone; one larger than the memory limit (:func:`envs.limits.check_bytes`; ``meta``:
+    :data:`META_BYTES`) or one that needs unpickling is refused before its data is read."""
+    with zf.open(f"{name}.npy") as fh:
+        shape, dtype = _member_header(fh)
+    if dtype.hasobject:
+        raise ValueError(f"holds Python objects (dtype {dtype}); refused, nothing was read")
+    nbytes = math.prod(shape) * dtype.itemsize
+    check_bytes(
+        f"its shape {shape} and dtype {dtype}",
+        nbytes,
+        **({"limit": META_BYTES} if name == "meta" else {}),
+    )
+    return nbytes
+
+
+def _read_member(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    """Array ``name`` of the open ``.npz`` archive (plain arrays only: nothing is unpickled)."""
+    with zf.open(f"{name}.npy") as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+def _member_call(path: Path, name: str, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` on member ``name``; its errors as one ValueError naming file and array."""
+    try:
+        return fn(*args)
+    except ValueError as e:
+        raise ValueError(f"{path}: array {name!r}: {e}") from None
+    except _ZIP_ERRORS as e:
+        raise ValueError(
+            f"{path}: array {name!r} is truncated or corrupt ({type(e).__name__}: "
+            f"{short_repr(str(e))})"
+        ) from None
+
+
+def _read_members(path: Path, zf: zipfile.ZipFile, names: tuple[str, ...]) -> dict:
+    """The arrays ``names`` of the open archive: every header is checked (each array and their
+    total within the memory limit) before any data is read. A missing, oversized or
+    unreadable array is a ValueError naming the file and the array."""
+    present = {n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy")}
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise ValueError(
+            f"{path}: not a recording: arrays {missing} missing (a recording holds {list(names)})"
+        )
+    total = sum(_member_call(path, name, _member_size, zf, name) for name in names)
+    check_bytes(f"{path}: the recording's arrays together", total)
+    return {name: _member_call(path, name, _read_member, zf, name) for name in names}
+
+
+def _read_npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of the ``.npz`` file ``path``, each size-checked from its header
+    before its data is read (``np.load`` would allocate whatever a header claims). A missing
+    path or a folder, a file that is not a readable zip of ``.npy`` arrays, a missing array or
+    one too large is a ValueError naming the file (and the array)."""
+    if not path.is_file():
+        if path.is_dir():
+            raise ValueError(f"{path}: not a recording file (a folder)")
+        what = "not a regular file" if path.exists() else "no such file"
+        raise ValueError(f"{path}: not a recording file ({what})")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _read_members(path, zf, names)
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise ValueError(
+            f"{path}: not a recording file (not a readable .npz archive: empty, cut short or "
+            f"not a zip; {type(e).__name__}: {short_repr(str(e))})"
+        ) from None
+
+
+def _parse_meta(path: Path, meta: np.ndarray) -> tuple[TaskSpec, int | None]:
+    """(spec, seed) from a recording's ``meta`` array: a JSON string of ``{"spec": {...},
+    "seed": int | None}``; anything else is a ValueError naming the file and the field."""
+    if meta.dtype.kind != "U" or meta.shape != ():
+        raise ValueError(
+            f"{path}: meta must be one JSON string, got dtype {meta.dtype} shape {meta.shape}"
+        )
+    try:
+        data = json.loads(str(meta))
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: meta is not valid JSON ({short_repr(str(e))})") from None
+    if not isinstance(data, dict) or "spec" not in data or "seed" not in data:
+        raise ValueError(
+            f"{path}: meta must be a JSON object with 'spec' and 'seed', got {short_repr(data)}"
+        )
+    if not isinstance(data["spec"], dict):
+        raise ValueError(
+            f"{path}: meta.spec must be a TaskSpec object, got {type(data['spec']).__name__}"
+        )
+    try:
+        spec = TaskSpec.from_dict(data["spec"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{path}: meta.spec is not a valid TaskSpec ({e})") from None
+    seed = data["seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"{path}: meta.seed must be an integer or null, got {short_repr(seed)}")
+    return spec, seed
 
 
 def running_mean(spec: TaskSpec, evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -243,5 +476,7 @@ def readout_logits(
 
 
 def load_recording(path: str | Path) -> Recording:
-    """A :class:`Recording` saved with ``Recording.save`` or ``mte probe --save-recording``."""
+    """A :class:`Recording` saved with ``Recording.save`` or ``mte probe --save-recording``;
+    a file that is not one is a ValueError naming the file and the field (see
+    :meth:`Recording.load`)."""
     return Recording.load(path)

@@ -55,6 +55,7 @@ from multitask_evidence.agents.ensemble.trials import EnsembleTrials, MemberTria
 from multitask_evidence.agents.errors import TrainingDivergedError
 from multitask_evidence.agents.prefetch import Prefetcher
 from multitask_evidence.agents.trainer import (
+    CHECKPOINT_FIELDS,
     begin_step,
     check_memory,
     evaluation_row,
@@ -188,6 +189,74 @@ def make_optimizer(
     return torch.optim.Adam(params, lr=cfg.lr, **kw)
 
 
+JOINT_FIELDS = ("step", "train_seconds", "members", "model", "optimizer", "np_rng", "torch_rng")
+"""What the joint ensemble checkpoint holds (see ``checkpoint`` in :func:`train_ensemble`)."""
+
+
+def load_joint_checkpoint(
+    joint: Path,
+    fingerprint: list[str],
+    cfg: TrainConfig,
+    model: StackedNetwork,
+    optimizer: torch.optim.Optimizer,
+    rngs: Sequence[np.random.Generator],
+    generators: Sequence[torch.Generator],
+    device: torch.device,
+) -> tuple[int, float]:
+    """Load the joint checkpoint ``joint`` into the stacked model, the optimizer, the data
+    streams and the dropout generators; returns (step, train_seconds). A file that is not
+    this ensemble's checkpoint (not a dict, fields missing, other members, a step outside
+    [0, cfg.steps], a negative or non-finite time, state of other shapes) is a ValueError
+    naming the file and field."""
+    ck = runfolder.checkpoint_dict(
+        joint, runfolder.load_weights(joint, map_location=device), JOINT_FIELDS,
+        "ensemble checkpoint",
+    )  # fmt: skip
+    start = runfolder.checkpoint_count(
+        joint, ck, "step", cfg.steps, "TrainConfig.steps of the members"
+    )
+    train_seconds = runfolder.checkpoint_seconds(joint, ck)
+    try:
+        if list(ck["members"]) != fingerprint:
+            raise ValueError("its members' specs or configs differ from these")
+        with torch.no_grad():
+            for p, name in zip(model.stacked, model.names):
+                p.copy_(ck["model"][name])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{joint}: not this ensemble's checkpoint ({e})") from None
+    runfolder.load_optimizer(optimizer, ck["optimizer"], joint)
+    try:
+        for r, s in zip(rngs, ck["np_rng"], strict=True):
+            r.bit_generator.state = runfolder.decode_state(s)
+        for g, s in zip(generators, ck["torch_rng"], strict=True):
+            g.set_state(s.cpu())
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise ValueError(
+            f"{joint}: np_rng / torch_rng are not the members' RNG states ({e})"
+        ) from None
+    return start, train_seconds
+
+
+def check_member_checkpoint(
+    where: Path, ck: Any, network: torch.nn.Module, cfg: TrainConfig
+) -> dict[str, Any]:
+    """A member's solo checkpoint read from ``where``, checked as the solo trainer checks it
+    (its fields, a step in [0, cfg.steps], a finite time, weights and Adam state of the
+    member network's shapes); errors name the file and field."""
+    ck = runfolder.checkpoint_dict(where, ck, CHECKPOINT_FIELDS, "training checkpoint")
+    runfolder.checkpoint_count(where, ck, "step", cfg.steps, "TrainConfig.steps in config.json")
+    runfolder.checkpoint_seconds(where, ck)
+    runfolder.load_state(copy.deepcopy(network), where, ck["model"])
+    params = list(network.parameters())
+    solo = (
+        torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.weight_decay
+        else torch.optim.Adam(params, lr=cfg.lr)
+    )
+    runfolder.load_optimizer(solo, ck["optimizer"], where)
+    return ck
+
+
 def load_member_checkpoints(
     folders: Sequence[Path],
     model: StackedNetwork,
@@ -195,12 +264,17 @@ def load_member_checkpoints(
     rngs: Sequence[np.random.Generator],
     generators: Sequence[torch.Generator],
     device: torch.device,
+    *,
+    networks: Sequence[torch.nn.Module],
+    cfg: TrainConfig,
 ) -> tuple[int, float]:
     """Load the members' solo checkpoints (``<folder>/checkpoint.pt``, one per member, all at
     one step) into the stacked model, the optimizer, the data streams and the dropout
     generators; returns (step, train_seconds). The inverse of the member checkpoints the
     ensemble writes: Adam's moments are stacked on the member axis, its step count is shared.
-    ValueError naming the folders when a checkpoint is missing, unreadable or at another step."""
+    Each checkpoint is first checked against its member's network (``networks``) and ``cfg``
+    (:func:`check_member_checkpoint`). ValueError naming the folders when a checkpoint is
+    missing, unreadable or at another step."""
     where = [f / runfolder.CHECKPOINT_FILE for f in folders]
     missing = [str(w) for w in where if not w.exists()]
     if missing:
@@ -208,7 +282,10 @@ def load_member_checkpoints(
             f"cannot resume the ensemble from its members' checkpoints: {missing} missing "
             "(every member needs one, at one step)"
         )
-    cks = [runfolder.load_weights(w, map_location=device) for w in where]
+    cks = [
+        check_member_checkpoint(w, runfolder.load_weights(w, map_location=device), net, cfg)
+        for w, net in zip(where, networks)
+    ]
     try:
         steps = [int(ck["step"]) for ck in cks]
         if len(set(steps)) != 1:
@@ -239,7 +316,7 @@ def load_member_checkpoints(
             for g, ck in zip(generators, cks):
                 g.set_state(ck["torch_rng"].cpu())
         return steps[0], max(float(ck["train_seconds"]) for ck in cks)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise ValueError(
             f"cannot resume the ensemble from its members' checkpoints {[str(w) for w in where]}"
             f" ({e})"
@@ -346,26 +423,14 @@ def train_ensemble(
         edir.mkdir(parents=True, exist_ok=True)
         joint = edir / ENSEMBLE_CHECKPOINT_FILE
         if resume and joint.exists():
-            ck = runfolder.load_weights(joint, map_location=device)
-            try:
-                if list(ck["members"]) != fingerprint:
-                    raise ValueError("its members' specs or configs differ from these")
-                with torch.no_grad():
-                    for p, name in zip(model.stacked, model.names):
-                        p.copy_(ck["model"][name])
-                optimizer.load_state_dict(ck["optimizer"])
-                for r, s in zip(rngs, ck["np_rng"]):
-                    r.bit_generator.state = runfolder.decode_state(s)
-                for g, s in zip(generators, ck["torch_rng"]):
-                    g.set_state(s.cpu())
-                start, train_seconds = int(ck["step"]), float(ck["train_seconds"])
-            except (KeyError, TypeError, ValueError, RuntimeError) as e:
-                raise ValueError(f"{joint}: not this ensemble's checkpoint ({e})") from None
+            start, train_seconds = load_joint_checkpoint(
+                joint, fingerprint, cfg, model, optimizer, rngs, generators, device
+            )
         elif resume and any((f / runfolder.CHECKPOINT_FILE).exists() for f in folders):
             # no joint checkpoint (the members last trained in another ensemble, or alone):
             # continue from each member's own solo checkpoint, all at one step
             start, train_seconds = load_member_checkpoints(
-                folders, model, optimizer, rngs, generators, device
+                folders, model, optimizer, rngs, generators, device, networks=networks, cfg=cfg
             )
         elif not resume and joint.exists():
             joint.unlink()  # a stale joint checkpoint of members whose folders are gone

@@ -62,6 +62,10 @@ from multitask_evidence.agents.run import (
     MODEL_FILE,
     MetricsLog,
     atomic_torch_save,
+    checkpoint_count,
+    checkpoint_dict,
+    checkpoint_seconds,
+    load_optimizer,
     load_state,
     load_weights,
     prepare_run_dir,
@@ -383,6 +387,39 @@ def build_agent(spec: TaskSpec, config: PPOConfig) -> tuple[Agent, ActionLayout,
     return Agent(scoring.obs_dim, layout, config), layout, scoring
 
 
+CHECKPOINT_FIELDS = ("model", "optimizer", "update", "env_steps", "train_seconds")
+"""What a native PPO checkpoint holds (see ``checkpoint`` in :func:`train`)."""
+
+
+def restore_checkpoint(
+    where: Path,
+    agent: Agent,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    n_updates: int,
+    steps_per_update: int,
+) -> tuple[int, int, float]:
+    """Load the checkpoint at ``where`` into ``agent`` and ``optimizer``; returns (update,
+    env_steps, train_seconds). A file that is not a checkpoint of this run (not a dict, fields
+    missing, weights or optimizer state of other shapes, an update outside [0, n_updates], more
+    env steps than that many updates take, a negative or non-finite time) is a ValueError
+    naming the file and field."""
+    ck = checkpoint_dict(
+        where, load_weights(where, map_location=device), CHECKPOINT_FIELDS, "PPO checkpoint"
+    )
+    update = checkpoint_count(
+        where, ck, "update", n_updates, "the updates in PPOConfig.total_steps of config.json"
+    )
+    env_steps = checkpoint_count(
+        where, ck, "env_steps", update * steps_per_update, f"{update} updates of at most "
+        f"{steps_per_update} env steps"
+    )  # fmt: skip
+    train_seconds = checkpoint_seconds(where, ck)
+    load_state(agent, where, ck["model"])
+    load_optimizer(optimizer, ck["optimizer"], where)
+    return update, env_steps, train_seconds
+
+
 def train(
     spec: TaskSpec,
     config: PPOConfig,
@@ -425,25 +462,19 @@ def train(
     agent, layout, scoring = build_agent(spec, config)
     agent.to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
+    steps_per_update_max = config.num_envs * scoring.trial_steps
+    n_updates = max(1, math.ceil(config.total_steps / steps_per_update_max))
     start_update, env_steps, train_seconds = 0, 0, 0.0
     if resuming:
-        where = path / CHECKPOINT_FILE
-        ck = load_weights(where, map_location=device)
-        try:
-            load_state(agent, where, ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            start_update, env_steps = int(ck["update"]), int(ck["env_steps"])
-            train_seconds = float(ck["train_seconds"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{where}: not a complete PPO checkpoint ({e})") from None
+        start_update, env_steps, train_seconds = restore_checkpoint(
+            path / CHECKPOINT_FILE, agent, optimizer, device, n_updates, steps_per_update_max
+        )
     # logs past the checkpoint (or all of them, without one) would be written twice
     trim_logs(path, "update", start_update if resuming else None, env_steps if resuming else None)
     log = MetricsLog(path / METRICS_FILE)
     writer = SummaryWriter(str(path))
 
     vec = make_vector_env(config.env_id, spec, config.num_envs, config.env_options())
-    steps_per_update_max = config.num_envs * scoring.trial_steps
-    n_updates = max(1, math.ceil(config.total_steps / steps_per_update_max))
     policy = PPOPolicy(spec, config, agent, scoring)
     last_eval: dict[str, Any] = {}
 

@@ -39,6 +39,7 @@ from multitask_evidence.agents.rl.common import RLConfig, RLRun, TrainedPolicy, 
 from multitask_evidence.agents.rl.evaluate import evaluate
 from multitask_evidence.agents.validate import ConfigChecker
 from multitask_evidence.envs.spec import TaskSpec
+from multitask_evidence.envs.validate import check_int
 
 KIND = "sb3"
 _SB3_ARGS = {
@@ -306,18 +307,65 @@ def training_state(model: Any, train_seconds: float) -> dict[str, Any]:
     }
 
 
-def restore_training_state(model: Any, ck: dict[str, Any], where: Path) -> float:
+CHECKPOINT_FIELDS = (
+    "policy", "optimizer", "num_timesteps", "n_updates", "episode_num", "train_seconds",
+    "last_obs", "last_episode_starts", "lstm", "envs", "ep_info", "torch_rng", "np_rng", "py_rng",
+)  # fmt: skip
+"""What :func:`training_state` writes and :func:`restore_training_state` reads."""
+
+
+def _check_counters(model: Any, ck: dict[str, Any], where: Path, total_steps: int) -> None:
+    """The checkpoint's counters: integers >= 0, env steps at most ``total_steps`` plus the one
+    rollout that may pass it (SB3 stops at the first rollout boundary past the budget)."""
+    rollout = model.n_envs * model.n_steps
+    runfolder.checkpoint_count(
+        where, ck, "num_timesteps", total_steps + rollout,
+        f"SB3Config.total_steps={total_steps} in config.json plus one rollout of {rollout}",
+    )  # fmt: skip
+    for key in ("n_updates", "episode_num"):
+        check_int(f"{where}: {key}", ck[key], 0)
+
+
+def _check_rollout_state(model: Any, ck: dict[str, Any], where: Path) -> None:
+    """The rollout's last observations, episode starts and LSTM states: tensors of the shapes
+    the freshly built model has (one row per env), so the next rollout does not fail inside
+    SB3 on a mismatch."""
+    fresh = model._last_lstm_states
+    expected = {
+        "last_obs": (model.n_envs, *model.observation_space.shape),
+        "last_episode_starts": (model.n_envs,),
+        **{f"lstm[{i}]": tuple(t.shape) for i, t in enumerate((*fresh.pi, *fresh.vf))},
+    }
+    lstm = ck["lstm"]
+    if not isinstance(lstm, (list, tuple)) or len(lstm) != 4:
+        raise ValueError(f"{where}: lstm must be a list of 4 state tensors, got {type(lstm)}")
+    values = {"last_obs": ck["last_obs"], "last_episode_starts": ck["last_episode_starts"]}
+    values |= {f"lstm[{i}]": t for i, t in enumerate(lstm)}
+    for key, shape in expected.items():
+        v = values[key]
+        if not torch.is_tensor(v) or tuple(v.shape) != shape:
+            got = tuple(v.shape) if torch.is_tensor(v) else type(v).__name__
+            raise ValueError(f"{where}: {key} must be a tensor of shape {shape}, got {got}")
+
+
+def restore_training_state(model: Any, ck: Any, where: Path, total_steps: int) -> float:
     """Put :func:`training_state`'s content back into a freshly built model and its envs;
-    returns the training seconds so far. A checkpoint that does not fit is a ValueError naming
-    ``where``."""
+    returns the training seconds so far. A checkpoint that does not fit (not a dict, fields
+    missing, counters negative or past ``total_steps`` and one rollout, tensors of other
+    shapes than this model's, a negative or non-finite time) is a ValueError naming ``where``
+    and the field."""
     import random
     from collections import deque
 
     from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
+    ck = runfolder.checkpoint_dict(where, ck, CHECKPOINT_FIELDS, "sb3 training checkpoint")
     try:
+        _check_counters(model, ck, where, total_steps)
+        train_seconds = runfolder.checkpoint_seconds(where, ck)
+        _check_rollout_state(model, ck, where)
         runfolder.load_state(model.policy, where, ck["policy"])
-        model.policy.optimizer.load_state_dict(ck["optimizer"])
+        runfolder.load_optimizer(model.policy.optimizer, ck["optimizer"], where)
         model.num_timesteps = int(ck["num_timesteps"])
         model._n_updates = int(ck["n_updates"])
         model._episode_num = int(ck["episode_num"])
@@ -350,8 +398,8 @@ def restore_training_state(model: Any, ck: dict[str, Any], where: Path) -> float
         )
         py = runfolder.decode_state(ck["py_rng"])["state"]
         random.setstate((py[0], tuple(py[1]), py[2]))
-        return float(ck["train_seconds"])
-    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        return train_seconds
+    except (KeyError, TypeError, IndexError, AttributeError, RuntimeError) as e:
         raise ValueError(
             f"{where}: not a complete sb3 training checkpoint (missing or malformed {e})"
         ) from None
@@ -438,9 +486,9 @@ def train(
     state = {"train_seconds": 0.0, "last_eval": {}, "t0": time.perf_counter(), "due": False}
     if resuming:
         ck = runfolder.load_weights(path / CHECKPOINT, map_location=device)
-        if not isinstance(ck, dict):
-            raise ValueError(f"{path / CHECKPOINT}: not an sb3 training checkpoint")
-        state["train_seconds"] = restore_training_state(model, ck, path / CHECKPOINT)
+        state["train_seconds"] = restore_training_state(
+            model, ck, path / CHECKPOINT, config.total_steps
+        )
     else:
         # the first rollout starts from the seeded envs (SB3 would reset them in learn())
         model._last_obs = env.reset()
