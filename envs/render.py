@@ -91,15 +91,21 @@ def draw_trial(view: TrialView) -> np.ndarray:
     steps = np.arange(t_all)
     xlim = (-0.5, t_all + 0.5)  # one extra column for the labels
 
-    # evidence per latent dimension, with x* dashed
+    # evidence per latent dimension, with x* dashed; with noise in feature space the evidence
+    # is the observation itself (the panel below), so only x* is drawn here
     stim = view.period == STIMULUS
+    latent_space = view.evidence.shape[-1] == view.latent.shape[0]
     ev = np.where(stim[:, None], view.evidence, np.nan)[:k]
     for d in range(view.latent.shape[0]):
-        (line,) = ax_ev.plot(steps[:k], ev[:, d], marker=".", lw=1, label=f"X{d + 1}")
-        ax_ev.axhline(view.latent[d], color=line.get_color(), ls="--", lw=0.8)
+        if latent_space:
+            (line,) = ax_ev.plot(steps[:k], ev[:, d], marker=".", lw=1, label=f"X{d + 1}")
+            color = line.get_color()
+        else:
+            color = f"C{d}"
+        ax_ev.axhline(view.latent[d], color=color, ls="--", lw=0.8, label=f"x*{d + 1}")
     if view.latent.shape[0] <= 4:
         ax_ev.legend(fontsize=6, loc="upper left", ncols=view.latent.shape[0])
-    ax_ev.set_ylabel("evidence", fontsize=7)
+    ax_ev.set_ylabel("evidence" if latent_space else "x* (noise in features)", fontsize=7)
 
     # the encoded observation as channels x steps
     img = np.full((view.n_obs_channels, t_all), np.nan)

@@ -14,12 +14,13 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from multitask_evidence.envs.encoders import ENCODER_KINDS, encoder_names
 from multitask_evidence.envs.validate import FieldChecker
 
 BOUNDARIES = ("auto", "lines", "random", "hyperbolic", "circles")
 PRIORS = ("uniform", "correlated")
 NOISES = ("gaussian", "anisotropic", "ar1", "gumbel")
-ENCODERS = ("none", "relu_mlp", "quadratic")
+NOISE_STAGES = ("latent", "features")
 TARGETS = ("paper", "decision_only", "ddm_bound", "free_rt_paper")
 DDM_TARGETS = ("ddm_bound", "free_rt_paper")
 """Target kinds that are running evidence sums trained with MSE on ``ddm_bound * tanh`` outputs."""
@@ -49,7 +50,8 @@ class TaskSpec:
     n_tasks: int = 24
     """N: number of binary classifications (paper: 2, 3, 6, 12, 24)."""
     sigma: float = 0.2
-    """Per-step evidence noise SD (paper default 0.2; swept over 0.1-0.6)."""
+    """Per-step evidence noise SD (paper default 0.2; swept over 0.1-0.6): in latent units, or per
+    feature when ``noise_stage='features'``."""
     fixation_steps: int = 1
     """Steps before the evidence with the go channel on and no evidence."""
     stimulus_steps: int = 20
@@ -75,11 +77,24 @@ class TaskSpec:
     """SD ratio of axes 2..D to axis 1 for noise='anisotropic' (paper: sigma_2 = 2 sigma_1)."""
     ar_coef: float = 0.7
     """AR(1) coefficient for noise='ar1' (paper: 0.7)."""
-    encoder: str = "relu_mlp"
-    """Frozen random observation encoder f: 'none', 'relu_mlp' (D -> 100 -> 100 -> 40, ReLU),
-    'quadratic' (same sizes, element-wise square instead of ReLU). Paper default on."""
-    encoder_sizes: tuple[int, ...] = (100, 100, 40)
-    """Layer widths of the encoder; the last one is the encoded evidence width."""
+    encoder: str = field(default="relu_mlp", metadata={"choices": encoder_names})
+    """Frozen random observation encoder f (:mod:`envs.encoders`): 'none', 'relu_mlp'
+    (D -> 100 -> 100 -> 40, ReLU; the paper's), 'quadratic' (same sizes, element-wise square),
+    'place_cells' (K = m^D Gaussian bumps on a grid over [-0.6, 0.6]^D), 'fourier' (random
+    Fourier features), or any family added with ``envs.encoders.register_encoder``."""
+    encoder_sizes: tuple[int, ...] | None = None
+    """Layer widths of the encoder; the last one is the encoded evidence width F. None: the
+    family's default ((100, 100, 40) for the MLPs, (100,) for place cells and Fourier features)."""
+    encoder_scale: float | None = None
+    """The family's one shape parameter: the place cells' width w (default 0.1), the Fourier
+    features' frequency omega (default 1). None: the family's default; refused for families
+    without one."""
+    encoder_mix: bool = False
+    """Follow the encoder by a fixed random orthogonal rotation of its F features."""
+    noise_stage: str = "latent"
+    """Where the noise enters: 'latent' (the paper's: obs_t = f(x* + eps_t)) or 'features'
+    (obs_t = f(x*) + eta_t, eta_t ~ N(0, sigma^2) per feature; noise='gaussian' only, not with
+    the drift-diffusion targets). See :mod:`envs.encoders` for why it matters."""
     targets: str = "paper"
     """'paper': BCE targets = labels at decision steps, 0.5 elsewhere, loss on every step;
     'decision_only': labels, loss masked to decision steps; 'ddm_bound': running signed evidence
@@ -146,14 +161,7 @@ class TaskSpec:
         check.choice("noise", NOISES)
         check.number("anisotropy", 0.0, 1e3, open_low=True)
         check.number("ar_coef", -0.999, 0.999, open_low=False)
-        check.choice("encoder", ENCODERS)
-        sizes = tuple(self.encoder_sizes)
-        if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-            raise ValueError(
-                f"TaskSpec.encoder_sizes must be a non-empty sequence of positive integers, "
-                f"got {self.encoder_sizes!r}"
-            )
-        object.__setattr__(self, "encoder_sizes", sizes)
+        self._check_encoder(check)
         check.choice("targets", TARGETS)
         check.number("ddm_bound", 0.0, 1e6, open_low=True)
         if self.targets == "ddm_bound" and not self.is_linear:
@@ -171,18 +179,64 @@ class TaskSpec:
                     "TaskSpec.targets='free_rt_paper' needs boundaries='lines', offset_scale=0 "
                     f"and delay_steps=0, got {bad}"
                 )
+        check.choice("noise_stage", NOISE_STAGES)
+        if self.noise_stage == "features" and (self.noise != "gaussian" or self.ddm_targets):
+            raise ValueError(
+                "TaskSpec.noise_stage='features' needs noise='gaussian' and targets 'paper' or "
+                f"'decision_only', got noise={self.noise!r}, targets={self.targets!r}"
+            )
         check.integer("seed", 0)
         if not isinstance(self.extra, dict):
             raise ValueError(f"TaskSpec.extra must be a dict, got {type(self.extra).__name__}")
         self._check_sizes()
+
+    def _check_encoder(self, check: FieldChecker) -> None:
+        """The encoder family, its sizes and scale (defaults filled in from the family)."""
+        check.choice("encoder", encoder_names())
+        family = ENCODER_KINDS[self.encoder]
+        if self.encoder_sizes is None:
+            object.__setattr__(self, "encoder_sizes", family.default_sizes)
+        sizes = self.encoder_sizes
+        if type(sizes).__module__ == "numpy" and getattr(sizes, "ndim", 0) == 1:
+            sizes = sizes.tolist()  # an array of widths is a sequence of widths
+        sizes = tuple(_plain(x) for x in sizes) if isinstance(sizes, (tuple, list)) else sizes
+        if (
+            not isinstance(sizes, tuple)
+            or not sizes
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes)
+        ):
+            raise ValueError(
+                f"TaskSpec.encoder_sizes must be a non-empty sequence of positive integers, "
+                f"got {self.encoder_sizes!r}"
+            )
+        object.__setattr__(self, "encoder_sizes", sizes)
+        if family.scale is None:
+            if self.encoder_scale is not None:
+                raise ValueError(
+                    f"TaskSpec.encoder_scale applies to encoders with a shape parameter "
+                    f"({[n for n, e in ENCODER_KINDS.items() if e.scale]}), got "
+                    f"encoder={self.encoder!r} with encoder_scale={self.encoder_scale!r}"
+                )
+        else:
+            if self.encoder_scale is None:
+                object.__setattr__(self, "encoder_scale", float(family.default_scale))
+            check.number("encoder_scale", 0.0, 1e6, open_low=True)
+            object.__setattr__(self, "encoder_scale", float(self.encoder_scale))
+        if not isinstance(self.encoder_mix, bool):
+            check.fail("encoder_mix", f"must be true or false, got {self.encoder_mix!r}")
+        if self.encoder_mix and self.encoder == "none":
+            raise ValueError("TaskSpec.encoder_mix needs an encoder, got encoder='none'")
+        if family.check is not None:
+            family.check(self)
 
     def _check_sizes(self) -> None:
         """Refuse tasks whose fixed parts or single trials would not fit in memory."""
         from multitask_evidence.envs.limits import MEMORY_LIMIT, check_bytes
 
         d, n, t = self.latent_dim, self.n_tasks, self.n_steps
-        widths = (d, *self.encoder_sizes) if self.encoder != "none" else (d,)
-        fixed = 8 * (n * (d + 2) + sum(a * b + b for a, b in zip(widths, widths[1:])))
+        f = self.evidence_dim
+        mix = f * f if self.encoder_mix else 0
+        fixed = 8 * (n * (d + 2) + ENCODER_KINDS[self.encoder].n_params(self) + mix)
         check_bytes(
             f"TaskSpec n_tasks={n}, latent_dim={d}, encoder_sizes={list(self.encoder_sizes)} "
             "(task boundaries and encoder weights)",
@@ -198,7 +252,7 @@ class TaskSpec:
     def trial_bytes(self) -> int:
         """Bytes of one generated trial's arrays (a lower bound): observations and targets
         float32 [T, O] / [T, N], evidence and its running mean float64 [T, D]."""
-        return 4 * self.n_steps * (self.obs_dim + self.n_tasks) + 16 * self.n_steps * self.latent_dim
+        return 4 * self.n_steps * (self.obs_dim + self.n_tasks) + 16 * self.n_steps * self.noise_dim
 
     # ---- derived sizes -------------------------------------------------------------------
     @property
@@ -239,6 +293,12 @@ class TaskSpec:
         return self.latent_dim if self.encoder == "none" else self.encoder_sizes[-1]
 
     @property
+    def noise_dim(self) -> int:
+        """Width of the raw evidence, where the noise enters: D (noise_stage='latent') or the
+        encoded width F (noise_stage='features')."""
+        return self.latent_dim if self.noise_stage == "latent" else self.evidence_dim
+
+    @property
     def obs_dim(self) -> int:
         """Observation width: encoded evidence channels followed by the go channel."""
         return self.evidence_dim + 1
@@ -256,6 +316,13 @@ class TaskSpec:
             raise ValueError(
                 f"unknown TaskSpec field(s) {sorted(unknown)}; allowed: {field_names()}"
             )
+        if "encoder" in changes and changes["encoder"] != self.encoder:
+            # the old family's filled-in defaults are not the new family's
+            old = ENCODER_KINDS[self.encoder]
+            if "encoder_sizes" not in changes and self.encoder_sizes == old.default_sizes:
+                changes["encoder_sizes"] = None
+            if "encoder_scale" not in changes and self.encoder_scale == old.default_scale:
+                changes["encoder_scale"] = None
         if "latent_dim" in changes and "boundaries" not in changes:
             # keep 'auto' semantics when only the dimension changes
             if self.boundaries == "lines":
@@ -278,7 +345,7 @@ class TaskSpec:
                 f"unknown TaskSpec field(s) {sorted(unknown)}; allowed: {field_names()}"
             )
         d = dict(d)
-        if "encoder_sizes" in d:
+        if isinstance(d.get("encoder_sizes"), list):
             d["encoder_sizes"] = tuple(d["encoder_sizes"])
         return cls(**d)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from multitask_evidence.envs.encoders import ENCODER_KINDS, Params, random_rotation
 from multitask_evidence.envs.spec import TaskSpec
 
 # Independent sub-streams of the task seed, so adding a component never moves another one.
@@ -18,6 +19,7 @@ _STREAM_BOUNDARIES = 1
 _STREAM_OFFSETS = 2
 _STREAM_ENCODER = 3
 _STREAM_RADII = 4
+_STREAM_MIX = 5
 
 
 def _task_rng(spec: TaskSpec, stream: int) -> np.random.Generator:
@@ -32,7 +34,9 @@ class TaskGeometry:
     offsets: [N] offsets b_i (zeros unless ``offset_scale`` > 0).
     thresholds: [N] hyperbolic thresholds c_k or circle radii r_k (nonlinear families).
     quadrants: [N] quadrant index of each hyperbolic task (bits: x1 > 0, x2 > 0).
-    encoder: list of (W [in, out], b [out]) float32 layers; empty when encoder='none'.
+    encoder: the encoder family's fixed parameters (:mod:`envs.encoders`; for the MLPs
+        W0, b0, W1, b1, ... float32, ``envs.encoders.mlp_layers`` pairs them); empty for 'none'.
+    mix: [F, F] float32 orthogonal rotation after the encoder (``encoder_mix``), or None.
     """
 
     spec: TaskSpec
@@ -40,7 +44,8 @@ class TaskGeometry:
     offsets: np.ndarray
     thresholds: np.ndarray | None
     quadrants: np.ndarray | None
-    encoder: tuple[tuple[np.ndarray, np.ndarray], ...]
+    encoder: Params
+    mix: np.ndarray | None = None
 
     # ---- labels --------------------------------------------------------------------------
     def margins(self, x: np.ndarray) -> np.ndarray:
@@ -67,20 +72,9 @@ class TaskGeometry:
     # ---- encoder -------------------------------------------------------------------------
     def encode(self, evidence: np.ndarray) -> np.ndarray:
         """Apply the frozen encoder f to evidence [..., D]; returns [..., evidence_dim] float32."""
-        h = np.asarray(evidence, dtype=np.float32)
-        if not self.encoder:
-            return h
-        square = self.spec.encoder == "quadratic"
-        last = len(self.encoder) - 1
-        for k, (w, b) in enumerate(self.encoder):
-            h = h @ w
-            h += b
-            if k < last:
-                if square:
-                    np.square(h, out=h)
-                else:
-                    np.maximum(h, 0.0, out=h)
-        return h
+        s = self.spec
+        h = ENCODER_KINDS[s.encoder].apply(s, self.encoder, np.asarray(evidence, dtype=np.float32))
+        return h @ self.mix if self.mix is not None else h
 
 
 def orthant_index(x: np.ndarray) -> np.ndarray:
@@ -105,14 +99,6 @@ def _product_quantile(p: float) -> float:
     return 0.25 * 0.5 * (lo + hi)
 
 
-def _init_linear(rng: np.random.Generator, fan_in: int, fan_out: int) -> tuple[np.ndarray, ...]:
-    # torch.nn.Linear's default init, so the encoder matches "a randomly initialised MLP".
-    bound = 1.0 / np.sqrt(fan_in)
-    w = rng.uniform(-bound, bound, size=(fan_in, fan_out)).astype(np.float32)
-    b = rng.uniform(-bound, bound, size=fan_out).astype(np.float32)
-    return w, b
-
-
 @functools.lru_cache(maxsize=64)
 def task_geometry(spec: TaskSpec) -> TaskGeometry:
     """Build (once per spec) the boundaries and encoder of ``spec``."""
@@ -135,12 +121,9 @@ def task_geometry(spec: TaskSpec) -> TaskGeometry:
     offsets = np.zeros(n)
     if spec.offset_scale > 0:
         offsets = _task_rng(spec, _STREAM_OFFSETS).uniform(-spec.offset_scale, spec.offset_scale, n)
-    layers: list[tuple[np.ndarray, np.ndarray]] = []
-    if spec.encoder != "none":
-        rng = _task_rng(spec, _STREAM_ENCODER)
-        sizes = (d, *spec.encoder_sizes)
-        layers = [_init_linear(rng, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
-    for arr in (normals, offsets, thresholds, quadrants, *(a for wb in layers for a in wb)):
+    params = ENCODER_KINDS[spec.encoder].build(spec, _task_rng(spec, _STREAM_ENCODER))
+    mix = random_rotation(_task_rng(spec, _STREAM_MIX), spec.evidence_dim) if spec.encoder_mix else None
+    for arr in (normals, offsets, thresholds, quadrants, mix, *params):
         if arr is not None:
             arr.setflags(write=False)
-    return TaskGeometry(spec, normals, offsets, thresholds, quadrants, tuple(layers))
+    return TaskGeometry(spec, normals, offsets, thresholds, quadrants, tuple(params), mix)

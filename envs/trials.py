@@ -87,8 +87,9 @@ class TrialBatch:
     """B trials. All arrays batch-first.
 
     latent:   [B, D] float64, x*.
-    evidence: [B, T, D] float64, raw evidence x* + eps(t) at evidence steps (the stimulus steps;
-              also the decision steps for targets='free_rt_paper'), 0 elsewhere.
+    evidence: [B, T, E] float64, raw evidence at the evidence steps (the stimulus steps; also
+              the decision steps for targets='free_rt_paper'), 0 elsewhere: x* + eps(t) (E = D,
+              noise_stage='latent') or f(x*) + eta(t) (E = F, noise_stage='features').
     obs:      [B, T, O] float32, encoded evidence channels then the go channel.
     labels:   [B, N] float32 0/1.
     targets:  [B, T, N] float32 (scheme of ``spec.targets``).
@@ -111,8 +112,9 @@ class TrialBatch:
 
     @property
     def stimulus_evidence(self) -> np.ndarray:
-        """[B, Te, D] every raw evidence sample X(1..Te), Te = ``spec.evidence_steps`` (the
-        stimulus steps; for targets='free_rt_paper' also the decision steps)."""
+        """[B, Te, E] every raw evidence sample X(1..Te), Te = ``spec.evidence_steps`` (the
+        stimulus steps; for targets='free_rt_paper' also the decision steps), E =
+        ``spec.noise_dim``."""
         s = self.spec
         return self.evidence[:, s.stimulus_start : s.evidence_stop]
 
@@ -177,8 +179,9 @@ def sample_latents(
 
 
 def sample_noise(spec: TaskSpec, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Draw the evidence noise eps [n, Te, D] of ``spec.noise`` (mean 0), Te = spec.evidence_steps."""
-    shape = (n, spec.evidence_steps, spec.latent_dim)
+    """Draw the evidence noise [n, Te, E] of ``spec.noise`` (mean 0), Te = spec.evidence_steps,
+    E = ``spec.noise_dim`` (D in latent space, F per feature for noise_stage='features')."""
+    shape = (n, spec.evidence_steps, spec.noise_dim)
     if spec.noise == "gumbel":
         return rng.gumbel(0.0, spec.sigma, size=shape) - spec.sigma * np.euler_gamma
     eps = rng.standard_normal(shape) * noise_scales(spec)
@@ -191,8 +194,8 @@ def sample_noise(spec: TaskSpec, rng: np.random.Generator, n: int) -> np.ndarray
 
 
 def noise_scales(spec: TaskSpec) -> np.ndarray:
-    """Per-axis stationary noise SD [D]."""
-    scales = np.full(spec.latent_dim, float(spec.sigma))
+    """Per-axis stationary noise SD [E] (E = ``spec.noise_dim``)."""
+    scales = np.full(spec.noise_dim, float(spec.sigma))
     if spec.noise == "anisotropic":
         scales[1:] *= spec.anisotropy
     elif spec.noise == "gumbel":
@@ -200,20 +203,34 @@ def noise_scales(spec: TaskSpec) -> np.ndarray:
     return scales
 
 
-def trial_evidence(spec: TaskSpec, latent: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """Raw evidence [..., B, T, D] float64: x* + eps(t) at the evidence steps, 0 elsewhere, from
-    latents [..., B, D] and noise [..., B, Te, D] (leading axes: e.g. K ensemble members)."""
+def trial_evidence(
+    spec: TaskSpec,
+    latent: np.ndarray,
+    noise: np.ndarray,
+    encode: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Raw evidence [..., B, T, E] float64 at the evidence steps, 0 elsewhere, from latents
+    [..., B, D] and noise [..., B, Te, E] (leading axes: e.g. K ensemble members): x* + eps(t)
+    (noise_stage='latent', E = D) or f(x*) + eta(t) (noise_stage='features', E = F).
+
+    encode: the encoder f (noise_stage='features' only; see :func:`observations`)."""
     latent = np.asarray(latent, dtype=np.float64)
-    evidence = np.zeros((*latent.shape[:-1], spec.n_steps, spec.latent_dim))
-    evidence[..., spec.stimulus_start : spec.evidence_stop, :] = latent[..., None, :] + noise
+    if spec.noise_stage == "features":
+        encode = encode if encode is not None else task_geometry(spec).encode
+        clean = encode(latent).astype(np.float64)  # f(x*) once per trial, not per step
+    else:
+        clean = latent
+    evidence = np.zeros((*latent.shape[:-1], spec.n_steps, spec.noise_dim))
+    evidence[..., spec.stimulus_start : spec.evidence_stop, :] = clean[..., None, :] + noise
     return evidence
 
 
 def observations(
     spec: TaskSpec, evidence: np.ndarray, encode: Callable[[np.ndarray], np.ndarray] | None = None
 ) -> np.ndarray:
-    """Observations [..., B, T, O] float32 of raw evidence [..., B, T, D]: the encoder's image of
-    the evidence at the evidence steps, f(0) at the other steps, then the go channel (1 before the
+    """Observations [..., B, T, O] float32 of raw evidence [..., B, T, E]: at the evidence steps
+    the encoder's image of the evidence (noise_stage='latent') or the noisy features themselves
+    (noise_stage='features'); f(0) at the other steps; then the go channel (1 before the
     decision steps, 0 at them).
 
     encode: the encoder f, mapping [..., D] to [..., O - 1] with the leading axes of ``evidence``
@@ -222,26 +239,37 @@ def observations(
     """
     encode = encode if encode is not None else task_geometry(spec).encode
     s0, s1 = spec.stimulus_start, spec.evidence_stop
-    lead = evidence.shape[:-3]  # axes before (B, T, D)
+    lead = evidence.shape[:-3]  # axes before (B, T, E)
     obs = np.empty((*evidence.shape[:-1], spec.obs_dim), dtype=np.float32)
     rest = encode(np.zeros((*lead, spec.latent_dim)))  # f(0) outside the stimulus period
     obs[..., :-1] = rest.reshape(*lead, 1, 1, rest.shape[-1])
-    obs[..., s0:s1, :-1] = encode(evidence[..., s0:s1, :])
+    if spec.noise_stage == "features":
+        obs[..., s0:s1, :-1] = evidence[..., s0:s1, :]
+    else:
+        obs[..., s0:s1, :-1] = encode(evidence[..., s0:s1, :])
     obs[..., -1] = 1.0
     obs[..., spec.decision_start :, -1] = 0.0
     return obs
 
 
 def build_trials(
-    spec: TaskSpec, latent: np.ndarray, noise: np.ndarray, *, obs: np.ndarray | None = None
+    spec: TaskSpec,
+    latent: np.ndarray,
+    noise: np.ndarray,
+    *,
+    obs: np.ndarray | None = None,
+    evidence: np.ndarray | None = None,
 ) -> TrialBatch:
-    """Deterministic part of the generator: trials from given latents [B, D] and noise [B, Te, D]
-    (Te = spec.evidence_steps). obs: the observations [B, T, O] of this evidence when the caller
-    has computed them already (:func:`observations` with a batched encoder); None: computed here."""
+    """Deterministic part of the generator: trials from given latents [B, D] and noise [B, Te, E]
+    (Te = spec.evidence_steps, E = spec.noise_dim). obs / evidence: the observations [B, T, O]
+    and raw evidence [B, T, E] of these trials when the caller has computed them already
+    (:func:`trial_evidence` and :func:`observations` with a batched encoder); None: computed
+    here."""
     geo = task_geometry(spec)
     latent = np.asarray(latent, dtype=np.float64)
     b, t_all = latent.shape[0], spec.n_steps
-    evidence = trial_evidence(spec, latent, noise)
+    if evidence is None:
+        evidence = trial_evidence(spec, latent, noise)
     if obs is None:
         obs = observations(spec, evidence)
 

@@ -187,7 +187,8 @@ def logits_from_probs(probs: np.ndarray) -> np.ndarray:
 def ideal_decision_probs(spec: TaskSpec, stimulus_evidence: np.ndarray) -> np.ndarray:
     """The ideal observer's P(y_i = 1 | X(1..t)) [n, N] at the read-out (decision) step.
 
-    stimulus_evidence: [n, Ts, D] raw evidence of the trials (``TrialBatch.stimulus_evidence``);
+    stimulus_evidence: [n, Ts, E] raw evidence of the trials (``TrialBatch.stimulus_evidence``;
+    E = ``spec.noise_dim``);
     t = ``theory.decision_evidence_steps(spec)`` samples are used (Ts, or only those seen by the
     decision step when evidence goes on after it). The observer is ``envs.ideal.IdealObserver``
     with method 'auto' (the bounded prior's exact posterior for D <= 2), the one the env's
@@ -197,9 +198,9 @@ def ideal_decision_probs(spec: TaskSpec, stimulus_evidence: np.ndarray) -> np.nd
 
     x = np.asarray(stimulus_evidence, dtype=np.float64)
     t = decision_evidence_steps(spec)
-    if x.ndim != 3 or x.shape[1] < t or x.shape[2] != spec.latent_dim:
+    if x.ndim != 3 or x.shape[1] < t or x.shape[2] != spec.noise_dim:
         raise ValueError(
-            f"stimulus_evidence must be [n, Ts >= {t}, D={spec.latent_dim}], got {x.shape}"
+            f"stimulus_evidence must be [n, Ts >= {t}, E={spec.noise_dim}], got {x.shape}"
         )
     return IdealObserver(spec).final_posterior(x[:, :t])
 

@@ -61,7 +61,8 @@ def _ood(report: Any, rec: Any, path: Path) -> bool:
                 zorder=3,
             )
             ax.bar(i, np.median(vals), color="#9ecae1", width=0.6)
-        ax.axhline(ceil, ls="--", color="r", label=f"r$^2$ of mu (Eq. 7) {ceil:.3f}")
+        if ceil is not None:
+            ax.axhline(ceil, ls="--", color="r", label=f"r$^2$ of mu (Eq. 7) {ceil:.3f}")
         ax.axhline(
             r["in_distribution"]["r2"],
             ls=":",
@@ -90,12 +91,13 @@ def _over_time(report: Any, rec: Any, path: Path) -> bool:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(ot["steps"], ot["r2"], "o-", label="in-distribution r$^2$ (ridge)")
-    ax.plot(
-        range(len(ot["ceiling"])),
-        ot["ceiling"],
-        "r--",
-        label="r$^2$ of mu (Eq. 7): 1 - Var$_{noise}$(t) / Var$_{prior}$",
-    )
+    if ot.get("ceiling"):
+        ax.plot(
+            range(len(ot["ceiling"])),
+            ot["ceiling"],
+            "r--",
+            label="r$^2$ of mu (Eq. 7): 1 - Var$_{noise}$(t) / Var$_{prior}$",
+        )
     if ot.get("bayes_bound"):
         ax.plot(
             range(len(ot["bayes_bound"])),

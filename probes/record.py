@@ -11,6 +11,7 @@ an sb3-contrib recurrent model, or a step-function agent with an ``initial_state
 
 from __future__ import annotations
 
+import hashlib
 import json
 import lzma
 import math
@@ -59,7 +60,8 @@ class Recording:
     latent:  [n, D] float64, x*.
     labels:  [n, N] float32 0/1 task labels.
     mu:      [n, T, D] float64, running evidence mean mu(t) = mean X(1..t); 0 before the stimulus,
-             held at its final value after it.
+             held at its final value after it (noise in feature space: the posterior mean
+             E[x* | X(1..t)], see :func:`running_mean`).
     step:    [T] int, evidence steps seen at each step (t of mu(t)).
     period:  [T] int8, 0 fixation, 1 stimulus, 2 delay, 3 decision.
     """
@@ -329,14 +331,44 @@ def _parse_meta(path: Path, meta: np.ndarray) -> tuple[TaskSpec, int | None]:
     return spec, seed
 
 
+_POSTERIOR_MEANS: dict[tuple[TaskSpec, str], np.ndarray] = {}
+
+
+def _feature_posterior_mean(spec: TaskSpec, stimulus_evidence: np.ndarray) -> np.ndarray:
+    """E[x* | X(1..t)] [B, Te, D] of the ideal observer, kept for the last few evidence arrays:
+    a probe records the same trials again for the untrained control, and with noise in feature
+    space this posterior (one product per trial and step on the observer's grid) is what a
+    recording costs most."""
+    from multitask_evidence.envs.ideal import IdealObserver
+
+    key = (spec, hashlib.sha1(stimulus_evidence.tobytes()).hexdigest())
+    if key not in _POSTERIOR_MEANS:
+        if len(_POSTERIOR_MEANS) >= 4:
+            _POSTERIOR_MEANS.pop(next(iter(_POSTERIOR_MEANS)))
+        _POSTERIOR_MEANS[key] = IdealObserver(spec).posterior_mean(stimulus_evidence)
+    return _POSTERIOR_MEANS[key].copy()
+
+
 def running_mean(spec: TaskSpec, evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """mu [B, T, D] (running mean of the evidence, 0 before the stimulus, held after the last
     evidence step) and the evidence steps seen [T], from raw evidence [B, T, D] (0 outside the
     evidence steps). For targets='free_rt_paper' the decision steps carry evidence too, so at
-    the decision step mu is the mean of T + 1 samples and ``seen`` is T + 1."""
+    the decision step mu is the mean of T + 1 samples and ``seen`` is T + 1.
+
+    With noise in feature space (``noise_stage='features'``, evidence [B, T, F]) the evidence's
+    own mean lives in feature space; mu is then the posterior mean E[x* | X(1..t)] [B, T, D] of
+    the ideal observer (``envs.ideal.IdealObserver.posterior_mean``), the estimate of x* that
+    the data support, on the same timeline."""
     k = np.arange(spec.n_steps)
     stim = (k >= spec.stimulus_start) & (k < spec.evidence_stop)
     seen = np.cumsum(stim)
+    if spec.noise_stage == "features":
+        s0, s1 = spec.stimulus_start, spec.evidence_stop
+        post = _feature_posterior_mean(spec, np.ascontiguousarray(evidence[:, s0:s1]))
+        mu = np.zeros((evidence.shape[0], spec.n_steps, spec.latent_dim))
+        mu[:, s0:s1] = post
+        mu[:, s1:] = post[:, -1:]
+        return mu, seen.astype(np.int64)
     total = np.cumsum(evidence * stim[None, :, None], axis=1)
     mu = total / np.maximum(seen, 1)[None, :, None]
     return mu, seen.astype(np.int64)

@@ -146,7 +146,7 @@ def probe_recording(
         "bayes_bound_method": theory.bayes_bound_method(spec).detail,
         "bayes_bound_curve": None if bayes_curve is None else bayes_curve.tolist(),
         "t": theory.decision_evidence_steps(spec),
-        "curve": theory.ceiling_curve(spec).tolist(),
+        "curve": _listed(theory.ceiling_curve(spec)),
         "var_prior": var.tolist(),
     }
     if rec_test is not None:
@@ -162,8 +162,8 @@ def probe_recording(
     if over_time:
         tdec = timed("over_time", lambda: decode_over_time(rec.hidden, x, var_prior=var, seed=seed))
         res["over_time"] = tdec.to_dict() | {
-            "ceiling": theory.ceiling_curve(spec).tolist(),
-            "ceiling_linear_shrunk": theory.ceiling_curve(spec, form="linear_shrunk").tolist(),
+            "ceiling": _listed(theory.ceiling_curve(spec)),
+            "ceiling_linear_shrunk": _listed(theory.ceiling_curve(spec, form="linear_shrunk")),
             "bayes_bound": None if bayes_curve is None else bayes_curve.tolist(),
         }
     ood = timed("ood", lambda: ood_generalisation(h, x, var_prior=var, seed=seed, ceiling=ceil))
@@ -224,8 +224,10 @@ def probe_recording(
     for name, arr in (("ideal", ideal), ("logits", logits)):
         if arr is not None and np.shape(arr) != rec.labels.shape:
             raise ValueError(f"{name} must be [n, N] = {rec.labels.shape}, got {np.shape(arr)}")
-    # ddm outputs are bounded evidence sums, not probabilities: nothing to invert or score
-    if spec.is_linear and not spec.ddm_targets and spec.n_tasks >= spec.latent_dim:
+    # ddm outputs are bounded evidence sums, not probabilities: nothing to invert or score; the
+    # inversion assumes a Gaussian likelihood in latent space (not noise in feature space)
+    latent_noise = spec.noise_stage == "latent"
+    if spec.is_linear and not spec.ddm_targets and spec.n_tasks >= spec.latent_dim and latent_noise:
         # t = the evidence steps that mu holds at the read-out step (the recording's own count)
         steps = rec.step[dec : dec + 1]
         ex = timed(
@@ -512,6 +514,10 @@ def _log_tensorboard(run_dir: Path, report: ProbeReport) -> None:
         for k, v in report.headline.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                 w.add_scalar(f"probe/{k}", float(v), step)
+
+
+def _listed(curve: np.ndarray | None) -> list[float] | None:
+    return None if curve is None else curve.tolist()
 
 
 def _fmt(v: Any, digits: int = 3) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 from scipy.special import log_expit, log_ndtr, ndtr, ndtri, ndtri_exp
 
 from multitask_evidence.envs import TaskSpec, task_geometry
+from multitask_evidence.envs.ideal.features import MAX_LATENT_DIM as FEATURE_GRID_MAX_D
 from multitask_evidence.envs.trials import noise_scales
 
 
@@ -106,10 +107,14 @@ def ceiling(spec: TaskSpec, t: int | np.ndarray | None = None, *, form: str = "s
     sigma = 0.2, t = 20).
     Neither is the Bayes bound: the posterior mean under the bounded prior is nonlinear in mu
     and does better (:func:`bayes_bound`).
-    Returns a float for scalar t, else an array of t's shape.
+    Returns a float for scalar t, else an array of t's shape; None for noise in feature space
+    (``noise_stage='features'``), where no evidence mean lives in latent space: there the
+    Bayes bound (:func:`bayes_bound`) is the reference.
     """
     if form not in CEILING_FORMS:
         raise ValueError(f"form must be one of {list(CEILING_FORMS)}, got {form!r}")
+    if spec.noise_stage == "features":
+        return None  # no evidence mean in latent space: the Bayes bound is the reference
     if t is None:
         t = decision_evidence_steps(spec)
     var = prior_variance(spec)
@@ -160,9 +165,11 @@ def fig5a_line(
     return float(out) if out.ndim == 0 else out
 
 
-def ceiling_curve(spec: TaskSpec, *, form: str = "spec") -> np.ndarray:
+def ceiling_curve(spec: TaskSpec, *, form: str = "spec") -> np.ndarray | None:
     """:func:`ceiling` (the r^2 of mu, the paper's Eq. 7, by default) [n_steps] at each step of
-    a trial (0 before any evidence)."""
+    a trial (0 before any evidence); None for noise in feature space (see :func:`ceiling`)."""
+    if spec.noise_stage == "features":
+        return None
     return np.asarray(ceiling(spec, evidence_steps(spec), form=form))
 
 
@@ -175,6 +182,8 @@ _EDGE_SD = 12.0  # half-width (in posterior SDs) of the box-edge region the quad
 _BAYES_MC_TRIALS = 4000
 _BAYES_MC_SAMPLES = 256
 _BAYES_MC_SEED = 20250
+# every step of every trial costs one [F] x [F, G] product on the feature-noise grid
+_FEATURE_BAYES_TRIALS = 1000
 
 
 def truncnorm_moments(loc: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -295,6 +304,16 @@ class BayesBoundMethod:
 def bayes_bound_method(spec: TaskSpec) -> BayesBoundMethod:
     """Which computation :func:`bayes_bound` uses for ``spec`` (and why)."""
     gaussian = spec.noise in ("gaussian", "anisotropic", "ar1")
+    if spec.noise_stage == "features":
+        if spec.latent_dim > FEATURE_GRID_MAX_D:
+            return BayesBoundMethod(
+                None, f"noise in feature space: the posterior grid needs latent_dim <= "
+                f"{FEATURE_GRID_MAX_D}")
+        return BayesBoundMethod(
+            "monte_carlo",
+            f"noise in feature space: {_FEATURE_BAYES_TRIALS} trials (seed {_BAYES_MC_SEED}), "
+            "posterior variance on the ideal observer's grid (envs.ideal.features)",
+        )
     if spec.prior == "uniform" and gaussian:
         return BayesBoundMethod(
             "quadrature",
@@ -362,6 +381,27 @@ def _copula_expected_variance(spec: TaskSpec, t: int) -> np.ndarray:
     return (np.maximum(m2 - m1**2, 0.0) / debias).mean(axis=0)
 
 
+def _feature_expected_variance(spec: TaskSpec, t: int | np.ndarray) -> np.ndarray:
+    """E[Var(x*_d | X(1..t))] [..., D] with noise in feature space: fixed trials (seed
+    ``_BAYES_MC_SEED``), every step's posterior on the ideal observer's grid in one pass."""
+    from multitask_evidence.envs.ideal import IdealObserver
+    from multitask_evidence.envs.trials import generate
+
+    t_arr = np.asarray(t)
+    if np.any(t_arr < 0) or np.any(t_arr != np.round(t_arr)) or np.any(
+        t_arr > spec.evidence_steps
+    ):
+        raise ValueError(
+            f"t (evidence steps seen) must be integers in [0, {spec.evidence_steps}], got {t!r}"
+        )
+    batch = generate(spec, _FEATURE_BAYES_TRIALS, np.random.default_rng(_BAYES_MC_SEED))
+    obs = IdealObserver(spec)
+    mean, second = obs.posterior_moments(batch.stimulus_evidence)  # [n, Ts, D] each
+    per_step = np.maximum(second - mean**2, 0.0).mean(axis=0)  # [Ts, D]
+    table = np.concatenate([prior_variance(spec)[None], per_step])  # row k: k samples seen
+    return table[t_arr.astype(int)]
+
+
 def expected_posterior_variance(spec: TaskSpec, t: int | np.ndarray) -> np.ndarray | None:
     """E[Var(x*_d | X(1..t))] [..., D] (latent units^2), the Bayes MMSE per axis after t
     evidence steps (t may be an array; t = 0 gives the prior variance). None when
@@ -369,6 +409,8 @@ def expected_posterior_variance(spec: TaskSpec, t: int | np.ndarray) -> np.ndarr
     how = bayes_bound_method(spec)
     if how.method is None:
         return None
+    if spec.noise_stage == "features":
+        return _feature_expected_variance(spec, t)
     t_arr = np.asarray(t)
     v = estimate_variance(spec, t_arr)  # validates t; [..., D]
     flat_t = t_arr.reshape(-1).astype(int)

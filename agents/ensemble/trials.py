@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from multitask_evidence.envs import TaskSpec, TrialBatch
+from multitask_evidence.envs.encoders import mlp_layers
 from multitask_evidence.envs.task import task_geometry
 from multitask_evidence.envs.trials import (
     build_trials,
@@ -34,11 +35,15 @@ SHAPE_FIELDS = (
     "decision_steps",
     "encoder",
     "encoder_sizes",
+    "noise_stage",
     "targets",
     "ddm_bound",
 )
 """TaskSpec fields every member must share: they fix the shapes of obs / targets, the network's
 output and the objective. Members may differ in any other field (seed, sigma, noise, prior, ...)."""
+
+MLP_ENCODERS = ("none", "relu_mlp", "quadratic")
+"""Encoder families whose K members are stacked into one broadcast matmul per layer."""
 
 
 def check_specs(specs: Sequence[TaskSpec]) -> list[TaskSpec]:
@@ -86,13 +91,18 @@ class EnsembleTrials:
 
     def __init__(self, specs: Sequence[TaskSpec]) -> None:
         self.specs = check_specs(specs)
-        geos = [task_geometry(s) for s in self.specs]
+        self.geometries = [task_geometry(s) for s in self.specs]
+        first = self.specs[0]
+        # The MLP encoders are stacked and applied in one broadcast matmul; any other family (or
+        # a mixed code) is applied member by member (K calls, each vectorised over trials).
+        self.stacked = first.encoder in MLP_ENCODERS and not any(s.encoder_mix for s in self.specs)
+        per_member = [mlp_layers(g.encoder) for g in self.geometries] if self.stacked else []
         # layer i: weights [K, in, out] and biases [K, out] of the K frozen encoders
         self.layers = [
-            (np.stack([g.encoder[i][0] for g in geos]), np.stack([g.encoder[i][1] for g in geos]))
-            for i in range(len(geos[0].encoder))
+            (np.stack([m[i][0] for m in per_member]), np.stack([m[i][1] for m in per_member]))
+            for i in range(len(per_member[0]) if per_member else 0)
         ]
-        self.square = self.specs[0].encoder == "quadratic"
+        self.square = first.encoder == "quadratic"
 
     @property
     def k(self) -> int:
@@ -106,6 +116,8 @@ class EnsembleTrials:
         one ``TaskGeometry.encode`` makes for a single member (same products, same bits).
         """
         h = np.asarray(x, dtype=np.float32)
+        if not self.stacked:
+            return np.stack([g.encode(h[k]) for k, g in enumerate(self.geometries)])
         if not self.layers:
             return h
         vector = h.ndim == 2  # one [D] input per member: a [1, D] row (numpy's gemv either way)
@@ -135,10 +147,11 @@ class EnsembleTrials:
         latents = np.stack([sample_latents(s, r, int(n)) for s, r in zip(self.specs, rngs)])
         noises = np.stack([sample_noise(s, r, int(n)) for s, r in zip(self.specs, rngs)])
         spec = self.specs[0]  # the layout of evidence and obs depends on SHAPE_FIELDS only
-        obs = observations(spec, trial_evidence(spec, latents, noises), self.encode)
+        evidence = trial_evidence(spec, latents, noises, self.encode)
+        obs = observations(spec, evidence, self.encode)
         members = [
-            build_trials(s, lat, eps, obs=o)
-            for s, lat, eps, o in zip(self.specs, latents, noises, obs)
+            build_trials(s, lat, eps, obs=o, evidence=ev)
+            for s, lat, eps, o, ev in zip(self.specs, latents, noises, obs, evidence)
         ]
         return MemberTrials(
             obs,

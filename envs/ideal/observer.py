@@ -10,6 +10,8 @@ to P(y_i = 1) [M, N]; the face validates the spec and the evidence, computes the
 - ``mc`` (:mod:`envs.ideal.mc`): any D, prior, noise and boundaries.
 - ``auto``: ``exact`` for D <= 2; ``flat`` for linear tasks with Gaussian-family noise and D > 2
   (it ignores the prior's edges); ``mc`` otherwise.
+- noise in feature space (``noise_stage='features'``): ``features`` (:mod:`envs.ideal.features`),
+  a fixed grid over the prior's box, D <= 3; ``auto`` and ``exact`` pick it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from multitask_evidence.envs.ideal.features import FeatureGridEngine
 from multitask_evidence.envs.ideal.flat import FlatEngine
 from multitask_evidence.envs.ideal.grid import GridEngine
 from multitask_evidence.envs.ideal.mc import MCEngine
@@ -51,7 +54,8 @@ class IdealObserver:
 
     Attributes:
         method: the method actually used (``auto`` resolved).
-        engine: ``flat``, ``truncnorm``, ``grid`` or ``mc`` (how ``exact`` is computed).
+        engine: ``flat``, ``truncnorm``, ``grid``, ``mc`` or ``features`` (how ``exact`` is
+            computed).
     """
 
     def __init__(
@@ -74,6 +78,9 @@ class IdealObserver:
         self.geometry: TaskGeometry = task_geometry(spec)
         d = spec.latent_dim
         gaussian_linear = spec.is_linear and spec.noise in GAUSSIAN_FAMILY
+        if spec.noise_stage == "features":
+            self._init_features(spec, method, n_grid)
+            return
         if method == "auto":
             method = "exact" if d <= 2 else ("flat" if gaussian_linear else "mc")
         if method == "flat" and not gaussian_linear:
@@ -101,6 +108,17 @@ class IdealObserver:
         self._scales = axis_scales(spec)
         self._engine = self._build_engine()
 
+    def _init_features(self, spec: TaskSpec, method: str, n_grid: int) -> None:
+        if method not in ("auto", "exact"):
+            raise ValueError(
+                f"method={method!r} does not apply to noise_stage='features'; allowed methods for "
+                "this spec: ['auto', 'exact'] (a grid over the prior's box)"
+            )
+        self.method, self.engine = "exact", "features"
+        self.n_mc, self.n_quad, self.n_grid, self.seed = 0, 0, int(n_grid), 0
+        self._scales = axis_scales(spec)
+        self._engine = FeatureGridEngine(spec, self.geometry, self.n_grid)
+
     def _build_engine(self) -> FlatEngine | TruncnormEngine | GridEngine | MCEngine:
         if self.engine == "flat":
             return FlatEngine(self.geometry)
@@ -114,8 +132,8 @@ class IdealObserver:
     def posterior(self, stimulus_evidence: np.ndarray) -> np.ndarray:
         """P(y_i = 1 | X(1..t)) for every step t = 1..Ts.
 
-        stimulus_evidence: [B, Ts, D] raw evidence (``TrialBatch.stimulus_evidence``).
-        Returns [B, Ts, N] float64.
+        stimulus_evidence: [B, Ts, E] raw evidence (``TrialBatch.stimulus_evidence``; E =
+        ``spec.noise_dim``). Returns [B, Ts, N] float64.
         """
         x = self._check_evidence(stimulus_evidence)
         b, ts, _ = x.shape
@@ -123,12 +141,39 @@ class IdealObserver:
         return self._engine.probs(stats).reshape(b, ts, self.spec.n_tasks)
 
     def final_posterior(self, stimulus_evidence: np.ndarray) -> np.ndarray:
-        """P(y_i = 1 | X(1..Ts)) after all the evidence: [B, Ts, D] -> [B, N] float64.
+        """P(y_i = 1 | X(1..Ts)) after all the evidence: [B, Ts, E] -> [B, N] float64.
 
         Only the last step is computed (Ts times cheaper than ``posterior``).
         """
         x = self._check_evidence(stimulus_evidence)
         return self._engine.probs(self._stats(x, last_only=True))
+
+    def posterior_mean(self, stimulus_evidence: np.ndarray) -> np.ndarray:
+        """E[x* | X(1..t)] [B, Ts, D] at every evidence step (noise_stage='features'; for noise
+        in latent space see ``probes.theory.posterior_mean``)."""
+        if self.engine != "features":
+            raise ValueError(
+                "IdealObserver.posterior_mean serves noise_stage='features'; for noise in latent "
+                "space use probes.theory.posterior_mean"
+            )
+        x = self._check_evidence(stimulus_evidence)
+        b, ts, _ = x.shape
+        mean = self._engine.posterior_mean(self._stats(x, last_only=False))
+        return mean.reshape(b, ts, self.spec.latent_dim)
+
+    def posterior_moments(self, stimulus_evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """E[x* | X(1..t)] and E[x*^2 | X(1..t)] per axis, [B, Ts, D] each, at every evidence
+        step (noise_stage='features')."""
+        if self.engine != "features":
+            raise ValueError(
+                "IdealObserver.posterior_moments serves noise_stage='features'; for noise in "
+                "latent space use probes.theory.posterior_mean"
+            )
+        x = self._check_evidence(stimulus_evidence)
+        b, ts, _ = x.shape
+        m1, m2 = self._engine.posterior_moments(self._stats(x, last_only=False))
+        d = self.spec.latent_dim
+        return m1.reshape(b, ts, d), m2.reshape(b, ts, d)
 
     def decision_probs(self, batch: TrialBatch) -> np.ndarray:
         """Posterior [B, N] after the last evidence step of ``batch`` (what is known at decision)."""
@@ -160,7 +205,7 @@ class IdealObserver:
     # ---- input checks --------------------------------------------------------------------
     def _check_evidence(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        d = self.spec.latent_dim
+        d = self.spec.noise_dim
         if x.ndim != 3 or x.shape[2] != d or x.shape[1] < 1 or x.shape[0] < 1:
             raise ValueError(
                 f"stimulus_evidence must have shape [B, Ts, {d}] with B, Ts >= 1, got {x.shape}"

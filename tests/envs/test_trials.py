@@ -44,8 +44,8 @@ def test_fixed_parts_come_from_the_spec_seed():
     assert not np.allclose(g0.normals, g1.normals)
     np.testing.assert_array_equal(g0.normals, task_geometry(TaskSpec(latent_dim=4, seed=0)).normals)
     np.testing.assert_allclose(np.linalg.norm(g0.normals, axis=1), 1.0)
-    w_a = task_geometry(TaskSpec(seed=2)).encoder[0][0]
-    w_b = task_geometry(TaskSpec(seed=3)).encoder[0][0]
+    w_a = task_geometry(TaskSpec(seed=2)).encoder[0]
+    w_b = task_geometry(TaskSpec(seed=3)).encoder[0]
     assert w_a.shape == (2, 100) and not np.allclose(w_a, w_b)
 
 

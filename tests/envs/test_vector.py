@@ -18,6 +18,8 @@ CONFIGS = [
     {"response": "free", "evidence_cost": 0.01},
     {"report": "confidence", "response": "free"},
     {"report": "wager", "response": "free", "latent_dim": 3},
+    {"encoder": "place_cells", "noise_stage": "features", "sigma": 1.0, "report": "confidence"},
+    {"encoder": "fourier", "encoder_mix": True, "noise_stage": "features", "response": "free"},
 ]
 
 

@@ -66,7 +66,7 @@ def test_task_draw_differs_between_network_seeds_and_repeats_for_the_same_seed()
     assert len(by_seed) == 3
     g0, g1 = by_seed[0], by_seed[1]
     assert not np.allclose(g0.normals, g1.normals)  # random boundaries drawn anew
-    assert not np.allclose(g0.encoder[0][0], g1.encoder[0][0])  # and the encoder
+    assert not np.allclose(g0.encoder[0], g1.encoder[0])  # and the encoder
     again = task_geometry(TaskSpec(**next(
         p.task for p in pts if p.seed == 0 and p.task["latent_dim"] == 4 and p.task["n_tasks"] == 6
     )))
