@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from multitask_evidence.envs import TaskSpec, TrialBatch, generate
+from multitask_evidence.envs import TaskSpec, TrialBatch, generate, task_geometry
 from multitask_evidence.envs.calibration import choice_confidence_ece
 
 _EPS = 1e-7
@@ -71,7 +71,9 @@ def decision_probs(
     """The network's decision probabilities [B, N] at the first decision step (no gradient).
 
     Sigmoid outputs are probabilities already; ddm outputs ddm_bound * tanh(z) are mapped to
-    (tanh(z) + 1) / 2 so that their sign is the choice.
+    (tanh(z) + 1) / 2 so that their sign is the choice; linear outputs (targets='latent': an
+    estimate x_hat of x*) give the plug-in choices, 1 or 0 by the label of x_hat under each
+    task's boundary.
     """
     was_training = network.training
     network.eval()
@@ -81,6 +83,9 @@ def decision_probs(
             x = torch.as_tensor(obs[i : i + chunk], device=device)
             readout, _ = network(x)
             z = readout[:, spec.decision_start]
+            if network.output == "linear":
+                out.append(task_geometry(spec).labels(z.double().cpu().numpy()).astype(np.float64))
+                continue
             p = torch.sigmoid(z) if network.output == "sigmoid" else (torch.tanh(z) + 1) / 2
             out.append(p.double().cpu().numpy())
     network.train(was_training)

@@ -38,7 +38,7 @@ GPT2_INIT_STD = 0.02
 """GPT-2's init: every linear weight ~ N(0, 0.02^2), biases 0; the two projections that write into
 the residual stream scaled by 1 / sqrt(2 n_layers) (Radford et al. 2019, the HF GPT2 model the
 paper's transformer is built on)."""
-OUTPUTS = ("sigmoid", "ddm")
+OUTPUTS = ("sigmoid", "ddm", "linear")
 
 
 class RecurrentCore(nn.Module):
@@ -285,7 +285,7 @@ class Network(nn.Module):
     ``forward(obs [B, T, O]) -> (readout [B, T, N] pre-activation, hidden [B, T, H])``.
     output='sigmoid': probabilities sigmoid(readout) (the paper's BCE targets);
     output='ddm': ``ddm_bound * tanh(readout)`` (drift-diffusion targets 'ddm_bound' and
-    'free_rt_paper', MSE).
+    'free_rt_paper', MSE); output='linear': the readout itself (targets='latent': x*, MSE).
     """
 
     def __init__(
@@ -307,9 +307,12 @@ class Network(nn.Module):
         return self.readout(hidden), hidden
 
     def activate(self, readout: Tensor) -> Tensor:
-        """Readout -> outputs: probabilities (sigmoid) or ddm_bound * tanh (ddm)."""
+        """Readout -> outputs: probabilities (sigmoid), ddm_bound * tanh (ddm) or as is
+        (linear)."""
         if self.output == "sigmoid":
             return torch.sigmoid(readout)
+        if self.output == "linear":
+            return readout
         return self.ddm_bound * torch.tanh(readout)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Any:

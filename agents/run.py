@@ -180,8 +180,8 @@ def build_network(spec: TaskSpec, config: TrainConfig) -> Network:
     """The network a (resolved) config describes for a task (readout: one unit per task)."""
     kw = config.core_kwargs()
     core = build_core(config.arch, spec.obs_dim, max_len=max(512, spec.n_steps), **kw)
-    output = "ddm" if spec.ddm_targets else "sigmoid"
-    return Network(core, spec.n_tasks, output=output, ddm_bound=spec.ddm_bound)
+    output = "ddm" if spec.ddm_targets else "linear" if spec.targets == "latent" else "sigmoid"
+    return Network(core, spec.n_outputs, output=output, ddm_bound=spec.ddm_bound)
 
 
 def load_weights(path: Path | str, map_location: Any = "cpu") -> Any:

@@ -199,7 +199,7 @@ def objective(
     spec: TaskSpec,
 ) -> torch.Tensor:
     """Mean loss over (trial, step, task) weighted by ``mask [B, T]`` (the spec's targets)."""
-    if spec.ddm_targets:
+    if spec.mse_targets:
         per = (network.activate(readout) - targets) ** 2
     else:
         per = F.binary_cross_entropy_with_logits(readout, targets, reduction="none")

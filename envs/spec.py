@@ -21,9 +21,11 @@ BOUNDARIES = ("auto", "lines", "random", "hyperbolic", "circles")
 PRIORS = ("uniform", "correlated")
 NOISES = ("gaussian", "anisotropic", "ar1", "gumbel")
 NOISE_STAGES = ("latent", "features")
-TARGETS = ("paper", "decision_only", "ddm_bound", "free_rt_paper")
+TARGETS = ("paper", "decision_only", "ddm_bound", "free_rt_paper", "latent")
 DDM_TARGETS = ("ddm_bound", "free_rt_paper")
 """Target kinds that are running evidence sums trained with MSE on ``ddm_bound * tanh`` outputs."""
+MSE_TARGETS = (*DDM_TARGETS, "latent")
+"""Target kinds trained with a squared error (the others: BCE on sigmoid outputs)."""
 
 
 def _plain(v: Any) -> Any:
@@ -103,7 +105,11 @@ class TaskSpec:
     X2(s) - tan(phi_i) X1(s) (not unit-normalised; sign flipped where cos phi_i < 0, to match
     the labels 1[c_i . x* > 0]) absorbed at +-ddm_bound, with evidence also
     arriving at the decision steps, where the probe reads the state (T + 1 samples there).
-    Needs boundaries='lines', offset_scale=0, delay_steps=0. See ``envs.trials.free_rt_targets``."""
+    Needs boundaries='lines', offset_scale=0, delay_steps=0. See ``envs.trials.free_rt_targets``.
+    'latent': no classification at all: D linear outputs regress x* itself (MSE at the decision
+    steps, loss masked to them), the positive control of what an architecture can extract from
+    the input when asked for x* directly; its choices are read off the estimate (the label of
+    x_hat under each task's boundary)."""
     ddm_bound: float = 5.0
     """Bound of the drift-diffusion targets (targets 'ddm_bound' and 'free_rt_paper')."""
     seed: int = 0
@@ -276,6 +282,16 @@ class TaskSpec:
     def evidence_stop(self) -> int:
         """Index one past the last evidence step (evidence fills [stimulus_start, evidence_stop))."""
         return self.stimulus_start + self.evidence_steps
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs of a network trained on this task: D for targets='latent', else N."""
+        return self.latent_dim if self.targets == "latent" else self.n_tasks
+
+    @property
+    def mse_targets(self) -> bool:
+        """True for the targets trained with a squared error (drift-diffusion sums, x*)."""
+        return self.targets in MSE_TARGETS
 
     @property
     def ddm_targets(self) -> bool:

@@ -92,7 +92,7 @@ class TrialBatch:
               noise_stage='latent') or f(x*) + eta(t) (E = F, noise_stage='features').
     obs:      [B, T, O] float32, encoded evidence channels then the go channel.
     labels:   [B, N] float32 0/1.
-    targets:  [B, T, N] float32 (scheme of ``spec.targets``).
+    targets:  [B, T, N] float32 (scheme of ``spec.targets``; [B, T, D] for targets='latent').
     mask:     [B, T] float32 loss weights.
     period:   [T] int8 period code of each step (0 fixation, 1 stimulus, 2 delay, 3 decision).
     """
@@ -279,6 +279,10 @@ def build_trials(
         targets = ddm_targets(spec, evidence)
     elif spec.targets == "free_rt_paper":
         targets = free_rt_targets(spec, evidence)
+    elif spec.targets == "latent":
+        targets = np.zeros((b, t_all, spec.latent_dim), dtype=np.float32)
+        targets[:, spec.decision_start :] = latent[:, None, :]
+        mask[:, : spec.decision_start] = 0.0
     else:
         targets = np.full((b, t_all, spec.n_tasks), 0.5, dtype=np.float32)
         targets[:, spec.decision_start :] = labels[:, None, :]

@@ -153,10 +153,12 @@ def _check_sizes(rec: Recording) -> None:
     for name, (shape, words) in expected.items():
         if getattr(rec, name).shape != shape:
             raise ValueError(f"Recording.{name} must be {words}, got {getattr(rec, name).shape}")
-    if rec.outputs.shape[2] != k:
+    k_out = rec.spec.n_outputs  # one per task; D for a network that regresses x*
+    if rec.outputs.shape[2] != k_out:
+        what = "latent_dim" if rec.spec.targets == "latent" else "n_tasks"
         raise ValueError(
-            f"Recording.outputs must be [n, T, n_tasks={k}] (one output per task), got "
-            f"{rec.outputs.shape}"
+            f"Recording.outputs must be [n, T, {what}={k_out}] (one output per "
+            f"{'latent axis' if what == 'latent_dim' else 'task'}), got {rec.outputs.shape}"
         )
     if n < 1 or rec.hidden.shape[2] < 1:
         raise ValueError(

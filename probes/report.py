@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
+from multitask_evidence.envs import task_geometry
 from multitask_evidence.probes import theory
 from multitask_evidence.probes.controls import OUTPUT_CONTROLS, OUTPUT_CONTROLS_NOTE, calibration
 from multitask_evidence.probes.dci import dci
@@ -219,7 +220,11 @@ def probe_recording(
     res["pca"] = p.to_dict() | {"explained_variance_ratio": p.explained_variance_ratio[:10]}
     res["sparseness"] = timed("sparseness", lambda: lifetime_sparseness(h)).to_dict()
     dec = rec.decision_index
-    acc = float(((rec.outputs[:, dec] > 0.5) == (rec.labels > 0.5)).mean())
+    if spec.targets == "latent":  # choices read off the estimate x_hat (agents.evaluate)
+        choices = task_geometry(spec).labels(rec.outputs[:, dec]) > 0.5
+    else:
+        choices = rec.outputs[:, dec] > 0.5
+    acc = float((choices == (rec.labels > 0.5)).mean())
     res["accuracy"] = {"decision_accuracy": acc}
     for name, arr in (("ideal", ideal), ("logits", logits)):
         if arr is not None and np.shape(arr) != rec.labels.shape:
@@ -227,7 +232,7 @@ def probe_recording(
     # ddm outputs are bounded evidence sums, not probabilities: nothing to invert or score; the
     # inversion assumes a Gaussian likelihood in latent space (not noise in feature space)
     latent_noise = spec.noise_stage == "latent"
-    if spec.is_linear and not spec.ddm_targets and spec.n_tasks >= spec.latent_dim and latent_noise:
+    if spec.is_linear and not spec.mse_targets and spec.n_tasks >= spec.latent_dim and latent_noise:
         # t = the evidence steps that mu holds at the read-out step (the recording's own count)
         steps = rec.step[dec : dec + 1]
         ex = timed(
@@ -243,7 +248,7 @@ def probe_recording(
         )
         res["extraction"] = ex.to_dict() | {"from": "logits" if logits is not None else "probs"}
     out_dec = rec.outputs[:, dec]
-    if ideal is not None and not spec.ddm_targets and out_dec.min() >= 0 and out_dec.max() <= 1:
+    if ideal is not None and not spec.mse_targets and out_dec.min() >= 0 and out_dec.max() <= 1:
         cal = calibration(
             rec.labels,
             ideal,
@@ -298,8 +303,6 @@ def recurrent_map(network: Any, spec: Any) -> Any:
     f(0) evidence channels, go channel on: what the network sees while it must hold its
     estimate), or None when the state is not the hidden vector (LSTM, transformer)."""
     import torch
-
-    from multitask_evidence.envs import task_geometry
 
     obs = np.concatenate([task_geometry(spec).encode(np.zeros(spec.latent_dim)), [1.0]])
     param = next(network.parameters())
@@ -711,7 +714,7 @@ def run_controls(
     score("outputs", rec.outputs[:, dec], rec_test.outputs[:, dec_t])
     if refs[0].logits is not None and refs[1].logits is not None:
         score("logits", refs[0].logits, refs[1].logits)
-    elif not spec.ddm_targets:  # probabilities only (an RL policy): their logits, clipped
+    elif not spec.mse_targets:  # probabilities only (an RL policy): their logits, clipped
         score("logits", logits_from_probs(rec.outputs[:, dec]),
               logits_from_probs(rec_test.outputs[:, dec_t]))
     score("ideal_outputs", refs[0].ideal, refs[1].ideal)

@@ -154,7 +154,7 @@ def member_objective(
 ) -> torch.Tensor:
     """Each member's solo objective (``agents.trainer.objective``) [K]: the mean loss over
     (trial, step, task) weighted by ``mask [K, B, T]``; readout, targets [K, B, T, N]."""
-    if spec.ddm_targets:
+    if spec.mse_targets:
         per = (model.activate(readout) - targets) ** 2
     else:
         per = F.binary_cross_entropy_with_logits(readout, targets, reduction="none")

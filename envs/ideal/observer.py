@@ -148,9 +148,12 @@ class IdealObserver:
         x = self._check_evidence(stimulus_evidence)
         return self._engine.probs(self._stats(x, last_only=True))
 
-    def posterior_mean(self, stimulus_evidence: np.ndarray) -> np.ndarray:
-        """E[x* | X(1..t)] [B, Ts, D] at every evidence step (noise_stage='features'; for noise
-        in latent space see ``probes.theory.posterior_mean``)."""
+    def posterior_mean(
+        self, stimulus_evidence: np.ndarray, *, last_only: bool = False
+    ) -> np.ndarray:
+        """E[x* | X(1..t)] [B, Ts, D] at every evidence step, or [B, D] after the last one with
+        ``last_only`` (Ts times cheaper) (noise_stage='features'; for noise in latent space see
+        ``probes.theory.posterior_mean``)."""
         if self.engine != "features":
             raise ValueError(
                 "IdealObserver.posterior_mean serves noise_stage='features'; for noise in latent "
@@ -158,8 +161,8 @@ class IdealObserver:
             )
         x = self._check_evidence(stimulus_evidence)
         b, ts, _ = x.shape
-        mean = self._engine.posterior_mean(self._stats(x, last_only=False))
-        return mean.reshape(b, ts, self.spec.latent_dim)
+        mean = self._engine.posterior_mean(self._stats(x, last_only=last_only))
+        return mean if last_only else mean.reshape(b, ts, self.spec.latent_dim)
 
     def posterior_moments(self, stimulus_evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """E[x* | X(1..t)] and E[x*^2 | X(1..t)] per axis, [B, Ts, D] each, at every evidence

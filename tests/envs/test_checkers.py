@@ -26,6 +26,7 @@ VARIANTS = [
     {"encoder": "none"},
     {"encoder": "quadratic"},
     {"encoder": "place_cells", "encoder_scale": 0.3},
+    {"targets": "latent"},
     {"encoder": "place_cells", "noise_stage": "features", "sigma": 1.0},
     {"encoder": "fourier", "encoder_mix": True, "noise_stage": "features", "sigma": 0.5},
     {"encoder": "place_cells", "noise_stage": "features", "sigma": 1.0, "report": "confidence"},

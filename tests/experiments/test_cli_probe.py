@@ -34,7 +34,7 @@ def test_mte_probe_writes_the_report(tmp_path, capsys):
     )
     assert rc == 0
     text = capsys.readouterr().out
-    assert "ceiling r2_max(T)      0.976" in text and "OOD r2 median" in text
+    assert "r2 of mu (Eq. 7)       0.976" in text and "OOD r2 median" in text
     data = json.loads((out / "probe.json").read_text())
     assert data["run"]["n"] == 2048
     assert 0.9 < data["in_distribution"]["r2"] <= 0.98
