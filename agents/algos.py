@@ -13,7 +13,7 @@ from typing import Any
 from multitask_evidence.agents import trainer
 from multitask_evidence.agents.algorithm import Algo
 from multitask_evidence.agents.rl import RL_ALGOS
-from multitask_evidence.envs.registry import Registry
+from multitask_evidence.common.registry import Registry
 
 SUPERVISED = trainer.ALGO.name
 

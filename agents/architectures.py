@@ -30,8 +30,8 @@ from multitask_evidence.agents.networks import (
     GatedRNN,
     RecurrentCore,
 )
-from multitask_evidence.envs.registry import Registry
-from multitask_evidence.envs.validate import FieldChecker, check_choice, check_int, check_number
+from multitask_evidence.common.registry import Registry
+from multitask_evidence.common.validate import FieldChecker, check_choice, check_int, check_number
 
 PRESET_NAMES = ("default", "paper")
 """Training recipes (:class:`agents.config.TrainConfig.preset`)."""

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from multitask_evidence.envs.validate import check_choice, check_int, check_number
+from multitask_evidence.common.validate import check_choice, check_int, check_number
 
 ACTIVATIONS = ("relu", "tanh")
 POSITIONALS = ("none", "learned", "sinusoidal")

@@ -1,15 +1,16 @@
-"""The run folder ``runs/<name>/``: its file names, atomic writes, the metrics log, and the
-weights-only readers, for every algorithm (supervised and RL).
+"""The run folder ``runs/<name>/``: its file names, the metrics log, and the weights-only
+readers, for every algorithm (supervised and RL).
 
 Layout: ``spec.json`` (TaskSpec), ``config.json`` (the algorithm's config + ``"kind"``),
 ``model.pt`` (state dict of the latest weights), ``checkpoint.pt`` (weights, optimizer, step and
 RNG states, all tensors/primitives so ``torch.load(weights_only=True)`` reads it; sb3 runs keep
 theirs in ``sb3_checkpoint.pt``), ``metrics.jsonl`` (one JSON object per evaluation), tensorboard
 events (``events.out.tfevents.*``). Every file is written to a temporary name and moved into place
-with ``os.replace``, so a crash never leaves a half-written file.
+with ``os.replace`` (:mod:`common.files`), so a crash never leaves a half-written file.
 
-This module sits low in ``agents``: it imports ``envs`` and ``agents.networks`` only. Loading a
-run of any kind (``agents.load``) lives in :mod:`agents.loading`, above the trainers.
+This module sits low in ``agents``: it imports ``common``, ``envs``, ``agents.architectures`` and
+``agents.networks`` only. Loading a run of any kind (``agents.load``) lives in
+:mod:`agents.loading`, above the trainers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +30,10 @@ import torch
 
 from multitask_evidence.agents.architectures import build_core
 from multitask_evidence.agents.networks import Network
+from multitask_evidence.common.files import atomic_write_bytes, atomic_write_text
+from multitask_evidence.common.limits import short_repr, too_deep
+from multitask_evidence.common.validate import check_int, check_number, is_number
 from multitask_evidence.envs import TaskSpec
-from multitask_evidence.envs.limits import short_repr, too_deep
-from multitask_evidence.envs.validate import check_int, check_number, is_number
 
 if TYPE_CHECKING:
     from multitask_evidence.agents.config import TrainConfig
@@ -50,60 +51,6 @@ TENSORBOARD_GLOB = "events.out.tfevents.*"
 METRICS_KEYS = {"supervised": "step", "ppo": "update", "sb3": "env_steps"}
 """The field each kind of run counts its metrics.jsonl rows by (what its trainer writes and
 cuts the log back to on resume): a non-negative integer in every row."""
-
-
-def file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 less the umask
-    (0o644 under the usual 022), so collaborators on shared storage can read run files.
-    (``tempfile.mkstemp`` alone creates them 0o600.)"""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # no /proc: read the umask by setting it, and put it back at once
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path: Path | str, write: Any, mode: str = "wb") -> None:
-    """Write through a temporary file in the same folder, then ``os.replace``: readers see the
-    old file or the new one, never half of one. The file gets :func:`file_mode`. ``write(fh)``
-    writes the content to the open temporary file. Every file the package writes goes through
-    here."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + os.replace)."""
-    atomic_write(path, lambda fh: fh.write(data))
-
-
-def atomic_write_text(path: Path | str, text: str, *, mkdir: bool = False) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + os.replace); ``mkdir``: create the
-    parent folders first."""
-    if mkdir:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: fh.write(text.encode()))
-
-
-def atomic_torch_save(obj: Any, path: Path | str) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 RUNTIME_FIELDS = ("progress", "num_threads", "device", "max_seconds")

@@ -44,8 +44,6 @@ from multitask_evidence.agents.run import (
     LoadedRun,
     MetricsLog,
     Run,
-    atomic_torch_save,
-    atomic_write_text,
     build_network,
     checkpoint_count,
     checkpoint_dict,
@@ -61,6 +59,7 @@ from multitask_evidence.agents.run import (
     resume_mismatch,
     trim_logs,
 )
+from multitask_evidence.common.files import atomic_torch_save, atomic_write_text
 from multitask_evidence.envs import TaskSpec, TrialBatch, generate
 
 
@@ -208,7 +207,7 @@ def objective(
 
 def check_memory(spec: TaskSpec, cfg: TrainConfig) -> None:
     """ValueError before anything is allocated when the sizes would not fit in memory."""
-    from multitask_evidence.envs.limits import check_bytes
+    from multitask_evidence.common.limits import check_bytes
 
     h, t, o = cfg.hidden_size, spec.n_steps, spec.obs_dim
     width = max(h, cfg.mlp_size if cfg.arch == "transformer" else 4 * h)

@@ -1,4 +1,4 @@
-"""Field validators of the agents' config classes: :mod:`envs.validate`'s checks plus the
+"""Field validators of the agents' config classes: :mod:`common.validate`'s checks plus the
 fields only agents have (device strings, Gymnasium env ids, JSON option strings).
 
 Every check raises one ``ValueError`` line naming ``Config.field`` and what is allowed.
@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from multitask_evidence.agents.devices import check_device
-from multitask_evidence.envs.validate import (
+from multitask_evidence.common.validate import (
     FieldChecker,
     check_choice,
     check_int,
@@ -20,7 +20,7 @@ from multitask_evidence.envs.validate import (
 
 
 class ConfigChecker(FieldChecker):
-    """:class:`envs.validate.FieldChecker` with the agents' own kinds of field."""
+    """:class:`common.validate.FieldChecker` with the agents' own kinds of field."""
 
     def device(self, field: str = "device") -> None:
         """'auto' or a device string torch parses (:func:`agents.devices.check_device`)."""

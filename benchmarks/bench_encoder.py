@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = markdown(result)
     print(text)
     if not args.quick:
-        from multitask_evidence.agents.run import atomic_write_text
+        from multitask_evidence.common.files import atomic_write_text
 
         atomic_write_text(RESULTS / "encoder.json", json.dumps(result, indent=2) + "\n")
         atomic_write_text(RESULTS / "encoder.md", text)

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
         >= TARGETS["generator_1024"],
     }
     if not args.quick:
-        from multitask_evidence.agents.run import atomic_write_text
+        from multitask_evidence.common.files import atomic_write_text
 
         atomic_write_text(RESULTS / "envs.json", json.dumps(result, indent=2) + "\n")
         atomic_write_text(RESULTS / "envs.md", _markdown(result, rows, seconds))

@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     }
     print(json.dumps(m, indent=1))
     if not args.quick:
-        from multitask_evidence.agents.run import atomic_write_text
+        from multitask_evidence.common.files import atomic_write_text
 
         atomic_write_text(RESULTS / "neurogym.json", json.dumps(result, indent=2) + "\n")
         atomic_write_text(RESULTS / "neurogym.md", _markdown(result))

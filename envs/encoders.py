@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from multitask_evidence.envs.registry import Registry
+from multitask_evidence.common.registry import Registry
 
 if TYPE_CHECKING:
     from multitask_evidence.envs.spec import TaskSpec

@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 
+from multitask_evidence.common.validate import check_int, check_number
 from multitask_evidence.envs.ideal.observer import IdealObserver
 from multitask_evidence.envs.spec import TaskSpec
 from multitask_evidence.envs.trials import build_trials, sample_latents
-from multitask_evidence.envs.validate import check_int, check_number
 
 PAPER_SIGMA = 0.2
 """The paper's latent noise SD, whose task sets the default target accuracy."""

@@ -31,8 +31,8 @@ from typing import Any, Protocol
 import numpy as np
 from gymnasium import spaces
 
+from multitask_evidence.common.registry import Registry
 from multitask_evidence.envs.calibration import probability_ece
-from multitask_evidence.envs.registry import Registry
 
 SCORINGS = ("log", "brier")
 """Strictly proper scoring rules of the confidence report."""

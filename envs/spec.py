@@ -14,8 +14,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from multitask_evidence.common.validate import FieldChecker
 from multitask_evidence.envs.encoders import ENCODER_KINDS, encoder_names
-from multitask_evidence.envs.validate import FieldChecker
 
 BOUNDARIES = ("auto", "lines", "random", "hyperbolic", "circles")
 PRIORS = ("uniform", "correlated")
@@ -237,7 +237,7 @@ class TaskSpec:
 
     def _check_sizes(self) -> None:
         """Refuse tasks whose fixed parts or single trials would not fit in memory."""
-        from multitask_evidence.envs.limits import MEMORY_LIMIT, check_bytes
+        from multitask_evidence.common.limits import MEMORY_LIMIT, check_bytes
 
         d, n, t = self.latent_dim, self.n_tasks, self.n_steps
         f = self.evidence_dim

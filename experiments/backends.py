@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from multitask_evidence.envs.validate import check_int
+from multitask_evidence.common.validate import check_int
 
 
 def _pin_threads(threads: int) -> None:

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from multitask_evidence.common.files import current_umask
+
 HPARAM_METRICS = (
     "ood_r2",
     "id_r2",
@@ -109,7 +111,7 @@ def write_point_hparams(
                 w.file_writer.add_summary(summary)
             for k, v in metrics.items():
                 w.add_scalar(k, v)
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~current_umask())
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -117,9 +119,3 @@ def write_point_hparams(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

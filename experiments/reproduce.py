@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multitask_evidence.agents.run import atomic_write_text
+from multitask_evidence.common.files import atomic_write_text
 from multitask_evidence.experiments.figures.fig3 import FIG3_QUICK_ENDS, FIG3_QUICK_FULL
 from multitask_evidence.experiments.figures.grids import (
     ARCHS,

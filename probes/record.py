@@ -23,8 +23,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from multitask_evidence.common.limits import check_bytes, short_repr
 from multitask_evidence.envs import Region, TaskSpec, TrialBatch, generate
-from multitask_evidence.envs.limits import check_bytes, short_repr
 
 _FIELDS = ("hidden", "outputs", "latent", "labels", "mu", "step", "period")
 
@@ -235,7 +235,7 @@ encrypted member (RuntimeError)."""
 
 def _member_size(zf: zipfile.ZipFile, name: str) -> int:
     """Bytes that array ``name`` of the open ``.npz`` archive takes once read, from its header
-    alone; one larger than the memory limit (:func:`envs.limits.check_bytes`; ``meta``:
+    alone; one larger than the memory limit (:func:`common.limits.check_bytes`; ``meta``:
     :data:`META_BYTES`) or one that needs unpickling is refused before its data is read."""
     with zf.open(f"{name}.npy") as fh:
         shape, dtype = _member_header(fh)

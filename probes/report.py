@@ -495,7 +495,7 @@ def probe_run(
         from multitask_evidence.probes import plots
 
         report.files.update(plots.write_figures(report, rec, out / "figures"))
-    from multitask_evidence.agents.run import (
+    from multitask_evidence.common.files import (
         atomic_write_text,  # no half-written report after a kill
     )
 

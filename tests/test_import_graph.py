@@ -1,5 +1,6 @@
-"""The import graph of the four packages: no cycle between modules, and the layering
-envs <- agents <- probes <- experiments (a package imports only from itself and lower ones).
+"""The import graph of the five packages: no cycle between modules, and the layering
+common <- envs <- agents <- probes <- experiments (a package imports only from itself and lower
+ones; common, the shared kernel, imports none of the others).
 
 Every ``import x`` / ``from x import y`` counts, at module level or inside a function (a lazy
 import still ties the two modules together), except under ``if TYPE_CHECKING:`` (never run).
@@ -21,12 +22,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "multitask_evidence"
-LAYERS = ("envs", "agents", "probes", "experiments")
+LAYERS = ("common", "envs", "agents", "probes", "experiments")
 """Lowest first: a module may import from its own package and the ones before it."""
 
 
 def module_files() -> dict[str, Path]:
-    """Installed module name -> file, for every .py file of the four packages."""
+    """Installed module name -> file, for every .py file of the five packages."""
     out: dict[str, Path] = {NAMESPACE: ROOT / "src" / NAMESPACE / "__init__.py"}
     for pkg in LAYERS:
         for path in sorted((ROOT / pkg).rglob("*.py")):
@@ -77,7 +78,7 @@ def _known(name: str, modules: dict[str, Path]) -> str | None:
 
 
 def imports_of(name: str, modules: dict[str, Path]) -> set[str]:
-    """The modules of the four packages that module ``name`` imports."""
+    """The modules of the five packages that module ``name`` imports."""
     path = modules[name]
     is_pkg = path.name == "__init__.py"
     tree = ast.parse(path.read_text(), filename=str(path))

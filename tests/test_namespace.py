@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("envs", "agents", "probes", "experiments")
+LAYERS = ("common", "envs", "agents", "probes", "experiments")
 
 
 def test_the_package_list_names_every_folder_with_an_init() -> None:

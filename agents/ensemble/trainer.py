@@ -67,6 +67,7 @@ from multitask_evidence.agents.trainer import (
     record_evaluation,
     resume_point,
 )
+from multitask_evidence.common.files import atomic_torch_save, atomic_write_text
 from multitask_evidence.envs import TaskSpec
 
 ENSEMBLE_CHECKPOINT_FILE = "ensemble_checkpoint.pt"
@@ -439,7 +440,7 @@ def train_ensemble(
             "arch": cfg.arch,
             "k": kk,
         }
-        runfolder.atomic_write_text(edir / ENSEMBLE_FILE, json.dumps(record, indent=2))
+        atomic_write_text(edir / ENSEMBLE_FILE, json.dumps(record, indent=2))
         metrics = [runfolder.trim_logs(f, "step", start or None, start or None) for f in folders]
     writers: list[Any] = []
     if folders is not None:
@@ -466,7 +467,7 @@ def train_ensemble(
             return
         for w in writers:
             w.flush()  # every logged step up to the checkpoint is on disk before it
-        runfolder.atomic_torch_save(
+        atomic_torch_save(
             {
                 "step": step,
                 "train_seconds": train_seconds,
@@ -481,7 +482,7 @@ def train_ensemble(
         # then each member's folder, in the solo trainer's format (its own resume state)
         for k, f in enumerate(folders):
             state = model.member_state(k)
-            runfolder.atomic_torch_save(
+            atomic_torch_save(
                 {
                     "step": step,
                     "train_seconds": train_seconds,
@@ -492,7 +493,7 @@ def train_ensemble(
                 },
                 f / runfolder.CHECKPOINT_FILE,
             )
-            runfolder.atomic_torch_save(state, f / runfolder.MODEL_FILE)
+            atomic_torch_save(state, f / runfolder.MODEL_FILE)
 
     def log_eval(step: int, loss_avg: list[float], wall0: float) -> None:
         for k in range(kk):

@@ -61,7 +61,6 @@ from multitask_evidence.agents.run import (
     METRICS_FILE,
     MODEL_FILE,
     MetricsLog,
-    atomic_torch_save,
     checkpoint_count,
     checkpoint_dict,
     checkpoint_seconds,
@@ -73,6 +72,7 @@ from multitask_evidence.agents.run import (
     read_spec,
     trim_logs,
 )
+from multitask_evidence.common.files import atomic_torch_save
 from multitask_evidence.envs.spec import TaskSpec
 
 
@@ -438,7 +438,7 @@ def train(
     if not isinstance(config, PPOConfig):
         raise ValueError(f"config must be a PPOConfig, got {type(config).__name__}")
     config.validate()
-    from multitask_evidence.envs.limits import check_bytes
+    from multitask_evidence.common.limits import check_bytes
 
     h, t = config.hidden_size, spec.n_steps
     check_bytes(

@@ -38,8 +38,9 @@ from multitask_evidence.agents.devices import pick_device
 from multitask_evidence.agents.rl.common import RLConfig, RLRun, TrainedPolicy, check_rl_fields
 from multitask_evidence.agents.rl.evaluate import evaluate
 from multitask_evidence.agents.validate import ConfigChecker
+from multitask_evidence.common.files import atomic_torch_save
+from multitask_evidence.common.validate import check_int
 from multitask_evidence.envs.spec import TaskSpec
-from multitask_evidence.envs.validate import check_int
 
 KIND = "sb3"
 _SB3_ARGS = {
@@ -452,7 +453,7 @@ def train(
     if not isinstance(config, SB3Config):
         raise ValueError(f"config must be an SB3Config, got {type(config).__name__}")
     config.validate()
-    from multitask_evidence.envs.limits import check_bytes
+    from multitask_evidence.common.limits import check_bytes
 
     h = config.lstm_hidden_size
     check_bytes(
@@ -503,8 +504,8 @@ def train(
     policy = SB3Policy(spec, config, model.policy, _n_report(spec, config))
 
     def save() -> None:
-        runfolder.atomic_torch_save(training_state(model, state["train_seconds"]), path / CHECKPOINT)
-        runfolder.atomic_torch_save(model.policy.state_dict(), path / runfolder.MODEL_FILE)
+        atomic_torch_save(training_state(model, state["train_seconds"]), path / CHECKPOINT)
+        atomic_torch_save(model.policy.state_dict(), path / runfolder.MODEL_FILE)
 
     def run_eval(write: bool = True) -> dict[str, Any]:
         nonlocal last_logged

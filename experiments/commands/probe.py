@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     """ValueError naming the flag or file for anything probe_run would fail on later."""
     from multitask_evidence.agents.run import read_kind, read_metrics, read_spec
-    from multitask_evidence.envs.limits import check_bytes
+    from multitask_evidence.common.limits import check_bytes
 
     if not args.run_dir.is_dir():
         raise ValueError(f"{args.run_dir} is not a folder (the run folder to probe)")

@@ -20,7 +20,7 @@ import json
 import os
 from pathlib import Path
 
-from multitask_evidence.envs.limits import MAX_POINTS
+from multitask_evidence.common.limits import MAX_POINTS
 from multitask_evidence.experiments.commands.backend_args import (
     add_backend_arguments,
     add_slurm_arguments,

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.agents.run import atomic_write_text
+from multitask_evidence.common.files import atomic_write_text
 from multitask_evidence.probes.report import json_safe
 
 SOURCES = ("trained", "untrained", "input")

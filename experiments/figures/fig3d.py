@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.agents.run import atomic_write_text
+from multitask_evidence.common.files import atomic_write_text
 from multitask_evidence.experiments.sweep import Grid
 from multitask_evidence.probes.fixed_points import MARGINAL_TOL
 from multitask_evidence.probes.report import SLOW_SPEED

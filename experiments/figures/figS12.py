@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.agents.run import atomic_write_text
+from multitask_evidence.common.files import atomic_write_text
 from multitask_evidence.experiments.sweep import Grid
 
 from . import analyses as an

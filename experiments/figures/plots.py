@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from multitask_evidence.agents.run import atomic_write
+from multitask_evidence.common.files import atomic_write
 
 from .inference import t_interval
 from .stats import finite, mean_finite, select

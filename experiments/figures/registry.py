@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multitask_evidence.envs.registry import Registry
+from multitask_evidence.common.registry import Registry
 
 if TYPE_CHECKING:
     from multitask_evidence.experiments.sweep import Grid

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multitask_evidence.agents.run import atomic_write_text
-from multitask_evidence.envs.limits import MAX_POINTS, short_repr
+from multitask_evidence.common.files import atomic_write_text
+from multitask_evidence.common.limits import MAX_POINTS, short_repr
 from multitask_evidence.experiments.sweep.grid import ConfigResolver, Grid, Point, coerce
 from multitask_evidence.experiments.sweep.table import dumps, read_record, write_table
 

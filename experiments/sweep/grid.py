@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multitask_evidence.envs.limits import (
+from multitask_evidence.common.limits import (
     MAX_POINTS,
     MESSAGE_CHARS,
     check_nesting,
@@ -510,8 +510,8 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
 
     Either a plain mapping ``name: [values]``, or ``{grid: {...}, seeds: [...], name: ...,
     point: {...}}`` where ``point`` holds options of the point function (probe size ...).
-    A key given twice, a nesting deeper than ``envs.limits.MAX_NESTING`` or more than
-    ``envs.limits.MAX_VALUES`` values (aliases expanded) is a ValueError naming the file.
+    A key given twice, a nesting deeper than ``common.limits.MAX_NESTING`` or more than
+    ``common.limits.MAX_VALUES`` values (aliases expanded) is a ValueError naming the file.
     """
     path = Path(path)
     if not path.is_file():

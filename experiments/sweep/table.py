@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multitask_evidence.agents.run import atomic_write_text
-from multitask_evidence.envs.limits import short_repr
+from multitask_evidence.common.files import atomic_write_text
+from multitask_evidence.common.limits import short_repr
 from multitask_evidence.experiments.sweep.grid import SUPERVISED, Point, jsonable
 
 if TYPE_CHECKING:

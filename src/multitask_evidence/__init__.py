@@ -1,9 +1,10 @@
 """multitask-evidence: evidence-aggregation tasks, recurrent agents and disentanglement probes
 (Vafidis, Bhargava & Rangel, ICLR 2025).
 
-The installed namespace holds four layers, each importing only from the ones before it:
-``multitask_evidence.envs`` (Gymnasium tasks) <- ``.agents`` (networks and trainers) <-
-``.probes`` (disentanglement metrics) <- ``.experiments`` (the ``mte`` command, sweeps, figures).
+The installed namespace holds five layers, each importing only from the ones before it:
+``multitask_evidence.common`` (the shared kernel: registries, field checks, size limits, atomic
+writes) <- ``.envs`` (Gymnasium tasks) <- ``.agents`` (networks and trainers) <- ``.probes``
+(disentanglement metrics) <- ``.experiments`` (the ``mte`` command, sweeps, figures).
 
 ``import multitask_evidence`` registers the ``MultiTaskEvidence*-v0`` Gymnasium ids, and
 ``gym.make("multitask_evidence:MultiTaskEvidence-v0")`` works without any import.

@@ -16,7 +16,8 @@ from multitask_evidence.agents import TrainConfig, TrainingDivergedError, load, 
 from multitask_evidence.agents.rl import ALGOS
 from multitask_evidence.agents.rl.ppo_config import PPOConfig
 from multitask_evidence.agents.rl.sb3 import SB3Config
-from multitask_evidence.agents.run import atomic_write_text, child_path, file_mode, read_metrics
+from multitask_evidence.agents.run import child_path, read_metrics
+from multitask_evidence.common.files import atomic_write_text, file_mode
 from multitask_evidence.envs import TaskSpec
 
 torch.set_num_threads(1)

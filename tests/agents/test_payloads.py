@@ -150,7 +150,9 @@ def test_no_reader_in_the_package_can_unpickle() -> None:
 
     root = pathlib.Path(__file__).resolve().parents[2]
     files = [
-        p for pkg in ("envs", "agents", "probes", "experiments") for p in (root / pkg).rglob("*.py")
+        p
+        for pkg in ("common", "envs", "agents", "probes", "experiments")
+        for p in (root / pkg).rglob("*.py")
     ]
     assert len(files) > 20
     bad = []

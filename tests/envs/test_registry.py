@@ -4,7 +4,7 @@ import pytest
 
 from multitask_evidence.agents.algos import ALGOS
 from multitask_evidence.agents.architectures import ARCHITECTURES
-from multitask_evidence.envs.registry import Registry
+from multitask_evidence.common.registry import Registry
 from multitask_evidence.envs.reports import REPORT_KINDS
 from multitask_evidence.experiments.figures.registry import FIGURES
 

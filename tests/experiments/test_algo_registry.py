@@ -19,12 +19,12 @@ from multitask_evidence import agents
 from multitask_evidence.agents.algos import ALGOS, Algo, for_kind, get, register, unregister
 from multitask_evidence.agents.run import (
     MODEL_FILE,
-    atomic_torch_save,
     load_state,
     prepare_run_dir,
     read_config,
     read_spec,
 )
+from multitask_evidence.common.files import atomic_torch_save
 from multitask_evidence.envs import TaskSpec
 from multitask_evidence.experiments.cli import main
 from multitask_evidence.experiments.point import train_point

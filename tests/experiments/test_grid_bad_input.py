@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from multitask_evidence.envs.limits import (
+from multitask_evidence.common.limits import (
     MAX_NESTING,
     MAX_POINTS,
     MAX_VALUES,

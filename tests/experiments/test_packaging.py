@@ -54,5 +54,5 @@ def test_changelog_covers_this_version():
 def test_py_typed_in_every_package_and_in_package_data():
     assert re.search(r'\[tool\.setuptools\.package-data\]\n"\*" = \["py\.typed"\]', PYPROJECT)
     assert (ROOT / "src" / "multitask_evidence" / "py.typed").is_file()
-    for pkg in ("envs", "agents", "probes", "experiments"):
+    for pkg in ("common", "envs", "agents", "probes", "experiments"):
         assert (ROOT / pkg / "py.typed").is_file(), pkg

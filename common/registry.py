@@ -1,7 +1,7 @@
-"""One mechanism behind every extension point's registry (report kinds here; architectures and
-algorithms in agents/, figures in experiments/): a dict from name to entry, in registration
-order, with the checks every registry makes. It lives in envs/, the lowest layer, so that every
-package can build on it without importing upwards."""
+"""One mechanism behind every extension point's registry (report kinds and encoder families in
+envs/, architectures and algorithms in agents/, figures in experiments/): a dict from name to
+entry, in registration order, with the checks every registry makes. It lives in common/, below
+every other package, so that each of them can build on it without importing upwards."""
 
 from __future__ import annotations
 

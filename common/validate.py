@@ -1,5 +1,5 @@
-"""Field validators shared by every config class (TaskSpec here; the agents' configs build on them
-in :mod:`agents.validate`).
+"""Field validators shared by every config class (TaskSpec in :mod:`envs.spec`; the agents'
+configs build on them in :mod:`agents.validate`).
 
 Each check raises one ``ValueError`` line that names the parameter and says what is allowed,
 e.g. ``TaskSpec.sigma must be a finite number in (0.0, 1000000.0], got nan``. ``name`` is the
