@@ -94,3 +94,17 @@ def test_probe_of_a_network_trained_on_feature_noise(tmp_path) -> None:
     # mu (the posterior mean) generalises; the narrow cells' average much less
     assert h["input_ood_r2"] < 0.3 and h["mu_ood_r2"] > h["input_ood_r2"] + 0.2
     assert "r2 of mu (Eq. 7) -" in (tmp_path / "run" / "probe.md").read_text()
+
+
+def test_mu_grid_is_close_to_the_default_grid() -> None:
+    from multitask_evidence.envs.ideal import IdealObserver
+    from multitask_evidence.probes.record import MU_GRID
+
+    for width, sigma in ((0.1, 1.31), (1.0, 0.6)):
+        spec = TaskSpec(
+            encoder="place_cells", encoder_scale=width, noise_stage="features", sigma=sigma
+        )
+        x = generate(spec, 100, 0).stimulus_evidence
+        fine = IdealObserver(spec).posterior_mean(x)
+        coarse = IdealObserver(spec, n_grid=MU_GRID).posterior_mean(x)
+        assert np.abs(fine - coarse).max() < 0.005 and np.abs(fine - coarse).mean() < 2e-4
