@@ -34,4 +34,11 @@ def probe_run(run_dir: Any, n: int = 4096, seed: int = 12345, **kwargs: Any) -> 
     return _probe_run(run_dir, n=n, seed=seed, **kwargs)
 
 
-__all__ = ["Recording", "as_recordable", "load_recording", "probe_run", "record"]
+def probe_file(path: Any, **kwargs: Any) -> Any:
+    """Probe a saved recording file; see :func:`probes.report.probe_file`."""
+    from multitask_evidence.probes.report import probe_file as _probe_file
+
+    return _probe_file(path, **kwargs)
+
+
+__all__ = ["Recording", "as_recordable", "load_recording", "probe_file", "probe_run", "record"]

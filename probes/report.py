@@ -508,6 +508,102 @@ def probe_run(
     return report
 
 
+FILE_TEST_SHARE = 4
+"""A saved recording holds one set of trials: 1 / FILE_TEST_SHARE of them (the last) is the
+in-distribution test set, the rest are what the decoders fit, for the network and every
+control alike."""
+
+
+def _rows(rec: Recording, rows: slice) -> Recording:
+    """Trials ``rows`` of a recording (no seed: the subset cannot be drawn again)."""
+    return Recording(
+        spec=rec.spec,
+        hidden=rec.hidden[rows],
+        outputs=rec.outputs[rows],
+        latent=rec.latent[rows],
+        labels=rec.labels[rows],
+        mu=rec.mu[rows],
+        step=rec.step,
+        period=rec.period,
+        seed=None,
+    )
+
+
+def probe_file(
+    path: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    n_shuffles: int = 10,
+    figures: bool = True,
+) -> ProbeReport:
+    """Probe a saved recording (``mte probe --save-recording``, ``Recording.save``): every array
+    metric and every control the file allows, written as probe.json, probe.md and figures to
+    ``out_dir`` (default: ``<file stem>_probe/`` beside the file).
+
+    The file's last quarter of trials is the in-distribution test set (``FILE_TEST_SHARE``).
+    The input average and the ideal observer's outputs need the trials themselves: they are
+    drawn again from the recording's seed (``probes.record.regenerate``); a recording without a
+    seed skips them, as it skips whatever needs the network (its untrained self, its logits,
+    fixed points, tuning maps). ``results["skipped"]`` says what was skipped and why.
+    """
+    from multitask_evidence.common.files import atomic_write_text
+    from multitask_evidence.probes.record import load_recording
+
+    path = Path(path)
+    rec = load_recording(path)
+    n_fit = rec.n - rec.n // FILE_TEST_SHARE
+    if n_fit < 64 or rec.n - n_fit < 16:
+        raise ValueError(
+            f"{path}: {rec.n} trials are too few to probe (at least 86: 64 to fit, 1/"
+            f"{FILE_TEST_SHARE} to test)"
+        )
+    fit, test = _rows(rec, slice(0, n_fit)), _rows(rec, slice(n_fit, None))
+    skipped = {
+        "untrained": "a recording holds no network to rebuild untrained",
+        "logits": "a recording holds probabilities, not the network's logits (read from the "
+        "probabilities, clipped)",
+        "fixed_points": "needs the network",
+        "tuning": "needs the network",
+    }
+    refs = None
+    if rec.seed is None:
+        skipped["controls"] = "the recording has no seed: its trials cannot be drawn again"
+    else:
+        whole = decision_references(None, rec)  # the trials drawn again from the seed
+        refs = [
+            DecisionReferences(whole.stimulus_average[rows], whole.ideal[rows], None)
+            for rows in (slice(0, n_fit), slice(n_fit, None))
+        ]
+    report = probe_recording(
+        fit, test, seed=seed, n_shuffles=n_shuffles, ideal=None if refs is None else refs[0].ideal
+    )
+    if refs is not None:
+        ctrl = run_controls(None, fit, test, seed=seed, references=refs)
+        report.results["controls"] = {c.name: c.to_dict() for c in ctrl}
+        for c in ctrl:
+            report.headline.update(c.headline())
+    report.results["skipped"] = skipped
+    report.results["run"] = {
+        "recording": str(path),
+        "n": rec.n,
+        "n_test": rec.n - n_fit,
+        "seed": rec.seed,
+        "spec": rec.spec.to_dict(),
+    }
+    out = Path(out_dir) if out_dir is not None else path.with_name(f"{path.stem}_probe")
+    out.mkdir(parents=True, exist_ok=True)
+    if figures:
+        from multitask_evidence.probes import plots
+
+        report.files.update(plots.write_figures(report, fit, out / "figures"))
+    atomic_write_text(out / "probe.json", json.dumps(report.to_dict(), indent=2))
+    atomic_write_text(out / "probe.md", markdown(report))
+    report.files["probe.json"] = str(out / "probe.json")
+    report.files["probe.md"] = str(out / "probe.md")
+    return report
+
+
 def _log_tensorboard(run_dir: Path, report: ProbeReport) -> None:
     """Headline numbers as ``probe/<name>`` scalars at the run's last training step."""
     from torch.utils.tensorboard import SummaryWriter

@@ -6,6 +6,7 @@ Examples::
     mte probe runs/rnn24 --adam          # also the paper's Adam-decoder protocol (slower)
     mte probe runs/rnn24 --n 10000 --no-fixed-points --out /tmp/probe
     mte probe runs/rnn24 --save-recording rnn24.npz   # also keep the recorded states
+    mte probe rnn24.npz                  # probe a saved recording (writes rnn24_probe/)
 
 Writes ``probe.json``, ``probe.md`` and ``figures/`` into the run folder (or ``--out``) and prints
 the headline numbers beside the theory ceiling. ``--save-recording`` writes the recording the
@@ -21,7 +22,11 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "run_dir", type=Path, help="run folder (runs/<name>) with spec.json, config.json, model.pt"
+        "run_dir",
+        type=Path,
+        help="run folder (runs/<name>) with spec.json, config.json, model.pt; or a recording "
+        "saved with --save-recording (FILE.npz: its arrays are probed, with every control the "
+        "file allows; --out defaults to <FILE>_probe/)",
     )
     parser.add_argument(
         "--n", type=int, default=4096, help="trials recorded for the decoders (default 4096)"
@@ -106,32 +111,8 @@ def _check_args(args: argparse.Namespace) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from multitask_evidence.probes.report import probe_run
-
-    _check_args(args)
-    if args.save_recording is not None:
-        from multitask_evidence import agents
-        from multitask_evidence.probes.record import record
-
-        # the same n trials of the same seed as the probes below record (identical arrays)
-        saved = record(agents.load(args.run_dir), None, args.n, args.seed)
-        args.save_recording.parent.mkdir(parents=True, exist_ok=True)
-        saved.save(args.save_recording)
-    report = probe_run(
-        args.run_dir,
-        n=args.n,
-        seed=args.seed,
-        n_test=args.n_test,
-        out_dir=args.out,
-        adam=args.adam,
-        fixed_points=not args.no_fixed_points,
-        tuning=not args.no_tuning,
-        figures=not args.no_figures,
-        tensorboard=not args.no_tensorboard,
-        n_shuffles=args.shuffles,
-    )
-    h = report.headline
+def _print_headline(h: dict) -> None:
+    """The headline numbers beside their theory and controls, one per line."""
     if h.get("ceiling") is not None:  # none with noise in feature space
         print(f"r2 of mu (Eq. 7)       {h['ceiling']:.3f}")
     print(f"in-distribution r2     {h['id_r2']:.3f}")
@@ -160,6 +141,67 @@ def run(args: argparse.Namespace) -> int:
         print(f"CCGP / parallelism     {h['ccgp_factors']:.3f} / {h['parallelism_factors']:.3f}")
     if "attractor_dim" in h:
         print(f"attractor dimension    {h['attractor_dim']} ({h['n_fixed_points']} fixed points)")
+
+
+_RUN_ONLY = ("adam", "save_recording", "n_test")
+
+
+def _run_file(args: argparse.Namespace) -> int:
+    """``mte probe FILE.npz``: the probes of a saved recording (``probes.probe_file``)."""
+    from multitask_evidence.probes.report import probe_file
+
+    given = [f"--{k.replace('_', '-')}" for k in _RUN_ONLY if getattr(args, k) not in (None, False)]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} need a run folder (the network); a recording file is probed as "
+            "it is"
+        )
+    if args.shuffles < 0:
+        raise ValueError(f"--shuffles must be >= 0 (0 skips the null), got {args.shuffles}")
+    if not args.run_dir.exists():
+        raise ValueError(f"{args.run_dir} does not exist (a recording .npz or a run folder)")
+    report = probe_file(
+        args.run_dir,
+        out_dir=args.out,
+        seed=args.seed,
+        n_shuffles=args.shuffles,
+        figures=not args.no_figures,
+    )
+    _print_headline(report.headline)
+    for name, why in report.results["skipped"].items():
+        print(f"skipped {name}: {why}")
+    print(f"wrote {report.files['probe.md']}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from multitask_evidence.probes.report import probe_run
+
+    if args.run_dir.suffix == ".npz" and not args.run_dir.is_dir():
+        return _run_file(args)
+    _check_args(args)
+    if args.save_recording is not None:
+        from multitask_evidence import agents
+        from multitask_evidence.probes.record import record
+
+        # the same n trials of the same seed as the probes below record (identical arrays)
+        saved = record(agents.load(args.run_dir), None, args.n, args.seed)
+        args.save_recording.parent.mkdir(parents=True, exist_ok=True)
+        saved.save(args.save_recording)
+    report = probe_run(
+        args.run_dir,
+        n=args.n,
+        seed=args.seed,
+        n_test=args.n_test,
+        out_dir=args.out,
+        adam=args.adam,
+        fixed_points=not args.no_fixed_points,
+        tuning=not args.no_tuning,
+        figures=not args.no_figures,
+        tensorboard=not args.no_tensorboard,
+        n_shuffles=args.shuffles,
+    )
+    _print_headline(report.headline)
     for path in report.files.values():
         print(f"wrote {path}")
     if args.save_recording is not None:

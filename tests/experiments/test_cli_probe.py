@@ -59,8 +59,22 @@ def test_mte_probe_saves_the_recording_it_measured(tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run)
     path = tmp_path / "recs" / "rnn.npz"
-    argv = ["probe", str(run), "--n", "128", "--seed", "7", "--no-fixed-points", "--no-tuning",
-            "--no-figures", "--no-tensorboard", "--shuffles", "0", "--save-recording", str(path)]
+    argv = [
+        "probe",
+        str(run),
+        "--n",
+        "128",
+        "--seed",
+        "7",
+        "--no-fixed-points",
+        "--no-tuning",
+        "--no-figures",
+        "--no-tensorboard",
+        "--shuffles",
+        "0",
+        "--save-recording",
+        str(path),
+    ]
     assert main(argv) == 0
     assert f"wrote {path}" in capsys.readouterr().out
     back = probes.load_recording(path)
@@ -70,3 +84,38 @@ def test_mte_probe_saves_the_recording_it_measured(tmp_path, capsys):
     np.testing.assert_array_equal(back.latent, again.latent)
     assert main(["probe", str(run), "--save-recording", str(tmp_path / "rec.pkl")]) == 2
     assert "--save-recording must name an .npz file" in capsys.readouterr().err
+
+
+def test_mte_probe_of_a_saved_recording(tmp_path, capsys):
+    import dataclasses
+
+    from multitask_evidence import agents
+    from multitask_evidence.probes.record import Recording, record
+    from multitask_evidence.probes.report import _rows, probe_recording
+
+    rec = record(agents.load(FIXTURE), None, 1024, 7)
+    path = rec.save(tmp_path / "rnn24.npz")
+    rc = main(["probe", str(path), "--shuffles", "2", "--no-figures"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "skipped untrained: a recording holds no network" in text
+    data = json.loads((tmp_path / "rnn24_probe" / "probe.json").read_text())
+    h = data["headline"]
+    # the file's first 768 trials fit, its last 256 test: the same numbers as on those arrays
+    direct = probe_recording(_rows(rec, slice(0, 768)), _rows(rec, slice(768, None)), n_shuffles=2)
+    assert h["ood_r2_median"] == direct.headline["ood_r2_median"]
+    assert data["run"]["n_test"] == 256 and data["run"]["seed"] == 7
+    # the controls drawn again from the seed: the paper task's input average and mu
+    assert 0.9 < h["input_ood_r2"] < 0.99 and 0.95 < h["mu_ood_r2"] < 0.99
+    assert h["ideal_outputs_ood_r2"] > 0.8 and "untrained_ood_r2" not in h
+    # without a seed the trials cannot be drawn again: no controls, and the page says why
+    unseeded = dataclasses.replace(rec, seed=None)
+    assert isinstance(unseeded, Recording)
+    path2 = unseeded.save(tmp_path / "noseed.npz")
+    assert main(["probe", str(path2), "--shuffles", "0", "--no-figures"]) == 0
+    assert "skipped controls: the recording has no seed" in capsys.readouterr().out
+    # flags that need the network are refused with one line
+    assert main(["probe", str(path), "--adam"]) == 2
+    assert "--adam need a run folder" in capsys.readouterr().err
+    assert main(["probe", str(tmp_path / "missing.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
