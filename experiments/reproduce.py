@@ -250,11 +250,19 @@ def render(
         page += ["## Failed points", ""]
         page += [f"- `{r['id']}`: {r.get('error', '')}" for r in failed]
         page.append("")
-    cpu = [float(r["cpu_s"]) for r in rows if isinstance(r.get("cpu_s"), (int, float))]
+    here = [r for r in rows if not r.get("adopted_from")]
+    cpu = [float(r["cpu_s"]) for r in here if isinstance(r.get("cpu_s"), (int, float))]
     if cpu:
         page += [
             f"Compute: {len(cpu)} networks used {sum(cpu) / 60:.1f} CPU-minutes (training + "
             f"probing, {sum(cpu) / len(cpu):.0f} s per network on average).",
+            "",
+        ]
+    if len(here) < len(rows):
+        page += [
+            f"{len(rows) - len(here)} networks were taken finished from other figures' sweeps, "
+            "where the same point was trained alone the same way (`experiments.sweep.adopt`; "
+            "their rows name the source in `adopted_from`).",
             "",
         ]
     sweep_dir = out_dir / f"sweep-{scale}" if sweep_dir is None else sweep_dir
@@ -333,6 +341,7 @@ def reproduce(
         page_dir = page_dir / f"networks-{networks}"
         command += f" --networks {networks}"
     fig = get(name)
+    adopted: list[str] = []
     if plot_only:
         from multitask_evidence.experiments.sweep import SweepPaths, read_rows, table_rows
 
@@ -340,6 +349,8 @@ def reproduce(
         rows = table_rows(read_rows(points, SweepPaths(sweep_dir)))
         n_failed = sum(r["status"] == "failed" for r in rows)
     else:
+        if point_fn is None and not ensemble:
+            adopted = _adopt(grid, where, sweep_dir, Path(out), scale, fig)
         result = run_sweep(
             grid,
             sweep_dir,
@@ -374,11 +385,37 @@ def reproduce(
         "n_points": len(rows),
         "n_ok": sum(r.get("status") == "ok" for r in rows),
         "n_failed": n_failed,
+        "n_adopted": len(adopted),
         "elapsed_s": None if plot_only else elapsed,
         "written": time.strftime("%Y-%m-%d %H:%M"),
     }
     atomic_write_text(page_dir / STATUS, dumps(status))
     return Reproduction(name, scale, png, table, md, sweep_dir, summary, n_failed, elapsed)
+
+
+def _adopt(
+    grid: Grid,
+    where: Callable[[Any], bool] | None,
+    sweep_dir: Path,
+    out: Path,
+    scale: str,
+    fig: Figure,
+) -> list[str]:
+    """Networks of this figure that another figure's sweep at this scale (under ``out``)
+    already trained alone, the same way, copied in instead of trained again
+    (:mod:`experiments.sweep.adopt`); their ids."""
+    from multitask_evidence.experiments.sweep.adopt import adopt_finished
+    from multitask_evidence.experiments.sweep.engine import (
+        check_point_options,
+        default_point_fn,
+        function_name,
+    )
+
+    fn = default_point_fn()
+    points = [p for p in grid.points() if where is None or where(p)]
+    sources = sorted(out.glob(f"*/sweep-{scale}"))
+    options = check_point_options(fn, fig.point_options(scale))
+    return adopt_finished(points, sweep_dir, sources, function_name(fn), options)
 
 
 def figure_archs(name: str, scale: str) -> list[str]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from multitask_evidence.common.files import atomic_write_text
 from multitask_evidence.common.limits import MAX_POINTS, short_repr
-from multitask_evidence.experiments.sweep.grid import ConfigResolver, Grid, Point, coerce
+from multitask_evidence.experiments.sweep.grid import ConfigResolver, Grid, Point, coerce, jsonable
 from multitask_evidence.experiments.sweep.table import dumps, read_record, write_table
 
 
@@ -254,8 +254,13 @@ def run_sweep(
                 outcome = be.result(handle)
                 # an ensemble gives one outcome per member; a crash of its worker, one for all
                 outcomes = outcome if isinstance(outcome, list) else [outcome] * len(unit)
+                how = {
+                    "point_fn": function_name(fn),
+                    "point_options": jsonable(dict(kwargs)),
+                    "unit_size": len(unit),
+                }
                 for p, out in zip(unit, outcomes):
-                    ok = _record(p, out, paths)
+                    ok = _record(p, out, paths, how)
                     n_ran += 1
                     if ok:
                         note = _write_hparams(p, out.get("metrics") or {}, paths, domains)
@@ -288,10 +293,22 @@ def _plan(points: list[Point], slots: int, max_size: int, grouping: bool) -> lis
     return plan_units(points, max(1, int(slots)), max_size, ensemble_key)
 
 
-def _record(point: Point, outcome: Mapping[str, Any], paths: SweepPaths) -> bool:
-    """Write the point's row (success) or error file (failure); True on success."""
+def function_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of a point function (what a row says made it)."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _record(
+    point: Point, outcome: Mapping[str, Any], paths: SweepPaths, how: Mapping[str, Any]
+) -> bool:
+    """Write the point's row (success) or error file (failure); True on success.
+
+    how: what made it (``point_fn``, ``point_options``, ``unit_size``: 1 for a network trained
+    alone, K for an ensemble member), so that another sweep can tell whether this row is the one
+    it would compute (``experiments.reproduce.adopt_finished``)."""
     base = {
         **point.to_dict(),
+        **how,
         "run_dir": str(paths.run_dir(point.id)),
         "elapsed_s": outcome.get("elapsed_s"),
         "cpu_s": outcome.get("cpu_s"),

@@ -110,6 +110,8 @@ def table_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row.update(flatten_metrics(rec.get("metrics") or {}))
         row["error"] = rec.get("error", "")
         row["run_dir"] = rec.get("run_dir", "")
+        if rec.get("adopted_from"):  # trained by another sweep (experiments.sweep.adopt)
+            row["adopted_from"] = rec["adopted_from"]
         flat.append(row)
     return flat
 

@@ -4,6 +4,7 @@ one real end-to-end run at smoke scale."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -67,9 +68,15 @@ def test_task_draw_differs_between_network_seeds_and_repeats_for_the_same_seed()
     g0, g1 = by_seed[0], by_seed[1]
     assert not np.allclose(g0.normals, g1.normals)  # random boundaries drawn anew
     assert not np.allclose(g0.encoder[0], g1.encoder[0])  # and the encoder
-    again = task_geometry(TaskSpec(**next(
-        p.task for p in pts if p.seed == 0 and p.task["latent_dim"] == 4 and p.task["n_tasks"] == 6
-    )))
+    again = task_geometry(
+        TaskSpec(
+            **next(
+                p.task
+                for p in pts
+                if p.seed == 0 and p.task["latent_dim"] == 4 and p.task["n_tasks"] == 6
+            )
+        )
+    )
     np.testing.assert_array_equal(again.normals, g0.normals)
 
 
@@ -180,8 +187,15 @@ def test_figure_tables_carry_the_controls(tmp_path):
         got = list(csv.DictReader(fh))
     assert len(got) == 10
     for col in (
-        "untrained_ood_r2", "gain_over_untrained", "gain_lo", "gain_hi", "input_ood_r2",
-        "mu_ood_r2", "ceiling", "bayes_bound", "ood_r2_per_network",
+        "untrained_ood_r2",
+        "gain_over_untrained",
+        "gain_lo",
+        "gain_hi",
+        "input_ood_r2",
+        "mu_ood_r2",
+        "ceiling",
+        "bayes_bound",
+        "ood_r2_per_network",
     ):
         assert col in got[0], col
     assert float(got[0]["gain_over_untrained"]) == pytest.approx(0.1)
@@ -237,6 +251,25 @@ def test_mte_reproduce_fig3_smoke_end_to_end(tmp_path, capsys):
         assert -2.0 < float(r["untrained_ood_r2"]) < 1.0
     printed = capsys.readouterr().out
     assert "OOD r^2" in printed and "fig3.png" in printed
+    # fig4's networks are fig3's (RNN and transformer at N = 24): taken, not trained again
+    assert (
+        main(["reproduce", "fig4", "--scale", "smoke", "--out", str(tmp_path), "--no-progress"])
+        == 0
+    )
+    status = json.loads((tmp_path / "fig4" / "reproduce.json").read_text())
+    assert status["n_adopted"] == status["n_points"] == 4 and status["n_failed"] == 0
+    with open(tmp_path / "fig4" / "sweep-smoke" / "results.csv") as fh:
+        rows4 = list(csv.DictReader(fh))
+    with open(out / "sweep-smoke" / "results.csv") as fh:
+        rows3 = {(r["arch"], r["n_tasks"], r["seed"]): r for r in csv.DictReader(fh)}
+    for r in rows4:
+        assert (
+            r["adopted_from"]
+            and r["ood_r2"] == rows3[(r["arch"], r["n_tasks"], r["seed"])]["ood_r2"]
+        )
+    assert (
+        "taken finished from other figures' sweeps" in (tmp_path / "fig4" / "fig4.md").read_text()
+    )
 
 
 def test_fig3_page_compares_the_closed_form_with_the_adam_protocol(tmp_path):
