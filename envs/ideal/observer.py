@@ -154,29 +154,30 @@ class IdealObserver:
         """E[x* | X(1..t)] [B, Ts, D] at every evidence step, or [B, D] after the last one with
         ``last_only`` (Ts times cheaper) (noise_stage='features'; for noise in latent space see
         ``probes.theory.posterior_mean``)."""
-        if self.engine != "features":
-            raise ValueError(
-                "IdealObserver.posterior_mean serves noise_stage='features'; for noise in latent "
-                "space use probes.theory.posterior_mean"
-            )
-        x = self._check_evidence(stimulus_evidence)
-        b, ts, _ = x.shape
-        mean = self._engine.posterior_mean(self._stats(x, last_only=last_only))
-        return mean if last_only else mean.reshape(b, ts, self.spec.latent_dim)
+        x, stats = self._feature_stats("posterior_mean", stimulus_evidence, last_only)
+        mean = self._engine.posterior_mean(stats)
+        return mean if last_only else mean.reshape(*x.shape[:2], self.spec.latent_dim)
 
     def posterior_moments(self, stimulus_evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """E[x* | X(1..t)] and E[x*^2 | X(1..t)] per axis, [B, Ts, D] each, at every evidence
         step (noise_stage='features')."""
+        x, stats = self._feature_stats("posterior_moments", stimulus_evidence, False)
+        shape = (*x.shape[:2], self.spec.latent_dim)
+        m1, m2 = self._engine.posterior_moments(stats)
+        return m1.reshape(shape), m2.reshape(shape)
+
+    def _feature_stats(
+        self, method: str, stimulus_evidence: np.ndarray, last_only: bool
+    ) -> tuple[np.ndarray, Stats]:
+        """The checked evidence and its statistics for a method that only the feature-noise
+        engine has (ValueError naming the latent-noise alternative otherwise)."""
         if self.engine != "features":
             raise ValueError(
-                "IdealObserver.posterior_moments serves noise_stage='features'; for noise in "
-                "latent space use probes.theory.posterior_mean"
+                f"IdealObserver.{method} serves noise_stage='features'; for noise in latent "
+                "space use probes.theory.posterior_mean"
             )
         x = self._check_evidence(stimulus_evidence)
-        b, ts, _ = x.shape
-        m1, m2 = self._engine.posterior_moments(self._stats(x, last_only=False))
-        d = self.spec.latent_dim
-        return m1.reshape(b, ts, d), m2.reshape(b, ts, d)
+        return x, self._stats(x, last_only=last_only)
 
     def decision_probs(self, batch: TrialBatch) -> np.ndarray:
         """Posterior [B, N] after the last evidence step of ``batch`` (what is known at decision)."""
