@@ -158,8 +158,12 @@ def probe_recording(
     else:
         ind = timed("in_distribution", lambda: decode(h, x, var_prior=var, seed=seed))
     res["in_distribution"] = ind.to_dict()
-    if spec.latent_dim >= 2:
+    if spec.latent_dim >= 2 and _varies(h):
         res["angles"] = axis_angles(h, x).to_dict()
+    elif spec.latent_dim >= 2:
+        # a network that never learned (its loss stuck at ln 2) can hold one state for every
+        # trial: nothing to decode, no axes; its r^2 are still measured (and are ~0 or below)
+        res["angles"] = {"skipped": "the states do not vary across trials at the read-out step"}
     if over_time:
         tdec = timed("over_time", lambda: decode_over_time(rec.hidden, x, var_prior=var, seed=seed))
         res["over_time"] = tdec.to_dict() | {
@@ -613,6 +617,11 @@ def _log_tensorboard(run_dir: Path, report: ProbeReport) -> None:
         for k, v in report.headline.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                 w.add_scalar(f"probe/{k}", float(v), step)
+
+
+def _varies(states: np.ndarray) -> bool:
+    """Whether states [n, H] differ between trials in any unit."""
+    return bool(np.any(np.ptp(np.asarray(states, dtype=np.float64), axis=0) > 0))
 
 
 def _listed(curve: np.ndarray | None) -> list[float] | None:

@@ -167,3 +167,18 @@ def test_probe_run_on_a_trained_rnn(tmp_path):
     assert "| OOD r2, leave-one-orthant-out" in (run / "probe.md").read_text()
     assert "decoder: ridge, fixed per-trial alpha=" in (run / "probe.md").read_text()
     assert len(list(run.glob("events.out.tfevents.*"))) == 1
+
+
+def test_a_network_that_never_learned_is_probed_not_refused(ideal_agent):
+    # one state for every trial (a network whose loss stayed at ln 2): nothing to decode and no
+    # decoder axes; the page says so instead of the probe failing
+    import dataclasses
+
+    rec = record(ideal_agent, n=512, seed=0)
+    dead = dataclasses.replace(rec, hidden=np.full_like(rec.hidden, 0.3))
+    rep = probe_recording(dead, n_shuffles=0)
+    assert rep.results["angles"] == {
+        "skipped": "the states do not vary across trials at the read-out step"
+    }
+    assert rep.headline["angle_deg"] is None
+    assert rep.headline["id_r2"] < 0.01 and rep.headline["ood_r2_median"] < 0.01
