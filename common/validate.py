@@ -10,12 +10,27 @@ a config's class name and reads the values off the config.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 
+def plain(value: Any) -> Any:
+    """A numpy integer or float scalar as the Python int / float it holds; anything else as is
+    (so ``np.int64(5)`` is a valid ``steps`` and a config never stores a numpy scalar that JSON
+    cannot write)."""
+    if isinstance(value, bool) or type(value).__module__ != "numpy":
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
 def is_number(value: Any) -> bool:
-    """True for a finite int or float (bools are not numbers here)."""
+    """True for a finite int or float, numpy scalars included (bools are not numbers here)."""
+    value = plain(value)
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -23,6 +38,7 @@ def check_int(name: str, value: Any, minimum: int = 0, *, allow_none: bool = Fal
     """``value`` is an integer >= ``minimum`` (or None when ``allow_none``)."""
     if value is None and allow_none:
         return
+    value = plain(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
@@ -55,6 +71,7 @@ def check_number(
     """``value`` is a finite number within [low, high] (either end open or absent)."""
     if value is None and allow_none:
         return
+    value = plain(value)
     ok = is_number(value)
     if ok and low is not None:
         ok = value > low if open_low else value >= low
@@ -87,7 +104,13 @@ class FieldChecker:
         return f"{self.owner}.{field}"
 
     def value(self, field: str) -> Any:
-        return getattr(self.obj, field)
+        """The field's value, a numpy scalar replaced on the object by its Python number (the
+        one place configs convert them; frozen dataclasses included)."""
+        v = getattr(self.obj, field)
+        p = plain(v)
+        if p is not v:
+            object.__setattr__(self.obj, field, p)
+        return p
 
     def integer(self, field: str, minimum: int = 0, *, allow_none: bool = False) -> None:
         check_int(self.label(field), self.value(field), minimum, allow_none=allow_none)

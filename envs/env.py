@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
+from multitask_evidence.common.validate import plain
 from multitask_evidence.envs import render as _render
 from multitask_evidence.envs.spec import TaskSpec
 from multitask_evidence.envs.stream import Block, EnvOptions, TrialSource, native_ints
@@ -264,6 +265,7 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start the next trial (with ``seed``: reseed and start a fresh block)."""
+        seed = plain(seed)  # a numpy integer is a seed too (Gymnasium takes Python ints only)
         super().reset(seed=seed)
         if seed is not None or self._block is None:
             self._new_block()

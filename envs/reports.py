@@ -24,7 +24,6 @@ trial, or a scalar). Scores are float64; choice and wager reports are int64.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,6 +31,7 @@ import numpy as np
 from gymnasium import spaces
 
 from multitask_evidence.common.registry import Registry
+from multitask_evidence.common.validate import is_number
 from multitask_evidence.envs.calibration import probability_ece
 
 SCORINGS = ("log", "brier")
@@ -88,8 +88,8 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
 
 def check_unit(name: str, v: object) -> None:
     """ValueError unless ``v`` is a finite number in [0, 1] (``name`` is the argument)."""
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if not ok or not 0.0 <= v <= 1.0:
+    ok = is_number(v)
+    if not ok or not 0.0 <= float(v) <= 1.0:  # type: ignore[arg-type]
         raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-from multitask_evidence.common.validate import FieldChecker
+from multitask_evidence.common.validate import FieldChecker, plain
 from multitask_evidence.envs.encoders import ENCODER_KINDS, encoder_names
 
 BOUNDARIES = ("auto", "lines", "random", "hyperbolic", "circles")
@@ -26,17 +25,6 @@ DDM_TARGETS = ("ddm_bound", "free_rt_paper")
 """Target kinds that are running evidence sums trained with MSE on ``ddm_bound * tanh`` outputs."""
 MSE_TARGETS = (*DDM_TARGETS, "latent")
 """Target kinds trained with a squared error (the others: BCE on sigmoid outputs)."""
-
-
-def _plain(v: Any) -> Any:
-    """A numpy integer or float scalar as the Python int / float it holds; anything else as is."""
-    if isinstance(v, bool) or type(v).__module__ != "numpy":
-        return v
-    if isinstance(v, numbers.Integral):
-        return int(v)
-    if isinstance(v, numbers.Real):
-        return float(v)
-    return v
 
 
 @dataclass(frozen=True)
@@ -121,9 +109,9 @@ class TaskSpec:
         for f in dataclasses.fields(self):  # numpy scalars -> the Python numbers they hold
             v = getattr(self, f.name)
             if f.name == "encoder_sizes" and isinstance(v, (tuple, list)):
-                object.__setattr__(self, f.name, tuple(_plain(x) for x in v))
+                object.__setattr__(self, f.name, tuple(plain(x) for x in v))
             elif f.name != "extra":
-                object.__setattr__(self, f.name, _plain(v))
+                object.__setattr__(self, f.name, plain(v))
         check = FieldChecker(self)
         check.integer("latent_dim", 1)
         check.integer("n_tasks", 1)
@@ -205,7 +193,7 @@ class TaskSpec:
         sizes = self.encoder_sizes
         if type(sizes).__module__ == "numpy" and getattr(sizes, "ndim", 0) == 1:
             sizes = sizes.tolist()  # an array of widths is a sequence of widths
-        sizes = tuple(_plain(x) for x in sizes) if isinstance(sizes, (tuple, list)) else sizes
+        sizes = tuple(plain(x) for x in sizes) if isinstance(sizes, (tuple, list)) else sizes
         if (
             not isinstance(sizes, tuple)
             or not sizes

@@ -12,6 +12,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from multitask_evidence.common.validate import plain
 from multitask_evidence.envs.env import _UNSIGNED
 from multitask_evidence.envs.spec import TaskSpec
 from multitask_evidence.envs.stream import EnvOptions, TrialSource, native_ints
@@ -213,7 +214,7 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
             seeds = [int(seed) + i for i in range(m)]
         else:
-            seeds = list(seed)
+            seeds = [plain(s) for s in seed]  # numpy integers are seeds too
             if len(seeds) != m:
                 raise ValueError(f"seed must be an int, None or a list of {m} seeds, got {seed!r}")
         if self._rngs is None:
