@@ -27,15 +27,25 @@ class ConfigChecker(FieldChecker):
         check_device(self.value(field), self.owner)
 
     def env_id(self, field: str = "env_id") -> None:
-        """A registered Gymnasium id (the MultiTaskEvidence ids are registered on import)."""
+        """A registered Gymnasium id of this package's envs (registered on import): the
+        trainers build it with the run's TaskSpec, which no other env takes."""
         import gymnasium as gym
 
         from multitask_evidence import envs  # noqa: F401  (registers the MultiTaskEvidence ids)
 
         value = self.value(field)
-        if value not in gym.registry:
-            known = sorted(k for k in gym.registry if k.startswith("MultiTaskEvidence"))
-            self.fail(field, f"must be a registered id, e.g. {known}; got {value!r}")
+        ours = sorted(
+            k
+            for k, v in gym.registry.items()
+            if str(v.entry_point).startswith("multitask_evidence")
+        )
+        if value not in ours:
+            what = "is not this package's env" if value in gym.registry else "is not registered"
+            self.fail(
+                field,
+                f"must be one of this package's ids {ours} (the trainers give the env its "
+                f"TaskSpec); {value!r} {what}",
+            )
 
     def json_object(self, field: str) -> dict[str, Any]:
         """The field's text parsed as a JSON object (returned)."""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from multitask_evidence.common.limits import check_bytes
 from multitask_evidence.envs.reports import (
     SCORINGS,
     ReportKind,
@@ -211,6 +212,8 @@ class TrialSource:
 
     def __init__(self, spec: TaskSpec | None, kwargs: dict[str, Any]) -> None:
         self.spec, self.options = split_kwargs(spec, kwargs)
+        k = int(self.options.block_size)
+        check_bytes(f"block_size={k} (trials drawn at once per env)", k * self.spec.trial_bytes)
         self._observer: Any = None
 
     def __getstate__(self) -> dict[str, Any]:

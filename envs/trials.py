@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
+from multitask_evidence.common.limits import check_bytes
 from multitask_evidence.envs.spec import TaskSpec
 from multitask_evidence.envs.task import orthant_index, task_geometry
 
@@ -357,6 +358,7 @@ def generate(
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n (number of trials) must be a positive integer, got {n!r}")
+    check_bytes(f"generate(n={n}) ({spec.n_steps} steps per trial)", int(n) * spec.trial_bytes)
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     if latent is not None:

@@ -12,6 +12,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from multitask_evidence.common.limits import check_bytes
 from multitask_evidence.common.validate import plain
 from multitask_evidence.envs.env import _UNSIGNED
 from multitask_evidence.envs.spec import TaskSpec
@@ -78,6 +79,10 @@ class MultiTaskEvidenceVectorEnv(VectorEnv):
         self.task_spec: TaskSpec = task
         self.options: EnvOptions = opts
         self.num_envs = int(num_envs)
+        check_bytes(
+            f"num_envs={self.num_envs} x block_size={opts.block_size} (trials held at once)",
+            self.num_envs * int(opts.block_size) * task.trial_bytes,
+        )
         self.single_observation_space = opts.observation_space(task)
         self.single_action_space = opts.action_space(task)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)

@@ -20,7 +20,7 @@ import json
 import os
 from pathlib import Path
 
-from multitask_evidence.common.limits import MAX_POINTS
+from multitask_evidence.common.limits import MAX_POINTS, check_bytes
 from multitask_evidence.experiments.commands.backend_args import (
     add_backend_arguments,
     add_slurm_arguments,
@@ -151,6 +151,13 @@ def run(args: argparse.Namespace) -> int:
         sweep_dir = file_dir or _default_dir(grid, None)
     kwargs = dict(point_opts)
     if args.probe_n is not None:
+        # every point records this many trials twice (fit and test): refused before training
+        from multitask_evidence.envs.spec import TaskSpec
+
+        largest = max((TaskSpec(**p.task).trial_bytes for p in points), default=0)
+        check_bytes(
+            f"--probe-n {args.probe_n} (trials recorded per point)", 2 * args.probe_n * largest
+        )
         kwargs["probe_n"] = args.probe_n
     kwargs.setdefault("probe_seed", args.probe_seed)
     kwargs = check_point_options(run_point, kwargs)  # before any point runs

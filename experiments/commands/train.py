@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.override and not args.resume:
         raise ValueError("--override applies to --resume only (it changes a stored run)")
+    if args.name is not None and not args.name.strip():
+        raise ValueError("--name must be a folder name under --runs-dir, got an empty name")
     if args.resume:
         if not args.name:
             raise ValueError("--resume needs --name (the run folder to continue)")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from multitask_evidence import envs  # noqa: F401  (registers the ids)
-from multitask_evidence.envs import TaskSpec
+from multitask_evidence.envs import TaskSpec, generate
 from multitask_evidence.envs.env import MultiTaskEvidenceEnv
 
 
@@ -68,6 +68,25 @@ def test_numpy_scalars_are_valid_and_stored_as_python_numbers() -> None:
 def test_huge_sizes_name_the_memory_they_would_take(kw, memory) -> None:
     with pytest.raises(ValueError, match=rf"would take about [\d.]+ {memory} of memory \(limit"):
         TaskSpec(**kw)
+
+
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        (lambda: generate(TaskSpec(), 10**12, 0), r"generate\(n=1000000000000\)"),
+        (
+            lambda: gym.make_vec(
+                "MultiTaskEvidence-v0", 10**9, vectorization_mode="vector_entry_point"
+            ),
+            r"num_envs=1000000000 x block_size=16",
+        ),
+        (lambda: gym.make("MultiTaskEvidence-v0", block_size=10**12), r"block_size=1000000000000"),
+    ],
+)
+def test_api_sizes_are_refused_before_allocating(call, what) -> None:
+    # the same estimate as the CLI's: one line naming the argument, not a MemoryError
+    with pytest.raises(ValueError, match=what + r".* would take about [\d.]+ (PiB|TiB) of memory"):
+        call()
 
 
 # ---- actions ---------------------------------------------------------------------------------

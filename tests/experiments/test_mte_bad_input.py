@@ -268,3 +268,18 @@ def test_sb3_resume_and_probe_never_unpickle(tmp_path, monkeypatch, capsys) -> N
     rc, err = mte(["probe", str(runs / "s"), "--no-figures"], monkeypatch, capsys)
     one_line_error(rc, err, "probe", "model.pt", "refused; nothing in it ran")
     assert not marker.exists()
+
+
+def test_train_and_sweep_refuse_what_would_fail_later(tmp_path, monkeypatch, capsys) -> None:
+    runs = str(tmp_path / "runs")
+    rc, err = mte(["train", "--name", "", "--steps", "5", "--runs-dir", runs], monkeypatch, capsys)
+    one_line_error(rc, err, "train", "--name must be a folder name under --runs-dir")
+    # an id that is not this package's env: the trainers would pass it a TaskSpec
+    argv = ["train", "--algo", "ppo", "--env-id", "CartPole-v1", "--runs-dir", runs, "--name", "cp"]
+    rc, err = mte(argv, monkeypatch, capsys)
+    one_line_error(rc, err, "train", "'CartPole-v1' is not this package's env")
+    # the probes' trials are counted before any point trains
+    sweep = ["sweep", "--set", "n_tasks=2", "--dry-run", "--dir", str(tmp_path / "sw")]
+    rc, err = mte([*sweep, "--probe-n", str(10**12)], monkeypatch, capsys)
+    one_line_error(rc, err, "sweep", "--probe-n 1000000000000 (trials recorded per point)")
+    assert not (tmp_path / "runs").exists()
