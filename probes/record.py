@@ -336,10 +336,10 @@ def _parse_meta(path: Path, meta: np.ndarray) -> tuple[TaskSpec, int | None]:
 _POSTERIOR_MEANS: dict[tuple[TaskSpec, str], np.ndarray] = {}
 MU_GRID = 48
 """``n_grid`` of the observer that computes mu with noise in feature space: 96 points per axis
-instead of the default 192, 4x cheaper. The posterior mean is a ratio of two smooth integrals,
-so the coarser midpoint rule moves it little: within 0.005 (latent units; typically 1e-4) of
-the default grid (tests/probes/test_entangled_inputs.py); label probabilities, a step function
-integrated, keep the finer grid."""
+instead of the default 192, a quarter of the cells. The posterior mean is a ratio of two smooth
+integrals, so the coarser midpoint rule moves it little (tests/probes/test_entangled_inputs.py
+holds it within 0.005 of the default grid); label probabilities, a step function integrated,
+keep the finer grid."""
 
 
 def _feature_posterior_mean(spec: TaskSpec, stimulus_evidence: np.ndarray) -> np.ndarray:

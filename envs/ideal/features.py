@@ -9,9 +9,10 @@ whatever the encoder f. The posterior is the prior times this likelihood, integr
 midpoint rule on a fixed tensor grid over the prior's box [-0.5, 0.5]^D: 2 ``n_grid`` points per
 axis for D = 2 (192 with the observer's default n_grid = 96), 32x n_grid for D = 1, n_grid / 2 for
 D = 3 (D > 3 is refused: the grid would not fit). A fixed grid, unlike the latent-noise grid that
-follows each posterior, must resolve the narrowest posterior anywhere: at tasks as informative as
-the paper's (ideal accuracy ~0.96) 192 points per axis are within ~2e-3 of a 4x finer grid in
-every probability, and the error grows as the posterior narrows (test_ideal_features.py). f is evaluated once per task at the grid's points, so a posterior costs one matmul
+follows each posterior, must resolve the narrowest posterior anywhere: the error grows as the
+posterior narrows, and tests/envs/test_ideal_features.py holds the default grid to 3e-3 of a 2x
+finer one at a task as informative as the paper's, and to Monte Carlo within its error plus
+3e-3. f is evaluated once per task at the grid's points, so a posterior costs one matmul
 [M, F] x [F, G]. The label of a task is not constant inside a cell: each cell carries the
 fraction of an 8 x 8 sub-grid of it on the label's positive side, so P(y_i = 1) is second order
 in the cell's size for any boundary family. The copula prior enters as its density at the
@@ -98,8 +99,8 @@ class FeatureGridEngine:
 
         One augmented product gives every log-weight, precision * (m . f - |f|^2 / 2) + log
         prior, as [precision * m, -precision, 1] . [f, |f|^2 / 2, log prior]. In float64: in
-        float32 a trial's posterior moved by ~1e-6 with the number of trials it was computed
-        beside (the product's blocking), and the single env must agree with the vector env."""
+        float32 a trial's posterior moved with the number of trials it was computed beside
+        (the product's blocking), and the single env must agree with the vector env."""
         precision = stats.t / float(self.spec.sigma) ** 2  # [M]
         rows = np.empty((stats.loc.shape[0], self._design.shape[0]))
         rows[:, :-2] = stats.loc * precision[:, None]
@@ -124,7 +125,7 @@ class FeatureGridEngine:
         m = stats.loc.shape[0]
         out = np.empty((m, table.shape[1]))
         # ~8M weights (64 MB) per chunk: a product of a few hundred rows runs the BLAS kernel
-        # ~3x faster per row than one of ~50 rows
+        # faster per row than one of a few dozen
         chunk = max(1, _CHUNK_WEIGHTS // g)
         for r0 in range(0, m, chunk):
             rows = slice(r0, min(r0 + chunk, m))
