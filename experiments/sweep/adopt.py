@@ -7,14 +7,17 @@ function and its options), so two sweeps that train it get the same rows bit for
 another sweep finished, made the same way, is adopted: its run folder is copied and its row
 written here with ``adopted_from`` naming the source, and the sweep then skips it as done.
 
-Made the same way means: the same point (parameters, algorithm, seed, task and agent fields),
-status ok, the same point function and options, and trained alone (``unit_size`` 1: an
-ensemble member's training depends on its ensemble). Rows written before rows recorded how
-they were made are never adopted.
+Made the same way means: the same network (the algorithm, the resolved TaskSpec and the
+resolved agent config, so a grid that names a default, e.g. ``targets='paper'``, matches one
+that leaves it out), status ok, the same point function and options, and trained alone
+(``unit_size`` 1: an ensemble member's training depends on its ensemble). Rows written before
+rows recorded how they were made are never adopted.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -22,28 +25,31 @@ from typing import Any
 
 from multitask_evidence.common.files import atomic_write_text
 from multitask_evidence.experiments.sweep.engine import SweepPaths
-from multitask_evidence.experiments.sweep.grid import Point, jsonable
+from multitask_evidence.experiments.sweep.grid import Point, default_config_class, jsonable
 from multitask_evidence.experiments.sweep.table import dumps, read_record
 
-_SAME = ("params", "algo", "seed", "task", "agent")
+
+def network_identity(algo: str, task: Mapping[str, Any], agent: Mapping[str, Any]) -> str | None:
+    """The network a point trains, as text: its algorithm, resolved TaskSpec and resolved agent
+    config (None when they cannot be built, e.g. from a row of another version)."""
+    from multitask_evidence.envs.spec import TaskSpec
+
+    try:
+        spec = TaskSpec(**dict(task)).to_dict()
+        cfg = default_config_class(algo)(**dict(agent))
+        cfg = cfg.resolve() if hasattr(cfg, "resolve") else cfg
+        return json.dumps([algo, spec, dataclasses.asdict(cfg)], sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return None
 
 
-def _digest(point_id: str) -> str:
-    """The hash part of a point id (``experiments.sweep.grid.point_id``): equal for equal
-    parameters whatever the sweep's varying axes."""
-    return point_id.rsplit("-", 1)[-1]
-
-
-def _made_the_same_way(
-    rec: Mapping[str, Any], point: Point, point_fn: str, options: Mapping[str, Any]
-) -> bool:
-    want = point.to_dict()
+def _made_the_same_way(rec: Mapping[str, Any], point_fn: str, options: Mapping[str, Any]) -> bool:
+    """A finished row made alone by the same point function with the same options."""
     return (
         rec.get("status") == "ok"
         and rec.get("unit_size") == 1
         and rec.get("point_fn") == point_fn
         and rec.get("point_options") == jsonable(dict(options))
-        and all(rec.get(k) == want[k] for k in _SAME)
     )
 
 
@@ -61,20 +67,30 @@ def adopt_finished(
     would run; options: its point options. A source row whose run folder is gone is skipped."""
     paths = SweepPaths(Path(sweep_dir))
     here = paths.root.resolve()
-    wanted = {_digest(p.id): p for p in points if read_record(paths.row(p.id)) is None}
+    wanted: dict[str, Point] = {}
+    for p in points:
+        if read_record(paths.row(p.id)) is None:
+            identity = network_identity(p.algo, p.task, p.agent)
+            if identity is not None:
+                wanted.setdefault(identity, p)
     adopted: list[str] = []
     for source in sources:
         src_paths = SweepPaths(Path(source))
         if not wanted or src_paths.root.resolve() == here or not src_paths.rows.is_dir():
             continue
         for row_path in sorted(src_paths.rows.glob("*.json")):
-            point = wanted.get(_digest(row_path.stem))
-            if point is None or row_path.name.endswith(".error.json"):
+            if row_path.name.endswith(".error.json") or not wanted:
                 continue
             rec = read_record(row_path)
-            src_run = Path(str((rec or {}).get("run_dir", "")))
-            if rec is None or not _made_the_same_way(rec, point, point_fn, options):
+            if rec is None or not _made_the_same_way(rec, point_fn, options):
                 continue
+            identity = network_identity(
+                str(rec.get("algo")), rec.get("task") or {}, rec.get("agent") or {}
+            )
+            point = wanted.get(identity) if identity is not None else None
+            if point is None:
+                continue
+            src_run = Path(str(rec.get("run_dir", "")))
             if not (src_run / "model.pt").is_file():
                 continue
             dst = paths.run_dir(point.id)
@@ -87,5 +103,5 @@ def adopt_finished(
             atomic_write_text(paths.row(point.id), dumps(row), mkdir=True)
             paths.error(point.id).unlink(missing_ok=True)
             adopted.append(point.id)
-            del wanted[_digest(point.id)]
+            del wanted[identity]
     return adopted

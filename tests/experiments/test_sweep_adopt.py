@@ -35,8 +35,9 @@ def test_a_sweep_adopts_what_another_made_the_same_way(tmp_path):
     assert row["unit_size"] == 1 and row["point_fn"] == function_name(made_point)
     assert row["point_options"] == {}
 
-    # another grid sharing two of those points (other axes vary, so other ids)
-    grid, _ = grid_from_cli(["n_tasks=6,24", "arch=rnn"], "0-1")
+    # another grid sharing two of those networks: other axes vary (other ids), and it names a
+    # default the first grid left out (the same resolved TaskSpec)
+    grid, _ = grid_from_cli(["n_tasks=6,24", "arch=rnn", "targets=paper"], "0-1")
     points = grid.points()
     adopted = adopt_finished(
         points, tmp_path / "dst", [tmp_path / "src"], function_name(made_point), {}
