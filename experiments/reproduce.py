@@ -267,8 +267,10 @@ def render(
         ]
     sweep_dir = out_dir / f"sweep-{scale}" if sweep_dir is None else sweep_dir
     results = Path(os.path.relpath(sweep_dir / "results.csv", out_dir)).as_posix()
+    long = Path(os.path.relpath(sweep_dir / "results_long.csv", out_dir)).as_posix()
     page += [
-        f"Per-network rows (every parameter and metric): `{results}`.",
+        f"Per-network rows (every parameter and metric): `{results}`; the same in long format, "
+        f"one value per row (network x metric x fold), for pandas or R: `{long}`.",
         "",
     ]
     md = out_dir / f"{name}.md"

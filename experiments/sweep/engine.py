@@ -53,6 +53,10 @@ class SweepPaths:
     """Tensorboard HParams records, one folder per point."""
     csv = _under("results.csv")
     json = _under("results.json")
+    long_csv = _under("results_long.csv")
+    """One row per point x metric x item (:func:`experiments.sweep.table.long_rows`)."""
+    long_parquet = _under("results_long.parquet")
+    """The same, written when pyarrow is installed."""
 
     def run_dir(self, pid: str) -> Path:
         return self.runs / pid

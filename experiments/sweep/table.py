@@ -116,6 +116,84 @@ def table_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return flat
 
 
+LONG_COLUMNS = ("metric", "item", "axis", "value")
+"""The long table's own columns, after the point's id, status, algo and grid parameters."""
+
+
+def long_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The finished points' metrics in long format, one numeric value per row.
+
+    Columns: ``id``, ``status``, ``algo``, every grid parameter of the point (the condition),
+    then ``metric``, ``item``, ``axis``, ``value``:
+    - a scalar metric: one row, ``item`` and ``axis`` empty;
+    - ``<m>_values`` (every fold x fit of an OOD decoder, the probe's order, fold-major): one
+      row per element, ``metric`` = ``<m>``, ``item`` = its index;
+    - ``<m>_per_axis``: one row per latent axis, ``metric`` = ``<m>``, ``axis`` = its index.
+    Strings, booleans, None and other nested values are left out (they are in results.json).
+    """
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        if rec.get("status") != "ok":
+            continue
+        base = {"id": rec["id"], "status": rec["status"], "algo": rec.get("algo", SUPERVISED)}
+        base.update(rec.get("params", {}))
+        for metric, item, axis, value in _long_values(rec.get("metrics") or {}):
+            out.append({**base, "metric": metric, "item": item, "axis": axis, "value": value})
+    return out
+
+
+def _long_values(metrics: Mapping[str, Any]) -> list[tuple[str, Any, Any, float]]:
+    """(metric, item, axis, value) of every numeric value of one point's metrics."""
+    found: list[tuple[str, Any, Any, Any]] = []
+    for key, value in metrics.items():
+        if isinstance(value, list) and key.endswith("_values"):
+            found += [(key[: -len("_values")], i, "", v) for i, v in enumerate(value)]
+        elif isinstance(value, list) and key.endswith("_per_axis"):
+            found += [(key[: -len("_per_axis")], "", d, v) for d, v in enumerate(value)]
+        else:
+            found.append((key, "", "", value))
+    return [
+        (m, i, a, v)
+        for m, i, a, v in found
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+
+
+def _write_long(records: Sequence[Mapping[str, Any]], paths: SweepPaths) -> None:
+    """results_long.csv always; results_long.parquet too where pyarrow is installed."""
+    rows = long_rows(records)
+    columns: list[str] = []
+    for row in rows:
+        for k in row:
+            if k not in columns and k not in LONG_COLUMNS:
+                columns.append(k)
+    columns += list(LONG_COLUMNS)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                k: json.dumps(jsonable(v), default=_json_default)
+                if isinstance(v, (list, tuple, dict))
+                else ("" if v is None else v)
+                for k, v in row.items()
+            }
+        )
+    atomic_write_text(paths.long_csv, buf.getvalue(), mkdir=True)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return
+    table = pa.Table.from_pylist(
+        [{k: (str(v) if k not in ("value",) else v) for k, v in r.items()} for r in rows]
+    )
+    tmp = paths.long_parquet.with_name(f".{paths.long_parquet.name}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(paths.long_parquet)
+
+
 def write_table(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, Any]]:
     """Gather every point's record into results.json and results.csv (atomically)."""
     records = read_rows(points, paths)
@@ -141,6 +219,7 @@ def write_table(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, An
         )
     atomic_write_text(paths.csv, buf.getvalue(), mkdir=True)
     atomic_write_text(paths.json, dumps(flat))
+    _write_long(records, paths)
     return flat
 
 

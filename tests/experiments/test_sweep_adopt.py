@@ -90,3 +90,40 @@ def test_nothing_made_another_way_is_adopted(tmp_path):
     # a sweep never adopts from itself
     (Path(rec["run_dir"]) / "model.pt").write_bytes(b"w")
     assert adopt_finished(points, tmp_path / "src", [tmp_path / "src"], name, {"tag": "b"}) == []
+
+
+def test_the_long_table_has_one_value_per_row(tmp_path):
+    import csv
+
+    from multitask_evidence.experiments.sweep.table import long_rows
+
+    grid, _ = grid_from_cli(["n_tasks=2,6", "arch=rnn"], "0")
+    res = run_sweep(
+        grid, tmp_path / "sw", workers=1, point_fn=listed_point, progress=False, ensemble=False
+    )
+    with open(tmp_path / "sw" / "results_long.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[-4:] == ["metric", "item", "axis", "value"]
+    by_n = {r["n_tasks"]: r for r in res.rows}
+    for r in rows:
+        wide = by_n[int(r["n_tasks"])]
+        if r["item"] != "":
+            assert float(r["value"]) == wide[f"{r['metric']}_values"][int(r["item"])]
+        elif r["axis"] != "":
+            assert float(r["value"]) == wide[f"{r['metric']}_per_axis"][int(r["axis"])]
+        else:
+            assert float(r["value"]) == wide[r["metric"]]
+    # 2 points x (1 scalar + 3 fold values + 2 axes); the string and the flag are left out
+    assert len(rows) == 12 and {r["metric"] for r in rows} == {"ood_r2"}
+    assert long_rows([{"id": "x", "status": "failed", "params": {}}]) == []
+
+
+def listed_point(point, run_dir):
+    n = point.task["n_tasks"]
+    return {
+        "ood_r2": 1 - 1 / n,
+        "ood_r2_values": [1 - 1 / n, 1 - 2 / n, 1 - 3 / n],
+        "ood_r2_per_axis": [0.5, 0.25],
+        "ood_estimator": "ridge",
+        "converged": True,
+    }
