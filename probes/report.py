@@ -495,18 +495,7 @@ def probe_run(
         "config": loaded.config.to_dict() if hasattr(loaded.config, "to_dict") else None,
         "train_step": _last_step(run_dir),
     }
-    if figures:
-        from multitask_evidence.probes import plots
-
-        report.files.update(plots.write_figures(report, rec, out / "figures"))
-    from multitask_evidence.common.files import (
-        atomic_write_text,  # no half-written report after a kill
-    )
-
-    atomic_write_text(out / "probe.json", json.dumps(report.to_dict(), indent=2))
-    atomic_write_text(out / "probe.md", markdown(report))
-    report.files["probe.json"] = str(out / "probe.json")
-    report.files["probe.md"] = str(out / "probe.md")
+    write_report(report, rec, out, figures=figures)
     if tensorboard:
         _log_tensorboard(run_dir, report)
     return report
@@ -551,7 +540,6 @@ def probe_file(
     seed skips them, as it skips whatever needs the network (its untrained self, its logits,
     fixed points, tuning maps). ``results["skipped"]`` says what was skipped and why.
     """
-    from multitask_evidence.common.files import atomic_write_text
     from multitask_evidence.probes.record import load_recording
 
     path = Path(path)
@@ -597,15 +585,24 @@ def probe_file(
     }
     out = Path(out_dir) if out_dir is not None else path.with_name(f"{path.stem}_probe")
     out.mkdir(parents=True, exist_ok=True)
+    write_report(report, fit, out, figures=figures)
+    return report
+
+
+def write_report(report: ProbeReport, rec: Recording, out: Path, *, figures: bool) -> None:
+    """probe.json, probe.md and (with ``figures``) figures/ of ``rec``'s report in ``out``,
+    each written atomically (no half-written report after a kill); their paths go into
+    ``report.files``."""
+    from multitask_evidence.common.files import atomic_write_text
+
     if figures:
         from multitask_evidence.probes import plots
 
-        report.files.update(plots.write_figures(report, fit, out / "figures"))
+        report.files.update(plots.write_figures(report, rec, out / "figures"))
     atomic_write_text(out / "probe.json", json.dumps(report.to_dict(), indent=2))
     atomic_write_text(out / "probe.md", markdown(report))
     report.files["probe.json"] = str(out / "probe.json")
     report.files["probe.md"] = str(out / "probe.md")
-    return report
 
 
 def _log_tensorboard(run_dir: Path, report: ProbeReport) -> None:

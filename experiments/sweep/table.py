@@ -159,17 +159,18 @@ def _long_values(metrics: Mapping[str, Any]) -> list[tuple[str, Any, Any, float]
     ]
 
 
-def _write_long(records: Sequence[Mapping[str, Any]], paths: SweepPaths) -> None:
-    """results_long.csv always; results_long.parquet too where pyarrow is installed."""
-    rows = long_rows(records)
-    columns: list[str] = []
+def _columns(rows: Sequence[Mapping[str, Any]], last: Sequence[str]) -> list[str]:
+    """Every key of ``rows`` in order of first appearance, those of ``last`` moved to the end."""
+    seen: dict[str, None] = {}
     for row in rows:
-        for k in row:
-            if k not in columns and k not in LONG_COLUMNS:
-                columns.append(k)
-    columns += list(LONG_COLUMNS)
+        seen.update(dict.fromkeys(row))
+    return [c for c in seen if c not in last] + [c for c in last if c in seen]
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """``rows`` as CSV (atomically); lists and mappings as JSON text, None as empty."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow(
@@ -180,14 +181,20 @@ def _write_long(records: Sequence[Mapping[str, Any]], paths: SweepPaths) -> None
                 for k, v in row.items()
             }
         )
-    atomic_write_text(paths.long_csv, buf.getvalue(), mkdir=True)
+    atomic_write_text(path, buf.getvalue(), mkdir=True)
+
+
+def _write_long(records: Sequence[Mapping[str, Any]], paths: SweepPaths) -> None:
+    """results_long.csv always; results_long.parquet too where pyarrow is installed."""
+    rows = long_rows(records)
+    _write_csv(paths.long_csv, rows, _columns(rows, LONG_COLUMNS) or LONG_COLUMNS)
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         return
     table = pa.Table.from_pylist(
-        [{k: (str(v) if k not in ("value",) else v) for k, v in r.items()} for r in rows]
+        [{k: (v if k == "value" else str(v)) for k, v in r.items()} for r in rows]
     )
     tmp = paths.long_parquet.with_name(f".{paths.long_parquet.name}.tmp")
     pq.write_table(table, tmp)
@@ -198,26 +205,7 @@ def write_table(points: Sequence[Point], paths: SweepPaths) -> list[dict[str, An
     """Gather every point's record into results.json and results.csv (atomically)."""
     records = read_rows(points, paths)
     flat = table_rows(records)
-    columns: list[str] = []
-    for row in flat:
-        for k in row:
-            if k not in columns:
-                columns.append(k)
-    tail = [c for c in ("error", "run_dir") if c in columns]
-    columns = [c for c in columns if c not in tail] + tail
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in flat:
-        writer.writerow(
-            {
-                k: json.dumps(jsonable(v), default=_json_default)
-                if isinstance(v, (list, tuple, dict))
-                else ("" if v is None else v)
-                for k, v in row.items()
-            }
-        )
-    atomic_write_text(paths.csv, buf.getvalue(), mkdir=True)
+    _write_csv(paths.csv, flat, _columns(flat, ("error", "run_dir")))
     atomic_write_text(paths.json, dumps(flat))
     _write_long(records, paths)
     return flat
