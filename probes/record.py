@@ -342,23 +342,27 @@ holds it within 0.005 of the default grid); label probabilities, a step function
 keep the finer grid."""
 
 
-def _feature_posterior_mean(spec: TaskSpec, stimulus_evidence: np.ndarray) -> np.ndarray:
-    """E[x* | X(1..t)] [B, Te, D] of the ideal observer, kept for the last few evidence arrays:
-    a probe records the same trials again for the untrained control, and with noise in feature
-    space this posterior (one product per trial and step on the observer's grid) is what a
-    recording costs most."""
+def _feature_posterior_mean(
+    spec: TaskSpec, stimulus_evidence: np.ndarray, last_only: bool = False
+) -> np.ndarray:
+    """E[x* | X(1..t)] [B, Te, D] of the ideal observer ([B, D] after the last step with
+    ``last_only``), kept for the last few evidence arrays: a probe records the same trials
+    again for the untrained control, and with noise in feature space this posterior (one
+    product per trial and step on the observer's grid) is what a recording costs most."""
     from multitask_evidence.envs.ideal import IdealObserver
 
-    key = (spec, hashlib.sha1(stimulus_evidence.tobytes()).hexdigest())
+    key = (spec, last_only, hashlib.sha1(stimulus_evidence.tobytes()).hexdigest())
     if key not in _POSTERIOR_MEANS:
         if len(_POSTERIOR_MEANS) >= 4:
             _POSTERIOR_MEANS.pop(next(iter(_POSTERIOR_MEANS)))
         observer = IdealObserver(spec, n_grid=MU_GRID)
-        _POSTERIOR_MEANS[key] = observer.posterior_mean(stimulus_evidence)
+        _POSTERIOR_MEANS[key] = observer.posterior_mean(stimulus_evidence, last_only=last_only)
     return _POSTERIOR_MEANS[key].copy()
 
 
-def running_mean(spec: TaskSpec, evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def running_mean(
+    spec: TaskSpec, evidence: np.ndarray, *, timeline: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """mu [B, T, D] (running mean of the evidence, 0 before the stimulus, held after the last
     evidence step) and the evidence steps seen [T], from raw evidence [B, T, D] (0 outside the
     evidence steps). For targets='free_rt_paper' the decision steps carry evidence too, so at
@@ -367,16 +371,24 @@ def running_mean(spec: TaskSpec, evidence: np.ndarray) -> tuple[np.ndarray, np.n
     With noise in feature space (``noise_stage='features'``, evidence [B, T, F]) the evidence's
     own mean lives in feature space; mu is then the posterior mean E[x* | X(1..t)] [B, T, D] of
     the ideal observer (``envs.ideal.IdealObserver.posterior_mean``), the estimate of x* that
-    the data support, on the same timeline."""
+    the data support, on the same timeline. That posterior costs one product per trial and
+    step on the observer's grid; ``timeline=False`` computes it only after the last evidence
+    step (held from there on, as always) and leaves the earlier steps at 0, as before the
+    stimulus (not computed: a Recording holds finite values), for probes that read mu at the
+    decision step only."""
     k = np.arange(spec.n_steps)
     stim = (k >= spec.stimulus_start) & (k < spec.evidence_stop)
     seen = np.cumsum(stim)
     if spec.noise_stage == "features":
         s0, s1 = spec.stimulus_start, spec.evidence_stop
-        post = _feature_posterior_mean(spec, np.ascontiguousarray(evidence[:, s0:s1]))
+        ev = np.ascontiguousarray(evidence[:, s0:s1])
         mu = np.zeros((evidence.shape[0], spec.n_steps, spec.latent_dim))
-        mu[:, s0:s1] = post
-        mu[:, s1:] = post[:, -1:]
+        if timeline:
+            post = _feature_posterior_mean(spec, ev)
+            mu[:, s0:s1] = post
+            mu[:, s1:] = post[:, -1:]
+        else:
+            mu[:, s1 - 1 :] = _feature_posterior_mean(spec, ev, last_only=True)[:, None]
         return mu, seen.astype(np.int64)
     total = np.cumsum(evidence * stim[None, :, None], axis=1)
     mu = total / np.maximum(seen, 1)[None, :, None]
@@ -416,12 +428,17 @@ def record(
     region: Region | dict | None = None,
     latent: np.ndarray | None = None,
     batch_size: int = 1024,
+    *,
+    mu_timeline: bool = True,
 ) -> Recording:
     """Run ``run`` on n fresh trials of ``spec`` and record its states.
 
     spec: defaults to ``run.spec``. region / latent: as ``envs.generate`` (restrict x* to orthants
     or a half-space, or give the latents [n, D], e.g. a grid for tuning maps).
     batch_size: trials per forward pass (memory only; the result does not depend on it).
+    mu_timeline: mu at every step (default); False: with noise in feature space, mu only from
+    the last evidence step on (0 before, not computed; see :func:`running_mean`), for a probe
+    that reads it at the decision step only. No effect with noise in latent space.
     """
     from multitask_evidence.probes.adapters import as_recordable
 
@@ -456,7 +473,7 @@ def record(
         )
     if not (np.isfinite(hidden).all() and np.isfinite(outputs).all()):
         raise ValueError("the agent produced non-finite hidden states or outputs")
-    mu, seen = running_mean(spec, batch.evidence)
+    mu, seen = running_mean(spec, batch.evidence, timeline=mu_timeline)
     return Recording(
         spec=spec,
         hidden=hidden,

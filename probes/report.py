@@ -431,13 +431,16 @@ def probe_run(
     loaded = agents.load(run_dir)
     spec = loaded.spec
     t0 = time.perf_counter()
-    rec = record(loaded, spec, n, seed, batch_size=batch_size)
-    rec_test = record(loaded, spec, n_test or max(n // 2, 256), seed + 1, batch_size=batch_size)
+    # mu over time is read only by the decoding over time and the figures; without them a
+    # feature-noise posterior at every step would be most of the recording's cost
+    timeline = {"batch_size": batch_size, "mu_timeline": over_time or figures}
+    rec = record(loaded, spec, n, seed, **timeline)
+    rec_test = record(loaded, spec, n_test or max(n // 2, 256), seed + 1, **timeline)
     rec_adam = None
     if adam and adam_trials_needed(spec.n_tasks) > n:
         # the paper's probe gives every decoder batch fresh trials: record that many
         n_adam = adam_trials_needed(spec.n_tasks)
-        rec_adam = record(loaded, spec, n_adam, seed + 3, batch_size=batch_size)
+        rec_adam = record(loaded, spec, n_adam, seed + 3, **timeline)
     t_rec = time.perf_counter() - t0
     t0 = time.perf_counter()
     # the test trials' references serve only the controls' in-distribution scores

@@ -23,7 +23,9 @@ Everything is numpy; shapes are documented per function (t counts evidence steps
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -381,6 +383,30 @@ def _copula_expected_variance(spec: TaskSpec, t: int) -> np.ndarray:
     return (np.maximum(m2 - m1**2, 0.0) / debias).mean(axis=0)
 
 
+_FEATURE_VARIANCE_TABLES: dict[tuple[Any, ...], np.ndarray] = {}
+"""The last few feature-noise posterior-variance tables, keyed by :func:`_information_key`: the
+networks of a sweep that differ only in their boundaries or N share one (about 10 s each)."""
+
+
+def _information_key(spec: TaskSpec) -> tuple[Any, ...]:
+    """What the posterior over x* depends on: every TaskSpec field except those that shape only
+    the labels (N, boundaries, targets) and the seed, which enters through the encoder's
+    parameters, hashed."""
+    labels_only = {"n_tasks", "boundaries", "offset_scale", "targets", "ddm_bound", "seed"}
+    fields = tuple(
+        (f.name, repr(getattr(spec, f.name)))
+        for f in dataclasses.fields(spec)
+        if f.name not in labels_only
+    )
+    geo = task_geometry(spec)
+    digest = hashlib.sha1()
+    for arr in (*geo.encoder, *(() if geo.mix is None else (geo.mix,))):
+        a = np.ascontiguousarray(arr)
+        digest.update(repr((a.dtype.str, a.shape)).encode())
+        digest.update(a.tobytes())
+    return (*fields, digest.hexdigest())
+
+
 def _feature_expected_variance(spec: TaskSpec, t: int | np.ndarray) -> np.ndarray:
     """E[Var(x*_d | X(1..t))] [..., D] with noise in feature space: fixed trials (seed
     ``_BAYES_MC_SEED``), every step's posterior on the ideal observer's grid in one pass."""
@@ -394,12 +420,18 @@ def _feature_expected_variance(spec: TaskSpec, t: int | np.ndarray) -> np.ndarra
         raise ValueError(
             f"t (evidence steps seen) must be integers in [0, {spec.evidence_steps}], got {t!r}"
         )
-    batch = generate(spec, _FEATURE_BAYES_TRIALS, np.random.default_rng(_BAYES_MC_SEED))
-    obs = IdealObserver(spec)
-    mean, second = obs.posterior_moments(batch.stimulus_evidence)  # [n, Ts, D] each
-    per_step = np.maximum(second - mean**2, 0.0).mean(axis=0)  # [Ts, D]
-    table = np.concatenate([prior_variance(spec)[None], per_step])  # row k: k samples seen
-    return table[t_arr.astype(int)]
+    key = _information_key(spec)
+    table = _FEATURE_VARIANCE_TABLES.get(key)
+    if table is None:
+        batch = generate(spec, _FEATURE_BAYES_TRIALS, np.random.default_rng(_BAYES_MC_SEED))
+        obs = IdealObserver(spec)
+        mean, second = obs.posterior_moments(batch.stimulus_evidence)  # [n, Ts, D] each
+        per_step = np.maximum(second - mean**2, 0.0).mean(axis=0)  # [Ts, D]
+        table = np.concatenate([prior_variance(spec)[None], per_step])  # row k: k samples seen
+        if len(_FEATURE_VARIANCE_TABLES) >= 8:
+            _FEATURE_VARIANCE_TABLES.pop(next(iter(_FEATURE_VARIANCE_TABLES)))
+        _FEATURE_VARIANCE_TABLES[key] = table
+    return table[t_arr.astype(int)].copy()
 
 
 def expected_posterior_variance(spec: TaskSpec, t: int | np.ndarray) -> np.ndarray | None:

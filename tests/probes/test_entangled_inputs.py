@@ -63,6 +63,48 @@ def test_mu_is_the_posterior_mean_and_theory_gives_the_bayes_bound() -> None:
     assert theory.bayes_bound_method(spec).method == "monte_carlo"
 
 
+def test_mu_at_the_decision_step_only_is_the_timelines_last_value() -> None:
+    spec = TaskSpec(
+        encoder="place_cells", noise_stage="features", sigma=1.3, n_tasks=6, stimulus_steps=8
+    )
+    ev = generate(spec, 200, 4).evidence
+    full, seen = running_mean(spec, ev)
+    last, seen_last = running_mean(spec, ev, timeline=False)
+    s1 = spec.evidence_stop
+    np.testing.assert_array_equal(seen, seen_last)
+    np.testing.assert_allclose(last[:, s1 - 1 :], full[:, s1 - 1 :], rtol=0, atol=1e-12)
+    assert np.all(last[:, : s1 - 1] == 0)  # not computed: left at the prior mean
+    # noise in latent space has no posterior to skip: both give the running mean
+    plain = spec.replace(encoder="relu_mlp", noise_stage="latent", sigma=0.2)
+    ev = generate(plain, 50, 4).evidence
+    np.testing.assert_array_equal(
+        running_mean(plain, ev)[0], running_mean(plain, ev, timeline=False)[0]
+    )
+
+
+def test_bayes_bound_is_shared_across_label_fields_but_not_across_encoders() -> None:
+    from multitask_evidence.probes.theory import _FEATURE_VARIANCE_TABLES, _information_key
+
+    spec = TaskSpec(
+        encoder="place_cells", noise_stage="features", sigma=1.3, n_tasks=6, stimulus_steps=8
+    )
+    # the posterior over x* ignores N, the boundaries and (place cells unmixed) the seed
+    same = spec.replace(n_tasks=2, seed=9, boundaries="random")
+    assert _information_key(spec) == _information_key(same)
+    assert _information_key(spec) != _information_key(spec.replace(encoder_scale=0.2))
+    assert _information_key(spec) != _information_key(spec.replace(sigma=1.2))
+    # a mixed encoder draws its rotation from the seed: the seed matters again
+    mixed = spec.replace(encoder_mix=True)
+    assert _information_key(mixed) != _information_key(mixed.replace(seed=9))
+    _FEATURE_VARIANCE_TABLES.clear()
+    first = theory.bayes_bound(spec)
+    assert len(_FEATURE_VARIANCE_TABLES) == 1
+    assert theory.bayes_bound(same) == first and len(_FEATURE_VARIANCE_TABLES) == 1
+    # computed afresh, the other task's bound is the same number
+    _FEATURE_VARIANCE_TABLES.clear()
+    assert theory.bayes_bound(same) == pytest.approx(first, abs=1e-12)
+
+
 def test_probe_of_a_network_trained_on_feature_noise(tmp_path) -> None:
     import torch
 
