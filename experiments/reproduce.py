@@ -54,7 +54,7 @@ from multitask_evidence.experiments.figures.grids import (
     SMOKE_STEPS,
     recipe_text,
 )
-from multitask_evidence.experiments.figures.inference import page_ledger
+from multitask_evidence.experiments.figures.inference import page_ledger, primary_family
 from multitask_evidence.experiments.figures.pages import (
     ADAM_AGREEMENT,
     csv_text,
@@ -190,9 +190,8 @@ def render(
         f"and 95% t-interval over networks"
     )
     with page_ledger() as ledger:
-        primary = fig.primary(summary) if fig.primary is not None else None
-        if primary is not None:
-            ledger.add(dataclasses.replace(primary, primary=True))
+        for test in primary_family(fig.primary(summary) if fig.primary is not None else None):
+            ledger.add(dataclasses.replace(test, primary=True))
         png, body = fig.render(summary, out_dir, caption)
         keys = [k for k in fig.group_by if any(k in r for r in summary)]
         table_md = markdown_table(summary, keys)

@@ -124,8 +124,9 @@ class PairedTest:
     label: what is compared, in words ("RNN, N = 24: trained - untrained"); seeds: the networks'
     seeds, in the order of ``differences``; expect: the sign the claim predicts (+1 above, -1
     below, 0 a two-sided question); primary: the figure's pre-declared contrast (tested alone
-    at ``ALPHA``; every other call is Holm-adjusted with the page's other secondary calls);
-    p_adjusted: set by the page's :class:`Ledger` (NaN outside one)."""
+    at ``ALPHA``, or Holm-adjusted within the primary family when a figure pre-declares
+    several; every other call is Holm-adjusted with the page's other secondary calls);
+    p_adjusted: set by the page's :class:`Ledger` (NaN outside one, and for a lone primary)."""
 
     label: str
     differences: tuple[float, ...]
@@ -163,9 +164,10 @@ class PairedTest:
 
     @property
     def p_used(self) -> float:
-        """The p-value the verdict rests on: unadjusted for the primary contrast, Holm's for a
-        secondary call inside a ledger, unadjusted outside one."""
-        if self.primary or not math.isfinite(self.p_adjusted):
+        """The p-value the verdict rests on: unadjusted for a lone primary contrast, Holm's
+        within its family for a call inside a ledger (the primary family, or the secondary
+        calls), unadjusted outside one."""
+        if not math.isfinite(self.p_adjusted):
             return self.p
         return self.p_adjusted
 
@@ -195,7 +197,7 @@ class PairedTest:
         lo, hi = self.interval
         ci = f" [95% CI {lo:+.3f}, {hi:+.3f}]" if math.isfinite(lo) else ""
         text = f"{self.mean:+.3f}{ci}, p = {fmt_p(self.p)}"
-        if not self.primary and math.isfinite(self.p_adjusted):
+        if math.isfinite(self.p_adjusted):
             text += f" (Holm {fmt_p(self.p_adjusted)})"
         return text + f", n = {self.n}"
 
@@ -208,7 +210,7 @@ class PairedTest:
         if self.n < 2:
             return f"not testable ({self.numbers()}){tag}"
         if not self.significant:
-            adjusted_away = not self.primary and math.isfinite(self.p_adjusted) and self.p < ALPHA
+            adjusted_away = math.isfinite(self.p_adjusted) and self.p < ALPHA
             word = "not distinguishable after Holm" if adjusted_away else "not distinguishable"
         elif self.expect == 0:
             word = self.direction
@@ -243,6 +245,16 @@ def paired_test(
         primary=primary,
         words=words,
     )
+
+
+def primary_family(primary: PairedTest | Sequence[PairedTest] | None) -> list[PairedTest]:
+    """A figure's primary contrast as a list: [] for None, [test] for one, the family as given
+    for several (see ``registry.Figure.primary``); Nones in a family are dropped."""
+    if primary is None:
+        return []
+    if isinstance(primary, PairedTest):
+        return [primary]
+    return [t for t in primary if t is not None]
 
 
 def fmt_p(p: float) -> str:
@@ -286,12 +298,16 @@ class Ledger:
         return f"[[call:{len(self.calls) - 1}]]"
 
     def adjusted(self) -> list[PairedTest]:
-        """The calls with Holm's adjustment over the secondary ones (the primary stays alone)."""
-        secondary = [i for i, c in enumerate(self.calls) if not c.primary]
-        adj = holm([self.calls[i].p for i in secondary])
+        """The calls with Holm's adjustment over the secondary ones, and over the primary ones
+        when a figure pre-declares a family of several (a lone primary stays alone)."""
         out = list(self.calls)
-        for i, p in zip(secondary, adj):
-            out[i] = replace(out[i], p_adjusted=p)
+        families = [[i for i, c in enumerate(self.calls) if not c.primary]]
+        primaries = [i for i, c in enumerate(self.calls) if c.primary]
+        if len(primaries) > 1:
+            families.append(primaries)
+        for family in families:
+            for i, p in zip(family, holm([self.calls[i].p for i in family])):
+                out[i] = replace(out[i], p_adjusted=p)
         return out
 
     def resolve(self, text: str) -> str:
@@ -310,16 +326,31 @@ class Ledger:
             "Every call is a paired test over networks: each network's difference (trained minus "
             "its own control, or one condition minus another on the same seeds), its mean with a "
             "95% t-interval, and the exact two-sided sign-flip permutation p-value "
-            f"(enumerating all 2^n sign patterns up to n = {EXACT_MAX}). The primary contrast "
-            f"is tested alone at {ALPHA}; the page's {len(secondary)} other calls are secondary "
-            f"and Holm-adjusted together (family-wise {ALPHA})."
+            f"(enumerating all 2^n sign patterns up to n = {EXACT_MAX}). "
+            + (
+                f"The primary contrast is tested alone at {ALPHA}"
+                if len(primary) <= 1
+                else f"The {len(primary)} primary contrasts are Holm-adjusted as one family"
+            )
+            + f"; the page's {len(secondary)} other calls are secondary and Holm-adjusted "
+            f"together (family-wise {ALPHA})."
         )
         lines.append("")
-        if primary:
+        if len(primary) == 1:
             p = primary[0]
             lines.append(f"**Primary contrast**: {p.label}: {p.verdict()}.")
             lines.append("")
             lines.append(power_line(p))
+        elif primary:
+            lines.append(
+                f"**Primary contrasts**, a pre-declared family of {len(primary)}, Holm-adjusted "
+                f"among themselves (family-wise {ALPHA}; with n networks the smallest adjusted "
+                f"p is {len(primary)} x 2 / 2^n):"
+            )
+            lines.append("")
+            lines += [f"- {p.label}: {p.verdict()}." for p in primary]
+            lines.append("")
+            lines.append(power_line(primary[0]))
         else:
             lines.append("No primary contrast could be formed from the finished networks.")
         reach = secondary_reach(secondary)
@@ -335,7 +366,9 @@ class Ledger:
             ci = f" [{lo:+.3f}, {hi:+.3f}]" if math.isfinite(lo) else ""
             mean = f"{c.mean:+.3f}{ci}" if c.n else "-"
             word = c.verdict().split(":", 1)[0]
-            holm_p = "primary" if c.primary else fmt_p(c.p_adjusted)
+            holm_p = fmt_p(c.p_adjusted) if math.isfinite(c.p_adjusted) else "primary"
+            if c.primary and math.isfinite(c.p_adjusted):
+                holm_p += " (primary family)"
             lines.append(f"| {c.label} | {c.n} | {mean} | {fmt_p(c.p)} | {holm_p} | {word} |")
         return "\n".join(lines)
 
@@ -391,6 +424,19 @@ def page_ledger() -> Iterator[Ledger]:
         yield ledger
     finally:
         _LEDGER.reset(token)
+
+
+def settled(test: PairedTest) -> PairedTest:
+    """``test`` as the page's ledger adjusts it, given every call made so far (its primary flag
+    and Holm p where it is one of them): for conclusions drawn from several verdicts once a
+    page has made all its calls. Outside a ledger, or for a call not made: ``test`` itself."""
+    ledger = _LEDGER.get()
+    if ledger is None:
+        return test
+    for c in ledger.adjusted():
+        if c.label == test.label and c.differences == test.differences:
+            return c
+    return test
 
 
 def call(test: PairedTest) -> str:

@@ -13,11 +13,20 @@ import csv
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from .inference import ALPHA, PairedTest, call, holm, paired_test, t_interval
+from .inference import (
+    ALPHA,
+    PairedTest,
+    call,
+    holm,
+    paired_test,
+    primary_family,
+    t_interval,
+)
 from .stats import ARCH_LABELS, CONDITION_KEYS, fmt, num, select
 
 
@@ -30,6 +39,7 @@ def describe(where: Mapping[str, Any]) -> str:
         "rho": "rho",
         "stimulus_steps": "T",
         "encoder": "encoder",
+        "encoder_scale": "w",
         "targets": "targets",
         "algo": "algo",
         "env_id": "env",
@@ -457,9 +467,12 @@ def robustness_section(
     ]
     if primary is not None:
         for c in have:
-            test = primary(summary, suffix=c)
-            if test is not None:
-                lines.append(f"- Primary contrast, {CHOICES[c]}: {test.verdict()}.")
+            family = primary_family(primary(summary, suffix=c))
+            adjusted = holm([t.p for t in family]) if len(family) > 1 else [math.nan] * len(family)
+            for test, p in zip(family, adjusted):
+                test = replace(test, primary=True, p_adjusted=p)
+                what = f"{test.label}: " if len(family) > 1 else ""
+                lines.append(f"- Primary contrast, {CHOICES[c]}: {what}{test.verdict()}.")
         lines.append("")
     head = [*keys, "networks"]
     for c in have:

@@ -53,13 +53,16 @@ class Figure:
     """Whether each network is also probed for its fixed points (``attractor_dim``), tuning
     maps and decoding at every step: about 10 s more per network, for the figures that plot
     them."""
-    primary: Callable[[Sequence[Mapping[str, Any]]], PairedTest | None] | None = None
+    primary: (
+        Callable[[Sequence[Mapping[str, Any]]], PairedTest | Sequence[PairedTest] | None] | None
+    ) = None
     """The figure's pre-declared primary contrast, built from the summary rows (e.g. the RNN's
     rise from the smallest to the largest N, paired by seed): tested alone at
     ``inference.ALPHA`` and named first on the page; every other call is secondary and
-    Holm-adjusted. None (or None returned): no primary contrast. A contrast of OOD r^2 takes
-    a keyword ``suffix`` (a key of ``pages.CHOICES``) so that the page re-tests it under the
-    other splits and penalties."""
+    Holm-adjusted. A sequence of contrasts is a pre-declared primary family (e.g. one
+    contrast per value of a dial), Holm-adjusted among themselves. None (or None returned):
+    no primary contrast. A contrast of OOD r^2 takes a keyword ``suffix`` (a key of
+    ``pages.CHOICES``) so that the page re-tests it under the other splits and penalties."""
     headline: Callable[[Sequence[Mapping[str, Any]]], str] | None = None
     """One sentence from the summary rows for the index page of ``mte reproduce all``; None:
     :func:`experiments.figures.pages.headline` (every condition against its controls)."""
@@ -99,10 +102,16 @@ def help_text() -> str:
     return ", ".join(f"{f.name} ({f.help})" if f.help else f.name for f in FIGURES.values())
 
 
+BEYOND_PAPER = ("entangled",)
+"""Modules of experiments that go beyond the paper's figures: imported after the others, so
+that ``FIGURES`` (and ``mte reproduce all``) lists the paper's reproductions first."""
+
+
 def _import_figure_modules() -> None:
     """Import every module of this package; a figure's module registers it when imported."""
     package = importlib.import_module(__name__.rpartition(".")[0])
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+    infos = pkgutil.iter_modules(package.__path__)
+    for info in sorted(infos, key=lambda m: (m.name in BEYOND_PAPER, m.name)):
         importlib.import_module(f"{package.__name__}.{info.name}")
 
 
