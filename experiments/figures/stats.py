@@ -53,6 +53,7 @@ CONDITION_KEYS = (
     "algo",
     "env_id",
     "encoder",
+    "encoder_scale",
     "targets",
     "rho",
     "n_tasks",

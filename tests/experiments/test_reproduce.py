@@ -28,6 +28,8 @@ def test_every_figure_has_a_valid_grid_at_every_scale():
             assert points, (name, scale)
             seeds = {p.seed for p in points}
             expected = {"paper": {0, 1, 2, 3, 4}, "quick": {0, 1, 2}, "smoke": {0, 1}}[scale]
+            if name == "entangled" and scale != "smoke":
+                expected = set(range(8))  # its tests need 8 networks at every scale
             assert seeds == expected, (name, scale)
             # every network draws its own task from its seed
             assert all(p.task["seed"] == p.seed for p in points), (name, scale)
