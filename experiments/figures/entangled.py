@@ -129,6 +129,10 @@ def grid(scale: str) -> Grid:
     archs = ("rnn", "transformer") if scale == "paper" else ("rnn",)
     blocks: list[Grid] = []
     for arch in archs:
+        # the longest networks first, so that the workers finish together
+        blocks += _block(
+            scale, arch, narrow, {"targets": [CLASSIFY], "n_tasks": [N_MAIN]}, longer=True
+        )
         if scale == "paper":
             ns = {"targets": [CLASSIFY], "n_tasks": list(PAPER_NS)}
             blocks += _block(scale, arch, dial, ns)
@@ -137,9 +141,6 @@ def grid(scale: str) -> Grid:
             blocks += _block(scale, arch, dial, {"targets": [CLASSIFY], "n_tasks": [N_MAIN]})
             blocks += _block(scale, arch, narrow, {"targets": [CLASSIFY], "n_tasks": [N_LOW]})
             blocks += _block(scale, arch, narrow, {"targets": [REGRESS], "n_tasks": [N_MAIN]})
-        blocks += _block(
-            scale, arch, narrow, {"targets": [CLASSIFY], "n_tasks": [N_MAIN]}, longer=True
-        )
     return union(blocks, name="entangled")
 
 
