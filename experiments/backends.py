@@ -19,6 +19,7 @@ what really runs, and a crash loses at most that many points (they re-run on the
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import inspect
 import math
 import multiprocessing as mp
@@ -285,12 +286,104 @@ class FolderInUseError(RuntimeError):
     """A run folder already has a live writer (see :class:`PointLock`)."""
 
 
+# Taking over a stale lock must be atomic: two contenders that both read the same stale lock
+# must not both replace it (the second would delete the first one's fresh lock). Each take-over
+# first claims a marker file whose name is derived from the stale lock's identity (content,
+# inode, modification time), created atomically so that exactly one contender gets it; only
+# the holder may replace the lock. Plain files only (no fcntl/flock), so that it holds on
+# storage shared between nodes.
+_TAKEOVER_GENERATIONS = 8  # take-overs of one stale lock that may die midway before giving up
+_TAKEOVER_POLLS = 20  # a contender that lost the marker waits this many polls ...
+_TAKEOVER_POLL_S = 0.05  # ... of this many seconds for the winner to finish
+
+
+def _before_takeover() -> None:
+    """Runs between finding a lock stale and taking it over; does nothing. (Tests widen this
+    gap to pit two contenders against each other.)"""
+
+
+def _lock_identity(path: str) -> tuple[list[str], str] | None:
+    """The fields of the lock file at ``path`` and its identity, or None if there is none.
+
+    The identity digests the content together with the inode and the modification time read
+    from the same open file, so two reads give the same identity only if they saw the same
+    file, unchanged. A stale lock's owner is gone and never writes again, and no live process
+    can write a dead one's content, so once a stale lock is replaced its identity never comes
+    back."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+            st = os.fstat(fh.fileno())
+    except OSError:
+        return None
+    digest = hashlib.sha1(data + f"\0{st.st_ino}\0{st.st_mtime_ns}".encode()).hexdigest()
+    return data.decode(errors="replace").split(), digest[:16]
+
+
+def _gone_here(fields: list[str]) -> bool:
+    """Whether the process named by ``host pid start ...`` fields ran on this host and is gone.
+    A process on another host cannot be checked and counts as live, as does an empty record
+    (one still being written)."""
+    host, pid, start = (fields + ["", "", ""])[:3]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return not _alive(int(pid), None if start in ("", "None") else start)
+
+
+def _read_fields(path: str) -> list[str] | None:
+    """The whitespace-separated fields of a small file, or None if it is gone."""
+    try:
+        with open(path) as fh:
+            return fh.read().split()
+    except OSError:
+        return None
+
+
+def _claim(path: str, me: str) -> bool:
+    """Create the file ``path`` holding ``me``; False if it already exists.
+
+    The record is written to a private file first and hard-linked to ``path`` (``link`` fails
+    if the name exists), so nobody ever reads a half-written claim. Over NFS a ``link`` whose
+    reply got lost reports failure although it was made: a link count of 2 on the private file
+    says it was. On a file system without hard links the claim is an O_EXCL create, and a
+    reader that finds it still empty treats it as live (so a claim whose writer dies between
+    the create and the write blocks that take-over until the marker is deleted by hand)."""
+    private = f"{path}.{os.urandom(8).hex()}"
+    with open(private, "x") as fh:
+        fh.write(me + "\n")
+    try:
+        os.link(private, path)
+        return True
+    except FileExistsError:
+        return os.stat(private).st_nlink == 2
+    except OSError:  # no hard links here
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as out:
+            out.write(me + "\n")
+        return True
+    finally:
+        os.unlink(private)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 class PointLock:
     """One writer per point folder: a lock file beside it holding the owner's host, pid and
     process start time (and an ``owner`` tag such as a SLURM job id, when given), created with
     O_EXCL. A lock whose owner is gone (same host, process dead or replaced) is stale and taken
     over; a live owner makes :meth:`acquire` raise :class:`FolderInUseError` naming it and the
-    lock file."""
+    lock file.
+
+    Taking over is atomic (see :meth:`_take_over`): of several contenders that find the same
+    stale lock, exactly one replaces it and the others then find its live lock."""
 
     def __init__(self, run_dir: str | os.PathLike, owner: str | None = None) -> None:
         if owner is not None and (not owner or any(c.isspace() for c in owner)):
@@ -303,27 +396,98 @@ class PointLock:
 
     def acquire(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    with open(self.path) as fh:
-                        host, pid, start = (fh.read().split() + ["", "", ""])[:3]
-                except OSError:
+        for _ in range(5):
+            fd = self._create()
+            if fd is None:
+                seen = _lock_identity(self.path)
+                if seen is None:
                     continue  # released meanwhile: try again
-                if host == socket.gethostname() and pid.isdigit():
-                    if not _alive(int(pid), None if start in ("", "None") else start):
-                        os.unlink(self.path)  # stale: its owner is gone
-                        continue
-                raise FolderInUseError(
-                    f"run folder {self.run_dir} is being written by process {pid} on {host} "
-                    f"(lock file {self.path}; delete it if that process is gone)"
-                ) from None
+                fields, identity = seen
+                if not _gone_here(fields):
+                    host, pid = (fields + ["", ""])[:2]
+                    raise FolderInUseError(
+                        f"run folder {self.run_dir} is being written by process {pid} on {host} "
+                        f"(lock file {self.path}; delete it if that process is gone)"
+                    )
+                _before_takeover()
+                fd = self._take_over(identity)  # stale: its owner is gone
+                if fd is None:
+                    continue  # the lock changed meanwhile: look again
             with os.fdopen(fd, "w") as fh:
                 fh.write(self.me + "\n")
             return
         raise FolderInUseError(f"could not take the lock {self.path}")  # pragma: no cover
+
+    def _create(self) -> int | None:
+        """The lock file, newly created (O_EXCL), or None if it exists."""
+        try:
+            return os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return None
+
+    def _take_over(self, identity: str) -> int | None:
+        """Replace the stale lock of identity ``identity`` by a new one of ours (returned as
+        an open file), or None if the lock changed meanwhile and should be looked at again.
+
+        Only the contender that claims the take-over marker for this identity may replace the
+        lock; it checks the lock still has that identity before removing it, so a contender
+        that read the stale lock long ago cannot remove a lock taken since. A contender that
+        finds the marker held by a live process waits for it to finish (then the caller finds
+        the new lock) and raises :class:`FolderInUseError` if it does not in time.
+
+        A take-over that dies midway leaves its marker behind; the next contender finds the
+        marker's writer gone and claims the next generation of the marker (``-1``, ``-2``, ...)
+        instead of deleting it: deleting a marker while the stale lock stands could let two
+        contenders claim the same name, one of them past the other's check. Markers are
+        removed only by their own writer or, once the stale lock is gone, by a holder. A
+        take-over that dies between removing the stale lock and removing its markers leaves
+        ``.takeover-*`` files beside the lock, which are then harmless and may be deleted."""
+        walked: list[str] = []  # markers of earlier take-overs that died midway
+        for generation in range(_TAKEOVER_GENERATIONS):
+            marker = f"{self.path}.takeover-{identity}-{generation}"
+            if _claim(marker, self.me):
+                break
+            holder = _read_fields(marker)
+            if holder is None:
+                return None  # removed meanwhile, so the stale lock is gone: look again
+            if not _gone_here(holder):
+                self._await_takeover(identity, marker, holder)
+                return None
+            walked.append(marker)
+        else:
+            raise FolderInUseError(
+                f"could not take over the stale lock {self.path}: {_TAKEOVER_GENERATIONS} "
+                f"earlier take-overs of it died midway (delete it and its .takeover-* files)"
+            )
+        replaced = False
+        try:
+            seen = _lock_identity(self.path)
+            replaced = seen is None or seen[1] != identity
+            if replaced:
+                return None  # taken over or released meanwhile
+            _unlink_quietly(self.path)
+            replaced = True
+            return self._create()
+        finally:
+            _unlink_quietly(marker)
+            if replaced:  # the stale lock is gone for good: its markers guard nothing now
+                for dead in walked:
+                    _unlink_quietly(dead)
+
+    def _await_takeover(self, identity: str, marker: str, holder: list[str]) -> None:
+        """Wait for the live contender holding ``marker`` to replace the stale lock (or to give
+        up or die); raise :class:`FolderInUseError` naming it if it takes too long."""
+        for _ in range(_TAKEOVER_POLLS):
+            time.sleep(_TAKEOVER_POLL_S)
+            seen = _lock_identity(self.path)
+            now = _read_fields(marker)
+            if seen is None or seen[1] != identity or now != holder or _gone_here(holder):
+                return
+        host, pid = (holder + ["", ""])[:2]
+        raise FolderInUseError(
+            f"run folder {self.run_dir} is being written by process {pid} on {host}, which is "
+            f"taking over the stale lock file {self.path} (marker {marker})"
+        )
 
     def release(self) -> None:
         try:
