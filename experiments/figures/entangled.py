@@ -138,9 +138,13 @@ def grid(scale: str) -> Grid:
             blocks += _block(scale, arch, dial, ns)
             blocks += _block(scale, arch, dial, {"targets": [REGRESS], "n_tasks": [N_MAIN]})
         else:
-            blocks += _block(scale, arch, dial, {"targets": [CLASSIFY], "n_tasks": [N_MAIN]})
+            # the most entangled width's conditions first: a run stopped early still answers
+            # the main question there
+            main = {"targets": [CLASSIFY], "n_tasks": [N_MAIN]}
+            blocks += _block(scale, arch, narrow, main)
             blocks += _block(scale, arch, narrow, {"targets": [CLASSIFY], "n_tasks": [N_LOW]})
             blocks += _block(scale, arch, narrow, {"targets": [REGRESS], "n_tasks": [N_MAIN]})
+            blocks += _block(scale, arch, dial[1:], main)
     return union(blocks, name="entangled")
 
 
