@@ -14,6 +14,7 @@ from typing import NoReturn
 COMMANDS = {
     "train": ("multitask_evidence.experiments.commands.train", "train a supervised or RL agent into runs/<name>/"),
     "probe": ("multitask_evidence.experiments.commands.probe", "measure disentanglement of a trained run"),
+    "compare": ("multitask_evidence.experiments.commands.compare", "compare two codes on the same trials (CKA, RSA)"),
     "sweep": (
         "multitask_evidence.experiments.commands.sweep",
         "train and probe a grid of settings (local pool or Ray)",

@@ -31,13 +31,14 @@ def _doc_blocks() -> list[str]:
 def test_the_page_has_one_example_per_kind_and_each_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     blocks = _doc_blocks()
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     spaces = []
     for i, code in enumerate(blocks):
         ns: dict = {}
         exec(compile(code, f"{DOC.name}[{i}]", "exec"), ns)  # noqa: S102 - the docs' own code
         spaces.append(ns)
-    sb3, clean, module, saved = spaces
+    sb3, clean, module, saved, compared = spaces
+    assert compared["c"].cka_p < 0.01 and 0.9 < compared["c"].cka <= 1
     assert sb3["rec"].hidden.shape == (512, 7, 16) and sb3["rec"].spec == SPEC
     assert -5 < sb3["ood"].r2_median <= 1
     assert clean["rec"].hidden.shape == (256, 7, 16) and clean["rec"].outputs.shape == (256, 7, 3)
