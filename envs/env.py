@@ -124,11 +124,22 @@ class MultiTaskEvidenceEnv(gym.Env[np.ndarray, np.ndarray]):
         ideal_info: put the ideal observer's answer and reward in the end-of-trial info (default
             True; False skips the observer).
     Every bad value raises ValueError naming the argument and the allowed values.
+
+    Version History:
+        * v0: the paper's task (D = 2, N = 24, sigma = 0.2, frozen ReLU encoder, 1 fixation +
+          20 stimulus + 1 decision step) with choice, wager and confidence reports, fixed and
+          free response, ``MultiTaskEvidence*-v0``. Later TaskSpec options (noise in feature
+          space, the place-cell and Fourier encoders, ``targets='latent'``) default to v0's
+          trials, which stay the same draw for draw.
     """
 
     metadata: dict[str, Any] = {
         "render_modes": ["rgb_array", "human"],
         "render_fps": _render.RENDER_FPS,
+        # as neurogym's tasks carry theirs: where the task comes from, and what it is
+        "paper_link": "https://arxiv.org/abs/2407.11249",
+        "paper_name": "Disentangling Representations through Multi-task Learning (ICLR 2025)",
+        "tags": ["perceptual", "multi-task", "evidence accumulation", "two-alternative"],
     }
 
     def __init__(

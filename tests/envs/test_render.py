@@ -41,6 +41,10 @@ def test_rgb_array_frame_of_the_trial_so_far(env_id):
 
 def test_metadata_and_modes():
     meta = envs.MultiTaskEvidenceEnv.metadata
+    # the paper's link travels with the env, as in neurogym, and instances keep it
+    assert meta["paper_link"] == "https://arxiv.org/abs/2407.11249"
+    assert "Multi-task" in meta["paper_name"] and "multi-task" in meta["tags"]
+    assert envs.MultiTaskEvidenceEnv(**SMALL).metadata["paper_link"] == meta["paper_link"]
     assert meta["render_modes"] == ["rgb_array", "human"]
     one = envs.MultiTaskEvidenceEnv(**SMALL).metadata["render_modes"]
     assert one == (["rgb_array", "human"] if display_available() else ["rgb_array"])
